@@ -1,0 +1,55 @@
+//! The HTTP API surface: the route table, the REST answers, and the error shapes.
+//!
+//! Invocations (the routes that call a provider) are driven by [`crate::server`]; everything
+//! here answers locally.
+
+pub mod error;
+pub mod rest;
+pub mod routes;
+
+use bytes::Bytes;
+
+/// A complete local answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`, if any (redirects have none).
+    pub content_type: Option<&'static str>,
+    /// Body.
+    pub body: Bytes,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
+        Reply {
+            status,
+            content_type: Some("application/json"),
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 307 redirect with an empty body.
+    pub fn redirect(location: String) -> Reply {
+        Reply {
+            status: 307,
+            content_type: None,
+            body: Bytes::new(),
+            headers: vec![("location", location)],
+        }
+    }
+
+    /// The answer for an error, in `family`'s shape.
+    pub fn error(err: &error::GatewayError, family: error::Family) -> Reply {
+        Reply {
+            status: err.status_for(family),
+            content_type: Some("application/json"),
+            body: err.body(family),
+            headers: err.headers.clone(),
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! The gateway YAML (MLflow AI Gateway format): loading, validation and the resulting
+//! immutable snapshot that requests are served from.
+//!
+//! ```yaml
+//! endpoints:
+//!   - name: chat
+//!     endpoint_type: llm/v1/chat
+//!     model:
+//!       provider: openai
+//!       name: gpt-4o-mini
+//!       config:
+//!         openai_api_key: $OPENAI_API_KEY
+//!         temperature: 0.2          # a model default (product fix 5)
+//!     limit: {calls: 100, renewal_period: minute}
+//! routes:
+//!   - name: chat-route
+//!     task_type: llm/v1/chat
+//!     destinations: [{name: chat, traffic_percentage: 100}]
+//! aigw:                              # aigw's own settings; MLflow ignores this key
+//!   max_request_body: 16MiB
+//! ```
+//!
+//! Every error names the file, the entry and the field, and never contains a secret.
+
+pub mod fields;
+pub mod provider_name;
+pub mod secret;
+mod settings;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use fields::{ConfigMap, FieldError};
+pub use provider_name::ProviderName;
+pub use secret::Secret;
+pub use settings::Settings;
+
+use crate::providers::{self, Provider};
+use crate::schema::{self, EndpointType};
+
+/// Environment variable that restricts which providers may be configured (comma list).
+pub const ALLOWED_PROVIDERS_ENV: &str = "MLFLOW_GATEWAY_ALLOWED_PROVIDERS";
+
+/// A configuration problem, with enough context to find it in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: String,
+    /// The entry, e.g. `endpoint 'chat' (endpoints[0])`; empty for file-level problems.
+    pub entry: String,
+    /// The field inside the entry, e.g. `model.config.openai_api_key`; may be empty.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if !self.entry.is_empty() {
+            write!(f, ": {}", self.entry)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A per-endpoint call quota (`limit:`), as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// Calls allowed per renewal period.
+    pub calls: u64,
+    /// The period as written (`minute`, `2 minutes`), echoed by the REST API.
+    pub renewal_period: String,
+    /// Multiplier of the period unit (`2` in `2 minutes`).
+    pub period_count: u64,
+    /// The period unit (`second`, `minute`, `hour`, `day`, `month`, `year`).
+    pub period_unit: &'static str,
+    /// Length of one renewal period in seconds.
+    pub period_secs: u64,
+    /// Optional counter scope (`limit.key`), echoed by the REST API.
+    pub key: Option<String>,
+}
+
+impl Limit {
+    /// MLflow's (slowapi's) description, e.g. `2 per 1 minute`.
+    pub fn describe(&self) -> String {
+        format!("{} per {} {}", self.calls, self.period_count, self.period_unit)
+    }
+}
+
+/// One configured endpoint.
+pub struct Endpoint {
+    /// Unique name, used in URLs and as the `/v1` model name.
+    pub name: String,
+    /// Which unified API it serves.
+    pub endpoint_type: EndpointType,
+    /// `model.name`, if given.
+    pub model_name: Option<String>,
+    /// The provider name as configured (after MLflow's normalisation).
+    pub provider_name: ProviderName,
+    /// The provider implementation, built from `model.config`.
+    pub provider: Arc<dyn Provider>,
+    /// Call quota.
+    pub limit: Option<Limit>,
+    /// Request parameters from `model.config` used when a request leaves them unset.
+    pub defaults: Map<String, Value>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("endpoint_type", &self.endpoint_type)
+            .field("model_name", &self.model_name)
+            .field("provider", &self.provider_name)
+            .field("limit", &self.limit)
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a traffic route picks a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingStrategy {
+    /// Weighted random choice per request (MLflow's only strategy).
+    TrafficSplit,
+}
+
+impl RoutingStrategy {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingStrategy::TrafficSplit => "TRAFFIC_SPLIT",
+        }
+    }
+}
+
+/// One destination of a traffic route.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The endpoint's name.
+    pub name: String,
+    /// Share of traffic, 0..=100.
+    pub traffic_percentage: u32,
+    /// The endpoint itself.
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// A traffic route (`routes:`), invocable by name like an endpoint.
+#[derive(Debug)]
+pub struct TrafficRoute {
+    /// Unique name (shared namespace with endpoints).
+    pub name: String,
+    /// The endpoint type every destination has.
+    pub task_type: EndpointType,
+    /// Where requests go.
+    pub destinations: Vec<Destination>,
+    /// How a destination is chosen.
+    pub routing_strategy: RoutingStrategy,
+}
+
+/// What a name resolves to.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A plain endpoint.
+    Endpoint(&'a Arc<Endpoint>),
+    /// A traffic route over endpoints.
+    Route(&'a Arc<TrafficRoute>),
+}
+
+impl Target<'_> {
+    /// The endpoint type requests to this target must have.
+    pub fn endpoint_type(&self) -> EndpointType {
+        match self {
+            Target::Endpoint(e) => e.endpoint_type,
+            Target::Route(r) => r.task_type,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Endpoint(usize),
+    Route(usize),
+}
+
+/// A validated gateway configuration: what one request is served from. Immutable; a reload
+/// builds a new one and swaps it in atomically.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Endpoints in file order.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// Traffic routes in file order.
+    pub routes: Vec<Arc<TrafficRoute>>,
+    /// aigw's own settings (`aigw:` block).
+    pub settings: Settings,
+    names: HashMap<String, Slot>,
+}
+
+impl GatewayConfig {
+    /// Load and validate a file.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            entry: String::new(),
+            field: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate YAML text; `path` is used in messages and kept for reloads.
+    pub fn parse(text: &str, path: &Path) -> Result<GatewayConfig, ConfigError> {
+        Loader::new(path).load(text)
+    }
+
+    /// Resolve an endpoint or traffic-route name.
+    pub fn target(&self, name: &str) -> Option<Target<'_>> {
+        match self.names.get(name)? {
+            Slot::Endpoint(i) => self.endpoints.get(*i).map(Target::Endpoint),
+            Slot::Route(i) => self.routes.get(*i).map(Target::Route),
+        }
+    }
+
+    /// Look up an endpoint (not a route) by name.
+    pub fn endpoint(&self, name: &str) -> Option<&Arc<Endpoint>> {
+        match self.target(name)? {
+            Target::Endpoint(e) => Some(e),
+            Target::Route(_) => None,
+        }
+    }
+
+    /// Look up a traffic route by name.
+    pub fn route(&self, name: &str) -> Option<&Arc<TrafficRoute>> {
+        match self.target(name)? {
+            Target::Route(r) => Some(r),
+            Target::Endpoint(_) => None,
+        }
+    }
+}
+
+/// Validation state for one file.
+struct Loader {
+    file: String,
+    path: PathBuf,
+    allowed: Option<Vec<ProviderName>>,
+}
+
+/// Pydantic's message for a mapping that was expected.
+const NOT_A_MAPPING: &str = "Input should be a valid dictionary";
+
+impl Loader {
+    fn new(path: &Path) -> Self {
+        let allowed = std::env::var(ALLOWED_PROVIDERS_ENV).ok().map(|list| {
+            list.split(',')
+                .filter_map(|p| ProviderName::parse(p.trim()))
+                .map(ProviderName::canonical)
+                .collect()
+        });
+        Loader {
+            file: path.display().to_string(),
+            path: path.to_path_buf(),
+            allowed,
+        }
+    }
+
+    fn err(&self, entry: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            entry: entry.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn load(&self, text: &str) -> Result<GatewayConfig, ConfigError> {
+        let yaml: serde_yaml::Value = serde_yaml::from_str(text)
+            .map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
+        let root: Value = serde_json::to_value(yaml)
+            .map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
+        let Value::Object(root) = root else {
+            return Err(self.err(
+                "",
+                "",
+                "The gateway configuration is invalid: the top level must be a mapping with an \
+                 'endpoints' list",
+            ));
+        };
+
+        let settings = match root.get("aigw") {
+            None | Some(Value::Null) => Settings::default(),
+            Some(Value::Object(m)) => Settings::parse(m).map_err(|e| self.err("aigw", e.field, e.message))?,
+            Some(_) => return Err(self.err("aigw", "", NOT_A_MAPPING)),
+        };
+
+        let raw_endpoints = match root.get("endpoints") {
+            Some(Value::Array(list)) => list.as_slice(),
+            None | Some(Value::Null) => {
+                return Err(self.err("", "endpoints", "Field required"));
+            }
+            Some(_) => return Err(self.err("", "endpoints", "Input should be a valid list")),
+        };
+        let raw_routes = match root.get("routes") {
+            Some(Value::Array(list)) => list.as_slice(),
+            None | Some(Value::Null) => &[],
+            Some(_) => return Err(self.err("", "routes", "Input should be a valid list")),
+        };
+
+        let mut names: HashMap<String, Slot> = HashMap::new();
+        let mut endpoints = Vec::with_capacity(raw_endpoints.len());
+        for (i, raw) in raw_endpoints.iter().enumerate() {
+            let endpoint = self.endpoint(i, raw)?;
+            if names.insert(endpoint.name.clone(), Slot::Endpoint(i)).is_some() {
+                return Err(self.duplicate(&format!("endpoint '{}' (endpoints[{i}])", endpoint.name)));
+            }
+            endpoints.push(Arc::new(endpoint));
+        }
+        let mut routes = Vec::with_capacity(raw_routes.len());
+        for (i, raw) in raw_routes.iter().enumerate() {
+            let route = self.route(i, raw, &names, &endpoints)?;
+            if names.insert(route.name.clone(), Slot::Route(i)).is_some() {
+                return Err(self.duplicate(&format!("route '{}' (routes[{i}])", route.name)));
+            }
+            routes.push(Arc::new(route));
+        }
+
+        Ok(GatewayConfig {
+            path: self.path.clone(),
+            endpoints,
+            routes,
+            settings,
+            names,
+        })
+    }
+
+    fn duplicate(&self, entry: &str) -> ConfigError {
+        self.err(
+            entry,
+            "name",
+            "Duplicate names found in endpoint / route configurations. Please remove the \
+             duplicate endpoint / route name from the configuration to ensure that endpoints / \
+             routes are created properly.",
+        )
+    }
+
+    fn endpoint(&self, index: usize, raw: &Value) -> Result<Endpoint, ConfigError> {
+        let mut entry = format!("endpoints[{index}]");
+        let Value::Object(map) = raw else {
+            return Err(self.err(entry, "", NOT_A_MAPPING));
+        };
+        let name = match map.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => return Err(self.err(entry, "name", "Field required")),
+            Some(_) => return Err(self.err(entry, "name", "Input should be a valid string")),
+        };
+        entry = format!("endpoint '{name}' ({entry})");
+        if !is_valid_name(&name) {
+            return Err(self.err(entry, "name", invalid_name_message(&name)));
+        }
+        if map.contains_key("route_type") {
+            return Err(self.err(
+                entry,
+                "route_type",
+                "The 'route_type' configuration key is not supported in the configuration \
+                 file. Use 'endpoint_type' instead.",
+            ));
+        }
+        let endpoint_type = match map.get("endpoint_type") {
+            Some(Value::String(s)) => EndpointType::parse(s).ok_or_else(|| {
+                self.err(&entry, "endpoint_type", format!("The route_type '{s}' is not supported."))
+            })?,
+            None | Some(Value::Null) => return Err(self.err(entry, "endpoint_type", "Field required")),
+            Some(other) => {
+                return Err(self.err(entry, "endpoint_type", format!("The route_type '{other}' is not supported.")));
+            }
+        };
+
+        let model = match map.get("model") {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) => return Err(self.err(entry, "model", "Field required")),
+            Some(_) => return Err(self.err(entry, "model", NOT_A_MAPPING)),
+        };
+        let provider_value = match model.get("provider") {
+            Some(Value::String(s)) => s,
+            None | Some(Value::Null) => return Err(self.err(entry, "model.provider", "Field required")),
+            Some(_) => return Err(self.err(entry, "model.provider", "Input should be a valid string")),
+        };
+        let provider_name = ProviderName::parse(provider_value).ok_or_else(|| {
+            self.err(&entry, "model.provider", format!("The provider '{provider_value}' is not supported."))
+        })?;
+        if let Some(allowed) = &self.allowed {
+            if !allowed.contains(&provider_name.canonical()) {
+                return Err(self.err(
+                    entry,
+                    "model.provider",
+                    format!(
+                        "Provider '{provider_value}' is not allowed by the current gateway provider \
+                         policy ({ALLOWED_PROVIDERS_ENV})."
+                    ),
+                ));
+            }
+        }
+        let model_name = match model.get("name") {
+            Some(Value::String(s)) => Some(s.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err(self.err(entry, "model.name", "Input should be a valid string")),
+        };
+        let empty = Map::new();
+        let config = match model.get("config") {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) if provider_name == ProviderName::Mock => &empty,
+            None | Some(Value::Null) => {
+                return Err(self.err(
+                    entry,
+                    "model.config",
+                    format!(
+                        "A config must be supplied when setting a provider. The provider entry \
+                         for {} is incorrect.",
+                        provider_name.enum_repr()
+                    ),
+                ));
+            }
+            Some(_) => return Err(self.err(entry, "model.config", NOT_A_MAPPING)),
+        };
+
+        let spec = providers::EndpointSpec {
+            name: &name,
+            endpoint_type,
+            model_name: model_name.as_deref(),
+            provider_name,
+        };
+        let mut cfg = ConfigMap::new(config, "model.config");
+        let provider = providers::build(&spec, &mut cfg).map_err(|e| self.err(&entry, e.field, e.message))?;
+
+        // What the provider did not read: request parameters become defaults, the rest is
+        // ignored with a warning (MLflow ignores unknown keys silently).
+        let mut defaults = Map::new();
+        for (key, value) in cfg.unread() {
+            match schema::validate_default(endpoint_type, key, value) {
+                Ok(Some(v)) => {
+                    defaults.insert(key.clone(), v);
+                }
+                Ok(None) => log::warn!(
+                    "{}: {entry}: model.config.{key} is neither a setting of provider '{}' nor a \
+                     request parameter; ignored",
+                    self.file,
+                    provider_name
+                ),
+                Err(message) => return Err(self.err(entry, format!("model.config.{key}"), message)),
+            }
+        }
+
+        let limit = match map.get("limit") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(parse_limit(m).map_err(|e| self.err(&entry, e.field, e.message))?),
+            Some(_) => return Err(self.err(entry, "limit", NOT_A_MAPPING)),
+        };
+
+        Ok(Endpoint {
+            name,
+            endpoint_type,
+            model_name,
+            provider_name,
+            provider,
+            limit,
+            defaults,
+        })
+    }
+
+    fn route(
+        &self,
+        index: usize,
+        raw: &Value,
+        names: &HashMap<String, Slot>,
+        endpoints: &[Arc<Endpoint>],
+    ) -> Result<TrafficRoute, ConfigError> {
+        let mut entry = format!("routes[{index}]");
+        let Value::Object(map) = raw else {
+            return Err(self.err(entry, "", NOT_A_MAPPING));
+        };
+        let name = match map.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => return Err(self.err(entry, "name", "Field required")),
+            Some(_) => return Err(self.err(entry, "name", "Input should be a valid string")),
+        };
+        entry = format!("route '{name}' ({entry})");
+        // Product fix 12: route names are URL path segments too, so validate them like endpoints.
+        if !is_valid_name(&name) {
+            return Err(self.err(entry, "name", invalid_name_message(&name)));
+        }
+        let task_type = match map.get("task_type") {
+            Some(Value::String(s)) => EndpointType::parse(s).ok_or_else(|| {
+                self.err(&entry, "task_type", format!("The route_type '{s}' is not supported."))
+            })?,
+            None | Some(Value::Null) => return Err(self.err(entry, "task_type", "Field required")),
+            Some(_) => return Err(self.err(entry, "task_type", "Input should be a valid string")),
+        };
+        let routing_strategy = match map.get("routing_strategy") {
+            None | Some(Value::Null) => RoutingStrategy::TrafficSplit,
+            Some(Value::String(s)) if s == "TRAFFIC_SPLIT" => RoutingStrategy::TrafficSplit,
+            Some(other) => {
+                return Err(self.err(
+                    entry,
+                    "routing_strategy",
+                    format!("Input should be 'TRAFFIC_SPLIT', got {other}"),
+                ));
+            }
+        };
+        let raw_destinations = match map.get("destinations") {
+            Some(Value::Array(list)) => list,
+            None | Some(Value::Null) => return Err(self.err(entry, "destinations", "Field required")),
+            Some(_) => return Err(self.err(entry, "destinations", "Input should be a valid list")),
+        };
+        let mut destinations = Vec::with_capacity(raw_destinations.len());
+        let mut total: u64 = 0;
+        for (j, raw_dest) in raw_destinations.iter().enumerate() {
+            let field = format!("destinations[{j}]");
+            let Value::Object(dest) = raw_dest else {
+                return Err(self.err(entry, field, NOT_A_MAPPING));
+            };
+            let dest_name = match dest.get("name") {
+                Some(Value::String(s)) => s.clone(),
+                None | Some(Value::Null) => return Err(self.err(entry, format!("{field}.name"), "Field required")),
+                Some(_) => return Err(self.err(entry, format!("{field}.name"), "Input should be a valid string")),
+            };
+            let percentage = match dest.get("traffic_percentage") {
+                None | Some(Value::Null) => {
+                    return Err(self.err(entry, format!("{field}.traffic_percentage"), "Field required"));
+                }
+                Some(v) => as_percentage(v).ok_or_else(|| {
+                    self.err(
+                        &entry,
+                        format!("{field}.traffic_percentage"),
+                        "The route destination traffic percentage must between 0 and 100.",
+                    )
+                })?,
+            };
+            let endpoint = match names.get(&dest_name) {
+                Some(Slot::Endpoint(i)) => endpoints[*i].clone(),
+                _ => {
+                    return Err(self.err(
+                        entry,
+                        format!("{field}.name"),
+                        format!(
+                            "The route destination name must be a endpoint name, but the route \
+                             '{name}' has an invalid destination name '{dest_name}'."
+                        ),
+                    ));
+                }
+            };
+            if endpoint.endpoint_type != task_type {
+                return Err(self.err(
+                    entry,
+                    format!("{field}.name"),
+                    format!(
+                        "The route destination endpoint types in the route '{name}' must have \
+                         endpoint type '{}' but got endpoint type '{}'.",
+                        task_type.as_str(),
+                        endpoint.endpoint_type.as_str()
+                    ),
+                ));
+            }
+            total += u64::from(percentage);
+            destinations.push(Destination {
+                name: dest_name,
+                traffic_percentage: percentage,
+                endpoint,
+            });
+        }
+        if total != 100 {
+            return Err(self.err(
+                entry,
+                "destinations",
+                format!(
+                    "For each route configuration, the traffic percentage sum of destinations \
+                     must be 100, but got invalid configuration of route '{name}'."
+                ),
+            ));
+        }
+        Ok(TrafficRoute {
+            name,
+            task_type,
+            destinations,
+            routing_strategy,
+        })
+    }
+}
+
+/// MLflow's endpoint-name rule: `[a-zA-Z0-9_\-.]+` (the message omits the dot, the check allows it).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn invalid_name_message(name: &str) -> String {
+    format!(
+        "The route name provided contains disallowed characters for a url endpoint. '{name}' is \
+         invalid. Names cannot contain spaces or any non alphanumeric characters other than \
+         hyphen and underscore."
+    )
+}
+
+fn as_percentage(v: &Value) -> Option<u32> {
+    let f = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (f.fract() == 0.0 && (0.0..=100.0).contains(&f)).then_some(f as u32)
+}
+
+const LIMIT_PARSE_ERROR: &str = "Failed to parse the rate limit configuration. Please make sure \
+    limit.calls is a positive number and limit.renewal_period is a right granularity (second, \
+    minute, hour, day, month or year, optionally with a count such as '2 minutes')";
+
+/// Parse `limit: {calls, renewal_period, key}` with the python `limits` library's rules.
+fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
+    let mut m = ConfigMap::new(map, "limit");
+    let calls = match m.value("calls") {
+        None => return Err(m.error("calls", "Field required")),
+        Some(v) => fields::as_u64(v).ok_or_else(|| m.error("calls", LIMIT_PARSE_ERROR))?,
+    };
+    let renewal_period = m.required_string("renewal_period")?;
+    let (period_count, period_unit, unit_secs) =
+        parse_period(&renewal_period).ok_or_else(|| m.error("renewal_period", LIMIT_PARSE_ERROR))?;
+    let key = match m.value("key") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(Limit {
+        calls,
+        renewal_period,
+        period_count,
+        period_unit,
+        period_secs: period_count.saturating_mul(unit_secs),
+        key,
+    })
+}
+
+/// `[N ]unit[s]`, case-insensitive; units as in the `limits` library (month = 30 days, year =
+/// 12 months). Returns (count, unit, seconds per unit).
+pub fn parse_period(text: &str) -> Option<(u64, &'static str, u64)> {
+    const UNITS: &[(&str, u64)] = &[
+        ("second", 1),
+        ("minute", 60),
+        ("hour", 3_600),
+        ("day", 86_400),
+        ("month", 30 * 86_400),
+        ("year", 12 * 30 * 86_400),
+    ];
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let count = if digits == 0 { 1 } else { t[..digits].parse().ok()? };
+    if count == 0 {
+        return None;
+    }
+    let word = t[digits..].trim_start();
+    let word = word.strip_suffix('s').unwrap_or(word);
+    UNITS
+        .iter()
+        .find(|(unit, _)| *unit == word)
+        .map(|(unit, secs)| (count, *unit, *secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods() {
+        assert_eq!(parse_period("minute"), Some((1, "minute", 60)));
+        assert_eq!(parse_period("2 minutes"), Some((2, "minute", 60)));
+        assert_eq!(parse_period("Hour"), Some((1, "hour", 3600)));
+        assert_eq!(parse_period("days"), Some((1, "day", 86_400)));
+        assert_eq!(parse_period("week"), None);
+        assert_eq!(parse_period("min"), None);
+        assert_eq!(parse_period("10s"), None);
+        assert_eq!(parse_period("0 seconds"), None);
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("a.b-c_D1"));
+        assert!(!is_valid_name("a/b"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name(""));
+    }
+}

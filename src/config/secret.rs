@@ -1,0 +1,94 @@
+//! Secrets in the gateway YAML: API keys, tokens, passwords.
+//!
+//! A secret field accepts, in this order (MLflow's rules, with product fixes 12):
+//! 1. `$NAME` or `${NAME}`: the value of environment variable `NAME` (unset or empty is an error);
+//! 2. a path to an existing file: the file's content, with surrounding whitespace trimmed;
+//! 3. anything else: the literal value.
+//!
+//! A [`Secret`] never prints its value: `Debug` shows `Secret(***)` and there is no `Display`.
+
+use std::fmt;
+use std::path::Path;
+
+/// A resolved credential. Read it with [`Secret::expose`] only where it goes on the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap an already resolved value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The raw value, for building an upstream header or signing a request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the resolved value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Resolve a secret reference as described in the module docs.
+///
+/// Errors never contain the value itself; they name the variable or the file.
+pub fn resolve(input: &str) -> Result<Secret, String> {
+    if let Some(rest) = input.strip_prefix('$') {
+        let name = rest
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .unwrap_or(rest);
+        return match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(Secret(v)),
+            _ => Err(format!("Environment variable '{name}' is not set")),
+        };
+    }
+    let path = Path::new(input);
+    // Over-long or odd strings make `is_file` fail; like MLflow, fall through to a literal.
+    if path.is_file() {
+        return std::fs::read_to_string(path)
+            .map(|s| Secret(s.trim().to_owned()))
+            .map_err(|e| format!("cannot read the secret file '{input}': {e}"));
+    }
+    Ok(Secret(input.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new("sk-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(s)), "Some(Secret(***))");
+    }
+
+    #[test]
+    fn env_forms() {
+        // PATH is set in every test environment; no need to mutate the process environment.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(resolve("$PATH").unwrap().expose(), path);
+        assert_eq!(resolve("${PATH}").unwrap().expose(), path);
+        let err = resolve("$AIGW_SECRET_TEST_UNSET").unwrap_err();
+        assert_eq!(err, "Environment variable 'AIGW_SECRET_TEST_UNSET' is not set");
+    }
+
+    #[test]
+    fn file_is_trimmed_and_missing_path_is_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.txt");
+        std::fs::write(&p, "file-secret\n").unwrap();
+        assert_eq!(resolve(p.to_str().unwrap()).unwrap().expose(), "file-secret");
+        assert_eq!(resolve("/not/a/real/path").unwrap().expose(), "/not/a/real/path");
+        assert_eq!(resolve("sk-literal").unwrap().expose(), "sk-literal");
+    }
+}

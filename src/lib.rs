@@ -1,0 +1,27 @@
+//! aigw: an LLM gateway on Cloudflare's Pingora that reads the MLflow AI Gateway YAML, serves
+//! MLflow's REST API and an OpenAI-compatible base URL, and translates requests and (streamed)
+//! answers to and from every major provider.
+//!
+//! Where things happen:
+//! * [`config`]: the YAML, its validation, secrets, the immutable configuration snapshot;
+//! * [`api`]: the route table, local REST answers, error shapes;
+//! * [`server`]: the Pingora `ProxyHttp` hooks and the invocation driver;
+//! * [`routing`]: name → endpoint (traffic routes);
+//! * [`schema`]: MLflow's unified request/response schemas;
+//! * [`providers`]: one module per provider (translation + tests);
+//! * [`sse`]: the incremental SSE parser;
+//! * [`upstream`]: base URLs, name resolution, the pooled upstream client.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod providers;
+pub mod routing;
+pub mod schema;
+pub mod server;
+pub mod sse;
+pub mod upstream;

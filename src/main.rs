@@ -1,0 +1,58 @@
+//! The `aigw` binary.
+
+use std::process::exit;
+
+use clap::Parser;
+use pingora::proxy::http_proxy_service;
+use pingora::server::Server;
+
+use aigw::cli::Cli;
+use aigw::config::GatewayConfig;
+use aigw::server::{Gateway, State};
+use aigw::upstream::Upstreams;
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+
+    let Some(path) = cli.config_path.clone() else {
+        eprintln!("aigw: no gateway configuration: pass --config-path <file> or set {}", aigw::cli::CONFIG_ENV);
+        exit(2);
+    };
+    // Absolute, because a daemon runs from `/`.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let config = match GatewayConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aigw: invalid gateway configuration: {e}");
+            exit(1);
+        }
+    };
+    if cli.pingora.test {
+        println!(
+            "aigw: gateway configuration {} is valid ({} endpoints, {} routes)",
+            path.display(),
+            config.endpoints.len(),
+            config.routes.len()
+        );
+    }
+
+    let listen = cli.listen_addr();
+    let mut server = match Server::new(Some(cli.pingora)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aigw: invalid Pingora configuration: {e}");
+            exit(1);
+        }
+    };
+    // With -t this validates the Pingora configuration and exits 0.
+    server.bootstrap();
+
+    let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
+    let state = State::new(config, upstreams);
+    let mut service = http_proxy_service(&server.configuration, Gateway::new(state));
+    service.add_tcp(&listen);
+    log::info!("aigw {} listening on http://{listen} with {}", env!("CARGO_PKG_VERSION"), path.display());
+    server.add_service(service);
+    server.run_forever();
+}

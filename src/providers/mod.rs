@@ -1,0 +1,263 @@
+//! Providers: one module per provider, each with its configuration, its request and response
+//! translation, and its tests side by side.
+//!
+//! A provider is built once per endpoint from `model.config` (credentials resolved, URLs and
+//! headers prepared) and then turns each unified [`Request`] into an [`Exchange`]: the upstream
+//! HTTP request plus the decoder for its answer. The [`Provider`] trait's default methods answer
+//! MLflow's 501 "not implemented", so a provider overrides only what it serves.
+
+pub mod mock;
+pub mod openai;
+pub mod openai_compatible;
+pub mod unsupported;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use serde_json::Value;
+
+use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
+use crate::schema::{EndpointType, Request, Usage};
+use crate::upstream::UpstreamRequest;
+
+/// What a provider is told about its endpoint when it is built.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointSpec<'a> {
+    /// Endpoint name.
+    pub name: &'a str,
+    /// The unified API it serves.
+    pub endpoint_type: EndpointType,
+    /// `model.name`.
+    pub model_name: Option<&'a str>,
+    /// The provider name as configured.
+    pub provider_name: ProviderName,
+}
+
+/// Per-request context for a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The endpoint being called (for a traffic route: the chosen destination).
+    pub endpoint: &'a Endpoint,
+    /// Unix seconds at the start of the request, for `created` fields the gateway fills in.
+    pub created: u64,
+}
+
+impl Call<'_> {
+    /// The `provider` value of chat answers: the provider name as configured.
+    pub fn provider_label(&self) -> &'static str {
+        self.endpoint.provider_name.as_str()
+    }
+
+    /// `model.name`, if configured.
+    pub fn model(&self) -> Option<&str> {
+        self.endpoint.model_name.as_deref()
+    }
+}
+
+/// Decodes a complete (non-streamed) 2xx upstream body into the unified JSON answer.
+pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, GatewayError> + Send>;
+
+/// Translates a streamed upstream body, chunk by chunk, into unified SSE events.
+pub trait StreamDecoder: Send {
+    /// Feed the next upstream bytes (split anywhere); append complete `data: …\n\n` events to
+    /// `out`. An error ends the stream with one error event.
+    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError>;
+    /// The upstream body ended; flush what is left.
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError>;
+    /// Token usage reported by the stream so far.
+    fn usage(&self) -> Option<&Usage> {
+        None
+    }
+}
+
+/// How the answer is decoded.
+pub enum Decoder {
+    /// One JSON body.
+    Json(JsonDecoder),
+    /// A stream.
+    Stream(Box<dyn StreamDecoder>),
+}
+
+/// Where the answer comes from.
+pub enum Source {
+    /// An upstream HTTP call.
+    Http(UpstreamRequest),
+    /// The built-in mock provider, answering in OpenAI's wire format.
+    Mock(mock::MockAnswer),
+}
+
+/// One provider call, ready to run.
+pub struct Exchange {
+    /// What to call.
+    pub source: Source,
+    /// How to read its answer.
+    pub decoder: Decoder,
+}
+
+/// A provider serving one endpoint.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The name MLflow uses in messages (`OpenAI`, `Anthropic`, `Amazon Bedrock`, …).
+    fn display_name(&self) -> &'static str;
+
+    /// Translate a chat request.
+    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let _ = (req, call);
+        Err(GatewayError::not_implemented("chat", self.display_name()))
+    }
+
+    /// Translate a completions request.
+    fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let _ = (req, call);
+        Err(GatewayError::not_implemented("completions", self.display_name()))
+    }
+
+    /// Translate an embeddings request.
+    fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let _ = (req, call);
+        Err(GatewayError::not_implemented("embeddings", self.display_name()))
+    }
+
+    /// Add credentials that need I/O or the final body (OAuth tokens, SigV4). Runs right
+    /// before the request is sent.
+    async fn authorize(&self, req: &mut UpstreamRequest) -> Result<(), GatewayError> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Map an upstream error answer (status ≥ 300) to the client's error.
+    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        upstream_error(status, content_type, body)
+    }
+}
+
+/// Dispatch a request to the provider method for its endpoint type.
+pub fn prepare(provider: &dyn Provider, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+    match req.endpoint_type {
+        EndpointType::Chat => provider.chat(req, call),
+        EndpointType::Completions => provider.completions(req, call),
+        EndpointType::Embeddings => provider.embeddings(req, call),
+    }
+}
+
+/// MLflow's answer when a provider can serve a type but not stream it (sent before any
+/// upstream call, as JSON, instead of MLflow's empty 200 stream).
+pub fn streaming_not_implemented(noun: &str, display: &str) -> GatewayError {
+    GatewayError::new(
+        501,
+        ErrorKind::NotImplemented,
+        format!("The {noun} streaming route is not implemented for {display} models."),
+    )
+}
+
+/// Build the provider for an endpoint from its `model.config`.
+pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<Arc<dyn Provider>, FieldError> {
+    use ProviderName as P;
+    Ok(match spec.provider_name {
+        P::OpenAi | P::Azure => Arc::new(openai::OpenAi::from_config(spec, cfg)?),
+        P::Groq | P::DeepSeek | P::Xai | P::OpenRouter | P::Ollama | P::Portkey => {
+            Arc::new(openai_compatible::build(spec, cfg)?)
+        }
+        P::Mock => Arc::new(mock::Mock::from_config(spec, cfg)?),
+        _ => unsupported::build(spec, cfg)?,
+    })
+}
+
+/// MLflow's mapping of an upstream error answer (`send_request` in its providers/utils.py),
+/// with its crash on `{"error": "<string>"}` fixed:
+/// * JSON with an `error` object → its `message` (or the status reason when it has none);
+/// * JSON with an `error` string → that string;
+/// * other JSON → the whole object as the detail;
+/// * anything else → `{"message": "<text>"}`.
+pub fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+    let status = if (400..=599).contains(&status) { status } else { 502 };
+    let mut err = GatewayError::new(status, ErrorKind::Upstream, String::new());
+    let json = if is_json(content_type) || content_type.is_empty() {
+        serde_json::from_slice::<Value>(body).ok()
+    } else {
+        None
+    };
+    err.detail = match json {
+        Some(Value::Object(mut o)) => match o.remove("error") {
+            Some(Value::Object(e)) => match e.get("message").and_then(Value::as_str) {
+                Some(m) => crate::api::error::Detail::Text(m.to_owned()),
+                None => crate::api::error::Detail::Text(reason(status).to_owned()),
+            },
+            Some(Value::String(s)) => crate::api::error::Detail::Text(s),
+            Some(other) => {
+                o.insert("error".into(), other);
+                crate::api::error::Detail::Json(Value::Object(o))
+            }
+            None => crate::api::error::Detail::Json(Value::Object(o)),
+        },
+        Some(other) => crate::api::error::Detail::Json(other),
+        None => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+            crate::api::error::Detail::Json(serde_json::json!({ "message": text }))
+        }
+    };
+    err
+}
+
+/// Whether a content type is JSON (`application/json`, `application/problem+json`, …).
+pub fn is_json(content_type: &str) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
+}
+
+/// The reason phrase of a status.
+pub fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// Parse an upstream JSON body, or fail with 502.
+pub fn parse_upstream_json<T: serde::de::DeserializeOwned>(body: &[u8], provider: &str) -> Result<T, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}"))
+    })
+}
+
+/// Serialise a unified answer.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, GatewayError> {
+    serde_json::to_vec(value).map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}")))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::{Detail, Family};
+    use serde_json::json;
+
+    #[test]
+    fn upstream_error_shapes() {
+        let e = upstream_error(400, "application/json", br#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error"}}"#);
+        assert_eq!(e.status, 400);
+        assert_eq!(e.detail, Detail::Text("Invalid value for 'temperature'".into()));
+
+        let e = upstream_error(429, "application/json", br#"{"error":{"type":"x"}}"#);
+        assert_eq!(e.detail, Detail::Text("Too Many Requests".into()));
+
+        let e = upstream_error(500, "application/json", br#"{"error":"boom"}"#);
+        assert_eq!(e.detail, Detail::Text("boom".into()));
+
+        let e = upstream_error(503, "application/json", br#"{"message":"overloaded"}"#);
+        assert_eq!(e.detail, Detail::Json(json!({"message": "overloaded"})));
+        assert_eq!(e.message(), "overloaded");
+
+        let e = upstream_error(502, "text/plain", b"bad gateway");
+        assert_eq!(e.body(Family::Native), bytes::Bytes::from(r#"{"detail":{"message":"bad gateway"}}"#));
+    }
+}

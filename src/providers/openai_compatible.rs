@@ -1,0 +1,110 @@
+//! The OpenAI-compatible family: `groq`, `deepseek`, `xai`, `openrouter`, `ollama`, `portkey`.
+//!
+//! Config: `api_key` (required except for `ollama`), `api_base` (overrides the default base).
+//! Chat, chat streaming and embeddings exactly as OpenAI (model set, usage requested on
+//! streams); completions are not served (MLflow's 501).
+//!
+//! Portkey also takes `provider` (`x-portkey-provider`), `config` (`x-portkey-config`),
+//! `virtual_key` (`x-portkey-virtual-key`) and `provider_api_key` (sent as the bearer token).
+
+use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
+use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use crate::api::error::GatewayError;
+use crate::config::{ConfigMap, FieldError, ProviderName};
+use crate::schema::Request;
+use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+
+/// One OpenAI-compatible provider.
+pub struct OpenAiCompatible {
+    display: &'static str,
+    base: BaseUrl,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// Default base URL and display name of each family member.
+fn defaults(name: ProviderName) -> (&'static str, &'static str) {
+    match name {
+        ProviderName::Groq => ("https://api.groq.com/openai/v1", "Groq"),
+        ProviderName::DeepSeek => ("https://api.deepseek.com/v1", "DeepSeek"),
+        ProviderName::Xai => ("https://api.x.ai/v1", "xAI"),
+        ProviderName::OpenRouter => ("https://openrouter.ai/api/v1", "OpenRouter"),
+        ProviderName::Ollama => ("http://localhost:11434/v1", "Ollama"),
+        _ => ("https://api.portkey.ai/v1", "Portkey"),
+    }
+}
+
+/// Ollama's placeholder key: no `Authorization` header is sent for it.
+const OLLAMA_DEFAULT_KEY: &str = "ollama";
+
+/// Build a family member from `model.config`.
+pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<OpenAiCompatible, FieldError> {
+    let name = spec.provider_name;
+    let (default_base, display) = defaults(name);
+    let key = if name == ProviderName::Ollama {
+        cfg.secret("api_key")?
+    } else {
+        Some(cfg.required_secret("api_key")?)
+    };
+    let base = match cfg.url("api_base")? {
+        Some(b) => b,
+        None => BaseUrl::parse(default_base).map_err(|m| cfg.error("api_base", m))?,
+    };
+    let mut headers = Vec::new();
+    let bearer = |cfg: &ConfigMap<'_>, field: &str, token: &str| {
+        secret_header(&format!("Bearer {token}"))
+            .ok_or_else(|| cfg.error(field, "contains characters not allowed in an HTTP header"))
+    };
+    if name == ProviderName::Portkey {
+        if let Some(key) = &key {
+            let v = secret_header(key.expose()).ok_or_else(|| cfg.error("api_key", "contains characters not allowed in an HTTP header"))?;
+            headers.push((http::HeaderName::from_static("x-portkey-api-key"), v));
+        }
+        for (field, header) in [
+            ("provider", "x-portkey-provider"),
+            ("config", "x-portkey-config"),
+            ("virtual_key", "x-portkey-virtual-key"),
+        ] {
+            if let Some(v) = cfg.string(field)? {
+                let v = http::HeaderValue::from_str(&v).map_err(|_| cfg.error(field, "not a valid HTTP header value"))?;
+                headers.push((http::HeaderName::from_static(header), v));
+            }
+        }
+        if let Some(pk) = cfg.secret("provider_api_key")? {
+            headers.push((http::header::AUTHORIZATION, bearer(cfg, "provider_api_key", pk.expose())?));
+        }
+    } else if let Some(key) = key.filter(|k| !(name == ProviderName::Ollama && k.expose() == OLLAMA_DEFAULT_KEY)) {
+        headers.push((http::header::AUTHORIZATION, bearer(cfg, "api_key", key.expose())?));
+    }
+    Ok(OpenAiCompatible { display, base, headers })
+}
+
+impl OpenAiCompatible {
+    fn request(&self, suffix: &str, body: Vec<u8>) -> UpstreamRequest {
+        let mut r = UpstreamRequest::post_json(&self.base, suffix, body);
+        r.headers.extend(self.headers.iter().cloned());
+        r
+    }
+}
+
+impl Provider for OpenAiCompatible {
+    fn display_name(&self) -> &'static str {
+        self.display
+    }
+
+    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let stream = req.stream();
+        let body = passthrough_body(req, Some(call.model()), true)?;
+        Ok(Exchange {
+            source: Source::Http(self.request("chat/completions", body)),
+            decoder: chat_decoder(stream, call),
+        })
+    }
+
+    fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let body = passthrough_body(req, Some(call.model()), false)?;
+        Ok(Exchange {
+            source: Source::Http(self.request("embeddings", body)),
+            decoder: embeddings_decoder(call),
+        })
+    }
+}

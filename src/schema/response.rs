@@ -1,0 +1,288 @@
+//! Unified responses, serialised the way MLflow's FastAPI app does: optional fields are emitted
+//! as `null`, keys in MLflow's field order.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Token usage of a chat or completions answer. Extra upstream keys
+/// (`completion_tokens_details`, `cache_creation_input_tokens`, …) are passed through.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    /// Input tokens.
+    pub prompt_tokens: Option<u64>,
+    /// Output tokens.
+    pub completion_tokens: Option<u64>,
+    /// Both.
+    pub total_tokens: Option<u64>,
+    /// `{"cached_tokens": N}` when known; omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<Value>,
+    /// Further keys the upstream reported.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Usage {
+    /// Usage from an OpenAI-style usage object (any missing count is null).
+    pub fn from_openai(v: &Value) -> Usage {
+        let Some(obj) = v.as_object() else {
+            return Usage::default();
+        };
+        let mut usage = Usage::default();
+        for (k, val) in obj {
+            match k.as_str() {
+                "prompt_tokens" => usage.prompt_tokens = val.as_u64(),
+                "completion_tokens" => usage.completion_tokens = val.as_u64(),
+                "total_tokens" => usage.total_tokens = val.as_u64(),
+                "prompt_tokens_details" => {
+                    usage.prompt_tokens_details = (!val.is_null()).then(|| val.clone());
+                }
+                _ => {
+                    usage.extra.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        usage
+    }
+
+    /// Whether any count is known.
+    pub fn is_known(&self) -> bool {
+        self.prompt_tokens.is_some() || self.completion_tokens.is_some() || self.total_tokens.is_some()
+    }
+}
+
+/// A function call made by the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionCall {
+    /// Function name.
+    pub name: String,
+    /// JSON-encoded arguments.
+    pub arguments: String,
+}
+
+/// A tool call in a chat answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCall {
+    /// Call id, used by the `tool` message that answers it.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What to call.
+    pub function: FunctionCall,
+    /// Gemini's thought signature, emitted only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<String>,
+}
+
+/// The assistant message of a chat choice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseMessage {
+    /// Usually `assistant`.
+    pub role: String,
+    /// Text, or null when the model only called tools.
+    pub content: Option<String>,
+    /// Tool calls, or null.
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// Always null (MLflow never maps it).
+    pub refusal: Option<String>,
+}
+
+/// One choice of a chat answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatChoice {
+    /// Position, 0-based.
+    pub index: u32,
+    /// The message.
+    pub message: ResponseMessage,
+    /// `stop`, `length`, `tool_calls`, … or null.
+    pub finish_reason: Option<String>,
+}
+
+/// A chat answer (`chat.completion`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatResponse {
+    /// Upstream id, or null.
+    pub id: Option<String>,
+    /// `chat.completion`.
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model that answered.
+    pub model: Option<String>,
+    /// Choices.
+    pub choices: Vec<ChatChoice>,
+    /// Token usage.
+    pub usage: Usage,
+    /// The endpoint's provider as configured.
+    pub provider: &'static str,
+}
+
+/// A function call fragment in a streamed chat chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct FunctionCallDelta {
+    /// Function name (first fragment).
+    pub name: Option<String>,
+    /// A piece of the JSON arguments.
+    pub arguments: Option<String>,
+}
+
+/// A tool call fragment in a streamed chat chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallDelta {
+    /// Which tool call of the message this fragment belongs to.
+    pub index: u32,
+    /// Call id (first fragment).
+    pub id: Option<String>,
+    /// `function` (first fragment).
+    #[serde(rename = "type")]
+    pub kind: Option<&'static str>,
+    /// Name and/or arguments.
+    pub function: FunctionCallDelta,
+}
+
+/// The delta of a streamed chat choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Delta {
+    /// Role (first chunk).
+    pub role: Option<String>,
+    /// Text fragment.
+    pub content: Option<String>,
+    /// Tool call fragments.
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// One choice of a streamed chat chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChunkChoice {
+    /// Position.
+    pub index: u32,
+    /// Set on the last chunk of the choice.
+    pub finish_reason: Option<String>,
+    /// What is new.
+    pub delta: Delta,
+}
+
+/// A streamed chat chunk (`chat.completion.chunk`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatChunk {
+    /// Upstream id, or null.
+    pub id: Option<String>,
+    /// `chat.completion.chunk`.
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model.
+    pub model: Option<String>,
+    /// Choices (empty on a usage-only chunk).
+    pub choices: Vec<ChunkChoice>,
+    /// Usage, on the chunk that carries it.
+    pub usage: Option<Usage>,
+    /// The endpoint's provider as configured.
+    pub provider: &'static str,
+}
+
+/// One choice of a completions answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletionChoice {
+    /// Position.
+    pub index: u32,
+    /// Generated text.
+    pub text: Option<String>,
+    /// Why generation stopped, or null.
+    pub finish_reason: Option<String>,
+}
+
+/// A completions answer (`text_completion`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletionsResponse {
+    /// Upstream id, or null.
+    pub id: Option<String>,
+    /// `text_completion`.
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model.
+    pub model: Option<String>,
+    /// Choices.
+    pub choices: Vec<CompletionChoice>,
+    /// Usage (counts may be null).
+    pub usage: Usage,
+}
+
+/// One choice of a streamed completions chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletionChunkChoice {
+    /// Position.
+    pub index: u32,
+    /// Set on the last chunk.
+    pub finish_reason: Option<String>,
+    /// Text fragment.
+    pub text: Option<String>,
+}
+
+/// A streamed completions chunk (`text_completion_chunk`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletionsChunk {
+    /// Upstream id, or null.
+    pub id: Option<String>,
+    /// `text_completion_chunk` (Gemini: `text_completion.chunk`, as MLflow emits it).
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model.
+    pub model: Option<String>,
+    /// Choices.
+    pub choices: Vec<CompletionChunkChoice>,
+    /// Usage, when known.
+    pub usage: Option<Usage>,
+}
+
+/// One embedding vector (a list of floats, or a base64 string when the client asked for it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Embedding {
+    /// `embedding`.
+    pub object: &'static str,
+    /// The vector.
+    pub embedding: Value,
+    /// Position of the input.
+    pub index: u32,
+}
+
+/// Token usage of an embeddings answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EmbeddingsUsage {
+    /// Input tokens.
+    pub prompt_tokens: Option<u64>,
+    /// Same as input tokens.
+    pub total_tokens: Option<u64>,
+}
+
+/// An embeddings answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbeddingsResponse {
+    /// `list`.
+    pub object: &'static str,
+    /// Vectors in input order.
+    pub data: Vec<Embedding>,
+    /// Model.
+    pub model: Option<String>,
+    /// Usage.
+    pub usage: EmbeddingsUsage,
+}
+
+/// Object type names.
+pub mod object {
+    /// Chat answer.
+    pub const CHAT: &str = "chat.completion";
+    /// Chat chunk.
+    pub const CHAT_CHUNK: &str = "chat.completion.chunk";
+    /// Completions answer.
+    pub const COMPLETION: &str = "text_completion";
+    /// Completions chunk.
+    pub const COMPLETION_CHUNK: &str = "text_completion_chunk";
+    /// Embedding vector.
+    pub const EMBEDDING: &str = "embedding";
+    /// A list.
+    pub const LIST: &str = "list";
+}

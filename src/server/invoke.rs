@@ -1,0 +1,278 @@
+//! Invocations: read the body, resolve the endpoint, translate, call the provider, translate the
+//! answer back (JSON or stream).
+//!
+//! Errors found before the first byte of the answer is sent become a proper HTTP error in the
+//! route family's shape (a failing stream request gets a JSON error with the right status, not
+//! an empty 200). Once a stream has started, an error is sent as one
+//! `data: {"error": {...}}` event and the stream ends (product fix 1).
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{RequestCtx, State, body, fail, respond};
+use crate::api::Reply;
+use crate::api::error::{ErrorKind, Family, GatewayError};
+use crate::config::GatewayConfig;
+use crate::providers::{self, Call, Decoder, Exchange, Provider, Source, mock::MockAnswer};
+use crate::schema::{self, EndpointType, Request};
+use crate::sse;
+use crate::upstream::UpstreamResponse;
+
+/// How the endpoint was named.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// In the URL: `/endpoints/{name}/invocations`, `/gateway/{name}/invocations`.
+    Native(&'a str),
+    /// In the body's `model`: `/v1/...`.
+    OpenAi(EndpointType),
+}
+
+impl Via<'_> {
+    fn family(&self) -> Family {
+        match self {
+            Via::Native(_) => Family::Native,
+            Via::OpenAi(_) => Family::OpenAi,
+        }
+    }
+}
+
+/// Serve one invocation. `Err` only when writing to the client failed.
+pub async fn run(
+    session: &mut Session,
+    state: &State,
+    config: &GatewayConfig,
+    ctx: &mut RequestCtx,
+    via: Via<'_>,
+) -> respond::WriteResult {
+    let family = via.family();
+    let body = match body::read(session, config.settings.max_request_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            // The rest of the body is unread: close after answering, and drain a little so the
+            // client gets to read the answer.
+            session.set_keepalive(None);
+            let too_large = e.kind == ErrorKind::TooLarge;
+            fail(session, ctx, family, e).await?;
+            if too_large {
+                body::drain_after_refusal(session).await;
+            }
+            return Ok(());
+        }
+    };
+    ctx.bytes_in = body.len();
+    let (request, endpoint) = match resolve(config, via, &body, ctx) {
+        Ok(r) => r,
+        Err(e) => return fail(session, ctx, family, e).await,
+    };
+    let call = Call {
+        endpoint: &endpoint,
+        created: providers::now_secs(),
+    };
+    let stream = request.stream();
+    ctx.streamed = stream;
+    let exchange = match providers::prepare(&*endpoint.provider, request, &call) {
+        Ok(x) => x,
+        Err(e) => return fail(session, ctx, family, e).await,
+    };
+    match execute(session, state, config, ctx, family, &*endpoint.provider, exchange).await {
+        Ok(result) => result,
+        Err(e) => fail(session, ctx, family, e).await,
+    }
+}
+
+/// Find the endpoint and validate the request for it.
+fn resolve(
+    config: &GatewayConfig,
+    via: Via<'_>,
+    body: &[u8],
+    ctx: &mut RequestCtx,
+) -> Result<(Request, std::sync::Arc<crate::config::Endpoint>), GatewayError> {
+    let (target, mut request) = match via {
+        Via::Native(name) => {
+            let target = config.target(name).ok_or_else(GatewayError::not_found)?;
+            let request = schema::parse_request(target.endpoint_type(), body).map_err(GatewayError::validation)?;
+            if request.body.contains_key("model") {
+                return Err(GatewayError::invalid(
+                    "The parameter 'model' is not permitted to be passed. The route being queried \
+                     already defines a model instance.",
+                )
+                .with_param("model"));
+            }
+            (target, request)
+        }
+        Via::OpenAi(endpoint_type) => {
+            let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+                GatewayError::bad_request(format!("The request body is not valid JSON: {e}"))
+            })?;
+            let model = match value.get_mut("model").map(Value::take) {
+                Some(Value::String(m)) => m,
+                Some(Value::Null) | None => {
+                    return Err(GatewayError::bad_request("you must provide a model parameter").with_param("model"));
+                }
+                Some(_) => {
+                    return Err(GatewayError::bad_request("'model' must be a string naming an endpoint or route")
+                        .with_param("model"));
+                }
+            };
+            if let Value::Object(o) = &mut value {
+                o.remove("model");
+            }
+            let target = config.target(&model).ok_or_else(|| {
+                GatewayError::new(404, ErrorKind::NotFound, format!("The model '{model}' does not exist"))
+                    .with_param("model")
+                    .with_code("model_not_found")
+            })?;
+            if target.endpoint_type() != endpoint_type {
+                let article = if endpoint_type == EndpointType::Embeddings { "an" } else { "a" };
+                return Err(GatewayError::bad_request(format!(
+                    "Endpoint '{model}' is not {article} {} endpoint.",
+                    endpoint_type.noun()
+                ))
+                .with_param("model"));
+            }
+            let request = schema::request_from_value(endpoint_type, value).map_err(GatewayError::validation)?;
+            (target, request)
+        }
+    };
+    ctx.target = Some(match target {
+        crate::config::Target::Endpoint(e) => e.name.clone(),
+        crate::config::Target::Route(r) => r.name.clone(),
+    });
+    let endpoint = crate::routing::destination(target).clone();
+    ctx.endpoint = Some(endpoint.name.clone());
+    ctx.provider = Some(endpoint.provider_name.as_str());
+    schema::apply_defaults(&mut request, &endpoint.defaults);
+    Ok((request, endpoint))
+}
+
+/// Where the answer is read from.
+enum Answer {
+    Upstream(UpstreamResponse),
+    Mock(MockAnswer),
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        match self {
+            Answer::Upstream(r) => r.status,
+            Answer::Mock(_) => 200,
+        }
+    }
+
+    fn content_type(&self) -> (String, String) {
+        match self {
+            Answer::Upstream(r) => (r.content_type(), r.raw_content_type().to_owned()),
+            Answer::Mock(m) => (m.content_type.to_owned(), m.content_type.to_owned()),
+        }
+    }
+
+    async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        match self {
+            Answer::Upstream(r) => r.chunk().await,
+            Answer::Mock(m) => Ok(m.chunk().await),
+        }
+    }
+
+    async fn body(&mut self, cap: usize) -> Result<Bytes, GatewayError> {
+        match self {
+            Answer::Upstream(r) => r.body(cap).await,
+            Answer::Mock(m) => {
+                let mut out = BytesMut::new();
+                while let Some(c) = m.chunk().await {
+                    out.extend_from_slice(&c);
+                }
+                Ok(out.freeze())
+            }
+        }
+    }
+
+    async fn release(self, state: &State) {
+        if let Answer::Upstream(r) = self {
+            state.upstreams.release(r).await;
+        }
+    }
+}
+
+/// Run the exchange and write the answer. The outer `Err` is an error to send as the answer
+/// (nothing written yet); the inner result is the outcome of writing.
+async fn execute(
+    session: &mut Session,
+    state: &State,
+    config: &GatewayConfig,
+    ctx: &mut RequestCtx,
+    family: Family,
+    provider: &dyn Provider,
+    exchange: Exchange,
+) -> Result<respond::WriteResult, GatewayError> {
+    let deadline = Instant::now() + state.upstreams.route_timeout;
+    let mut answer = match exchange.source {
+        Source::Http(mut req) => {
+            provider.authorize(&mut req).await?;
+            Answer::Upstream(state.upstreams.send(&req, Some(&ctx.request_id), deadline).await?)
+        }
+        Source::Mock(m) => Answer::Mock(m),
+    };
+    let status = answer.status();
+    if !(200..300).contains(&status) {
+        let body = answer.body(config.settings.max_response_body).await.unwrap_or_default();
+        let (ct, _) = answer.content_type();
+        answer.release(state).await;
+        return Err(provider.upstream_error(status, &ct, &body));
+    }
+    match exchange.decoder {
+        Decoder::Json(decode) => {
+            let (ct, raw_ct) = answer.content_type();
+            if !ct.is_empty() && !providers::is_json(&ct) {
+                return Err(GatewayError::bad_gateway(format!(
+                    "The returned data type from the route service is not supported. Received content type: {raw_ct}"
+                )));
+            }
+            let body = answer.body(config.settings.max_response_body).await?;
+            answer.release(state).await;
+            let out = decode(&body)?;
+            Ok(respond::reply(session, Reply { status: 200, content_type: Some("application/json"), body: Bytes::from(out), headers: Vec::new() }, ctx).await)
+        }
+        Decoder::Stream(mut decoder) => {
+            if let Err(e) = respond::stream_start(session, ctx).await {
+                return Ok(Err(e));
+            }
+            let mut out = BytesMut::new();
+            let outcome: Result<(), GatewayError> = loop {
+                match answer.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if let Err(e) = decoder.feed(&chunk, &mut out) {
+                            break Err(e);
+                        }
+                        if !out.is_empty() {
+                            if let Err(e) = respond::stream_data(session, out.split().freeze(), ctx).await {
+                                // The client left: stop reading the upstream (the connection is
+                                // dropped, not pooled).
+                                ctx.usage = decoder.usage().cloned();
+                                return Ok(Err(e));
+                            }
+                        }
+                    }
+                    Ok(None) => break decoder.finish(&mut out),
+                    Err(e) => break Err(e),
+                }
+            };
+            ctx.usage = decoder.usage().cloned();
+            match outcome {
+                Ok(()) => {
+                    answer.release(state).await;
+                    if family == Family::OpenAi {
+                        out.extend_from_slice(sse::DONE);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
+                    ctx.error = Some(e.kind);
+                    out.extend_from_slice(&e.stream_event());
+                }
+            }
+            Ok(respond::stream_end(session, out.freeze(), ctx).await)
+        }
+    }
+}

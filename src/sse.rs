@@ -1,0 +1,255 @@
+//! Server-sent events: an incremental parser for upstream streams and the framing of the
+//! gateway's own streams.
+//!
+//! The parser follows the SSE specification's line rules: lines end in `\n`, `\r\n` or `\r`
+//! (a `\r\n` split across two chunks is one line ending), `field: value` with one optional space
+//! after the colon, `:` comment lines, `data` lines of one event joined with `\n`, and an empty
+//! line dispatching the event. Upstream bytes may be split at any point; the parser gives the same
+//! events for every split (a property test checks this).
+//!
+//! ```
+//! use aigw::sse::SseParser;
+//! let mut p = SseParser::new();
+//! let mut got = Vec::new();
+//! p.feed(b"event: ping\ndata: {\"a\"", |e| got.push((e.event.to_owned(), e.data.to_owned())));
+//! p.feed(b":1}\r\n\r\n", |e| got.push((e.event.to_owned(), e.data.to_owned())));
+//! assert_eq!(got, vec![("ping".to_owned(), "{\"a\":1}".to_owned())]);
+//! ```
+
+use bytes::BytesMut;
+
+/// One dispatched event. Borrowed from the parser; copy what you keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// The `event:` field, empty when absent (the spec's default type is `message`).
+    pub event: &'a str,
+    /// The `data:` lines joined with `\n`.
+    pub data: &'a str,
+}
+
+/// Incremental SSE parser.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// The unfinished line.
+    line: Vec<u8>,
+    /// Data of the event being built.
+    data: Vec<u8>,
+    /// Event type of the event being built.
+    event: Vec<u8>,
+    /// Whether any `data:` line was seen for the event being built.
+    has_data: bool,
+    /// The previous chunk ended with `\r`, so a leading `\n` belongs to that line ending.
+    after_cr: bool,
+}
+
+impl SseParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed the next chunk; `on_event` is called for every event completed by it.
+    pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) {
+        if self.after_cr {
+            self.after_cr = false;
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
+            }
+        }
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
+            let ending = chunk[pos];
+            if self.line.is_empty() {
+                self.process_line(&chunk[..pos], &mut on_event);
+            } else {
+                self.line.extend_from_slice(&chunk[..pos]);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, &mut on_event);
+                self.line = line;
+                self.line.clear();
+            }
+            chunk = &chunk[pos + 1..];
+            if ending == b'\r' {
+                match chunk.first() {
+                    Some(b'\n') => chunk = &chunk[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.line.extend_from_slice(chunk);
+    }
+
+    /// The stream ended: dispatch an event left without its final blank line (lenient, as
+    /// upstreams sometimes end with `data: …\n` only).
+    pub fn finish(&mut self, mut on_event: impl FnMut(Event<'_>)) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line, &mut on_event);
+        }
+        self.dispatch(&mut on_event);
+    }
+
+    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(Event<'_>)) {
+        if line.is_empty() {
+            self.dispatch(on_event);
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.extend_from_slice(value);
+            }
+            _ => {} // id, retry and unknown fields are not used by any provider
+        }
+    }
+
+    fn dispatch(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
+        if self.has_data {
+            let data = String::from_utf8_lossy(&self.data);
+            let event = String::from_utf8_lossy(&self.event);
+            on_event(Event {
+                event: &event,
+                data: &data,
+            });
+        }
+        self.data.clear();
+        self.event.clear();
+        self.has_data = false;
+    }
+}
+
+/// Append one downstream event `data: <json>\n\n`.
+pub fn write_data(out: &mut BytesMut, json: &[u8]) {
+    out.reserve(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Serialise `value` as one downstream event.
+pub fn write_json<T: serde::Serialize>(out: &mut BytesMut, value: &T) {
+    out.extend_from_slice(b"data: ");
+    let mut w = BytesMutWriter(out);
+    // Serialising our own response structs cannot fail (no maps with non-string keys).
+    if serde_json::to_writer(&mut w, value).is_err() {
+        log::error!("failed to serialise a stream chunk");
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The OpenAI stream terminator.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+struct BytesMutWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BytesMutWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<(String, String)> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, |e| out.push((e.event.to_owned(), e.data.to_owned())));
+        }
+        p.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
+        out
+    }
+
+    #[test]
+    fn basic_events() {
+        let got = parse_all(&[b"data: a\n\ndata: b\ndata: c\n\n: comment\n\nevent: x\ndata:d\n\n"]);
+        assert_eq!(
+            got,
+            vec![
+                (String::new(), "a".into()),
+                (String::new(), "b\nc".into()),
+                ("x".into(), "d".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_and_cr_endings() {
+        assert_eq!(parse_all(&[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"]).len(), 3);
+        // CR at the end of one chunk, LF at the start of the next: one line ending.
+        assert_eq!(parse_all(&[b"data: a\r", b"\n\r", b"\n"]), vec![(String::new(), "a".into())]);
+    }
+
+    #[test]
+    fn unterminated_last_event_is_flushed() {
+        assert_eq!(parse_all(&[b"data: [DONE]"]), vec![(String::new(), "[DONE]".into())]);
+        assert!(parse_all(&[b"event: ping\n"]).is_empty());
+    }
+
+    /// An SSE stream built from events, with a chosen line ending.
+    fn stream_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<(String, String)>)> {
+        let data = "[a-zA-Z0-9{}\":, ]{0,20}";
+        let event = prop::collection::vec((prop::option::of("[a-z_]{1,8}"), prop::collection::vec(data, 1..3)), 0..6);
+        (event, prop::sample::select(vec!["\n", "\r\n", "\r"])).prop_map(|(events, eol)| {
+            let mut bytes = Vec::new();
+            let mut expected = Vec::new();
+            for (ev, lines) in events {
+                if let Some(e) = &ev {
+                    bytes.extend_from_slice(format!("event: {e}{eol}").as_bytes());
+                }
+                for l in &lines {
+                    bytes.extend_from_slice(format!("data: {l}{eol}").as_bytes());
+                }
+                bytes.extend_from_slice(format!(": keep-alive{eol}{eol}").as_bytes());
+                expected.push((ev.unwrap_or_default(), lines.join("\n")));
+            }
+            (bytes, expected)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_gives_the_same_events((bytes, expected) in stream_strategy(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12)) {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for p in points {
+                chunks.push(&bytes[last..p]);
+                last = p;
+            }
+            chunks.push(&bytes[last..]);
+            prop_assert_eq!(parse_all(&chunks), expected);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), split in 0usize..512) {
+            let split = split.min(bytes.len());
+            let _ = parse_all(&[&bytes[..split], &bytes[split..]]);
+        }
+    }
+}

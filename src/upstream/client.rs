@@ -1,0 +1,299 @@
+//! One upstream exchange: connect (pooled), send the request, read the answer, give the
+//! connection back to the pool.
+//!
+//! Every step runs against one deadline (`MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`, default 300 s,
+//! streams included). Failures map to the gateway's errors: no answer in time → 504; refused,
+//! reset, TLS or protocol failures → 502. A request that fails on a pooled connection before any
+//! answer arrived is retried once on a fresh connection (the pooled one may have been closed by
+//! the server while idle).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora::connectors::ConnectorOptions;
+use pingora::connectors::http::Connector;
+use pingora::protocols::http::client::HttpSession;
+use pingora::server::configuration::ServerConf;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error as PError, ErrorType};
+use tokio::time::{Instant, timeout_at};
+
+use super::{Resolver, UpstreamRequest};
+use crate::api::error::GatewayError;
+
+/// Default total time for one upstream call (MLflow's `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`).
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(300);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shared upstream client: connection pool, TLS, resolver, timeouts.
+pub struct Upstreams {
+    connector: Connector,
+    resolver: Resolver,
+    /// Total time allowed for one upstream call, streams included.
+    pub route_timeout: Duration,
+}
+
+impl Upstreams {
+    /// A client using Pingora's `ServerConf` for pool size and TLS roots (`ca_file`; when unset
+    /// the system store, which honours `SSL_CERT_FILE`).
+    pub fn new(server_conf: &ServerConf, route_timeout: Duration) -> Self {
+        Upstreams {
+            connector: Connector::new(Some(ConnectorOptions::from_server_conf(server_conf))),
+            resolver: Resolver::default(),
+            route_timeout,
+        }
+    }
+
+    /// The route timeout from `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`, or the default.
+    pub fn route_timeout_from_env() -> Duration {
+        std::env::var("MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_ROUTE_TIMEOUT)
+    }
+
+    /// Send `req` and read the response header. The body is read from the returned response.
+    pub async fn send(
+        &self,
+        req: &UpstreamRequest,
+        request_id: Option<&str>,
+        deadline: Instant,
+    ) -> Result<UpstreamResponse, GatewayError> {
+        let origin = &req.origin;
+        let addr = timeout_at(deadline, self.resolver.resolve(&origin.host, origin.port))
+            .await
+            .map_err(|_| self.timed_out(req))?
+            .map_err(|e| GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority)))?;
+        let mut peer = HttpPeer::new(addr, origin.tls, origin.host.clone());
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+
+        let header = req
+            .to_header(request_id)
+            .map_err(|e| GatewayError::internal(format!("cannot build the upstream request: {}", e.etype.as_str())))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut session, reused) = timeout_at(deadline, self.connector.get_http_session(&peer))
+                .await
+                .map_err(|_| self.timed_out(req))?
+                .map_err(|e| self.failed(req, &e))?;
+            match timeout_at(deadline, exchange(&mut session, header.clone(), &req.body)).await {
+                Err(_) => return Err(self.timed_out(req)),
+                Ok(Ok(status)) => {
+                    return Ok(UpstreamResponse {
+                        session,
+                        peer,
+                        deadline,
+                        status,
+                        route_timeout: self.route_timeout,
+                        authority: origin.authority.clone(),
+                        decoder: None,
+                    });
+                }
+                Ok(Err(e)) if reused && attempt == 1 && is_stale_connection(&e) => {
+                    log::debug!("pooled connection to {} was closed; retrying on a new one", origin.authority);
+                }
+                Ok(Err(e)) => return Err(self.failed(req, &e)),
+            }
+        }
+    }
+
+    /// Return a fully read response's connection to the pool.
+    pub async fn release(&self, response: UpstreamResponse) {
+        let UpstreamResponse { mut session, peer, .. } = response;
+        if session.response_done() {
+            self.connector
+                .release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT))
+                .await;
+        } else {
+            session.shutdown().await;
+        }
+    }
+
+    fn timed_out(&self, req: &UpstreamRequest) -> GatewayError {
+        GatewayError::timeout(format!(
+            "upstream {} did not answer within {} s",
+            req.origin.authority,
+            self.route_timeout.as_secs_f64()
+        ))
+    }
+
+    fn failed(&self, req: &UpstreamRequest, e: &PError) -> GatewayError {
+        upstream_error(&req.origin.authority, e, self.route_timeout)
+    }
+}
+
+fn upstream_error(authority: &str, e: &PError, route_timeout: Duration) -> GatewayError {
+    match e.etype {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => GatewayError::timeout(
+            format!("upstream {authority} did not answer within {} s", route_timeout.as_secs_f64()),
+        ),
+        _ => GatewayError::bad_gateway(format!("upstream {authority}: {}", describe(e))),
+    }
+}
+
+/// A short description of a Pingora error without its context chain (which may carry peer
+/// details we do not want in client-facing messages).
+fn describe(e: &PError) -> String {
+    let what = match e.etype {
+        ErrorType::ConnectRefused => "connection refused",
+        ErrorType::ConnectNoRoute => "no route to host",
+        ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout => "TLS handshake failed",
+        ErrorType::InvalidCert | ErrorType::HandshakeError => "TLS certificate not accepted",
+        ErrorType::ConnectionClosed => "connection closed before a complete answer",
+        ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectError => "connection reset or failed",
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => "invalid HTTP answer",
+        _ => return e.etype.as_str().to_owned(),
+    };
+    what.to_owned()
+}
+
+fn is_stale_connection(e: &PError) -> bool {
+    matches!(
+        e.etype,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+    )
+}
+
+async fn exchange(session: &mut HttpSession, header: pingora::http::RequestHeader, body: &Bytes) -> pingora::Result<u16> {
+    session.write_request_header(Box::new(header)).await?;
+    if !body.is_empty() {
+        session.write_request_body(body.clone(), true).await?;
+    }
+    session.finish_request_body().await?;
+    loop {
+        session.read_response_header().await?;
+        let status = session.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
+        if status >= 200 || status == 0 {
+            return Ok(status);
+        }
+    }
+}
+
+/// An upstream answer whose header has arrived; read the body from it.
+pub struct UpstreamResponse {
+    session: HttpSession,
+    peer: HttpPeer,
+    deadline: Instant,
+    route_timeout: Duration,
+    authority: String,
+    decoder: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    /// HTTP status.
+    pub status: u16,
+}
+
+impl UpstreamResponse {
+    /// A response header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.session
+            .response_header()
+            .and_then(|h| h.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// The `Content-Type` without parameters, lower-cased; empty when absent.
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// The full `Content-Type` header, for messages.
+    pub fn raw_content_type(&self) -> &str {
+        self.header("content-type").unwrap_or("")
+    }
+
+    /// When this call must be finished by.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The next piece of the body, `None` at the end. Gzip-encoded bodies (sent although we ask
+    /// for `identity`) are decoded transparently.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        if self.decoder.is_none() {
+            match self.header("content-encoding").map(str::to_ascii_lowercase) {
+                None => {}
+                Some(enc) if enc == "identity" || enc.is_empty() => {}
+                Some(enc) if enc == "gzip" || enc == "x-gzip" => {
+                    self.decoder = Some(flate2::write::MultiGzDecoder::new(Vec::new()));
+                }
+                Some(enc) => {
+                    return Err(GatewayError::bad_gateway(format!(
+                        "upstream {} answered with unsupported content-encoding '{enc}'",
+                        self.authority
+                    )));
+                }
+            }
+        }
+        loop {
+            let next = timeout_at(self.deadline, self.session.read_response_body())
+                .await
+                .map_err(|_| {
+                    GatewayError::timeout(format!(
+                        "upstream {} did not finish within {} s",
+                        self.authority,
+                        self.route_timeout.as_secs_f64()
+                    ))
+                })?
+                .map_err(|e| upstream_error(&self.authority, &e, self.route_timeout))?;
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(next);
+            };
+            use std::io::Write;
+            match next {
+                Some(data) => {
+                    decoder.write_all(&data).map_err(|e| Self::bad_encoding(&self.authority, &e))?;
+                    let out = std::mem::take(decoder.get_mut());
+                    if !out.is_empty() {
+                        return Ok(Some(Bytes::from(out)));
+                    }
+                }
+                None => {
+                    decoder.try_finish().map_err(|e| Self::bad_encoding(&self.authority, &e))?;
+                    let out = std::mem::take(decoder.get_mut());
+                    self.decoder = None;
+                    return Ok((!out.is_empty()).then(|| Bytes::from(out)));
+                }
+            }
+        }
+    }
+
+    fn bad_encoding(authority: &str, e: &std::io::Error) -> GatewayError {
+        GatewayError::bad_gateway(format!("upstream {authority} sent a malformed gzip body: {e}"))
+    }
+
+    /// The whole body, failing with 502 past `cap` bytes.
+    pub async fn body(&mut self, cap: usize) -> Result<Bytes, GatewayError> {
+        let mut first: Option<Bytes> = None;
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            let len = first.as_ref().map_or(0, Bytes::len) + buf.len() + chunk.len();
+            if len > cap {
+                return Err(GatewayError::bad_gateway(format!(
+                    "upstream {} answered with more than {cap} bytes",
+                    self.authority
+                )));
+            }
+            match (&first, buf.is_empty()) {
+                (None, true) => first = Some(chunk),
+                (Some(f), true) => {
+                    buf.reserve(f.len() + chunk.len());
+                    buf.extend_from_slice(f);
+                    buf.extend_from_slice(&chunk);
+                    first = None;
+                }
+                _ => buf.extend_from_slice(&chunk),
+            }
+        }
+        Ok(match first {
+            Some(f) => f,
+            None => Bytes::from(buf),
+        })
+    }
+}
