@@ -93,6 +93,7 @@ impl Upstreams {
                         route_timeout: self.route_timeout,
                         authority: origin.authority.clone(),
                         decoder: None,
+                        encoding_checked: false,
                     });
                 }
                 Ok(Err(e)) if reused && attempt == 1 && is_stale_connection(&e) => {
@@ -182,7 +183,8 @@ pub struct UpstreamResponse {
     deadline: Instant,
     route_timeout: Duration,
     authority: String,
-    decoder: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    decoder: Option<flate2::write::GzDecoder<Vec<u8>>>,
+    encoding_checked: bool,
     /// HTTP status.
     pub status: u16,
 }
@@ -216,12 +218,13 @@ impl UpstreamResponse {
     /// The next piece of the body, `None` at the end. Gzip-encoded bodies (sent although we ask
     /// for `identity`) are decoded transparently.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
-        if self.decoder.is_none() {
+        if !self.encoding_checked {
+            self.encoding_checked = true;
             match self.header("content-encoding").map(str::to_ascii_lowercase) {
                 None => {}
                 Some(enc) if enc == "identity" || enc.is_empty() => {}
                 Some(enc) if enc == "gzip" || enc == "x-gzip" => {
-                    self.decoder = Some(flate2::write::MultiGzDecoder::new(Vec::new()));
+                    self.decoder = Some(flate2::write::GzDecoder::new(Vec::new()));
                 }
                 Some(enc) => {
                     return Err(GatewayError::bad_gateway(format!(

@@ -1,0 +1,255 @@
+//! Shared test harness: start the real `aigw` binary on a config, talk to it over loopback,
+//! play providers with [`upstream::MockUpstream`], and compare JSON.
+
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running gateway process, killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+impl Gateway {
+    /// Start on `yaml` with default settings.
+    pub async fn start(yaml: &str) -> Gateway {
+        Self::start_with(yaml, &[], &[]).await
+    }
+
+    /// Start on `yaml` with extra environment variables and command-line arguments.
+    pub async fn start_with(yaml: &str, envs: &[(&str, &str)], args: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, yaml).expect("write config");
+        let log_path = dir.path().join("aigw.log");
+        let port = free_port();
+        let child = spawn(&config_path, &log_path, port, envs, args);
+        let gw = Gateway {
+            child,
+            port,
+            dir,
+            config_path,
+            log_path,
+            client: client(),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/health")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("gateway did not become ready; log:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process wrote to stdout and stderr.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// POST a JSON body; status and parsed JSON answer (Null when not JSON).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POST raw bytes with a content type.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, String, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = r.bytes().await.expect("body");
+        (status, ct, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POST and return status, content type and the raw body text.
+    pub async fn post_text(&self, path: &str, body: &Value) -> (u16, String, String) {
+        let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, ct, r.text().await.expect("body"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Assert the gateway still serves: health and one mock-free REST call.
+    pub async fn assert_alive(&self) {
+        let (status, body) = self.get("/health").await;
+        assert_eq!((status, body), (200, serde_json::json!({"status": "OK"})), "gateway stopped serving");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_aigw")
+}
+
+fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&str]) -> Child {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config-path")
+        .arg(config)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .env_remove("MLFLOW_GATEWAY_CONFIG")
+        .env_remove("MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS")
+        .env_remove("MLFLOW_GATEWAY_ALLOWED_PROVIDERS")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn aigw")
+}
+
+/// A fixture from `tests/fixtures/mlflow/`.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mlflow").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+/// Remove the given keys at any depth.
+pub fn strip(v: &Value, keys: &[&str]) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), strip(v, keys)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| strip(v, keys)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Assert two JSON values are equal, ignoring `ignore` keys anywhere.
+#[track_caller]
+pub fn assert_json_eq(actual: &Value, expected: &Value, ignore: &[&str]) {
+    let (a, e) = (strip(actual, ignore), strip(expected, ignore));
+    assert!(
+        a == e,
+        "JSON differs\n  actual:   {}\n  expected: {}",
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&e).unwrap()
+    );
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|ev| {
+            let lines: Vec<&str> = ev
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
+                .collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// A YAML document from a JSON value (JSON is YAML).
+pub fn yaml(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap()
+}
+
+/// Split `bytes` at `cuts` positions chosen by a simple deterministic generator.
+pub fn split_points(bytes: &[u8], seed: u64, cuts: usize) -> Vec<Vec<u8>> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut points: Vec<usize> = (0..cuts)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % (bytes.len() as u64 + 1)) as usize
+        })
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = Vec::new();
+    let mut last = 0;
+    for p in points {
+        out.push(bytes[last..p].to_vec());
+        last = p;
+    }
+    out.push(bytes[last..].to_vec());
+    out
+}
