@@ -124,10 +124,7 @@ impl SseParser {
         if self.has_data {
             let data = String::from_utf8_lossy(&self.data);
             let event = String::from_utf8_lossy(&self.event);
-            on_event(Event {
-                event: &event,
-                data: &data,
-            });
+            on_event(Event { event: &event, data: &data });
         }
         self.data.clear();
         self.event.clear();
@@ -187,14 +184,7 @@ mod tests {
     #[test]
     fn basic_events() {
         let got = parse_all(&[b"data: a\n\ndata: b\ndata: c\n\n: comment\n\nevent: x\ndata:d\n\n"]);
-        assert_eq!(
-            got,
-            vec![
-                (String::new(), "a".into()),
-                (String::new(), "b\nc".into()),
-                ("x".into(), "d".into())
-            ]
-        );
+        assert_eq!(got, vec![(String::new(), "a".into()), (String::new(), "b\nc".into()), ("x".into(), "d".into())]);
     }
 
     #[test]

@@ -94,7 +94,8 @@ async fn chunked_upload_over_the_configured_limit_is_413() {
     // No Content-Length: the limit is found while reading.
     let (req, _) = big_request(100 << 10, Some("chat"));
     let bytes = serde_json::to_vec(&req).unwrap();
-    let stream = futures_util::stream::iter(bytes.chunks(8192).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let stream =
+        futures_util::stream::iter(bytes.chunks(8192).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
     let r = gw
         .client
         .post(gw.url("/v1/chat/completions"))

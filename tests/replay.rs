@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, assert_json_eq, fixture, sse_data, split_points, yaml};
+use common::{Gateway, assert_json_eq, fixture, split_points, sse_data, yaml};
 use serde_json::{Map, Value, json};
 
 /// Where a provider's base URL is configured, and its default.
@@ -51,10 +51,7 @@ struct Case {
 }
 
 fn case(name: &'static str) -> Case {
-    Case {
-        name,
-        payload_patch: Map::new(),
-    }
+    Case { name, payload_patch: Map::new() }
 }
 
 async fn replay(case: Case) {

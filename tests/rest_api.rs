@@ -58,11 +58,7 @@ async fn mlflow_rest_session() {
         };
     }
     let gw = Gateway::start(&yaml(&config)).await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     for (i, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
         if PENDING.contains(&i) {
@@ -107,7 +103,8 @@ async fn mlflow_rest_session() {
         match &want_body {
             Value::String(s) if s.is_empty() => assert!(text.is_empty(), "case {i} ({desc}): body {text}"),
             want => {
-                let got: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("case {i} ({desc}): not JSON: {text}"));
+                let got: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|_| panic!("case {i} ({desc}): not JSON: {text}"));
                 assert_json_eq(&got, want, &["created"]);
             }
         }

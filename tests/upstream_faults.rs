@@ -101,7 +101,11 @@ async fn broken_answers_are_502() {
         (Reply::Close, "connection"),
         (Reply::Garbage(b"SSH-2.0-OpenSSH_9.0\r\n".to_vec()), "invalid HTTP answer"),
         (
-            Reply::CutAfter { status: 200, content_type: "application/json".into(), pieces: vec![b"{\"id\": \"x\", \"choi".to_vec()] },
+            Reply::CutAfter {
+                status: 200,
+                content_type: "application/json".into(),
+                pieces: vec![b"{\"id\": \"x\", \"choi".to_vec()],
+            },
             "connection",
         ),
         (Reply::body(200, "text/html", "<html>maintenance</html>"), "Received content type: text/html"),
@@ -127,11 +131,17 @@ async fn upstream_errors_are_relayed_with_status_and_message() {
     let upstream = MockUpstream::start().await;
     let gw = Gateway::start(&config(&format!("{}/v1", upstream.url()))).await;
 
-    upstream.push(Reply::Json(429, json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests"}})));
+    upstream.push(Reply::Json(
+        429,
+        json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests"}}),
+    ));
     let (status, body) = gw.post(NATIVE, &chat(false)).await;
     assert_eq!((status, body), (429, json!({"detail": "Rate limit reached for gpt-4o-mini"})));
 
-    upstream.push(Reply::Json(429, json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests"}})));
+    upstream.push(Reply::Json(
+        429,
+        json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests"}}),
+    ));
     let (status, body) = gw.post(V1, &v1_chat(false)).await;
     assert_eq!(status, 429);
     assert_eq!(body["error"]["message"], "Rate limit reached for gpt-4o-mini");
@@ -180,7 +190,10 @@ async fn stream_cut_mid_way_ends_with_one_error_event() {
     }
     // An upstream error event inside the stream is passed on the same way.
     upstream.push(Reply::sse(
-        vec![first.clone(), b"data: {\"error\": {\"message\": \"The server had an error\", \"type\": \"server_error\"}}\n\n".to_vec()],
+        vec![
+            first.clone(),
+            b"data: {\"error\": {\"message\": \"The server had an error\", \"type\": \"server_error\"}}\n\n".to_vec(),
+        ],
         Duration::ZERO,
     ));
     let (_, _, text) = gw.post_text(V1, &v1_chat(true)).await;

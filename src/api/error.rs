@@ -291,7 +291,9 @@ mod tests {
 
     #[test]
     fn validation_is_400_on_openai_routes() {
-        let errs = ValidationErrors(vec![json!({"type": "missing", "loc": ["body", "messages"], "msg": "Field required", "input": {}})]);
+        let errs = ValidationErrors(vec![
+            json!({"type": "missing", "loc": ["body", "messages"], "msg": "Field required", "input": {}}),
+        ]);
         let e = GatewayError::validation(errs);
         assert_eq!(e.status_for(Family::Native), 422);
         assert_eq!(e.status_for(Family::OpenAi), 400);

@@ -35,12 +35,7 @@ impl Reply {
 
     /// A 307 redirect with an empty body.
     pub fn redirect(location: String) -> Reply {
-        Reply {
-            status: 307,
-            content_type: None,
-            body: Bytes::new(),
-            headers: vec![("location", location)],
-        }
+        Reply { status: 307, content_type: None, body: Bytes::new(), headers: vec![("location", location)] }
     }
 
     /// The answer for an error, in `family`'s shape.

@@ -76,13 +76,15 @@ pub fn decode_page_token(token: &str) -> Result<usize, GatewayError> {
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(token.trim()))
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    v.get("index")
-        .and_then(Value::as_u64)
-        .and_then(|i| usize::try_from(i).ok())
-        .ok_or_else(bad)
+    v.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok()).ok_or_else(bad)
 }
 
-fn page(cfg: &GatewayConfig, query: Option<&str>, key: &str, item: fn(&Endpoint) -> Value) -> Result<Reply, GatewayError> {
+fn page(
+    cfg: &GatewayConfig,
+    query: Option<&str>,
+    key: &str,
+    item: fn(&Endpoint) -> Value,
+) -> Result<Reply, GatewayError> {
     let start = match query_param(query, "page_token") {
         Some(t) if !t.is_empty() => decode_page_token(&t)?,
         _ => 0,
@@ -125,16 +127,12 @@ fn route_not_found(name: &str) -> GatewayError {
 
 /// `GET /api/2.0/gateway/routes/{name}`
 pub fn get_legacy_route(cfg: &GatewayConfig, name: &str) -> Result<Reply, GatewayError> {
-    cfg.endpoint(name)
-        .map(|e| Reply::json(200, &legacy_route_json(e)))
-        .ok_or_else(|| route_not_found(name))
+    cfg.endpoint(name).map(|e| Reply::json(200, &legacy_route_json(e))).ok_or_else(|| route_not_found(name))
 }
 
 /// `GET /api/3.0/gateway/route/{name}`
 pub fn get_traffic_route(cfg: &GatewayConfig, name: &str) -> Result<Reply, GatewayError> {
-    cfg.route(name)
-        .map(|r| Reply::json(200, &traffic_route_json(r)))
-        .ok_or_else(|| route_not_found(name))
+    cfg.route(name).map(|r| Reply::json(200, &traffic_route_json(r))).ok_or_else(|| route_not_found(name))
 }
 
 /// The limits API MLflow never implemented.
@@ -169,13 +167,11 @@ pub fn models(cfg: &GatewayConfig) -> Reply {
 
 /// `GET /v1/models/{id}`
 pub fn model(cfg: &GatewayConfig, id: &str) -> Result<Reply, GatewayError> {
-    cfg.target(id)
-        .map(|t| Reply::json(200, &model_json(t)))
-        .ok_or_else(|| {
-            GatewayError::new(404, super::error::ErrorKind::NotFound, format!("The model '{id}' does not exist"))
-                .with_param("model")
-                .with_code("model_not_found")
-        })
+    cfg.target(id).map(|t| Reply::json(200, &model_json(t))).ok_or_else(|| {
+        GatewayError::new(404, super::error::ErrorKind::NotFound, format!("The model '{id}' does not exist"))
+            .with_param("model")
+            .with_code("model_not_found")
+    })
 }
 
 /// `GET /favicon.ico`
@@ -190,9 +186,11 @@ pub fn openapi(cfg: &GatewayConfig) -> Reply {
             "enum": cfg.endpoints.iter().map(|e| e.name.as_str()).chain(cfg.routes.iter().map(|r| r.name.as_str())).collect::<Vec<_>>()}}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
         "responses": {"200": {"description": "Unified answer (JSON, or SSE when `stream` is true)"}}}});
-    let openai = |summary: &str| json!({"post": {"summary": summary,
+    let openai = |summary: &str| {
+        json!({"post": {"summary": summary,
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["model"]}}}},
-        "responses": {"200": {"description": "OpenAI-format answer"}}}});
+        "responses": {"200": {"description": "OpenAI-format answer"}}}})
+    };
     let get = |summary: &str| json!({"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}});
     let spec = json!({
         "openapi": "3.1.0",

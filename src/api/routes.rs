@@ -98,11 +98,7 @@ pub fn match_path(path: &str) -> Match<'_> {
         Some(_) => return Match::NotFound,
         None => format!("{path}/"),
     };
-    if route(&toggled).is_some() {
-        Match::Redirect(toggled)
-    } else {
-        Match::NotFound
-    }
+    if route(&toggled).is_some() { Match::Redirect(toggled) } else { Match::NotFound }
 }
 
 fn name_segment(s: &str) -> Option<&str> {
@@ -142,9 +138,7 @@ fn route(path: &str) -> Option<Route<'_>> {
             } else if let Some(rest) = path.strip_prefix("/v1/models/") {
                 Route::Model(name_segment(rest)?)
             } else {
-                let rest = path
-                    .strip_prefix("/endpoints/")
-                    .or_else(|| path.strip_prefix("/gateway/"))?;
+                let rest = path.strip_prefix("/endpoints/").or_else(|| path.strip_prefix("/gateway/"))?;
                 Route::Invoke(name_segment(rest.strip_suffix("/invocations")?)?)
             }
         }

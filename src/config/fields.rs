@@ -19,10 +19,7 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -42,20 +39,12 @@ pub struct ConfigMap<'a> {
 impl<'a> ConfigMap<'a> {
     /// Read `map`, whose fields are reported as `<prefix>.<key>`.
     pub fn new(map: &'a Map<String, Value>, prefix: impl Into<String>) -> Self {
-        ConfigMap {
-            map,
-            prefix: prefix.into(),
-            used: Vec::new(),
-        }
+        ConfigMap { map, prefix: prefix.into(), used: Vec::new() }
     }
 
     /// The dotted path of `key` in this mapping.
     pub fn path(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.prefix)
-        }
+        if self.prefix.is_empty() { key.to_owned() } else { format!("{}.{key}", self.prefix) }
     }
 
     /// An error about `key`.
@@ -85,8 +74,7 @@ impl<'a> ConfigMap<'a> {
 
     /// A required secret field.
     pub fn required_secret(&mut self, key: &str) -> Result<Secret, FieldError> {
-        self.secret(key)?
-            .ok_or_else(|| self.error(key, FIELD_REQUIRED))
+        self.secret(key)?.ok_or_else(|| self.error(key, FIELD_REQUIRED))
     }
 
     /// A string field; absent or null gives `None`.
@@ -100,8 +88,7 @@ impl<'a> ConfigMap<'a> {
 
     /// A required string field.
     pub fn required_string(&mut self, key: &str) -> Result<String, FieldError> {
-        self.string(key)?
-            .ok_or_else(|| self.error(key, FIELD_REQUIRED))
+        self.string(key)?.ok_or_else(|| self.error(key, FIELD_REQUIRED))
     }
 
     /// A base URL field (`http://` or `https://`).
@@ -117,9 +104,9 @@ impl<'a> ConfigMap<'a> {
     pub fn u64(&mut self, key: &str) -> Result<Option<u64>, FieldError> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => as_u64(v)
-                .map(Some)
-                .ok_or_else(|| self.error(key, "Input should be a valid non-negative integer")),
+            Some(v) => {
+                as_u64(v).map(Some).ok_or_else(|| self.error(key, "Input should be a valid non-negative integer"))
+            }
         }
     }
 
@@ -169,9 +156,9 @@ impl<'a> ConfigMap<'a> {
                 .collect::<Option<Vec<_>>>()
                 .map(Some)
                 .ok_or_else(|| self.error(key, "Input should be a list of strings")),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
-            )),
+            Some(Value::String(s)) => {
+                Ok(Some(s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()))
+            }
             Some(_) => Err(self.error(key, "Input should be a list of strings")),
         }
     }
@@ -183,18 +170,16 @@ impl<'a> ConfigMap<'a> {
 
     /// The keys that were not read, in file order.
     pub fn unread(&self) -> impl Iterator<Item = (&'a String, &'a Value)> + '_ {
-        self.map
-            .iter()
-            .filter(|(k, _)| !self.used.contains(&k.as_str()))
+        self.map.iter().filter(|(k, _)| !self.used.contains(&k.as_str()))
     }
 }
 
 /// A non-negative integer from a JSON value, with pydantic's lax coercions.
 pub fn as_u64(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64)),
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64))
+        }
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }

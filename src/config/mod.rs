@@ -264,32 +264,20 @@ const NOT_A_MAPPING: &str = "Input should be a valid dictionary";
 impl Loader {
     fn new(path: &Path) -> Self {
         let allowed = std::env::var(ALLOWED_PROVIDERS_ENV).ok().map(|list| {
-            list.split(',')
-                .filter_map(|p| ProviderName::parse(p.trim()))
-                .map(ProviderName::canonical)
-                .collect()
+            list.split(',').filter_map(|p| ProviderName::parse(p.trim())).map(ProviderName::canonical).collect()
         });
-        Loader {
-            file: path.display().to_string(),
-            path: path.to_path_buf(),
-            allowed,
-        }
+        Loader { file: path.display().to_string(), path: path.to_path_buf(), allowed }
     }
 
     fn err(&self, entry: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            entry: entry.into(),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError { file: self.file.clone(), entry: entry.into(), field: field.into(), message: message.into() }
     }
 
     fn load(&self, text: &str) -> Result<GatewayConfig, ConfigError> {
-        let yaml: serde_yaml::Value = serde_yaml::from_str(text)
-            .map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
-        let root: Value = serde_json::to_value(yaml)
-            .map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
+        let root: Value =
+            serde_json::to_value(yaml).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
         let Value::Object(root) = root else {
             return Err(self.err(
                 "",
@@ -336,13 +324,7 @@ impl Loader {
             routes.push(Arc::new(route));
         }
 
-        Ok(GatewayConfig {
-            path: self.path.clone(),
-            endpoints,
-            routes,
-            settings,
-            names,
-        })
+        Ok(GatewayConfig { path: self.path.clone(), endpoints, routes, settings, names })
     }
 
     fn duplicate(&self, entry: &str) -> ConfigError {
@@ -378,9 +360,8 @@ impl Loader {
             ));
         }
         let endpoint_type = match map.get("endpoint_type") {
-            Some(Value::String(s)) => EndpointType::parse(s).ok_or_else(|| {
-                self.err(&entry, "endpoint_type", format!("The route_type '{s}' is not supported."))
-            })?,
+            Some(Value::String(s)) => EndpointType::parse(s)
+                .ok_or_else(|| self.err(&entry, "endpoint_type", format!("The route_type '{s}' is not supported.")))?,
             None | Some(Value::Null) => return Err(self.err(entry, "endpoint_type", "Field required")),
             Some(other) => {
                 return Err(self.err(entry, "endpoint_type", format!("The route_type '{other}' is not supported.")));
@@ -400,17 +381,17 @@ impl Loader {
         let provider_name = ProviderName::parse(provider_value).ok_or_else(|| {
             self.err(&entry, "model.provider", format!("The provider '{provider_value}' is not supported."))
         })?;
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(&provider_name.canonical()) {
-                return Err(self.err(
-                    entry,
-                    "model.provider",
-                    format!(
-                        "Provider '{provider_value}' is not allowed by the current gateway provider \
-                         policy ({ALLOWED_PROVIDERS_ENV})."
-                    ),
-                ));
-            }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(&provider_name.canonical())
+        {
+            return Err(self.err(
+                entry,
+                "model.provider",
+                format!(
+                    "Provider '{provider_value}' is not allowed by the current gateway provider \
+                     policy ({ALLOWED_PROVIDERS_ENV})."
+                ),
+            ));
         }
         let model_name = match model.get("name") {
             Some(Value::String(s)) => Some(s.clone()),
@@ -435,12 +416,8 @@ impl Loader {
             Some(_) => return Err(self.err(entry, "model.config", NOT_A_MAPPING)),
         };
 
-        let spec = providers::EndpointSpec {
-            name: &name,
-            endpoint_type,
-            model_name: model_name.as_deref(),
-            provider_name,
-        };
+        let spec =
+            providers::EndpointSpec { name: &name, endpoint_type, model_name: model_name.as_deref(), provider_name };
         let mut cfg = ConfigMap::new(config, "model.config");
         let provider = providers::build(&spec, &mut cfg).map_err(|e| self.err(&entry, e.field, e.message))?;
 
@@ -468,15 +445,7 @@ impl Loader {
             Some(_) => return Err(self.err(entry, "limit", NOT_A_MAPPING)),
         };
 
-        Ok(Endpoint {
-            name,
-            endpoint_type,
-            model_name,
-            provider_name,
-            provider,
-            limit,
-            defaults,
-        })
+        Ok(Endpoint { name, endpoint_type, model_name, provider_name, provider, limit, defaults })
     }
 
     fn route(
@@ -501,9 +470,8 @@ impl Loader {
             return Err(self.err(entry, "name", invalid_name_message(&name)));
         }
         let task_type = match map.get("task_type") {
-            Some(Value::String(s)) => EndpointType::parse(s).ok_or_else(|| {
-                self.err(&entry, "task_type", format!("The route_type '{s}' is not supported."))
-            })?,
+            Some(Value::String(s)) => EndpointType::parse(s)
+                .ok_or_else(|| self.err(&entry, "task_type", format!("The route_type '{s}' is not supported.")))?,
             None | Some(Value::Null) => return Err(self.err(entry, "task_type", "Field required")),
             Some(_) => return Err(self.err(entry, "task_type", "Input should be a valid string")),
         };
@@ -573,11 +541,7 @@ impl Loader {
                 ));
             }
             total += u64::from(percentage);
-            destinations.push(Destination {
-                name: dest_name,
-                traffic_percentage: percentage,
-                endpoint,
-            });
+            destinations.push(Destination { name: dest_name, traffic_percentage: percentage, endpoint });
         }
         if total != 100 {
             return Err(self.err(
@@ -589,21 +553,13 @@ impl Loader {
                 ),
             ));
         }
-        Ok(TrafficRoute {
-            name,
-            task_type,
-            destinations,
-            routing_strategy,
-        })
+        Ok(TrafficRoute { name, task_type, destinations, routing_strategy })
     }
 }
 
 /// MLflow's endpoint-name rule: `[a-zA-Z0-9_\-.]+` (the message omits the dot, the check allows it).
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn invalid_name_message(name: &str) -> String {
@@ -671,10 +627,7 @@ pub fn parse_period(text: &str) -> Option<(u64, &'static str, u64)> {
     }
     let word = t[digits..].trim_start();
     let word = word.strip_suffix('s').unwrap_or(word);
-    UNITS
-        .iter()
-        .find(|(unit, _)| *unit == word)
-        .map(|(unit, secs)| (count, *unit, *secs))
+    UNITS.iter().find(|(unit, _)| *unit == word).map(|(unit, secs)| (count, *unit, *secs))
 }
 
 #[cfg(test)]

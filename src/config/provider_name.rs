@@ -100,10 +100,7 @@ mod tests {
         assert_eq!(ProviderName::parse("OpenAI"), Some(ProviderName::OpenAi));
         assert_eq!(ProviderName::parse("Amazon_Bedrock"), Some(ProviderName::AmazonBedrock));
         assert_eq!(ProviderName::parse("amazon-bedrock").unwrap().as_str(), "amazon-bedrock");
-        assert_eq!(
-            ProviderName::parse("huggingface_text_generation_inference"),
-            Some(ProviderName::HuggingFaceTgi)
-        );
+        assert_eq!(ProviderName::parse("huggingface_text_generation_inference"), Some(ProviderName::HuggingFaceTgi));
         assert_eq!(ProviderName::parse("vertex-ai"), Some(ProviderName::VertexAi));
         assert_eq!(ProviderName::parse("azuread"), None);
         assert_eq!(ProviderName::parse("my_provider"), None);

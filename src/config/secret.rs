@@ -42,10 +42,7 @@ impl fmt::Debug for Secret {
 /// Errors never contain the value itself; they name the variable or the file.
 pub fn resolve(input: &str) -> Result<Secret, String> {
     if let Some(rest) = input.strip_prefix('$') {
-        let name = rest
-            .strip_prefix('{')
-            .and_then(|r| r.strip_suffix('}'))
-            .unwrap_or(rest);
+        let name = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(rest);
         return match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(Secret(v)),
             _ => Err(format!("Environment variable '{name}' is not set")),

@@ -22,10 +22,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            max_request_body: DEFAULT_MAX_REQUEST_BODY,
-            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
-        }
+        Settings { max_request_body: DEFAULT_MAX_REQUEST_BODY, max_response_body: DEFAULT_MAX_RESPONSE_BODY }
     }
 }
 

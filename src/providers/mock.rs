@@ -92,11 +92,9 @@ impl Mock {
 fn message_text(m: &Value) -> String {
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
@@ -141,7 +139,8 @@ impl Provider for Mock {
         let text = self.reply_text(&req);
         let model = call.model().unwrap_or("mock");
         let (prompt, completion) = (prompt_tokens(&req), count_words(&text));
-        let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+        let usage =
+            json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
         let id = format!("chatcmpl-mock-{}", call.created);
         let stream = req.stream();
         let chunks = if stream {
@@ -164,17 +163,15 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange {
-            source: Source::Mock(self.answer(chunks, stream)),
-            decoder: chat_decoder(stream, call),
-        })
+        Ok(Exchange { source: Source::Mock(self.answer(chunks, stream)), decoder: chat_decoder(stream, call) })
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let text = self.reply_text(&req);
         let model = call.model().unwrap_or("mock");
         let (prompt, completion) = (prompt_tokens(&req), count_words(&text));
-        let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+        let usage =
+            json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
         let id = format!("cmpl-mock-{}", call.created);
         let stream = req.stream();
         let chunks = if stream {
@@ -195,10 +192,7 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange {
-            source: Source::Mock(self.answer(chunks, stream)),
-            decoder: completions_decoder(stream, call),
-        })
+        Ok(Exchange { source: Source::Mock(self.answer(chunks, stream)), decoder: completions_decoder(stream, call) })
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -207,7 +201,9 @@ impl Provider for Mock {
             Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
                 items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
             }
-            Some(Value::Array(items)) if items.iter().all(Value::is_array) => items.iter().map(Value::to_string).collect(),
+            Some(Value::Array(items)) if items.iter().all(Value::is_array) => {
+                items.iter().map(Value::to_string).collect()
+            }
             Some(other) => vec![other.to_string()],
             None => Vec::new(),
         };

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
 use crate::schema::{EndpointType, Request, Usage};
-use crate::upstream::UpstreamRequest;
+use crate::upstream::{UpstreamRequest, Upstreams};
 
 /// What a provider is told about its endpoint when it is built.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +59,9 @@ impl Call<'_> {
 /// Decodes a complete (non-streamed) 2xx upstream body into the unified JSON answer.
 pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, GatewayError> + Send>;
 
+/// Decodes the 2xx bodies of several upstream calls (in request order) into one answer.
+pub type ManyDecoder = Box<dyn FnOnce(Vec<bytes::Bytes>) -> Result<Vec<u8>, GatewayError> + Send>;
+
 /// Translates a streamed upstream body, chunk by chunk, into unified SSE events.
 pub trait StreamDecoder: Send {
     /// Feed the next upstream bytes (split anywhere); append complete `data: …\n\n` events to
@@ -78,12 +81,17 @@ pub enum Decoder {
     Json(JsonDecoder),
     /// A stream.
     Stream(Box<dyn StreamDecoder>),
+    /// The JSON bodies of a [`Source::HttpMany`] fan-out.
+    JsonMany(ManyDecoder),
 }
 
 /// Where the answer comes from.
 pub enum Source {
     /// An upstream HTTP call.
     Http(UpstreamRequest),
+    /// Several independent upstream calls made concurrently, all of which must succeed
+    /// (e.g. Bedrock Titan embeddings: one call per input). Decoded by [`Decoder::JsonMany`].
+    HttpMany(Vec<UpstreamRequest>),
     /// The built-in mock provider, answering in OpenAI's wire format.
     Mock(mock::MockAnswer),
 }
@@ -121,9 +129,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// Add credentials that need I/O or the final body (OAuth tokens, SigV4). Runs right
-    /// before the request is sent.
-    async fn authorize(&self, req: &mut UpstreamRequest) -> Result<(), GatewayError> {
-        let _ = req;
+    /// before each request is sent; `http` can fetch tokens (see [`Upstreams::fetch`]).
+    async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {
+        let _ = (req, http);
         Ok(())
     }
 
@@ -209,17 +217,13 @@ pub fn is_json(content_type: &str) -> bool {
 
 /// The reason phrase of a status.
 pub fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error")
+    http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
 /// Parse an upstream JSON body, or fail with 502.
 pub fn parse_upstream_json<T: serde::de::DeserializeOwned>(body: &[u8], provider: &str) -> Result<T, GatewayError> {
-    serde_json::from_slice(body).map_err(|e| {
-        GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}")))
 }
 
 /// Serialise a unified answer.
@@ -229,10 +233,7 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, GatewayError> 
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -243,7 +244,11 @@ mod tests {
 
     #[test]
     fn upstream_error_shapes() {
-        let e = upstream_error(400, "application/json", br#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error"}}"#);
+        let e = upstream_error(
+            400,
+            "application/json",
+            br#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error"}}"#,
+        );
         assert_eq!(e.status, 400);
         assert_eq!(e.detail, Detail::Text("Invalid value for 'temperature'".into()));
 

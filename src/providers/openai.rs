@@ -97,8 +97,7 @@ impl OpenAi {
                         ),
                     ));
                 };
-                base.join(&format!("openai/deployments/{deployment}"))
-                    .with_query_param("api-version", &version)
+                base.join(&format!("openai/deployments/{deployment}")).with_query_param("api-version", &version)
             }
         };
         let auth = match api_type {
@@ -114,16 +113,12 @@ impl OpenAi {
             ),
             None => None,
         };
-        Ok(OpenAi {
-            api_type,
-            base,
-            auth: (auth.0, auth_value),
-            organization,
-        })
+        Ok(OpenAi { api_type, base, auth: (auth.0, auth_value), organization })
     }
 
     fn request(&self, suffix: &str, body: Vec<u8>) -> UpstreamRequest {
-        let mut r = UpstreamRequest::post_json(&self.base, suffix, body).header_value(self.auth.0.clone(), self.auth.1.clone());
+        let mut r =
+            UpstreamRequest::post_json(&self.base, suffix, body).header_value(self.auth.0.clone(), self.auth.1.clone());
         if let Some(org) = &self.organization {
             r = r.header_value(http::HeaderName::from_static("openai-organization"), org.clone());
         }
@@ -161,17 +156,18 @@ impl Provider for OpenAi {
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, self.model(call), false)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("embeddings", body)),
-            decoder: embeddings_decoder(call),
-        })
+        Ok(Exchange { source: Source::Http(self.request("embeddings", body)), decoder: embeddings_decoder(call) })
     }
 }
 
 /// The upstream body for an OpenAI-format provider: the client's request with `model` set
 /// (`Some(name)`, null when the endpoint has no `model.name`) or left out (`None`, Azure), and
 /// `stream_options.include_usage: true` added to streams when `stream_usage` is set.
-pub fn passthrough_body(req: Request, model: Option<Option<&str>>, stream_usage: bool) -> Result<Vec<u8>, GatewayError> {
+pub fn passthrough_body(
+    req: Request,
+    model: Option<Option<&str>>,
+    stream_usage: bool,
+) -> Result<Vec<u8>, GatewayError> {
     let stream = req.stream();
     let mut body: Map<String, Value> = req.body;
     body.remove("model");
@@ -301,11 +297,7 @@ fn content_text(v: Option<Value>) -> Option<String> {
 }
 
 fn stream_error(v: &Value) -> GatewayError {
-    let message = v
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| v.to_string());
+    let message = v.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
     GatewayError::new(502, ErrorKind::Upstream, message)
 }
 
@@ -329,19 +321,12 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
-            let m = c.message.unwrap_or(WireMessage {
-                role: None,
-                content: None,
-                tool_calls: None,
-            });
+            let m = c.message.unwrap_or(WireMessage { role: None, content: None, tool_calls: None });
             let tool_calls = m.tool_calls.filter(|t| !t.is_empty()).map(|calls| {
                 calls
                     .into_iter()
                     .map(|t| {
-                        let f = t.function.unwrap_or(WireFunction {
-                            name: None,
-                            arguments: None,
-                        });
+                        let f = t.function.unwrap_or(WireFunction { name: None, arguments: None });
                         ToolCall {
                             id: t.id.unwrap_or_default(),
                             kind: "function",
@@ -388,12 +373,7 @@ pub struct ChatStream {
 impl ChatStream {
     /// A decoder whose chunks carry `provider`.
     pub fn new(provider: &'static str) -> Self {
-        ChatStream {
-            parser: SseParser::new(),
-            provider,
-            usage: None,
-            error: None,
-        }
+        ChatStream { parser: SseParser::new(), provider, usage: None, error: None }
     }
 
     fn event(&mut self, data: &str, out: &mut BytesMut) {
@@ -403,7 +383,8 @@ impl ChatStream {
         let chunk: WireChunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
-                self.error = Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
+                self.error =
+                    Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
                 return;
             }
         };
@@ -435,10 +416,7 @@ impl ChatStream {
                                     kind: t.kind.map(|_| "function"),
                                     function: t
                                         .function
-                                        .map(|f| FunctionCallDelta {
-                                            name: f.name,
-                                            arguments: f.arguments,
-                                        })
+                                        .map(|f| FunctionCallDelta { name: f.name, arguments: f.arguments })
                                         .unwrap_or_default(),
                                 })
                                 .collect()
@@ -513,12 +491,7 @@ pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> 
         .enumerate()
         .map(|(i, c)| CompletionChoice {
             index: i as u32,
-            text: Some(
-                c.message
-                    .and_then(|m| content_text(m.content))
-                    .or(c.text)
-                    .unwrap_or_default(),
-            ),
+            text: Some(c.message.and_then(|m| content_text(m.content)).or(c.text).unwrap_or_default()),
             finish_reason: c.finish_reason,
         })
         .collect();
@@ -549,7 +522,8 @@ impl CompletionsStream {
         let chunk: WireChunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
-                self.error = Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
+                self.error =
+                    Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
                 return;
             }
         };
@@ -619,11 +593,7 @@ pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>,
             .data
             .into_iter()
             .enumerate()
-            .map(|(i, d)| Embedding {
-                object: object::EMBEDDING,
-                embedding: d.embedding,
-                index: i as u32,
-            })
+            .map(|(i, d)| Embedding { object: object::EMBEDDING, embedding: d.embedding, index: i as u32 })
             .collect(),
         model: wire.model,
         usage: EmbeddingsUsage {

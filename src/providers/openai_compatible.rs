@@ -40,11 +40,7 @@ const OLLAMA_DEFAULT_KEY: &str = "ollama";
 pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<OpenAiCompatible, FieldError> {
     let name = spec.provider_name;
     let (default_base, display) = defaults(name);
-    let key = if name == ProviderName::Ollama {
-        cfg.secret("api_key")?
-    } else {
-        Some(cfg.required_secret("api_key")?)
-    };
+    let key = if name == ProviderName::Ollama { cfg.secret("api_key")? } else { Some(cfg.required_secret("api_key")?) };
     let base = match cfg.url("api_base")? {
         Some(b) => b,
         None => BaseUrl::parse(default_base).map_err(|m| cfg.error("api_base", m))?,
@@ -56,7 +52,8 @@ pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<OpenAiC
     };
     if name == ProviderName::Portkey {
         if let Some(key) = &key {
-            let v = secret_header(key.expose()).ok_or_else(|| cfg.error("api_key", "contains characters not allowed in an HTTP header"))?;
+            let v = secret_header(key.expose())
+                .ok_or_else(|| cfg.error("api_key", "contains characters not allowed in an HTTP header"))?;
             headers.push((http::HeaderName::from_static("x-portkey-api-key"), v));
         }
         for (field, header) in [
@@ -65,7 +62,8 @@ pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<OpenAiC
             ("virtual_key", "x-portkey-virtual-key"),
         ] {
             if let Some(v) = cfg.string(field)? {
-                let v = http::HeaderValue::from_str(&v).map_err(|_| cfg.error(field, "not a valid HTTP header value"))?;
+                let v =
+                    http::HeaderValue::from_str(&v).map_err(|_| cfg.error(field, "not a valid HTTP header value"))?;
                 headers.push((http::HeaderName::from_static(header), v));
             }
         }
@@ -102,9 +100,6 @@ impl Provider for OpenAiCompatible {
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("embeddings", body)),
-            decoder: embeddings_decoder(call),
-        })
+        Ok(Exchange { source: Source::Http(self.request("embeddings", body)), decoder: embeddings_decoder(call) })
     }
 }

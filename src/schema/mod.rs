@@ -8,7 +8,9 @@
 mod request;
 mod response;
 
-pub use request::{Request, ValidationErrors, apply_defaults, json_error, parse_request, request_from_value, validate_default};
+pub use request::{
+    Request, ValidationErrors, apply_defaults, json_error, parse_request, request_from_value, validate_default,
+};
 pub use response::*;
 
 use std::fmt;

@@ -20,8 +20,7 @@ pub struct Request {
 impl Request {
     /// Whether the client asked for a streamed answer (never for embeddings).
     pub fn stream(&self) -> bool {
-        self.endpoint_type != EndpointType::Embeddings
-            && matches!(self.body.get("stream"), Some(Value::Bool(true)))
+        self.endpoint_type != EndpointType::Embeddings && matches!(self.body.get("stream"), Some(Value::Bool(true)))
     }
 
     /// The chat messages (empty for other types).
@@ -158,11 +157,7 @@ pub fn request_from_value(endpoint_type: EndpointType, value: Value) -> Result<R
     };
     let implicit_n = endpoint_type != EndpointType::Embeddings && body.get("n").is_none_or(Value::is_null);
     validate(endpoint_type, &mut body, &mut errors);
-    if errors.0.is_empty() {
-        Ok(Request { endpoint_type, body, implicit_n })
-    } else {
-        Err(errors)
-    }
+    if errors.0.is_empty() { Ok(Request { endpoint_type, body, implicit_n }) } else { Err(errors) }
 }
 
 fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
@@ -182,11 +177,7 @@ fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
 fn validate(endpoint_type: EndpointType, body: &mut Map<String, Value>, errors: &mut ValidationErrors) {
     // exclude_none: nulls are "not given".
     body.retain(|_, v| !v.is_null());
-    let snapshot = if has_required(endpoint_type, body) {
-        Value::Null
-    } else {
-        Value::Object(body.clone())
-    };
+    let snapshot = if has_required(endpoint_type, body) { Value::Null } else { Value::Object(body.clone()) };
     match endpoint_type {
         EndpointType::Chat => {
             require(body, "messages", &snapshot, errors);
@@ -356,11 +347,7 @@ fn check_float(value: &mut Value, loc: &Loc<'_>, ge: Option<f64>, le: Option<f64
 }
 
 fn fmt_bound(b: f64) -> String {
-    if b.fract() == 0.0 {
-        format!("{}", b as i64)
-    } else {
-        b.to_string()
-    }
+    if b.fract() == 0.0 { format!("{}", b as i64) } else { b.to_string() }
 }
 
 fn check_bool(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) {
@@ -432,13 +419,7 @@ fn check_response_format(value: &mut Value, loc: &Loc<'_>, errors: &mut Validati
     match obj.get("type") {
         Some(Value::String(t)) if matches!(t.as_str(), "text" | "json_object" | "json_schema") => {
             if t == "json_schema" && !obj.get("json_schema").is_some_and(Value::is_object) {
-                errors.push(
-                    "missing",
-                    &Loc::Key(loc, "json_schema"),
-                    "Field required",
-                    value,
-                    None,
-                );
+                errors.push("missing", &Loc::Key(loc, "json_schema"), "Field required", value, None);
             }
         }
         Some(other) => errors.push(
@@ -473,7 +454,9 @@ fn check_messages(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationError
         m.retain(|_, v| !v.is_null());
         match m.get("role") {
             Some(Value::String(_)) => {}
-            Some(other) => errors.push("string_type", &Loc::Key(&mloc, "role"), "Input should be a valid string", other, None),
+            Some(other) => {
+                errors.push("string_type", &Loc::Key(&mloc, "role"), "Input should be a valid string", other, None)
+            }
             None => {
                 let snapshot = Value::Object(m.clone());
                 errors.push("missing", &Loc::Key(&mloc, "role"), "Field required", &snapshot, None);
@@ -506,7 +489,13 @@ fn check_content(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors
     for (i, part) in parts.iter_mut().enumerate() {
         let ploc = Loc::Index(loc, i);
         let Some(p) = part.as_object_mut() else {
-            errors.push("model_attributes_type", &ploc, "Input should be a valid dictionary or object to extract fields from", part, None);
+            errors.push(
+                "model_attributes_type",
+                &ploc,
+                "Input should be a valid dictionary or object to extract fields from",
+                part,
+                None,
+            );
             continue;
         };
         p.retain(|_, v| !v.is_null());
@@ -514,10 +503,22 @@ fn check_content(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors
         match kind.as_deref() {
             Some("text") => match p.get("text") {
                 Some(Value::String(_)) => {}
-                Some(v) => errors.push("string_type", &Loc::Key(&Loc::Key(&ploc, "text"), "text"), "Input should be a valid string", v, None),
+                Some(v) => errors.push(
+                    "string_type",
+                    &Loc::Key(&Loc::Key(&ploc, "text"), "text"),
+                    "Input should be a valid string",
+                    v,
+                    None,
+                ),
                 None => {
                     let snapshot = Value::Object(p.clone());
-                    errors.push("missing", &Loc::Key(&Loc::Key(&ploc, "text"), "text"), "Field required", &snapshot, None);
+                    errors.push(
+                        "missing",
+                        &Loc::Key(&Loc::Key(&ploc, "text"), "text"),
+                        "Field required",
+                        &snapshot,
+                        None,
+                    );
                 }
             },
             Some("image_url") => {
@@ -526,23 +527,35 @@ fn check_content(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors
                     Some(Value::Object(img)) => {
                         if !img.get("url").is_some_and(Value::is_string) {
                             let snapshot = Value::Object(img.clone());
-                            errors.push("missing", &Loc::Key(&Loc::Key(&iloc, "image_url"), "url"), "Field required", &snapshot, None);
+                            errors.push(
+                                "missing",
+                                &Loc::Key(&Loc::Key(&iloc, "image_url"), "url"),
+                                "Field required",
+                                &snapshot,
+                                None,
+                            );
                         }
-                        if let Some(d) = img.get("detail").filter(|d| !d.is_null()) {
-                            if !matches!(d.as_str(), Some("auto" | "low" | "high")) {
-                                errors.push(
-                                    "literal_error",
-                                    &Loc::Key(&Loc::Key(&iloc, "image_url"), "detail"),
-                                    "Input should be 'auto', 'low' or 'high'",
-                                    d,
-                                    Some(json!({"expected": "'auto', 'low' or 'high'"})),
-                                );
-                            }
+                        if let Some(d) = img.get("detail").filter(|d| !d.is_null())
+                            && !matches!(d.as_str(), Some("auto" | "low" | "high"))
+                        {
+                            errors.push(
+                                "literal_error",
+                                &Loc::Key(&Loc::Key(&iloc, "image_url"), "detail"),
+                                "Input should be 'auto', 'low' or 'high'",
+                                d,
+                                Some(json!({"expected": "'auto', 'low' or 'high'"})),
+                            );
                         }
                     }
                     other => {
                         let snapshot = Value::Object(p.clone());
-                        errors.push("missing", &Loc::Key(&iloc, "image_url"), "Field required", other.unwrap_or(&snapshot), None);
+                        errors.push(
+                            "missing",
+                            &Loc::Key(&iloc, "image_url"),
+                            "Field required",
+                            other.unwrap_or(&snapshot),
+                            None,
+                        );
                     }
                 }
             }
@@ -551,7 +564,13 @@ fn check_content(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors
                 match p.get("input_audio") {
                     Some(Value::Object(a)) => {
                         if !a.get("data").is_some_and(Value::is_string) {
-                            errors.push("missing", &Loc::Key(&Loc::Key(&aloc, "input_audio"), "data"), "Field required", &Value::Object(a.clone()), None);
+                            errors.push(
+                                "missing",
+                                &Loc::Key(&Loc::Key(&aloc, "input_audio"), "data"),
+                                "Field required",
+                                &Value::Object(a.clone()),
+                                None,
+                            );
                         }
                         if !matches!(a.get("format").and_then(Value::as_str), Some("wav" | "mp3")) {
                             errors.push(
@@ -617,7 +636,13 @@ fn check_tool_calls(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErr
                     }
                 }
             }
-            Some(other) => errors.push("model_type", &Loc::Key(&cloc, "function"), "Input should be a valid dictionary", other, None),
+            Some(other) => errors.push(
+                "model_type",
+                &Loc::Key(&cloc, "function"),
+                "Input should be a valid dictionary",
+                other,
+                None,
+            ),
             None => {
                 let snapshot = Value::Object(c.clone());
                 errors.push("missing", &Loc::Key(&cloc, "function"), "Field required", &snapshot, None);
@@ -631,7 +656,13 @@ fn check_tools(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) 
     for (i, tool) in tools.iter_mut().enumerate() {
         let tloc = Loc::Index(loc, i);
         let Some(t) = tool.as_object_mut() else {
-            errors.push("model_type", &tloc, "Input should be a valid dictionary or instance of ToolDefinition", tool, None);
+            errors.push(
+                "model_type",
+                &tloc,
+                "Input should be a valid dictionary or instance of ToolDefinition",
+                tool,
+                None,
+            );
             continue;
         };
         t.entry("type").or_insert(Value::from("function"));
@@ -639,10 +670,22 @@ fn check_tools(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) 
             Some("function") => match t.get("function") {
                 Some(Value::Object(f)) => {
                     if !f.get("name").is_some_and(Value::is_string) {
-                        errors.push("missing", &Loc::Key(&Loc::Key(&tloc, "function"), "name"), "Field required", &Value::Object(f.clone()), None);
+                        errors.push(
+                            "missing",
+                            &Loc::Key(&Loc::Key(&tloc, "function"), "name"),
+                            "Field required",
+                            &Value::Object(f.clone()),
+                            None,
+                        );
                     }
                     if let Some(p) = f.get("parameters").filter(|p| !p.is_null() && !p.is_object()) {
-                        errors.push("model_type", &Loc::Key(&Loc::Key(&tloc, "function"), "parameters"), "Input should be a valid dictionary", p, None);
+                        errors.push(
+                            "model_type",
+                            &Loc::Key(&Loc::Key(&tloc, "function"), "parameters"),
+                            "Input should be a valid dictionary",
+                            p,
+                            None,
+                        );
                     }
                 }
                 _ => {
@@ -737,7 +780,9 @@ pub fn validate_default(endpoint_type: EndpointType, key: &str, value: &Value) -
             if !check_param(key, &mut v, &loc, &mut errors) {
                 match key {
                     "tools" if endpoint_type == EndpointType::Chat => check_tools(&mut v, &loc, &mut errors),
-                    "tool_choice" if endpoint_type == EndpointType::Chat => check_tool_choice(&mut v, &loc, &mut errors),
+                    "tool_choice" if endpoint_type == EndpointType::Chat => {
+                        check_tool_choice(&mut v, &loc, &mut errors)
+                    }
                     _ if EXTRA_CHAT_DEFAULTS.contains(&key) => {}
                     _ => return Ok(None),
                 }
@@ -781,7 +826,9 @@ mod tests {
     fn missing_prompt_matches_fastapi() {
         assert_eq!(
             errs(EndpointType::Completions, r#"{"promptx": "x"}"#),
-            vec![json!({"type": "missing", "loc": ["body", "prompt"], "msg": "Field required", "input": {"promptx": "x"}})]
+            vec![
+                json!({"type": "missing", "loc": ["body", "prompt"], "msg": "Field required", "input": {"promptx": "x"}})
+            ]
         );
     }
 
@@ -851,7 +898,9 @@ mod tests {
 
     #[test]
     fn defaults_apply_only_when_unset() {
-        let mut r = parse_request(EndpointType::Chat, br#"{"messages":[{"role":"user","content":"x"}],"temperature":0.1}"#).unwrap();
+        let mut r =
+            parse_request(EndpointType::Chat, br#"{"messages":[{"role":"user","content":"x"}],"temperature":0.1}"#)
+                .unwrap();
         let mut d = Map::new();
         d.insert("temperature".into(), json!(0.7));
         d.insert("max_tokens".into(), json!(100));

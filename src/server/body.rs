@@ -45,10 +45,7 @@ pub async fn read(session: &mut Session, max: usize) -> Result<Bytes, GatewayErr
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
-        session
-            .write_continue_response()
-            .await
-            .map_err(|e| read_failed(&e))?;
+        session.write_continue_response().await.map_err(|e| read_failed(&e))?;
     }
     session.set_read_timeout(Some(BODY_READ_TIMEOUT));
     let mut first: Option<Bytes> = None;
@@ -73,19 +70,13 @@ pub async fn read(session: &mut Session, max: usize) -> Result<Bytes, GatewayErr
 }
 
 fn read_failed(e: &pingora::Error) -> GatewayError {
-    let kind = if e.etype == pingora::ErrorType::ReadTimedout {
-        "timed out"
-    } else {
-        "failed"
-    };
+    let kind = if e.etype == pingora::ErrorType::ReadTimedout { "timed out" } else { "failed" };
     GatewayError::new(400, ErrorKind::InvalidRequest, format!("Reading the request body {kind}"))
 }
 
 /// After the refusal was written (with keep-alive off): discard what the client still sends,
 /// bounded in time, so it reads the error instead of a connection reset.
 pub async fn drain_after_refusal(session: &mut Session) {
-    let drain = async {
-        while let Ok(Some(_)) = session.read_request_body().await {}
-    };
+    let drain = async { while let Ok(Some(_)) = session.read_request_body().await {} };
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }

@@ -66,10 +66,7 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => return fail(session, ctx, family, e).await,
     };
-    let call = Call {
-        endpoint: &endpoint,
-        created: providers::now_secs(),
-    };
+    let call = Call { endpoint: &endpoint, created: providers::now_secs() };
     let stream = request.stream();
     ctx.streamed = stream;
     let exchange = match providers::prepare(&*endpoint.provider, request, &call) {
@@ -103,9 +100,8 @@ fn resolve(
             (target, request)
         }
         Via::OpenAi(endpoint_type) => {
-            let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-                GatewayError::bad_request(format!("The request body is not valid JSON: {e}"))
-            })?;
+            let mut value: Value = serde_json::from_slice(body)
+                .map_err(|e| GatewayError::bad_request(format!("The request body is not valid JSON: {e}")))?;
             let model = match value.get_mut("model").map(Value::take) {
                 Some(Value::String(m)) => m,
                 Some(Value::Null) | None => {
@@ -147,7 +143,10 @@ fn resolve(
     Ok((request, endpoint))
 }
 
-/// Where the answer is read from.
+/// Where the answer is read from. Lives on the stack of one request's future and is never
+/// moved in a loop, so the size difference between variants costs nothing; boxing would cost an
+/// allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Upstream(UpstreamResponse),
     Mock(MockAnswer),
@@ -209,8 +208,22 @@ async fn execute(
     let deadline = Instant::now() + state.upstreams.route_timeout;
     let mut answer = match exchange.source {
         Source::Http(mut req) => {
-            provider.authorize(&mut req).await?;
+            provider.authorize(&mut req, &state.upstreams).await?;
             Answer::Upstream(state.upstreams.send(&req, Some(&ctx.request_id), deadline).await?)
+        }
+        Source::HttpMany(requests) => {
+            let bodies = fan_out(state, config, ctx, provider, requests, deadline).await?;
+            let Decoder::JsonMany(decode) = exchange.decoder else {
+                return Err(GatewayError::internal("a fan-out needs a JsonMany decoder"));
+            };
+            let out = decode(bodies)?;
+            let reply = Reply {
+                status: 200,
+                content_type: Some("application/json"),
+                body: Bytes::from(out),
+                headers: Vec::new(),
+            };
+            return Ok(respond::reply(session, reply, ctx).await);
         }
         Source::Mock(m) => Answer::Mock(m),
     };
@@ -222,6 +235,7 @@ async fn execute(
         return Err(provider.upstream_error(status, &ct, &body));
     }
     match exchange.decoder {
+        Decoder::JsonMany(_) => Err(GatewayError::internal("a JsonMany decoder needs a fan-out source")),
         Decoder::Json(decode) => {
             let (ct, raw_ct) = answer.content_type();
             if !ct.is_empty() && !providers::is_json(&ct) {
@@ -232,7 +246,17 @@ async fn execute(
             let body = answer.body(config.settings.max_response_body).await?;
             answer.release(state).await;
             let out = decode(&body)?;
-            Ok(respond::reply(session, Reply { status: 200, content_type: Some("application/json"), body: Bytes::from(out), headers: Vec::new() }, ctx).await)
+            Ok(respond::reply(
+                session,
+                Reply {
+                    status: 200,
+                    content_type: Some("application/json"),
+                    body: Bytes::from(out),
+                    headers: Vec::new(),
+                },
+                ctx,
+            )
+            .await)
         }
         Decoder::Stream(mut decoder) => {
             if let Err(e) = respond::stream_start(session, ctx).await {
@@ -245,13 +269,13 @@ async fn execute(
                         if let Err(e) = decoder.feed(&chunk, &mut out) {
                             break Err(e);
                         }
-                        if !out.is_empty() {
-                            if let Err(e) = respond::stream_data(session, out.split().freeze(), ctx).await {
-                                // The client left: stop reading the upstream (the connection is
-                                // dropped, not pooled).
-                                ctx.usage = decoder.usage().cloned();
-                                return Ok(Err(e));
-                            }
+                        if !out.is_empty()
+                            && let Err(e) = respond::stream_data(session, out.split().freeze(), ctx).await
+                        {
+                            // The client left: stop reading the upstream (the connection is
+                            // dropped, not pooled).
+                            ctx.usage = decoder.usage().cloned();
+                            return Ok(Err(e));
                         }
                     }
                     Ok(None) => break decoder.finish(&mut out),
@@ -275,4 +299,28 @@ async fn execute(
             Ok(respond::stream_end(session, out.freeze(), ctx).await)
         }
     }
+}
+
+/// Run several upstream calls concurrently; every one must answer 2xx with JSON.
+async fn fan_out(
+    state: &State,
+    config: &GatewayConfig,
+    ctx: &RequestCtx,
+    provider: &dyn Provider,
+    requests: Vec<crate::upstream::UpstreamRequest>,
+    deadline: Instant,
+) -> Result<Vec<Bytes>, GatewayError> {
+    let cap = config.settings.max_response_body;
+    let calls = requests.into_iter().map(|mut req| async move {
+        provider.authorize(&mut req, &state.upstreams).await?;
+        let mut resp = state.upstreams.send(&req, Some(&ctx.request_id), deadline).await?;
+        let body = resp.body(cap).await?;
+        let (status, ct) = (resp.status, resp.content_type());
+        state.upstreams.release(resp).await;
+        if !(200..300).contains(&status) {
+            return Err(provider.upstream_error(status, &ct, &body));
+        }
+        Ok(body)
+    });
+    futures::future::try_join_all(calls).await
 }

@@ -39,11 +39,7 @@ pub struct State {
 impl State {
     /// State serving `config`.
     pub fn new(config: GatewayConfig, upstreams: Upstreams) -> Arc<State> {
-        Arc::new(State {
-            config: ArcSwap::from_pointee(config),
-            upstreams,
-            inflight: AtomicUsize::new(0),
-        })
+        Arc::new(State { config: ArcSwap::from_pointee(config), upstreams, inflight: AtomicUsize::new(0) })
     }
 }
 
@@ -99,16 +95,11 @@ impl Gateway {
 }
 
 fn request_id(session: &Session) -> String {
-    let given = session
-        .req_header()
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        });
+    let given = session.req_header().headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| {
+        !v.is_empty()
+            && v.len() <= 128
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
     match given {
         Some(v) => v.to_owned(),
         None => format!("{:032x}", rand::random::<u128>()),
@@ -153,10 +144,7 @@ impl ProxyHttp for Gateway {
             let err = GatewayError::new(code, ErrorKind::Internal, "The request could not be processed");
             let _ = respond::reply(session, Reply::error(&err, family), ctx).await;
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -181,14 +169,15 @@ impl ProxyHttp for Gateway {
 }
 
 /// Answer one request. `Err` only when writing to the client failed.
-async fn handle(session: &mut Session, state: &State, config: &GatewayConfig, ctx: &mut RequestCtx) -> respond::WriteResult {
+async fn handle(
+    session: &mut Session,
+    state: &State,
+    config: &GatewayConfig,
+    ctx: &mut RequestCtx,
+) -> respond::WriteResult {
     let method = session.req_header().method.as_str().to_owned();
     let path = session.req_header().uri.path().to_owned();
-    let family = if path.starts_with("/v1/") {
-        Family::OpenAi
-    } else {
-        Family::Native
-    };
+    let family = if path.starts_with("/v1/") { Family::OpenAi } else { Family::Native };
     ctx.family = Some(family);
     let route = match match_path(&path) {
         Match::Found(r) => r,
@@ -203,10 +192,10 @@ async fn handle(session: &mut Session, state: &State, config: &GatewayConfig, ct
     };
     // An invocation of an unknown name is a plain 404 whatever the method (MLflow registers
     // those routes per configured name).
-    if let Route::Invoke(name) = route {
-        if config.target(name).is_none() {
-            return fail(session, ctx, family, GatewayError::not_found()).await;
-        }
+    if let Route::Invoke(name) = route
+        && config.target(name).is_none()
+    {
+        return fail(session, ctx, family, GatewayError::not_found()).await;
     }
     if !route.accepts(&method) {
         return fail(session, ctx, family, GatewayError::method_not_allowed(route.allow())).await;

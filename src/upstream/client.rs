@@ -104,13 +104,22 @@ impl Upstreams {
         }
     }
 
+    /// A complete side call (token endpoints and the like): status and body, within `timeout`,
+    /// the body capped at 1 MiB. The connection goes back to the pool.
+    pub async fn fetch(&self, req: &UpstreamRequest, timeout: Duration) -> Result<(u16, Bytes), GatewayError> {
+        let deadline = Instant::now() + timeout;
+        let mut resp = self.send(req, None, deadline).await?;
+        let body = resp.body(1 << 20).await?;
+        let status = resp.status;
+        self.release(resp).await;
+        Ok((status, body))
+    }
+
     /// Return a fully read response's connection to the pool.
     pub async fn release(&self, response: UpstreamResponse) {
         let UpstreamResponse { mut session, peer, .. } = response;
         if session.response_done() {
-            self.connector
-                .release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT))
-                .await;
+            self.connector.release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT)).await;
         } else {
             session.shutdown().await;
         }
@@ -155,13 +164,14 @@ fn describe(e: &PError) -> String {
 }
 
 fn is_stale_connection(e: &PError) -> bool {
-    matches!(
-        e.etype,
-        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
-    )
+    matches!(e.etype, ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
 }
 
-async fn exchange(session: &mut HttpSession, header: pingora::http::RequestHeader, body: &Bytes) -> pingora::Result<u16> {
+async fn exchange(
+    session: &mut HttpSession,
+    header: pingora::http::RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<u16> {
     session.write_request_header(Box::new(header)).await?;
     if !body.is_empty() {
         session.write_request_body(body.clone(), true).await?;
@@ -192,10 +202,7 @@ pub struct UpstreamResponse {
 impl UpstreamResponse {
     /// A response header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.session
-            .response_header()
-            .and_then(|h| h.headers.get(name))
-            .and_then(|v| v.to_str().ok())
+        self.session.response_header().and_then(|h| h.headers.get(name)).and_then(|v| v.to_str().ok())
     }
 
     /// The `Content-Type` without parameters, lower-cased; empty when absent.

@@ -36,10 +36,7 @@ impl Default for Resolver {
 impl Resolver {
     /// A resolver caching answers for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Resolver {
-            ttl,
-            cache: RwLock::new(HashMap::new()),
-        }
+        Resolver { ttl, cache: RwLock::new(HashMap::new()) }
     }
 
     /// One address for `host:port`. IP literals are returned as they are.
@@ -48,15 +45,11 @@ impl Resolver {
             return Ok(SocketAddr::new(ip, port));
         }
         let now = Instant::now();
-        let cached = self
-            .cache
-            .read()
-            .ok()
-            .and_then(|c| c.get(&(host.to_owned(), port)).cloned());
-        if let Some(entry) = &cached {
-            if entry.expires > now {
-                return Ok(pick(entry));
-            }
+        let cached = self.cache.read().ok().and_then(|c| c.get(&(host.to_owned(), port)).cloned());
+        if let Some(entry) = &cached
+            && entry.expires > now
+        {
+            return Ok(pick(entry));
         }
         match tokio::net::lookup_host((host, port)).await {
             Ok(found) => {
@@ -64,11 +57,7 @@ impl Resolver {
                 if addrs.is_empty() {
                     return stale_or(cached.as_deref(), format!("'{host}' has no addresses"));
                 }
-                let entry = Arc::new(Entry {
-                    addrs: addrs.into(),
-                    expires: now + self.ttl,
-                    next: AtomicUsize::new(0),
-                });
+                let entry = Arc::new(Entry { addrs: addrs.into(), expires: now + self.ttl, next: AtomicUsize::new(0) });
                 let addr = pick(&entry);
                 if let Ok(mut c) = self.cache.write() {
                     c.insert((host.to_owned(), port), entry);

@@ -4,7 +4,7 @@
 mod client;
 mod dns;
 
-pub use client::{Upstreams, UpstreamResponse};
+pub use client::{UpstreamResponse, Upstreams};
 pub use dns::Resolver;
 
 use std::fmt;
@@ -55,19 +55,10 @@ impl BaseUrl {
         let default_port = if tls { 443 } else { 80 };
         let port = uri.port_u16().unwrap_or(default_port);
         let host_for_header = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-        let authority = if port == default_port {
-            host_for_header
-        } else {
-            format!("{host_for_header}:{port}")
-        };
+        let authority = if port == default_port { host_for_header } else { format!("{host_for_header}:{port}") };
         let path = uri.path().trim_end_matches('/').to_owned();
         Ok(BaseUrl {
-            origin: Arc::new(Origin {
-                tls,
-                host,
-                port,
-                authority,
-            }),
+            origin: Arc::new(Origin { tls, host, port, authority }),
             path,
             query: uri.query().map(str::to_owned),
         })

@@ -23,18 +23,11 @@ pub struct Gateway {
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("client")
 }
 
 impl Gateway {
@@ -51,14 +44,7 @@ impl Gateway {
         let log_path = dir.path().join("aigw.log");
         let port = free_port();
         let child = spawn(&config_path, &log_path, port, envs, args);
-        let gw = Gateway {
-            child,
-            port,
-            dir,
-            config_path,
-            log_path,
-            client: client(),
-        };
+        let gw = Gateway { child, port, dir, config_path, log_path, client: client() };
         gw.wait_ready().await;
         gw
     }
@@ -66,10 +52,10 @@ impl Gateway {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = self.client.get(self.url("/health")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.client.get(self.url("/health")).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             if Instant::now() > deadline {
                 panic!("gateway did not become ready; log:\n{}", self.logs());
@@ -110,12 +96,7 @@ impl Gateway {
             .await
             .expect("request");
         let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let bytes = r.bytes().await.expect("body");
         (status, ct, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
@@ -124,12 +105,7 @@ impl Gateway {
     pub async fn post_text(&self, path: &str, body: &Value) -> (u16, String, String) {
         let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
         let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         (status, ct, r.text().await.expect("body"))
     }
 
@@ -191,10 +167,7 @@ pub fn fixture(name: &str) -> Value {
 pub fn strip(v: &Value, keys: &[&str]) -> Value {
     match v {
         Value::Object(o) => Value::Object(
-            o.iter()
-                .filter(|(k, _)| !keys.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), strip(v, keys)))
-                .collect(),
+            o.iter().filter(|(k, _)| !keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), strip(v, keys))).collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(|v| strip(v, keys)).collect()),
         other => other.clone(),
@@ -217,10 +190,8 @@ pub fn assert_json_eq(actual: &Value, expected: &Value, ignore: &[&str]) {
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|ev| {
-            let lines: Vec<&str> = ev
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
-                .collect();
+            let lines: Vec<&str> =
+                ev.lines().filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d))).collect();
             (!lines.is_empty()).then(|| lines.join("\n"))
         })
         .collect()

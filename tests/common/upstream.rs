@@ -25,10 +25,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -43,12 +40,7 @@ pub enum Reply {
     Json(u16, serde_json::Value),
     /// Any status, headers and body pieces; each piece is written after its delay. With
     /// `chunked`, pieces are sent as chunked transfer-encoding chunks, else with `Content-Length`.
-    Raw {
-        status: u16,
-        headers: Vec<(String, String)>,
-        pieces: Vec<(Vec<u8>, Duration)>,
-        chunked: bool,
-    },
+    Raw { status: u16, headers: Vec<(String, String)>, pieces: Vec<(Vec<u8>, Duration)>, chunked: bool },
     /// Close the connection without answering.
     Close,
     /// Send the status line and headers of a chunked answer, some body pieces, then close
@@ -289,7 +281,9 @@ async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, reply: Reply) -> bool 
                 reason(status),
                 body.len()
             );
-            sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(&body).await.is_ok() && sock.flush().await.is_ok()
+            sock.write_all(head.as_bytes()).await.is_ok()
+                && sock.write_all(&body).await.is_ok()
+                && sock.flush().await.is_ok()
         }
         Reply::Raw { status, headers, pieces, chunked } => {
             let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
