@@ -6,10 +6,23 @@
 //! HTTP request plus the decoder for its answer. The [`Provider`] trait's default methods answer
 //! MLflow's 501 "not implemented", so a provider overrides only what it serves.
 
+pub mod ai21labs;
+pub mod anthropic;
+pub mod bedrock;
+pub mod cohere;
+pub mod databricks;
+pub mod gemini;
+pub mod huggingface;
+pub mod mistral;
+pub mod mlflow_model_serving;
 pub mod mock;
+pub mod mosaicml;
 pub mod openai;
 pub mod openai_compatible;
+pub mod palm;
+pub mod togetherai;
 pub mod unsupported;
+pub mod vertex_ai;
 
 use std::sync::Arc;
 
@@ -168,8 +181,21 @@ pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<Arc<dyn
         P::Groq | P::DeepSeek | P::Xai | P::OpenRouter | P::Ollama | P::Portkey => {
             Arc::new(openai_compatible::build(spec, cfg)?)
         }
+        P::Anthropic => Arc::new(anthropic::Anthropic::from_config(spec, cfg)?),
+        P::Gemini => Arc::new(gemini::Gemini::from_config(spec, cfg)?),
+        P::Palm => Arc::new(palm::Palm::from_config(spec, cfg)?),
+        P::Bedrock | P::AmazonBedrock => Arc::new(bedrock::Bedrock::from_config(spec, cfg)?),
+        P::Mistral => Arc::new(mistral::Mistral::from_config(spec, cfg)?),
+        P::TogetherAi => Arc::new(togetherai::TogetherAi::from_config(spec, cfg)?),
+        P::Cohere => Arc::new(cohere::Cohere::from_config(spec, cfg)?),
+        P::MosaicMl => Arc::new(mosaicml::MosaicMl::from_config(spec, cfg)?),
+        P::HuggingFaceTgi => Arc::new(huggingface::HuggingFaceTgi::from_config(spec, cfg)?),
+        P::Ai21Labs => Arc::new(ai21labs::Ai21Labs::from_config(spec, cfg)?),
+        P::MlflowModelServing => Arc::new(mlflow_model_serving::MlflowModelServing::from_config(spec, cfg)?),
+        P::Databricks | P::DatabricksModelServing => Arc::new(databricks::Databricks::from_config(spec, cfg)?),
+        P::VertexAi => Arc::new(vertex_ai::VertexAi::from_config(spec, cfg)?),
         P::Mock => Arc::new(mock::Mock::from_config(spec, cfg)?),
-        _ => unsupported::build(spec, cfg)?,
+        P::LiteLlm | P::SapAiCore | P::Typesafe => return Err(unsupported::rejection(spec.provider_name)),
     })
 }
 
