@@ -257,6 +257,82 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, GatewayError> 
     serde_json::to_vec(value).map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}")))
 }
 
+/// Python's `json.dumps(value)` with its defaults (`", "` and `": "` separators, non-ASCII
+/// escaped as `\uXXXX`, keys in their given order). MLflow encodes tool-call arguments this way,
+/// and clients compare them byte for byte.
+pub fn python_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_python_json(value, &mut out);
+    out
+}
+
+fn write_python_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_str(k, out);
+                out.push_str(": ");
+                write_python_json(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_json(v, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_python_str(s, out),
+        Value::Number(n) => match n.as_f64() {
+            // Python prints integral floats with ".0", integers without.
+            Some(f) if !n.is_i64() && !n.is_u64() && f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => {
+                out.push_str(&format!("{f:.1}"))
+            }
+            _ => out.push_str(&n.to_string()),
+        },
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_python_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Split a `data:<mime>;base64,<data>` URL into its media type and base64 payload.
+pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some((mime, data))
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -267,6 +343,27 @@ mod tests {
     use super::*;
     use crate::api::error::{Detail, Family};
     use serde_json::json;
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let v: Value = serde_json::from_str(
+            r#"{"location": "Singapore", "n": [1, 2.5, 3.0], "ok": true, "z": null, "s": "caf\u00e9 \"q\"\n"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            python_json(&v),
+            r#"{"location": "Singapore", "n": [1, 2.5, 3.0], "ok": true, "z": null, "s": "caf\u00e9 \"q\"\n"}"#
+        );
+        assert_eq!(python_json(&json!({"e": "😀"})), r#"{"e": "\ud83d\ude00"}"#);
+        assert_eq!(python_json(&json!({})), "{}");
+    }
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(parse_data_url("data:image/png;base64,iVBO"), Some(("image/png", "iVBO")));
+        assert_eq!(parse_data_url("https://x/y.png"), None);
+        assert_eq!(parse_data_url("data:image/png,raw"), None);
+    }
 
     #[test]
     fn upstream_error_shapes() {

@@ -346,6 +346,7 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
                     content: content_text(m.content),
                     tool_calls,
                     refusal: None,
+                    reasoning_content: None,
                 },
                 finish_reason: c.finish_reason,
             }
@@ -421,6 +422,7 @@ impl ChatStream {
                                 })
                                 .collect()
                         }),
+                        reasoning_content: None,
                     },
                 }
             })

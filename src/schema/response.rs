@@ -86,6 +86,10 @@ pub struct ResponseMessage {
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Always null (MLflow never maps it).
     pub refusal: Option<String>,
+    /// The model's reasoning text (Anthropic thinking), kept out of `content`; emitted only
+    /// when present, as OpenAI-compatible servers do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 /// One choice of a chat answer.
@@ -150,6 +154,9 @@ pub struct Delta {
     pub content: Option<String>,
     /// Tool call fragments.
     pub tool_calls: Option<Vec<ToolCallDelta>>,
+    /// A fragment of reasoning text, emitted only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 /// One choice of a streamed chat chunk.
