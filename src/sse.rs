@@ -50,6 +50,10 @@ impl SseParser {
 
     /// Feed the next chunk; `on_event` is called for every event completed by it.
     pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) {
+        if chunk.is_empty() {
+            // Keep a pending `\r`: its `\n` may still come.
+            return;
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -192,6 +196,8 @@ mod tests {
         assert_eq!(parse_all(&[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"]).len(), 3);
         // CR at the end of one chunk, LF at the start of the next: one line ending.
         assert_eq!(parse_all(&[b"data: a\r", b"\n\r", b"\n"]), vec![(String::new(), "a".into())]);
+        // An empty chunk between the two halves of a CRLF changes nothing.
+        assert_eq!(parse_all(&[b"data: \r", b"", b"\ndata: b\r\n\r\n"]), vec![(String::new(), "\nb".into())]);
     }
 
     #[test]

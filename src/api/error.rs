@@ -103,9 +103,9 @@ pub enum Detail {
     /// `{"detail": "<text>"}`
     Text(String),
     /// `{"detail": <json>}` (FastAPI lists, relayed upstream objects).
-    Json(Value),
+    Json(Box<Value>),
     /// A native body that is not `{"detail": …}` (slowapi's `{"error": "Rate limit …"}`).
-    Body(Value),
+    Body(Box<Value>),
 }
 
 /// A failed request.
@@ -162,7 +162,7 @@ impl GatewayError {
         GatewayError {
             status: 422,
             kind: ErrorKind::Validation,
-            detail: Detail::Json(Value::Array(errors.0)),
+            detail: Detail::Json(Box::new(Value::Array(errors.0))),
             param,
             code: None,
             headers: Vec::new(),
@@ -225,12 +225,14 @@ impl GatewayError {
     pub fn message(&self) -> String {
         match &self.detail {
             Detail::Text(t) => t.clone(),
-            Detail::Json(Value::Array(items)) => ValidationErrors(items.clone()).summary().0,
-            Detail::Json(Value::Object(o)) => match o.get("message").and_then(Value::as_str) {
-                Some(m) => m.to_owned(),
-                None => Value::Object(o.clone()).to_string(),
+            Detail::Json(v) => match &**v {
+                Value::Array(items) => ValidationErrors(items.clone()).summary().0,
+                Value::Object(o) => match o.get("message").and_then(Value::as_str) {
+                    Some(m) => m.to_owned(),
+                    None => v.to_string(),
+                },
+                other => other.to_string(),
             },
-            Detail::Json(v) => v.to_string(),
             Detail::Body(v) => match v.get("error") {
                 Some(Value::String(s)) => s.clone(),
                 _ => v.to_string(),
@@ -244,7 +246,7 @@ impl GatewayError {
             Family::Native => match &self.detail {
                 Detail::Text(t) => json!({ "detail": t }),
                 Detail::Json(v) => json!({ "detail": v }),
-                Detail::Body(v) => v.clone(),
+                Detail::Body(v) => (**v).clone(),
             },
             Family::OpenAi => json!({
                 "error": {

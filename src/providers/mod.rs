@@ -222,14 +222,14 @@ pub fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayEr
             Some(Value::String(s)) => crate::api::error::Detail::Text(s),
             Some(other) => {
                 o.insert("error".into(), other);
-                crate::api::error::Detail::Json(Value::Object(o))
+                crate::api::error::Detail::Json(Box::new(Value::Object(o)))
             }
-            None => crate::api::error::Detail::Json(Value::Object(o)),
+            None => crate::api::error::Detail::Json(Box::new(Value::Object(o))),
         },
-        Some(other) => crate::api::error::Detail::Json(other),
+        Some(other) => crate::api::error::Detail::Json(Box::new(other)),
         None => {
             let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
-            crate::api::error::Detail::Json(serde_json::json!({ "message": text }))
+            crate::api::error::Detail::Json(Box::new(serde_json::json!({ "message": text })))
         }
     };
     err
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(e.detail, Detail::Text("boom".into()));
 
         let e = upstream_error(503, "application/json", br#"{"message":"overloaded"}"#);
-        assert_eq!(e.detail, Detail::Json(json!({"message": "overloaded"})));
+        assert_eq!(e.detail, Detail::Json(Box::new(json!({"message": "overloaded"}))));
         assert_eq!(e.message(), "overloaded");
 
         let e = upstream_error(502, "text/plain", b"bad gateway");
