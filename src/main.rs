@@ -5,11 +5,24 @@ use std::process::exit;
 use clap::Parser;
 use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
 
 use aigw::cli::Cli;
 use aigw::config::GatewayConfig;
 use aigw::server::{Gateway, State};
 use aigw::upstream::Upstreams;
+
+/// Pingora's settings: the `-c` file if given, else Pingora's defaults with one worker thread
+/// per CPU (Pingora's own default is a single thread).
+fn server_conf(opt: &Opt) -> pingora::Result<ServerConf> {
+    if opt.conf.is_some() {
+        return ServerConf::load_yaml_with_opt_override(opt);
+    }
+    let mut conf = ServerConf::new_with_opt_override(opt)
+        .ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "default Pingora configuration"))?;
+    conf.threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    Ok(conf)
+}
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -38,13 +51,14 @@ fn main() {
     }
 
     let listen = cli.listen_addr();
-    let mut server = match Server::new(Some(cli.pingora)) {
-        Ok(s) => s,
+    let server_conf = match server_conf(&cli.pingora) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("aigw: invalid Pingora configuration: {e}");
             exit(1);
         }
     };
+    let mut server = Server::new_with_opt_and_conf(cli.pingora, server_conf);
     // With -t this validates the Pingora configuration and exits 0.
     server.bootstrap();
 

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Load benchmark: aigw (release build) against its own fast mock upstream, beside the same load
+# sent straight to the mock. Prints req/s, p50/p99 latency, the latency aigw adds, gateway CPU
+# per request and peak RSS, for each scenario at c=1 and c=64.
+#
+#   scripts/bench.sh                 # all scenarios, 10 s each
+#   DURATION=30 scripts/bench.sh chat stream
+#
+# Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
+# embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
+# Anthropic translation). Needs wrk (installed from Debian's packages when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(chat stream embeddings anthropic anthropic-stream)
+UP_PORT=${UP_PORT:-18080}
+GW_PORT=${GW_PORT:-18000}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -qq wrk >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }
+fi
+
+cargo build --release --quiet --bin aigw --example bench_upstream
+work=$(mktemp -d)
+cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${SAMPLER:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+cat > "$work/gateway.yaml" <<YAML
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model: {provider: openai, name: gpt-4o-mini, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+  - name: embeddings
+    endpoint_type: llm/v1/embeddings
+    model: {provider: openai, name: text-embedding-3-small, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+  - name: claude
+    endpoint_type: llm/v1/chat
+    model: {provider: anthropic, name: claude-3-5-haiku-latest, config: {anthropic_api_key: bench, anthropic_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+YAML
+
+target/release/examples/bench_upstream "127.0.0.1:$UP_PORT" 2>/dev/null &
+UP_PID=$!
+RUST_LOG=warn target/release/aigw --config-path "$work/gateway.yaml" --port "$GW_PORT" 2>"$work/aigw.log" &
+GW_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
+
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
+
+MSG='"messages":[{"role":"user","content":"Write one sentence about load testing."}]'
+scenario() { # name -> gateway path, gateway body, direct path, direct body
+  case "$1" in
+    chat) echo "/v1/chat/completions|{\"model\":\"chat\",$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    stream) echo "/v1/chat/completions|{\"model\":\"chat\",\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
+    embeddings) echo "/v1/embeddings|{\"model\":\"embeddings\",\"input\":\"load testing\"}|/v1/embeddings|{\"model\":\"text-embedding-3-small\",\"input\":\"load testing\"}" ;;
+    anthropic) echo "/v1/chat/completions|{\"model\":\"claude\",$MSG}|/v1/messages|{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":8192,$MSG}" ;;
+    anthropic-stream) echo "/v1/chat/completions|{\"model\":\"claude\",\"stream\":true,$MSG}|/v1/messages|{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":8192,\"stream\":true,$MSG}" ;;
+    *) echo "unknown scenario $1" >&2; exit 2 ;;
+  esac
+}
+
+# run <url> <body> <connections> <seconds> -> "requests p50_us p99_us failures"
+run() {
+  local threads=1; [ "$3" -gt 1 ] && threads=2
+  BODY="$2" wrk -t"$threads" -c"$3" -d"${4}s" -s benches/wrk/post.lua "$1" 2>&1 |
+    awk '/^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                     print v["requests"], v["p50_us"], v["p99_us"], v["errors"] + v["non2xx"] }'
+}
+
+printf '\n%-17s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s\n' \
+  scenario c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "RSS MiB"
+for s in "${SCENARIOS[@]}"; do
+  IFS='|' read -r gpath gbody dpath dbody <<<"$(scenario "$s")"
+  for c in 1 64; do
+    run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$WARMUP" >/dev/null
+    read -r dreq dp50 dp99 dfail <<<"$(run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$DURATION")"
+    run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$WARMUP" >/dev/null
+    echo 0 > "$work/peak"
+    ( peak=0; while sleep 0.1; do r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" > "$work/peak"; done ) &
+    SAMPLER=$!
+    t0=$(cpu_ticks)
+    read -r greq gp50 gp99 gfail <<<"$(run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$DURATION")"
+    t1=$(cpu_ticks)
+    kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
+    peak=$(cat "$work/peak")
+    if [ "$dfail" != 0 ] || [ "$gfail" != 0 ]; then
+      echo "FAILED requests in $s c=$c: direct $dfail, aigw $gfail (see $work/aigw.log)" >&2; tail -5 "$work/aigw.log" >&2; exit 1
+    fi
+    awk -v s="$s" -v c="$c" -v d="$DURATION" -v dr="$dreq" -v dp50="$dp50" -v dp99="$dp99" \
+        -v gr="$greq" -v gp50="$gp50" -v gp99="$gp99" -v dt="$((t1 - t0))" -v tck="$TCK" -v rss="$peak" 'BEGIN {
+      printf "%-17s %4d | %9.0f %8.3f %8.3f | %9.0f %8.3f %8.3f | %8.3f %8.3f | %9.1f %8.1f\n",
+        s, c, dr / d, dp50 / 1000, dp99 / 1000, gr / d, gp50 / 1000, gp99 / 1000,
+        (gp50 - dp50) / 1000, (gp99 - dp99) / 1000, dt * 1e6 / tck / gr, rss / 1024 }'
+  done
+done
+echo
+echo "aigw $(git describe --always --dirty 2>/dev/null), $(nproc) CPUs, ${DURATION}s per run, wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
