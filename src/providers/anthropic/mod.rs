@@ -62,8 +62,9 @@ impl Anthropic {
             Some(b) => b,
             None => BaseUrl::parse(DEFAULT_BASE).map_err(|m| cfg.error("anthropic_api_base", m))?,
         };
-        let api_key = secret_header(key.expose())
-            .ok_or_else(|| cfg.error("anthropic_api_key", "the key contains characters not allowed in an HTTP header"))?;
+        let api_key = secret_header(key.expose()).ok_or_else(|| {
+            cfg.error("anthropic_api_key", "the key contains characters not allowed in an HTTP header")
+        })?;
         let version = http::HeaderValue::from_str(&version)
             .map_err(|_| cfg.error("anthropic_version", "not a valid HTTP header value"))?;
         Ok(Anthropic { base, api_key, version })

@@ -263,9 +263,7 @@ fn convert_assistant(
 /// every other part is passed as it is.
 fn convert_content(content: Value, url_images: bool) -> Value {
     match content {
-        Value::Array(parts) => {
-            Value::Array(parts.into_iter().map(|p| convert_part(p, url_images)).collect())
-        }
+        Value::Array(parts) => Value::Array(parts.into_iter().map(|p| convert_part(p, url_images)).collect()),
         other => other,
     }
 }
@@ -398,29 +396,20 @@ fn close_objects(schema: &mut Value) -> bool {
         node.insert("additionalProperties".into(), Value::Bool(false));
     }
     for key in ["properties", "$defs", "definitions", "patternProperties"] {
-        if let Some(Value::Object(children)) = node.get_mut(key) {
-            for child in children.values_mut() {
-                if !close_objects(child) {
-                    return false;
-                }
-            }
+        if let Some(Value::Object(children)) = node.get_mut(key)
+            && !children.values_mut().all(close_objects)
+        {
+            return false;
         }
     }
     for key in ["items", "prefixItems", "anyOf", "oneOf", "allOf", "not", "if", "then", "else"] {
-        match node.get_mut(key) {
-            Some(Value::Array(children)) => {
-                for child in children {
-                    if !close_objects(child) {
-                        return false;
-                    }
-                }
-            }
-            Some(child @ Value::Object(_)) => {
-                if !close_objects(child) {
-                    return false;
-                }
-            }
-            _ => {}
+        let ok = match node.get_mut(key) {
+            Some(Value::Array(children)) => children.iter_mut().all(close_objects),
+            Some(child @ Value::Object(_)) => close_objects(child),
+            _ => true,
+        };
+        if !ok {
+            return false;
         }
     }
     true
@@ -484,7 +473,10 @@ mod tests {
         let e = chat_err(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1_000_001}));
         assert_eq!(e.message(), "Invalid value for max_tokens: cannot exceed 1000000.");
         let e = chat_err(json!({"messages": [{"role": "user", "content": "x"}], "n": 3}));
-        assert_eq!((e.status, e.message()), (422, "'n' must be '1' for the Anthropic provider. Received value: '3'.".into()));
+        assert_eq!(
+            (e.status, e.message()),
+            (422, "'n' must be '1' for the Anthropic provider. Received value: '3'.".into())
+        );
         let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 77,
                             "stop": ["END"], "top_p": 0.3, "top_k": 5, "metadata": {"user_id": "u"}}));
         assert_eq!(b["max_tokens"], json!(77));
@@ -493,7 +485,8 @@ mod tests {
         assert!(b.get("stop").is_none());
         assert_eq!((b["top_p"].clone(), b["top_k"].clone()), (json!(0.3), json!(5)));
         assert_eq!(b["metadata"], json!({"user_id": "u"}));
-        let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5, "max_completion_tokens": 9}));
+        let b =
+            chat(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5, "max_completion_tokens": 9}));
         assert_eq!(b["max_tokens"], json!(5));
     }
 
@@ -529,7 +522,10 @@ mod tests {
         )
         .unwrap();
         let b = messages_body(req, &BodyOptions { model: None, url_images: false }).unwrap();
-        assert_eq!(b["messages"][0]["content"], json!([{"type": "text", "text": "[unsupported image reference: https://x/y.png]"}]));
+        assert_eq!(
+            b["messages"][0]["content"],
+            json!([{"type": "text", "text": "[unsupported image reference: https://x/y.png]"}])
+        );
         assert!(!b.contains_key("model"));
     }
 
@@ -589,8 +585,10 @@ mod tests {
 
     #[test]
     fn tool_choice_mapping() {
-        let base = || json!({"messages": [{"role": "user", "content": "x"}],
-                             "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let base = || {
+            json!({"messages": [{"role": "user", "content": "x"}],
+                             "tools": [{"type": "function", "function": {"name": "f"}}]})
+        };
         for (choice, want) in [
             (json!("none"), json!({"type": "none"})),
             (json!("auto"), json!({"type": "auto"})),
@@ -616,18 +614,18 @@ mod tests {
     #[test]
     fn response_format_json_schema() {
         let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {
-            "type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {
-                "a": {"type": "object", "properties": {"b": {"type": "string"}}},
-                "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "integer"}}}},
-            }}}}}));
+        "type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "integer"}}}},
+        }}}}}));
         assert_eq!(
             b["output_config"],
             json!({"format": {"type": "json_schema", "schema": {"type": "object", "additionalProperties": false,
-                "properties": {
-                    "a": {"type": "object", "properties": {"b": {"type": "string"}}, "additionalProperties": false},
-                    "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "integer"}},
-                          "additionalProperties": false}},
-                }}}})
+            "properties": {
+                "a": {"type": "object", "properties": {"b": {"type": "string"}}, "additionalProperties": false},
+                "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "integer"}},
+                      "additionalProperties": false}},
+            }}}})
         );
         assert!(b.get("response_format").is_none());
         assert!(b.get("system").is_none());
@@ -641,10 +639,12 @@ mod tests {
 
     #[test]
     fn response_format_json_object() {
-        let b = chat(json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}],
+        let b =
+            chat(json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}],
                             "response_format": {"type": "json_object"}}));
         assert_eq!(b["system"], json!(format!("Be brief.\n{JSON_OBJECT_INSTRUCTION}")));
-        let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}));
+        let b =
+            chat(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}));
         assert_eq!(b["system"], json!(JSON_OBJECT_INSTRUCTION));
         let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}));
         assert!(b.get("system").is_none() && b.get("response_format").is_none());

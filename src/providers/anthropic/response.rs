@@ -349,13 +349,12 @@ impl MessagesStream {
                         self.completions_chunk(out, None, delta.text.unwrap_or_default(), None)
                     }
                     (Some("input_json_delta"), Mode::Chat) => {
+                        // Only client tool blocks; server tools (`server_tool_use`, run by
+                        // Anthropic) stream their input too, but are not tool calls.
                         let block = ev.index.unwrap_or(0);
-                        let index = self
-                            .tool_blocks
-                            .iter()
-                            .find(|(b, _)| *b == block)
-                            .or(self.tool_blocks.last())
-                            .map_or(0, |(_, ordinal)| *ordinal);
+                        let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block) else {
+                            return;
+                        };
                         let call = ToolCallDelta {
                             index,
                             id: None,
@@ -498,8 +497,10 @@ mod tests {
     }
 
     fn end(reason: &str) -> String {
-        ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {"output_tokens": 7}}))
-            + &ev("message_stop", json!({"type": "message_stop"}))
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {"output_tokens": 7}}),
+        ) + &ev("message_stop", json!({"type": "message_stop"}))
     }
 
     #[test]
@@ -575,14 +576,44 @@ mod tests {
     fn stream_tool_indices_with_interleaved_text() {
         let chunks = [
             start(),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+            ),
             ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t_a", "name": "a", "input": {}}})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "t_b", "name": "b", "input": {}}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"y\":"}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"x\":1}"}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "2}"}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t_a", "name": "a", "input": {}}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "t_b", "name": "b", "input": {}}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"y\":"}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"x\":1}"}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "2}"}}),
+            ),
+            // A server tool (run by Anthropic) is not a tool call of the client.
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 3, "content_block": {"type": "server_tool_use", "id": "srv_1", "name": "web_search", "input": {}}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{\"query\": \"x\"}"}}),
+            ),
             end("tool_use"),
         ];
         let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
@@ -619,11 +650,26 @@ mod tests {
     fn stream_thinking_goes_to_reasoning_content() {
         let chunks = [
             start(),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Hmm."}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "abc"}})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "4"}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Hmm."}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "abc"}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "4"}}),
+            ),
             end("end_turn"),
         ];
         let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
@@ -643,7 +689,10 @@ mod tests {
     fn upstream_error_event_ends_the_stream() {
         let chunks = [
             start(),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
             ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
             end("end_turn"),
         ];
@@ -668,10 +717,19 @@ mod tests {
     fn completions_stream() {
         let chunks = [
             start(),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
             ev("ping", json!({"type": "ping"})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}})),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}}),
+            ),
             end("max_tokens"),
         ];
         let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
