@@ -46,8 +46,7 @@ impl Palm {
         };
         let model = gemini::model_name(spec)?;
         log::warn!(
-            "endpoint '{}': the PaLM provider is deprecated (as in MLflow) and Google has retired the PaLM API; \
-             use the 'gemini' provider",
+            "endpoint '{}': the 'palm' provider is deprecated (as in MLflow); use the 'gemini' provider",
             spec.name
         );
         Ok(Palm { base, key, model_path: gemini::path_segment(&model) })

@@ -6,8 +6,8 @@
 //! `{base}/{model}:streamGenerateContent?alt=sse`, `{base}/{model}:embedContent`,
 //! `{base}/{model}:batchEmbedContents`.
 //!
-//! The translation lives in [`request`] (unified request → `generateContent` body) and
-//! [`response`] (answers and SSE streams → unified answers); both are `pub(crate)` so that
+//! The translation lives in `request` (unified request → `generateContent` body) and
+//! `response` (answers and SSE streams → unified answers); both are `pub(crate)` so that
 //! `vertex_ai` can serve Gemini models with the same body (ids stripped) and decoders.
 
 pub(crate) mod request;
