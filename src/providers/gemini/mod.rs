@@ -1,0 +1,200 @@
+//! Google Gemini API (`provider: gemini`): chat, completions (both streamed too) and
+//! embeddings over `generativelanguage.googleapis.com`.
+//!
+//! Config: `gemini_api_key` (required secret, sent as `x-goog-api-key`), `gemini_api_base`
+//! (default [`DEFAULT_BASE`]). URLs: `{base}/{model}:generateContent`,
+//! `{base}/{model}:streamGenerateContent?alt=sse`, `{base}/{model}:embedContent`,
+//! `{base}/{model}:batchEmbedContents`.
+//!
+//! The translation lives in `request` (unified request → `generateContent` body) and
+//! `response` (answers and SSE streams → unified answers); both are `pub(crate)` so that
+//! `vertex_ai` can serve Gemini models with the same body (ids stripped) and decoders.
+
+pub(crate) mod request;
+pub(crate) mod response;
+
+use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use crate::api::error::GatewayError;
+use crate::config::{ConfigMap, FieldError};
+use crate::schema::Request;
+use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+
+use request::BodyOptions;
+
+/// Default Gemini API base URL.
+pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com/v1beta/models";
+
+const DISPLAY: &str = "Gemini";
+
+/// The `gemini` provider.
+pub struct Gemini {
+    base: BaseUrl,
+    key: http::HeaderValue,
+    /// `model.name`, escaped for use as a path segment.
+    model_path: String,
+    /// `model.name` as configured (batch embedding requests name it).
+    model: String,
+}
+
+impl Gemini {
+    /// Build from `model.config` (MLflow's `GeminiConfig`: `gemini_api_key`), plus the
+    /// `gemini_api_base` override.
+    pub fn from_config(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<Gemini, FieldError> {
+        let key = cfg.required_secret("gemini_api_key")?;
+        let key = secret_header(key.expose())
+            .ok_or_else(|| cfg.error("gemini_api_key", "the key contains characters not allowed in an HTTP header"))?;
+        let base = match cfg.url("gemini_api_base")? {
+            Some(b) => b,
+            None => BaseUrl::parse(DEFAULT_BASE).map_err(|m| cfg.error("gemini_api_base", m))?,
+        };
+        let model = model_name(spec)?;
+        Ok(Gemini { base, key, model_path: path_segment(&model), model })
+    }
+
+    fn request(&self, method: &str, body: &serde_json::Value, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+        let suffix = format!("{}{method}", self.model_path);
+        let body = super::to_json(body)?;
+        let mut req = UpstreamRequest::post_json(&self.base, &suffix, body)
+            .header_value(http::HeaderName::from_static("x-goog-api-key"), self.key.clone());
+        if stream {
+            req.target = self.base.target_with_query(&suffix, Some("alt=sse"));
+        }
+        Ok(req)
+    }
+
+    fn generate(&self, body: serde_json::Value, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+        let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
+        self.request(method, &body, stream)
+    }
+}
+
+/// `model.name`, which Gemini-style providers need for their URLs.
+pub(crate) fn model_name(spec: &EndpointSpec<'_>) -> Result<String, FieldError> {
+    match spec.model_name {
+        Some(m) if !m.trim().is_empty() => Ok(m.to_owned()),
+        _ => Err(FieldError::new(
+            "model.name",
+            format!("Field required: the {} provider puts the model name in its URLs", spec.provider_name),
+        )),
+    }
+}
+
+/// A model name as URL path text: bytes outside RFC 3986's path characters are
+/// percent-encoded (`/` is kept, for names like `tunedModels/x`).
+pub(crate) fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Provider for Gemini {
+    fn display_name(&self) -> &'static str {
+        DISPLAY
+    }
+
+    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let stream = req.stream();
+        let body = request::chat_body(req, BodyOptions::default())?;
+        Ok(Exchange {
+            source: Source::Http(self.generate(body, stream)?),
+            decoder: response::chat_decoder(stream, call, DISPLAY),
+        })
+    }
+
+    fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let stream = req.stream();
+        let body = request::completions_body(req, BodyOptions::default())?;
+        Ok(Exchange {
+            source: Source::Http(self.generate(body, stream)?),
+            decoder: response::completions_decoder(stream, call, DISPLAY),
+        })
+    }
+
+    fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+        let (body, method) = request::embeddings_body(req, &self.model)?;
+        Ok(Exchange {
+            source: Source::Http(self.request(method.suffix(), &body, false)?),
+            decoder: response::embeddings_decoder(call, DISPLAY),
+        })
+    }
+
+    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        upstream_error(status, content_type, body)
+    }
+}
+
+/// Gemini's error answers are `{"error": {"code", "message", "status"}}`, which the generic
+/// mapping reads; the non-SSE stream method wraps them in a one-element list, unwrapped here.
+pub(crate) fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+    if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(body)
+        && let [first] = items.as_slice()
+        && first.get("error").is_some()
+    {
+        let inner = serde_json::to_vec(first).unwrap_or_default();
+        return super::upstream_error(status, "application/json", &inner);
+    }
+    super::upstream_error(status, content_type, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::Detail;
+    use crate::config::ProviderName;
+    use crate::schema::EndpointType;
+    use serde_json::{Map, Value, json};
+
+    fn spec(model: Option<&str>) -> EndpointSpec<'_> {
+        EndpointSpec {
+            name: "g",
+            endpoint_type: EndpointType::Chat,
+            model_name: model,
+            provider_name: ProviderName::Gemini,
+        }
+    }
+
+    fn build(config: Value, model: Option<&str>) -> Result<Gemini, FieldError> {
+        let map: Map<String, Value> = serde_json::from_value(config).unwrap();
+        let mut cfg = ConfigMap::new(&map, "model.config");
+        Gemini::from_config(&spec(model), &mut cfg)
+    }
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let g = build(json!({"gemini_api_key": "k"}), Some("gemini-2.0-flash")).unwrap();
+        assert_eq!(g.base.to_string(), DEFAULT_BASE);
+        let req = g.generate(json!({}), true).unwrap();
+        assert_eq!(req.target, "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse");
+        assert!(req.headers.iter().any(|(n, v)| n == "x-goog-api-key" && v == "k" && v.is_sensitive()));
+        let req = g.generate(json!({}), false).unwrap();
+        assert_eq!(req.target, "/v1beta/models/gemini-2.0-flash:generateContent");
+
+        let g = build(json!({"gemini_api_key": "k", "gemini_api_base": "http://127.0.0.1:9/v1"}), Some("m x")).unwrap();
+        assert_eq!(g.request(":embedContent", &json!({}), false).unwrap().target, "/v1/m%20x:embedContent");
+
+        let err = build(json!({}), Some("m")).err().unwrap();
+        assert_eq!((err.field.as_str(), err.message.as_str()), ("model.config.gemini_api_key", "Field required"));
+        let err = build(json!({"gemini_api_key": "k", "gemini_api_base": "ftp://x"}), Some("m")).err().unwrap();
+        assert_eq!(err.field, "model.config.gemini_api_base");
+        let err = build(json!({"gemini_api_key": "k"}), None).err().unwrap();
+        assert_eq!(err.field, "model.name");
+        let err = build(json!({"gemini_api_key": "bad\nkey"}), Some("m")).err().unwrap();
+        assert!(!err.message.contains("bad"), "no secret in messages: {}", err.message);
+    }
+
+    #[test]
+    fn error_shapes() {
+        let body = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#;
+        let e = upstream_error(400, "application/json; charset=UTF-8", body);
+        assert_eq!((e.status, e.detail), (400, Detail::Text("API key not valid.".into())));
+        let body = br#"[{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}]"#;
+        let e = upstream_error(429, "application/json", body);
+        assert_eq!((e.status, e.detail), (429, Detail::Text("Quota exceeded".into())));
+    }
+}

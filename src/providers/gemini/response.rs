@@ -1,0 +1,725 @@
+//! Gemini answers (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
+//! `batchEmbedContents`) → unified answers. Shared with `vertex_ai`'s Gemini models.
+//!
+//! MLflow's rules, kept:
+//! * chat ids are `gemini-chat-<created>` (streams `gemini-chat-stream-<created>`, completions
+//!   streams `gemini-completions-stream-<created>`), `model` is the endpoint's model name;
+//! * finish reasons are lower-cased, `MAX_TOKENS` → `length`, absent → `stop` (JSON answers);
+//! * a candidate with function calls answers `tool_calls` (ids: the call's own, or `call_` +
+//!   md5 of `<name>/<json.dumps(args)>`), and `stop` becomes `tool_calls`;
+//! * candidates without text or calls are left out of JSON answers.
+
+use std::fmt::Write as _;
+
+use bytes::BytesMut;
+use md5::{Digest, Md5};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::error::{ErrorKind, GatewayError};
+use crate::providers::{Call, Decoder, StreamDecoder, parse_upstream_json, python_json, to_json};
+use crate::schema::{
+    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
+    CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta,
+    ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
+};
+use crate::sse::{self, SseParser};
+
+/// `object` of Gemini completions stream chunks, as MLflow emits it (not
+/// `text_completion_chunk`).
+pub(crate) const COMPLETION_CHUNK_OBJECT: &str = "text_completion.chunk";
+
+// ---- upstream wire types ----
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse {
+    candidates: Option<Vec<WireCandidate>>,
+    usage_metadata: Option<Map<String, Value>>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    content: Option<WireContent>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireContent {
+    parts: Option<Vec<WirePart>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WirePart {
+    text: Option<String>,
+    function_call: Option<WireFunctionCall>,
+    thought_signature: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WireFunctionCall {
+    id: Option<String>,
+    name: Option<String>,
+    args: Option<Value>,
+    thought_signature: Option<String>,
+}
+
+impl WireCandidate {
+    fn parts(&self) -> &[WirePart] {
+        self.content.as_ref().and_then(|c| c.parts.as_deref()).unwrap_or(&[])
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEmbeddings {
+    embeddings: Option<Vec<WireEmbedding>>,
+    embedding: Option<WireEmbedding>,
+}
+
+#[derive(Deserialize)]
+struct WireEmbedding {
+    values: Option<Value>,
+}
+
+// ---- shared pieces ----
+
+/// A Gemini finish reason in OpenAI's spelling: lower case, `MAX_TOKENS` → `length`.
+pub(crate) fn finish_reason(raw: &str) -> String {
+    if raw == "MAX_TOKENS" { "length".to_owned() } else { raw.to_ascii_lowercase() }
+}
+
+/// Chat usage from `usageMetadata`: `promptTokenCount`, `candidatesTokenCount`,
+/// `totalTokenCount`, `cachedContentTokenCount` → `prompt_tokens_details.cached_tokens`; any
+/// other key is passed through as is.
+pub(crate) fn chat_usage(meta: &Map<String, Value>) -> Usage {
+    let mut usage = Usage::default();
+    for (k, v) in meta {
+        match k.as_str() {
+            "promptTokenCount" => usage.prompt_tokens = v.as_u64(),
+            "candidatesTokenCount" => usage.completion_tokens = v.as_u64(),
+            "totalTokenCount" => usage.total_tokens = v.as_u64(),
+            "cachedContentTokenCount" => usage.prompt_tokens_details = Some(json!({ "cached_tokens": v })),
+            _ => {
+                usage.extra.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    usage
+}
+
+/// Completions usage: the three counts only.
+fn completions_usage(meta: Option<&Map<String, Value>>) -> Usage {
+    let count = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
+    Usage {
+        prompt_tokens: count("promptTokenCount"),
+        completion_tokens: count("candidatesTokenCount"),
+        total_tokens: count("totalTokenCount"),
+        ..Usage::default()
+    }
+}
+
+/// The id MLflow gives a function call Gemini left without one: `call_` + the md5 hex digest
+/// of `<name>/<arguments>`, where `arguments` is Python's `json.dumps(args)`.
+pub(crate) fn generated_call_id(name: &str, arguments: &str) -> String {
+    let mut hasher = Md5::new();
+    hasher.update(name.as_bytes());
+    hasher.update(b"/");
+    hasher.update(arguments.as_bytes());
+    let digest = hasher.finalize();
+    let mut id = String::with_capacity(5 + 32);
+    id.push_str("call_");
+    for b in digest {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
+}
+
+/// (id, name, arguments, thought signature) of a `functionCall` part.
+fn call_fields(part: &WirePart, fc: &WireFunctionCall) -> (String, String, String, Option<String>) {
+    let name = fc.name.clone().unwrap_or_default();
+    let arguments = match &fc.args {
+        Some(args) => python_json(args),
+        None => "{}".to_owned(),
+    };
+    let id = fc.id.clone().unwrap_or_else(|| generated_call_id(&name, &arguments));
+    let signature = part.thought_signature.clone().or_else(|| fc.thought_signature.clone());
+    (id, name, arguments, signature)
+}
+
+/// The text parts of a candidate concatenated, or `None` when there are none.
+fn joined_text(parts: &[WirePart]) -> Option<String> {
+    let mut text: Option<String> = None;
+    for t in parts.iter().filter_map(|p| p.text.as_deref()) {
+        text.get_or_insert_with(String::new).push_str(t);
+    }
+    text.filter(|t| !t.is_empty())
+}
+
+fn unreadable(display: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::bad_gateway(format!("{display} sent an unreadable stream chunk: {e}"))
+}
+
+/// An error object inside a 2xx body or stream event (`{"code", "message", "status"}`).
+fn embedded_error(display: &str, err: &Value) -> GatewayError {
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{display} reported an error: {err}"));
+    let status = err.get("code").and_then(Value::as_u64).filter(|c| (400..=599).contains(c)).unwrap_or(502);
+    GatewayError::new(status as u16, ErrorKind::Upstream, message)
+}
+
+// ---- JSON answers ----
+
+/// Decoder for a chat answer (JSON, or the SSE stream when `stream`). `display` names the
+/// provider in error messages (`Gemini`, `Vertex AI`).
+pub(crate) fn chat_decoder(stream: bool, call: &Call<'_>, display: &'static str) -> Decoder {
+    let provider = call.provider_label();
+    let model = call.model().map(str::to_owned);
+    let created = call.created;
+    if stream {
+        return Decoder::Stream(Box::new(GeminiStream::chat(display, provider, model, created)));
+    }
+    Decoder::Json(Box::new(move |body| decode_chat(body, display, provider, model, created)))
+}
+
+/// Decoder for a completions answer (JSON, or the SSE stream when `stream`).
+pub(crate) fn completions_decoder(stream: bool, call: &Call<'_>, display: &'static str) -> Decoder {
+    let model = call.model().map(str::to_owned);
+    let created = call.created;
+    if stream {
+        return Decoder::Stream(Box::new(GeminiStream::completions(display, model, created)));
+    }
+    Decoder::Json(Box::new(move |body| decode_completions(body, display, model, created)))
+}
+
+/// Decoder for an `embedContent` / `batchEmbedContents` answer.
+pub(crate) fn embeddings_decoder(call: &Call<'_>, display: &'static str) -> Decoder {
+    let model = call.model().map(str::to_owned);
+    Decoder::Json(Box::new(move |body| decode_embeddings(body, display, model)))
+}
+
+/// Decode a `generateContent` answer into a unified chat answer.
+pub(crate) fn decode_chat(
+    body: &[u8],
+    display: &'static str,
+    provider: &'static str,
+    model: Option<String>,
+    created: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    let wire: WireResponse = parse_upstream_json(body, display)?;
+    if let Some(err) = &wire.error {
+        return Err(embedded_error(display, err));
+    }
+    let mut choices = Vec::new();
+    for (idx, cand) in wire.candidates.iter().flatten().enumerate() {
+        let parts = cand.parts();
+        if parts.is_empty() {
+            continue;
+        }
+        let mut finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
+        let message = if parts.iter().any(|p| p.function_call.is_some()) {
+            let calls = parts
+                .iter()
+                .filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc)))
+                .map(|(p, fc)| {
+                    let (id, name, arguments, thought_signature) = call_fields(p, fc);
+                    ToolCall { id, kind: "function", function: FunctionCall { name, arguments }, thought_signature }
+                })
+                .collect();
+            if finish == "stop" {
+                finish = "tool_calls".to_owned();
+            }
+            ResponseMessage {
+                role: "assistant".into(),
+                content: joined_text(parts),
+                tool_calls: Some(calls),
+                refusal: None,
+                reasoning_content: None,
+            }
+        } else {
+            match parts[0].text.as_deref() {
+                Some(text) if !text.is_empty() => ResponseMessage {
+                    role: "assistant".into(),
+                    content: Some(text.to_owned()),
+                    tool_calls: None,
+                    refusal: None,
+                    reasoning_content: None,
+                },
+                _ => continue,
+            }
+        };
+        choices.push(ChatChoice { index: idx as u32, message, finish_reason: Some(finish) });
+    }
+    to_json(&ChatResponse {
+        id: Some(format!("gemini-chat-{created}")),
+        object: object::CHAT,
+        created,
+        model,
+        choices,
+        usage: wire.usage_metadata.as_ref().map(chat_usage).unwrap_or_default(),
+        provider,
+    })
+}
+
+/// Decode a `generateContent` answer into a unified completions answer (only candidates
+/// whose first part has text; `id` null).
+pub(crate) fn decode_completions(
+    body: &[u8],
+    display: &'static str,
+    model: Option<String>,
+    created: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    let wire: WireResponse = parse_upstream_json(body, display)?;
+    if let Some(err) = &wire.error {
+        return Err(embedded_error(display, err));
+    }
+    let choices = wire
+        .candidates
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(idx, cand)| {
+            let text = cand.parts().first()?.text.as_deref().filter(|t| !t.is_empty())?;
+            Some(CompletionChoice {
+                index: idx as u32,
+                text: Some(text.to_owned()),
+                finish_reason: Some(finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"))),
+            })
+        })
+        .collect();
+    to_json(&CompletionsResponse {
+        id: None,
+        object: object::COMPLETION,
+        created,
+        model,
+        choices,
+        usage: completions_usage(wire.usage_metadata.as_ref()),
+    })
+}
+
+/// Decode an `embedContent` (`embedding.values`) or `batchEmbedContents`
+/// (`embeddings[].values`) answer; usage is unknown (nulls).
+pub(crate) fn decode_embeddings(
+    body: &[u8],
+    display: &'static str,
+    model: Option<String>,
+) -> Result<Vec<u8>, GatewayError> {
+    let wire: WireEmbeddings = parse_upstream_json(body, display)?;
+    let items = match (wire.embeddings, wire.embedding) {
+        (Some(list), _) if !list.is_empty() => list,
+        (_, Some(one)) => vec![one],
+        (Some(list), None) => list,
+        (None, None) => Vec::new(),
+    };
+    to_json(&EmbeddingsResponse {
+        object: object::LIST,
+        data: items
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Embedding {
+                object: object::EMBEDDING,
+                embedding: e.values.unwrap_or_else(|| Value::Array(Vec::new())),
+                index: i as u32,
+            })
+            .collect(),
+        model,
+        usage: EmbeddingsUsage::default(),
+    })
+}
+
+// ---- streams ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    Chat,
+    Completions,
+}
+
+/// Streams `streamGenerateContent?alt=sse` events as unified chunks, one chunk per event.
+///
+/// Chat chunks carry `delta.role: "assistant"` and the first part's text (or `""`); function
+/// calls arrive whole and become tool-call deltas indexed per candidate across the stream, and
+/// a `stop` after a candidate's calls is reported as `tool_calls`. Usage rides on the chunk
+/// whose event has `usageMetadata`. Completions chunks carry the first part's text and no
+/// usage. An `error` event or an unreadable event ends the stream with an error.
+pub(crate) struct GeminiStream {
+    parser: SseParser,
+    kind: StreamKind,
+    display: &'static str,
+    provider: &'static str,
+    model: Option<String>,
+    id: String,
+    created: u64,
+    /// Tool calls emitted so far, per candidate index.
+    calls_seen: Vec<u32>,
+    usage: Option<Usage>,
+    error: Option<GatewayError>,
+    done: bool,
+}
+
+impl GeminiStream {
+    /// A chat stream decoder (`provider` is the chunks' `provider` field).
+    pub(crate) fn chat(display: &'static str, provider: &'static str, model: Option<String>, created: u64) -> Self {
+        Self::new(StreamKind::Chat, display, provider, model, format!("gemini-chat-stream-{created}"), created)
+    }
+
+    /// A completions stream decoder.
+    pub(crate) fn completions(display: &'static str, model: Option<String>, created: u64) -> Self {
+        let id = format!("gemini-completions-stream-{created}");
+        Self::new(StreamKind::Completions, display, "", model, id, created)
+    }
+
+    fn new(
+        kind: StreamKind,
+        display: &'static str,
+        provider: &'static str,
+        model: Option<String>,
+        id: String,
+        created: u64,
+    ) -> Self {
+        GeminiStream {
+            parser: SseParser::new(),
+            kind,
+            display,
+            provider,
+            model,
+            id,
+            created,
+            calls_seen: Vec::new(),
+            usage: None,
+            error: None,
+            done: false,
+        }
+    }
+
+    fn event(&mut self, data: &str, out: &mut BytesMut) {
+        if self.error.is_some() || self.done {
+            return;
+        }
+        let data = data.trim();
+        if data.is_empty() {
+            return;
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let wire: WireResponse = match serde_json::from_str(data) {
+            Ok(w) => w,
+            Err(e) => {
+                self.error = Some(unreadable(self.display, e));
+                return;
+            }
+        };
+        if let Some(err) = &wire.error {
+            self.error = Some(embedded_error(self.display, err));
+            return;
+        }
+        if let Some(meta) = &wire.usage_metadata {
+            self.usage = Some(match self.kind {
+                StreamKind::Chat => chat_usage(meta),
+                StreamKind::Completions => completions_usage(Some(meta)),
+            });
+        }
+        match self.kind {
+            StreamKind::Chat => self.chat_chunk(&wire, out),
+            StreamKind::Completions => self.completions_chunk(&wire, out),
+        }
+    }
+
+    fn chat_chunk(&mut self, wire: &WireResponse, out: &mut BytesMut) {
+        let mut choices = Vec::new();
+        for (idx, cand) in wire.candidates.iter().flatten().enumerate() {
+            if self.calls_seen.len() <= idx {
+                self.calls_seen.resize(idx + 1, 0);
+            }
+            let parts = cand.parts();
+            let mut finish = cand.finish_reason.as_deref().map(finish_reason);
+            let delta = if parts.iter().any(|p| p.function_call.is_some()) {
+                let mut calls = Vec::new();
+                for (p, fc) in parts.iter().filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc))) {
+                    let (id, name, arguments, _signature) = call_fields(p, fc);
+                    calls.push(ToolCallDelta {
+                        index: self.calls_seen[idx],
+                        id: Some(id),
+                        kind: Some("function"),
+                        function: FunctionCallDelta { name: Some(name), arguments: Some(arguments) },
+                    });
+                    self.calls_seen[idx] += 1;
+                }
+                Delta {
+                    role: Some("assistant".into()),
+                    content: joined_text(parts),
+                    tool_calls: Some(calls),
+                    reasoning_content: None,
+                }
+            } else {
+                Delta {
+                    role: Some("assistant".into()),
+                    content: Some(parts.first().and_then(|p| p.text.clone()).unwrap_or_default()),
+                    tool_calls: None,
+                    reasoning_content: None,
+                }
+            };
+            if finish.as_deref() == Some("stop") && self.calls_seen[idx] > 0 {
+                finish = Some("tool_calls".into());
+            }
+            choices.push(ChunkChoice { index: idx as u32, finish_reason: finish, delta });
+        }
+        sse::write_json(
+            out,
+            &ChatChunk {
+                id: Some(self.id.clone()),
+                object: object::CHAT_CHUNK,
+                created: self.created,
+                model: self.model.clone(),
+                choices,
+                usage: wire.usage_metadata.as_ref().map(chat_usage),
+                provider: self.provider,
+            },
+        );
+    }
+
+    fn completions_chunk(&mut self, wire: &WireResponse, out: &mut BytesMut) {
+        let choices = wire
+            .candidates
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(idx, cand)| CompletionChunkChoice {
+                index: idx as u32,
+                finish_reason: cand.finish_reason.as_deref().map(finish_reason),
+                text: Some(cand.parts().first().and_then(|p| p.text.clone()).unwrap_or_default()),
+            })
+            .collect();
+        sse::write_json(
+            out,
+            &CompletionsChunk {
+                id: Some(self.id.clone()),
+                object: COMPLETION_CHUNK_OBJECT,
+                created: self.created,
+                model: self.model.clone(),
+                choices,
+                usage: None,
+            },
+        );
+    }
+
+    fn take_error(&mut self) -> Result<(), GatewayError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl StreamDecoder for GeminiStream {
+    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.feed(chunk, |e| self.event(e.data, out));
+        self.parser = parser;
+        self.take_error()
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.finish(|e| self.event(e.data, out));
+        self.take_error()
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: Value) -> Value {
+        let out = decode_chat(body.to_string().as_bytes(), "Gemini", "gemini", Some("g".into()), 42).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn stream(decoder: &mut GeminiStream, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
+        let mut out = BytesMut::new();
+        let mut err = None;
+        for p in pieces {
+            if let Err(e) = decoder.feed(p.as_bytes(), &mut out) {
+                err = Some(e);
+                break;
+            }
+        }
+        if err.is_none() {
+            err = decoder.finish(&mut out).err();
+        }
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let events = text
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
+            .collect();
+        (events, err)
+    }
+
+    #[test]
+    fn generated_ids_match_mlflow() {
+        // gemini-chat-tools.json: get_weather / {"location": "Singapore"}.
+        assert_eq!(
+            generated_call_id("get_weather", &python_json(&json!({"location": "Singapore"}))),
+            "call_c8800a29b7c6d0e92541b3fa793048ab"
+        );
+    }
+
+    #[test]
+    fn chat_text_finish_and_usage() {
+        let v = chat(json!({
+            "candidates": [
+                {"content": {"parts": [{"text": "hello"}], "role": "model"}, "finishReason": "MAX_TOKENS"},
+                {"content": {"parts": [{"text": ""}]}, "finishReason": "STOP"},
+                {"finishReason": "SAFETY"},
+                {"content": {"parts": [{"text": "third"}]}}
+            ],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7,
+                              "cachedContentTokenCount": 2, "thoughtsTokenCount": 5}
+        }));
+        assert_eq!(v["id"], json!("gemini-chat-42"));
+        assert_eq!(v["created"], json!(42));
+        assert_eq!(v["model"], json!("g"));
+        let choices = v["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 2, "empty candidates are left out");
+        assert_eq!(choices[0]["finish_reason"], json!("length"));
+        assert_eq!(choices[1]["index"], json!(3));
+        assert_eq!(choices[1]["finish_reason"], json!("stop"));
+        assert_eq!(choices[1]["message"]["content"], json!("third"));
+        assert_eq!(
+            v["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                   "prompt_tokens_details": {"cached_tokens": 2}, "thoughtsTokenCount": 5})
+        );
+    }
+
+    #[test]
+    fn chat_tool_calls_with_ids_and_signatures() {
+        let v = chat(json!({"candidates": [{"content": {"parts": [
+            {"text": "Let me check. "},
+            {"functionCall": {"name": "get_weather", "args": {"location": "Singapore"}}, "thoughtSignature": "sig"},
+            {"functionCall": {"id": "own-id", "name": "f", "args": {"n": 1.0, "s": "é"}}}
+        ]}, "finishReason": "STOP"}]}));
+        let choice = &v["choices"][0];
+        assert_eq!(choice["finish_reason"], json!("tool_calls"));
+        assert_eq!(choice["message"]["content"], json!("Let me check. "));
+        assert_eq!(
+            choice["message"]["tool_calls"],
+            json!([
+                {"id": "call_c8800a29b7c6d0e92541b3fa793048ab", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"location\": \"Singapore\"}"}, "thought_signature": "sig"},
+                {"id": "own-id", "type": "function", "function": {"name": "f", "arguments": "{\"n\": 1.0, \"s\": \"\\u00e9\"}"}}
+            ])
+        );
+        assert_eq!(v["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));
+    }
+
+    #[test]
+    fn completions_keep_text_candidates_only() {
+        let body = json!({"candidates": [
+            {"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]}},
+            {"content": {"parts": [{"text": "ok"}]}, "finishReason": "MAX_TOKENS"}
+        ], "usageMetadata": {"promptTokenCount": 1, "totalTokenCount": 3, "cachedContentTokenCount": 1}});
+        let out = decode_completions(body.to_string().as_bytes(), "Gemini", Some("g".into()), 5).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], Value::Null);
+        assert_eq!(v["choices"], json!([{"index": 1, "text": "ok", "finish_reason": "length"}]));
+        assert_eq!(v["usage"], json!({"prompt_tokens": 1, "completion_tokens": null, "total_tokens": 3}));
+    }
+
+    #[test]
+    fn embeddings_single_and_batch_shapes() {
+        let single = decode_embeddings(br#"{"embedding":{"values":[0.5]}}"#, "Gemini", Some("e".into())).unwrap();
+        let v: Value = serde_json::from_slice(&single).unwrap();
+        assert_eq!(v["data"], json!([{"object": "embedding", "embedding": [0.5], "index": 0}]));
+        assert_eq!(v["usage"], json!({"prompt_tokens": null, "total_tokens": null}));
+        let batch = decode_embeddings(br#"{"embeddings":[{"values":[1]},{"values":[2]}]}"#, "Gemini", Some("e".into()))
+            .unwrap();
+        let v: Value = serde_json::from_slice(&batch).unwrap();
+        assert_eq!(v["data"][1]["embedding"], json!([2]));
+        assert_eq!(v["data"][1]["index"], json!(1));
+        assert!(decode_embeddings(b"not json", "Gemini", None).unwrap_err().status == 502);
+    }
+
+    #[test]
+    fn chat_stream_tool_calls_are_indexed_across_events() {
+        let mut d = GeminiStream::chat("Gemini", "gemini", Some("g".into()), 7);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Checking\"}]}}]}\r\n\r\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"a\",\"args\":{}}}]}}]}\r\n\r\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"b\",\"args\":{\"x\":1}}},{\"functionCall\":{\"id\":\"i\",\"name\":\"c\",\"args\":{}}}]}}]}\r\n\r\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":1,\"candidatesTokenCount\":2,\"totalTokenCount\":3}}\r\n\r\n",
+            ],
+        );
+        assert!(err.is_none());
+        assert_eq!(events.len(), 4);
+        assert!(events.iter().all(|e| e["id"] == json!("gemini-chat-stream-7")));
+        assert_eq!(
+            events[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "Checking", "tool_calls": null})
+        );
+        let calls = |e: &Value| -> Vec<(u64, String)> {
+            e["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["index"].as_u64().unwrap(), c["function"]["name"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        assert_eq!(calls(&events[1]), vec![(0, "a".to_owned())]);
+        assert_eq!(calls(&events[2]), vec![(1, "b".to_owned()), (2, "c".to_owned())]);
+        assert_eq!(events[2]["choices"][0]["delta"]["tool_calls"][1]["id"], json!("i"));
+        assert_eq!(events[2]["choices"][0]["delta"]["content"], Value::Null);
+        assert_eq!(events[3]["choices"][0]["finish_reason"], json!("tool_calls"));
+        assert_eq!(events[3]["usage"]["total_tokens"], json!(3));
+        assert_eq!(d.usage().and_then(|u| u.total_tokens), Some(3));
+    }
+
+    #[test]
+    fn chat_stream_error_event_and_garbage() {
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]}\n\n",
+                "data: {\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n",
+            ],
+        );
+        assert_eq!(events.len(), 1);
+        let err = err.unwrap();
+        assert_eq!((err.status, err.message().as_str()), (429, "Resource has been exhausted"));
+
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (_, err) = stream(&mut d, &["data: {not json\n\n"]);
+        assert_eq!(err.unwrap().status, 502);
+    }
+
+    #[test]
+    fn completions_stream_has_no_usage() {
+        let mut d = GeminiStream::completions("Gemini", Some("g".into()), 9);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"x\"}]},\"finishReason\":\"MAX_TOKENS\"}],\"usageMetadata\":{\"totalTokenCount\":3}}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert!(err.is_none());
+        assert_eq!(
+            events,
+            vec![json!({"id": "gemini-completions-stream-9", "object": "text_completion.chunk", "created": 9,
+                        "model": "g", "choices": [{"index": 0, "finish_reason": "length", "text": "x"}], "usage": null})]
+        );
+        assert_eq!(d.usage().and_then(|u| u.total_tokens), Some(3));
+    }
+}
