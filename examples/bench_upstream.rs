@@ -39,11 +39,15 @@ fn answers() -> Answers {
     let chat = json_response(
         r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"This is a benchmark answer of a typical short length."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":11,"total_tokens":23}}"#,
     );
-    let mut chat_stream = vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
+    let mut chat_stream =
+        vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
     let head = r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"#;
-    chat_stream.push(chunk(&format!("data: {head}\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n")));
+    chat_stream.push(chunk(&format!(
+        "data: {head}\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n"
+    )));
     for w in &words {
-        chat_stream.push(chunk(&format!("data: {head}\"delta\":{{\"content\":\"{w}\"}},\"finish_reason\":null}}]}}\n\n")));
+        chat_stream
+            .push(chunk(&format!("data: {head}\"delta\":{{\"content\":\"{w}\"}},\"finish_reason\":null}}]}}\n\n")));
     }
     chat_stream.push(chunk(&format!("data: {head}\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n")));
     chat_stream.push(chunk(
@@ -61,7 +65,8 @@ fn answers() -> Answers {
     let messages = json_response(
         r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[{"type":"text","text":"This is a benchmark answer of a typical short length."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":11}}"#,
     );
-    let mut messages_stream = vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
+    let mut messages_stream =
+        vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
     messages_stream.push(chunk("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-3-5-haiku-latest\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n"));
     messages_stream.push(chunk("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"));
     for w in &words {
@@ -134,11 +139,7 @@ async fn write_pieces(sock: &mut TcpStream, pieces: &[Vec<u8>]) -> bool {
 
 fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".to_owned());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     rt.block_on(async move {
         let listener = TcpListener::bind(&addr).await.expect("bind");
         eprintln!("bench_upstream listening on {addr}");
