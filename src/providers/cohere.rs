@@ -403,23 +403,19 @@ pub struct NdjsonLines {
     partial: Vec<u8>,
 }
 
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
-}
-
 impl NdjsonLines {
     /// Feed the next bytes; `on_line` gets every non-empty line they complete.
     pub fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) {
         while let Some(pos) = memchr::memchr(b'\n', chunk) {
             if self.partial.is_empty() {
-                let line = trim_ascii(&chunk[..pos]);
+                let line = chunk[..pos].trim_ascii();
                 if !line.is_empty() {
                     on_line(line);
                 }
             } else {
                 self.partial.extend_from_slice(&chunk[..pos]);
                 let line = std::mem::take(&mut self.partial);
-                let t = trim_ascii(&line);
+                let t = line.trim_ascii();
                 if !t.is_empty() {
                     on_line(t);
                 }
@@ -434,7 +430,7 @@ impl NdjsonLines {
     /// The stream ended: hand out a last line left without its `\n`.
     pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
         let line = std::mem::take(&mut self.partial);
-        let t = trim_ascii(&line);
+        let t = line.trim_ascii();
         if !t.is_empty() {
             on_line(t);
         }

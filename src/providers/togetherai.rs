@@ -114,7 +114,7 @@ impl Provider for TogetherAi {
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         // `max_tokens` ≥ 1 by schema, so only its absence fails MLflow's `not payload.get(…)`.
-        if !req.body.get("max_tokens").is_some_and(|v| !v.is_null()) {
+        if req.body.get("max_tokens").is_none_or(Value::is_null) {
             return Err(GatewayError::invalid(MAX_TOKENS_REQUIRED));
         }
         let stream = req.stream();
