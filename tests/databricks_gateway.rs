@@ -99,8 +99,16 @@ async fn environment_credentials() {
     let upstream = MockUpstream::start().await;
     let url = upstream.url();
     let gw = Gateway::start_with(
-        &yaml(&json!({"endpoints": [endpoint("chat", "llm/v1/chat", "databricks", "m", json!({}))]})),
-        &[("DATABRICKS_HOST", url.as_str()), ("DATABRICKS_TOKEN", "env-token")],
+        &yaml(&json!({"endpoints": [
+            endpoint("chat", "llm/v1/chat", "databricks", "m", json!({})),
+            endpoint("chat2", "llm/v1/chat", "databricks", "m", json!({"host": "${WORKSPACE_URL}", "token": "$OTHER_TOKEN"})),
+        ]})),
+        &[
+            ("DATABRICKS_HOST", url.as_str()),
+            ("DATABRICKS_TOKEN", "env-token"),
+            ("WORKSPACE_URL", url.as_str()),
+            ("OTHER_TOKEN", "other-token"),
+        ],
         &[],
     )
     .await;
@@ -108,6 +116,10 @@ async fn environment_credentials() {
     let (status, _) = gw.post("/endpoints/chat/invocations", &json!({"messages": user("hi")})).await;
     assert_eq!(status, 200);
     assert_eq!(upstream.last().header("authorization"), Some("Bearer env-token"));
+    upstream.push(Reply::Json(200, chat_answer(json!("ok"))));
+    let (status, _) = gw.post("/endpoints/chat2/invocations", &json!({"messages": user("hi")})).await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream.last().header("authorization"), Some("Bearer other-token"));
     assert!(!gw.logs().contains("env-token"));
 }
 

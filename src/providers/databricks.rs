@@ -2,7 +2,8 @@
 //! Databricks' OpenAI-compatible serving endpoints.
 //!
 //! Config (each may instead come from the environment, as the Databricks SDK does):
-//! * `host` — the workspace URL (`DATABRICKS_HOST`); `https://` is assumed without a scheme;
+//! * `host` — the workspace URL (`DATABRICKS_HOST`; `$NAME` reads another variable);
+//!   `https://` is assumed without a scheme;
 //! * `token` — a personal access token (secret; `DATABRICKS_TOKEN`), sent as a bearer token;
 //! * `client_id` + `client_secret` (secret) — OAuth machine-to-machine for a service principal
 //!   (`DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`): an access token is obtained from
@@ -88,7 +89,14 @@ fn is_unity_catalog(name: Option<&str>) -> bool {
 }
 
 fn parse_host(cfg: &ConfigMap<'_>, raw: &str) -> Result<BaseUrl, FieldError> {
-    let raw = raw.trim();
+    // `$NAME` / `${NAME}` read the environment, as secrets do.
+    let resolved;
+    let raw = if raw.trim().starts_with('$') {
+        resolved = crate::config::secret::resolve(raw.trim()).map_err(|m| cfg.error("host", m))?;
+        resolved.expose().trim()
+    } else {
+        raw.trim()
+    };
     let url = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
     BaseUrl::parse(&url).map_err(|m| cfg.error("host", m))
 }
@@ -311,6 +319,11 @@ mod tests {
             "https://adb-1.azuredatabricks.net/ai-gateway/mlflow/v1/embeddings"
         );
         let p = build(Some("a.b"), json!({"host": "http://h:1", "token": "t"})).unwrap();
+        let e = build(Some("a.b"), json!({"host": "$AIGW_TEST_UNSET_HOST_VAR", "token": "t"})).err().unwrap();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("model.config.host", "Environment variable 'AIGW_TEST_UNSET_HOST_VAR' is not set")
+        );
         assert_eq!(p.request("x", vec![]).url(), "http://h:1/serving-endpoints/x");
 
         let p = build(Some("m"), json!({"databricks_api_base": "http://proxy/v1", "token": "t"})).unwrap();
