@@ -329,3 +329,99 @@ async fn replay_once(fx: &Value, case: &Case, split: Option<u64>) {
     }
     gw.assert_alive().await;
 }
+
+// ---- configs and canned answers ----
+
+/// One endpoint entry.
+pub fn endpoint(name: &str, endpoint_type: &str, model: &str, config: Value) -> Value {
+    json!({"name": name, "endpoint_type": endpoint_type,
+           "model": {"provider": "bedrock", "name": model, "config": config}})
+}
+
+/// A gateway config with these endpoints.
+pub fn config(endpoints: &[Value]) -> String {
+    yaml(&json!({ "endpoints": endpoints }))
+}
+
+/// A minimal Converse answer.
+pub fn converse_ok(text: &str) -> Value {
+    json!({"output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+           "stopReason": "end_turn", "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}})
+}
+
+/// A one-message chat request.
+pub fn chat(text: &str) -> Value {
+    json!({"messages": [{"role": "user", "content": text}]})
+}
+
+/// `yyyy-mm-ddThh:mm:ssZ` for a Unix time.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// An STS AssumeRole answer.
+pub fn sts_answer(akid: &str, secret: &str, token: &str, expires: SystemTime) -> Reply {
+    let xml = format!(
+        r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/bedrock/ai-gateway-bedrock</Arn>
+      <AssumedRoleId>AROA:ai-gateway-bedrock</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>{akid}</AccessKeyId>
+      <SecretAccessKey>{secret}</SecretAccessKey>
+      <SessionToken>{token}</SessionToken>
+      <Expiration>{}</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#,
+        rfc3339(expires)
+    );
+    Reply::body(200, "text/xml", xml)
+}
+
+/// Environment that hides any real AWS credentials of the machine from the gateway.
+pub const NO_AMBIENT_AWS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", ""),
+    ("AWS_SECRET_ACCESS_KEY", ""),
+    ("AWS_SESSION_TOKEN", ""),
+    ("AWS_BEARER_TOKEN_BEDROCK", ""),
+    ("AWS_PROFILE", ""),
+    ("AWS_REGION", ""),
+    ("AWS_DEFAULT_REGION", ""),
+    ("AWS_ENDPOINT_URL", ""),
+    ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", ""),
+    ("AWS_ENDPOINT_URL_STS", ""),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aigw-test-credentials"),
+];
+
+/// [`NO_AMBIENT_AWS`] with some variables set.
+pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = NO_AMBIENT_AWS
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    out
+}
+
+/// Start a gateway with owned environment pairs.
+pub async fn start(yaml: &str, env: &[(String, String)]) -> Gateway {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start_with(yaml, &env, &[]).await
+}
