@@ -159,7 +159,7 @@ async fn role_credentials_are_refreshed_before_they_expire() {
 }
 
 #[tokio::test]
-async fn expired_role_credentials_are_never_used() {
+async fn credentials_arriving_expired_are_replaced_on_the_next_request() {
     let upstream = MockUpstream::start().await;
     let sts_calls = Arc::new(AtomicUsize::new(0));
     let counter = sts_calls.clone();

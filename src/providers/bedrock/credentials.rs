@@ -457,8 +457,9 @@ impl RoleProvider {
             xml_tag(&text, "Expiration").as_deref().and_then(parse_rfc3339).ok_or_else(|| unreadable("Expiration"))?;
         let now = SystemTime::now();
         let lifetime = expires.duration_since(now).unwrap_or_default();
-        let refresh_at = expires - REFRESH_MARGIN.min(lifetime / 2).max(Duration::ZERO);
-        let refresh_at = if lifetime.is_zero() { now } else { refresh_at };
+        // Refresh with five minutes left, or at half-life for short-lived credentials; ones
+        // that arrive already expired serve this request and are replaced on the next.
+        let refresh_at = if lifetime.is_zero() { now } else { expires - REFRESH_MARGIN.min(lifetime / 2) };
         Ok(Cached { creds: Credentials::new(id, secret, Some(token), Some(expires), "sts"), expires, refresh_at })
     }
 }
