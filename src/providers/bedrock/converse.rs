@@ -1,0 +1,779 @@
+//! Chat through the Converse API (`POST /model/<id>/converse`) and ConverseStream
+//! (`/converse-stream`, answered in AWS event-stream frames).
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::eventstream::{FrameDecoder, Message};
+use crate::api::error::{ErrorKind, GatewayError};
+use crate::providers::{StreamDecoder, parse_data_url, parse_upstream_json, python_json, to_json};
+use crate::schema::{
+    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, Delta, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
+    ToolCall, ToolCallDelta, Usage, object,
+};
+use crate::sse;
+
+const DISPLAY: &str = "Amazon Bedrock";
+
+// ---- request ----
+
+/// The Converse request body for a unified chat request.
+pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
+    let mut messages: Vec<Value> = Vec::new();
+    let mut system: Vec<Value> = Vec::new();
+    let mut tool_results: Vec<Value> = Vec::new();
+    for m in req.messages() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+        if role != "tool" && !tool_results.is_empty() {
+            messages.push(json!({"role": "user", "content": std::mem::take(&mut tool_results)}));
+        }
+        let content = m.get("content");
+        match role {
+            "system" => system.extend(content_blocks(content, false)?),
+            "assistant" => {
+                let calls = m.get("tool_calls").and_then(Value::as_array).filter(|c| !c.is_empty());
+                let mut blocks = content_blocks(content, true)?;
+                if let Some(calls) = calls {
+                    // Converse rejects blank text blocks next to tool uses.
+                    blocks.retain(|b| b.get("text").and_then(Value::as_str).is_none_or(|t| !t.is_empty()));
+                    for call in calls {
+                        blocks.push(tool_use(call)?);
+                    }
+                } else if blocks.is_empty() {
+                    blocks.push(json!({"text": ""}));
+                }
+                messages.push(json!({"role": "assistant", "content": blocks}));
+            }
+            "tool" => {
+                let id = m.get("tool_call_id").cloned().unwrap_or(Value::Null);
+                let mut text_blocks = content_blocks(content, false)?;
+                if text_blocks.is_empty() {
+                    text_blocks.push(json!({"text": ""}));
+                }
+                tool_results.push(json!({"toolResult": {"toolUseId": id, "content": text_blocks}}));
+            }
+            _ => {
+                let mut blocks = content_blocks(content, true)?;
+                if blocks.is_empty() {
+                    blocks.push(json!({"text": ""}));
+                }
+                messages.push(json!({"role": "user", "content": blocks}));
+            }
+        }
+    }
+    if !tool_results.is_empty() {
+        messages.push(json!({"role": "user", "content": tool_results}));
+    }
+
+    let mut body = Map::new();
+    body.insert("messages".into(), Value::Array(messages));
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    let b = &req.body;
+    let mut inference = Map::new();
+    if let Some(v) = b.get("temperature") {
+        inference.insert("temperature".into(), v.clone());
+    }
+    if let Some(v) = b.get("top_p") {
+        inference.insert("topP".into(), v.clone());
+    }
+    if let Some(v) = b.get("max_tokens").or_else(|| b.get("max_completion_tokens")) {
+        inference.insert("maxTokens".into(), v.clone());
+    }
+    if let Some(v) = b.get("stop") {
+        inference.insert("stopSequences".into(), v.clone());
+    }
+    if !inference.is_empty() {
+        body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    if let Some(tools) = b.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty()) {
+        let mut config = Map::new();
+        config.insert("tools".into(), Value::Array(tools.iter().map(tool_spec).collect::<Result<_, _>>()?));
+        if let Some(choice) = b.get("tool_choice").and_then(tool_choice) {
+            config.insert("toolChoice".into(), choice);
+        }
+        body.insert("toolConfig".into(), Value::Object(config));
+    }
+    to_json(&body)
+}
+
+/// Message content as Converse blocks: text parts as `{text}`, base64 data-URL images as
+/// `{image}` (when `images`), other parts left out.
+fn content_blocks(content: Option<&Value>, images: bool) -> Result<Vec<Value>, GatewayError> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![json!({"text": s})]),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => out.push(json!({"text": p.get("text").cloned().unwrap_or(Value::from(""))})),
+                    Some("image_url") if images => {
+                        let url = p.pointer("/image_url/url").and_then(Value::as_str).unwrap_or("");
+                        out.push(image_block(url)?);
+                    }
+                    _ => {}
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Ok(vec![json!({"text": other.to_string()})]),
+    }
+}
+
+fn image_block(url: &str) -> Result<Value, GatewayError> {
+    let Some((mime, data)) = parse_data_url(url) else {
+        return Err(GatewayError::invalid(
+            "Amazon Bedrock accepts images only as base64 data URLs (data:image/png;base64,...)",
+        ));
+    };
+    let format = match mime.to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        other => {
+            return Err(GatewayError::invalid(format!(
+                "Amazon Bedrock does not accept images of type '{other}' (png, jpeg, gif and webp are accepted)"
+            )));
+        }
+    };
+    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+}
+
+fn tool_use(call: &Value) -> Result<Value, GatewayError> {
+    let f = call.get("function");
+    let name = f.and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null);
+    let input = match f.and_then(|f| f.get("arguments")) {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
+            GatewayError::invalid(format!("Invalid JSON in the arguments of tool call '{}': {e}", name_str(&name)))
+        })?,
+        Some(other) => other.clone(),
+    };
+    Ok(json!({"toolUse": {"toolUseId": call.get("id").cloned().unwrap_or(Value::Null), "name": name, "input": input}}))
+}
+
+fn name_str(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// A unified tool as a Converse `toolSpec`; the parameter schema is forwarded whole
+/// (product fix 6).
+fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
+    let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
+    if kind != "function" {
+        return Err(GatewayError::invalid(format!(
+            "Only function calling tool is supported, but received tool type {kind}"
+        )));
+    }
+    let f = tool.get("function").cloned().unwrap_or(Value::Null);
+    let schema = match f.get("parameters") {
+        Some(p) if !p.is_null() => p.clone(),
+        _ => json!({"type": "object", "properties": {}}),
+    };
+    Ok(json!({"toolSpec": {
+        "name": f.get("name").cloned().unwrap_or(Value::Null),
+        "description": f.get("description").cloned().filter(|d| !d.is_null()).unwrap_or(Value::from("")),
+        "inputSchema": {"json": schema},
+    }}))
+}
+
+/// `tool_choice` as Converse's `toolChoice` (`none` cannot be expressed: left out).
+fn tool_choice(choice: &Value) -> Option<Value> {
+    match choice {
+        Value::String(s) if s == "auto" => Some(json!({"auto": {}})),
+        Value::String(s) if s == "required" => Some(json!({"any": {}})),
+        Value::Object(o) => {
+            let name = o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str)?;
+            Some(json!({"tool": {"name": name}}))
+        }
+        _ => None,
+    }
+}
+
+// ---- answer ----
+
+#[derive(Deserialize)]
+struct WireConverse {
+    output: Option<WireOutput>,
+    #[serde(rename = "stopReason")]
+    stop_reason: Option<String>,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireOutput {
+    message: Option<WireMessage>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    role: Option<String>,
+    #[serde(default)]
+    content: Vec<Value>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct WireUsage {
+    #[serde(rename = "inputTokens")]
+    input: Option<u64>,
+    #[serde(rename = "outputTokens")]
+    output: Option<u64>,
+    #[serde(rename = "totalTokens")]
+    total: Option<u64>,
+}
+
+impl WireUsage {
+    fn unified(self) -> Usage {
+        Usage {
+            prompt_tokens: self.input,
+            completion_tokens: self.output,
+            total_tokens: self.total,
+            ..Usage::default()
+        }
+    }
+}
+
+/// Converse's `stopReason` as a unified `finish_reason`.
+pub fn finish_reason(stop: Option<&str>) -> String {
+    match stop {
+        Some("tool_use") => "tool_calls",
+        Some("max_tokens") => "length",
+        Some("content_filtered") => "content_filter",
+        _ => "stop",
+    }
+    .to_owned()
+}
+
+/// Decode a Converse answer.
+pub fn decode(
+    body: &[u8],
+    model: Option<String>,
+    provider: &'static str,
+    created: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    let wire: WireConverse = parse_upstream_json(body, DISPLAY)?;
+    let message = wire.output.and_then(|o| o.message);
+    let (role, blocks) = match message {
+        Some(m) => (m.role, m.content),
+        None => (None, Vec::new()),
+    };
+    let mut texts: Vec<&str> = Vec::new();
+    let mut reasoning: Vec<&str> = Vec::new();
+    let mut calls = Vec::new();
+    for b in &blocks {
+        if let Some(t) = b.get("text").and_then(Value::as_str) {
+            texts.push(t);
+        } else if let Some(u) = b.get("toolUse") {
+            calls.push(ToolCall {
+                id: u.get("toolUseId").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                kind: "function",
+                function: FunctionCall {
+                    name: u.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    arguments: python_json(u.get("input").unwrap_or(&Value::Null)),
+                },
+                thought_signature: None,
+            });
+        } else if let Some(t) = b.pointer("/reasoningContent/reasoningText/text").and_then(Value::as_str) {
+            reasoning.push(t);
+        }
+    }
+    to_json(&ChatResponse {
+        id: None,
+        object: object::CHAT,
+        created,
+        model,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ResponseMessage {
+                role: role.unwrap_or_else(|| "assistant".into()),
+                content: (!texts.is_empty()).then(|| texts.join("\n")),
+                tool_calls: (!calls.is_empty()).then_some(calls),
+                refusal: None,
+                reasoning_content: (!reasoning.is_empty()).then(|| reasoning.join("\n")),
+            },
+            finish_reason: Some(finish_reason(wire.stop_reason.as_deref())),
+        }],
+        usage: wire.usage.map(WireUsage::unified).unwrap_or_default(),
+        provider,
+    })
+}
+
+// ---- stream ----
+
+#[derive(Deserialize)]
+struct BlockStart {
+    #[serde(rename = "contentBlockIndex", default)]
+    index: u64,
+    start: Option<StartBody>,
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    #[serde(rename = "toolUse")]
+    tool_use: Option<StartToolUse>,
+}
+
+#[derive(Deserialize)]
+struct StartToolUse {
+    #[serde(rename = "toolUseId")]
+    id: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta {
+    #[serde(rename = "contentBlockIndex", default)]
+    index: u64,
+    delta: Option<DeltaBody>,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody {
+    text: Option<String>,
+    #[serde(rename = "toolUse")]
+    tool_use: Option<DeltaToolUse>,
+    #[serde(rename = "reasoningContent")]
+    reasoning: Option<DeltaReasoning>,
+}
+
+#[derive(Deserialize)]
+struct DeltaToolUse {
+    input: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeltaReasoning {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageStop {
+    #[serde(rename = "stopReason")]
+    stop_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    usage: Option<WireUsage>,
+}
+
+/// Decodes a ConverseStream body (event-stream frames) into unified chat chunks.
+pub struct ConverseStream {
+    frames: FrameDecoder,
+    provider: &'static str,
+    model: Option<String>,
+    created: u64,
+    /// contentBlockIndex → tool call ordinal.
+    tools: HashMap<u64, u32>,
+    usage: Option<Usage>,
+}
+
+impl ConverseStream {
+    /// A decoder whose chunks carry `model` and `provider`.
+    pub fn new(provider: &'static str, model: Option<String>, created: u64) -> Self {
+        ConverseStream { frames: FrameDecoder::new(), provider, model, created, tools: HashMap::new(), usage: None }
+    }
+
+    fn chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
+        sse::write_json(
+            out,
+            &ChatChunk {
+                id: None,
+                object: object::CHAT_CHUNK,
+                created: self.created,
+                model: self.model.clone(),
+                choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
+                usage,
+                provider: self.provider,
+            },
+        );
+    }
+
+    fn message(&mut self, m: &Message, out: &mut BytesMut) -> Result<(), GatewayError> {
+        match m.header_str(":message-type").unwrap_or("event") {
+            "event" => {}
+            "exception" => {
+                let kind = m.header_str(":exception-type").unwrap_or("exception");
+                let message = serde_json::from_slice::<Value>(&m.payload)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("message").or_else(|| v.get("Message")).and_then(Value::as_str).map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| String::from_utf8_lossy(&m.payload).into_owned());
+                return Err(GatewayError::new(502, ErrorKind::Upstream, format!("{message} ({kind})")));
+            }
+            other => {
+                let code = m.header_str(":error-code").unwrap_or(other);
+                let message = m.header_str(":error-message").unwrap_or("the stream failed");
+                return Err(GatewayError::new(502, ErrorKind::Upstream, format!("{message} ({code})")));
+            }
+        }
+        let unreadable =
+            |e: serde_json::Error| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream event: {e}"));
+        match m.header_str(":event-type").unwrap_or("") {
+            "contentBlockStart" => {
+                let start: BlockStart = serde_json::from_slice(&m.payload).map_err(unreadable)?;
+                if let Some(tool) = start.start.and_then(|s| s.tool_use) {
+                    let ordinal = self.tools.len() as u32;
+                    self.tools.insert(start.index, ordinal);
+                    let delta = Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index: ordinal,
+                            id: tool.id,
+                            kind: Some("function"),
+                            function: FunctionCallDelta { name: tool.name, arguments: Some(String::new()) },
+                        }]),
+                        ..Delta::default()
+                    };
+                    self.chunk(out, None, delta, None);
+                }
+            }
+            "contentBlockDelta" => {
+                let d: BlockDelta = serde_json::from_slice(&m.payload).map_err(unreadable)?;
+                let Some(body) = d.delta else { return Ok(()) };
+                if let Some(text) = body.text {
+                    self.chunk(out, None, Delta { content: Some(text), ..Delta::default() }, None);
+                } else if let Some(input) = body.tool_use.and_then(|t| t.input) {
+                    let index = self.tools.get(&d.index).copied().unwrap_or(0);
+                    let delta = Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index,
+                            id: None,
+                            kind: None,
+                            function: FunctionCallDelta { name: None, arguments: Some(input) },
+                        }]),
+                        ..Delta::default()
+                    };
+                    self.chunk(out, None, delta, None);
+                } else if let Some(text) = body.reasoning.and_then(|r| r.text) {
+                    self.chunk(out, None, Delta { reasoning_content: Some(text), ..Delta::default() }, None);
+                }
+            }
+            "messageStop" => {
+                let s: MessageStop = serde_json::from_slice(&m.payload).map_err(unreadable)?;
+                self.chunk(out, Some(finish_reason(s.stop_reason.as_deref())), Delta::default(), None);
+            }
+            "metadata" => {
+                let meta: Metadata = serde_json::from_slice(&m.payload).map_err(unreadable)?;
+                if let Some(u) = meta.usage {
+                    let usage = u.unified();
+                    self.usage = Some(usage.clone());
+                    self.chunk(out, None, Delta::default(), Some(usage));
+                }
+            }
+            // messageStart, contentBlockStop and anything new carry nothing to relay.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl StreamDecoder for ConverseStream {
+    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+        self.frames.push(chunk);
+        loop {
+            let next = self
+                .frames
+                .next_message()
+                .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))?;
+            match next {
+                Some(m) => self.message(&m, out)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+        self.feed(&[], out)?;
+        self.frames.finish().map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::eventstream::tests::{encode, event};
+    use super::*;
+    use crate::schema::{EndpointType, request_from_value};
+
+    fn chat(v: Value) -> Request {
+        request_from_value(EndpointType::Chat, v).unwrap()
+    }
+
+    fn body(v: Value) -> Value {
+        serde_json::from_slice(&request_body(&chat(v)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn messages_and_tool_results() {
+        let b = body(json!({
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "system", "content": [{"type": "text", "text": "Really."}]},
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}},
+                    {"id": "t2", "type": "function", "function": {"name": "g", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "t1", "content": "one"},
+                {"role": "tool", "tool_call_id": "t2", "content": "two"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "t3", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "t3", "content": "three"},
+                {"role": "user", "content": "thanks"}
+            ],
+            "max_completion_tokens": 10,
+            "top_p": 0.5,
+            "stop": ["x"]
+        }));
+        assert_eq!(
+            b,
+            json!({
+                "messages": [
+                    {"role": "user", "content": [{"text": "a"}, {"text": "b"}]},
+                    {"role": "assistant", "content": [
+                        {"text": "Checking."},
+                        {"toolUse": {"toolUseId": "t1", "name": "f", "input": {"x": 1}}},
+                        {"toolUse": {"toolUseId": "t2", "name": "g", "input": {}}}
+                    ]},
+                    {"role": "user", "content": [
+                        {"toolResult": {"toolUseId": "t1", "content": [{"text": "one"}]}},
+                        {"toolResult": {"toolUseId": "t2", "content": [{"text": "two"}]}}
+                    ]},
+                    {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t3", "name": "f", "input": {}}}]},
+                    {"role": "user", "content": [{"toolResult": {"toolUseId": "t3", "content": [{"text": "three"}]}}]},
+                    {"role": "user", "content": [{"text": "thanks"}]}
+                ],
+                "system": [{"text": "Be brief."}, {"text": "Really."}],
+                "inferenceConfig": {"topP": 0.5, "maxTokens": 10, "stopSequences": ["x"]}
+            })
+        );
+    }
+
+    #[test]
+    fn tools_are_forwarded_whole_with_tool_choice() {
+        let schema = json!({"type": "object", "properties": {"loc": {"type": "object", "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"]}}, "required": ["loc"], "additionalProperties": false});
+        let b = body(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": schema}},
+                {"type": "function", "function": {"name": "g", "description": "G"}}
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "f"}}
+        }));
+        let tools = &b["toolConfig"]["tools"];
+        assert_eq!(tools[0]["toolSpec"]["inputSchema"]["json"], schema);
+        assert_eq!(tools[0]["toolSpec"]["description"], "");
+        assert_eq!(tools[1]["toolSpec"]["inputSchema"]["json"], json!({"type": "object", "properties": {}}));
+        assert_eq!(b["toolConfig"]["toolChoice"], json!({"tool": {"name": "f"}}));
+        assert!(b.get("inferenceConfig").is_none());
+
+        for (choice, want) in [("auto", json!({"auto": {}})), ("required", json!({"any": {}}))] {
+            let b = body(json!({"messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": choice}));
+            assert_eq!(b["toolConfig"]["toolChoice"], want);
+        }
+        let b = body(json!({"messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none"}));
+        assert!(b["toolConfig"].get("toolChoice").is_none());
+    }
+
+    #[test]
+    fn bad_tool_arguments_and_images() {
+        let req = chat(json!({"messages": [
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]}
+        ]}));
+        let e = request_body(&req).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert!(e.message().contains("tool call 'f'"), "{}", e.message());
+
+        let b = body(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is it?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}
+        ]}]}));
+        assert_eq!(b["messages"][0]["content"][1], json!({"image": {"format": "png", "source": {"bytes": "iVBO"}}}));
+        let req = chat(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}
+        ]}]}));
+        assert_eq!(request_body(&req).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn decodes_answers() {
+        let out = decode(
+            br#"{"output":{"message":{"role":"assistant","content":[{"text":"a"},{"reasoningContent":{"reasoningText":{"text":"hmm"}}},{"text":"b"},{"toolUse":{"toolUseId":"t","name":"f","input":{"city":"Z\u00fcrich","n":[1,2.0]}}}]}},"stopReason":"tool_use","usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#,
+            Some("m.x".into()),
+            "bedrock",
+            7,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "a\nb");
+        assert_eq!(v["choices"][0]["message"]["reasoning_content"], "hmm");
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            r#"{"city": "Z\u00fcrich", "n": [1, 2.0]}"#
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["usage"], json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}));
+        assert_eq!(v["id"], Value::Null);
+        assert_eq!(v["model"], "m.x");
+        assert_eq!(v["created"], 7);
+
+        for (stop, want) in [
+            ("max_tokens", "length"),
+            ("content_filtered", "content_filter"),
+            ("end_turn", "stop"),
+            ("guardrail_intervened", "stop"),
+        ] {
+            assert_eq!(finish_reason(Some(stop)), want);
+        }
+        let out = decode(br#"{"output":{"message":{"role":"assistant","content":[]}}}"#, None, "bedrock", 1).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(v["usage"]["total_tokens"], Value::Null);
+
+        assert_eq!(decode(b"not json", None, "bedrock", 1).unwrap_err().status, 502);
+    }
+
+    fn run(wire: &[u8], cuts: &[usize]) -> (Vec<Value>, Result<(), GatewayError>) {
+        let mut d = ConverseStream::new("bedrock", Some("m.x".into()), 5);
+        let mut out = BytesMut::new();
+        let mut start = 0;
+        let mut result = Ok(());
+        for &c in cuts.iter().chain([wire.len()].iter()) {
+            if let Err(e) = d.feed(&wire[start..c], &mut out) {
+                result = Err(e);
+                break;
+            }
+            start = c;
+        }
+        if result.is_ok() {
+            result = d.finish(&mut out);
+        }
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let events = text
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+            .collect();
+        (events, result)
+    }
+
+    fn tool_stream() -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (kind, payload) in [
+            ("messageStart", r#"{"role":"assistant"}"#),
+            ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Let me check."}}"#),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            ("contentBlockStart", r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#),
+            ("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}}}"#),
+            ("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"1}"}}}"#),
+            ("contentBlockStart", r#"{"contentBlockIndex":2,"start":{"toolUse":{"toolUseId":"t2","name":"g"}}}"#),
+            ("contentBlockDelta", r#"{"contentBlockIndex":2,"delta":{"toolUse":{"input":"{}"}}}"#),
+            ("messageStop", r#"{"stopReason":"tool_use"}"#),
+            ("metadata", r#"{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7},"metrics":{"latencyMs":1}}"#),
+        ] {
+            wire.extend(event(kind, payload));
+        }
+        wire
+    }
+
+    #[test]
+    fn stream_with_tools() {
+        let (events, result) = run(&tool_stream(), &[]);
+        result.unwrap();
+        assert_eq!(events.len(), 8, "{events:?}");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], "Let me check.");
+        assert_eq!(
+            events[1]["choices"][0]["delta"]["tool_calls"],
+            json!([{"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}])
+        );
+        assert_eq!(
+            events[2]["choices"][0]["delta"]["tool_calls"],
+            json!([{"index": 0, "id": null, "type": null, "function": {"name": null, "arguments": "{\"a\":"}}])
+        );
+        assert_eq!(events[4]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+        assert_eq!(events[5]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+        assert_eq!(events[6]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(events[7]["usage"], json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}));
+        for e in &events {
+            assert_eq!(e["id"], Value::Null);
+            assert_eq!(e["model"], "m.x");
+            assert_eq!(e["provider"], "bedrock");
+            assert_eq!(e["object"], "chat.completion.chunk");
+        }
+    }
+
+    #[test]
+    fn stream_split_anywhere_gives_the_same_events() {
+        let wire = tool_stream();
+        let (whole, _) = run(&wire, &[]);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..200 {
+            let n = 1 + round % 17;
+            let mut cuts: Vec<usize> = (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed % (wire.len() as u64 + 1)) as usize
+                })
+                .collect();
+            cuts.sort_unstable();
+            let (split, result) = run(&wire, &cuts);
+            result.unwrap();
+            assert_eq!(split, whole, "cuts {cuts:?}");
+        }
+        // Byte by byte.
+        let cuts: Vec<usize> = (1..wire.len()).collect();
+        assert_eq!(run(&wire, &cuts).0, whole);
+    }
+
+    #[test]
+    fn stream_exceptions_and_damage_are_errors() {
+        let mut wire = event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hel"}}"#);
+        wire.extend(encode(
+            &[
+                (":exception-type", "throttlingException"),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
+            ],
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        ));
+        let (events, result) = run(&wire, &[]);
+        assert_eq!(events.len(), 1);
+        let e = result.unwrap_err();
+        assert_eq!(e.message(), "Too many requests, please wait before trying again. (throttlingException)");
+
+        let wire =
+            encode(&[(":message-type", "error"), (":error-code", "InternalFailure"), (":error-message", "boom")], b"");
+        assert_eq!(run(&wire, &[]).1.unwrap_err().message(), "boom (InternalFailure)");
+
+        // A truncated last frame.
+        let wire = event("messageStop", r#"{"stopReason":"end_turn"}"#);
+        let e = run(&wire[..wire.len() - 1], &[]).1.unwrap_err();
+        assert_eq!(e.status, 502);
+        assert!(e.message().contains("ended inside a message"), "{}", e.message());
+
+        // A flipped bit.
+        let mut wire = event("messageStop", r#"{"stopReason":"end_turn"}"#);
+        wire[20] ^= 0x40;
+        assert!(run(&wire, &[]).1.unwrap_err().message().contains("checksum"));
+
+        // Not JSON inside a valid frame.
+        let wire = event("contentBlockDelta", "nope");
+        assert!(run(&wire, &[]).1.unwrap_err().message().contains("unreadable stream event"));
+    }
+}

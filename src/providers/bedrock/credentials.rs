@@ -1,0 +1,742 @@
+//! AWS credentials for Bedrock: `model.config.aws_config`, the default credential chain, and
+//! STS AssumeRole with a cached, single-flight refresh (product fix 11: MLflow re-assumes the
+//! role on every call and silently ignores a partial `aws_config`).
+//!
+//! `aws_config` is exactly one of
+//! * `{aws_bearer_token, aws_region?}`: a Bedrock API key, sent as `Authorization: Bearer`;
+//! * `{aws_role_arn, session_length_seconds = 900, aws_region?}`: STS AssumeRole, signed with
+//!   the default chain's keys; the role's credentials are kept until shortly before they expire;
+//! * `{aws_access_key_id, aws_secret_access_key, aws_session_token?, aws_region?}`;
+//! * `{aws_region?}`: the default chain, resolved at first use (not at load): the environment
+//!   (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`), then
+//!   `AWS_BEARER_TOKEN_BEDROCK`, then the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`
+//!   or `~/.aws/credentials`, profile `AWS_PROFILE` or `default`). Instance (IMDS), container
+//!   (ECS/EKS), web-identity, SSO and `credential_process` sources are not supported.
+//!
+//! Secret values go through [`ConfigMap::secret`], so `$VAR`, `${VAR}` and files work.
+
+use std::sync::Mutex as StdMutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use serde_json::{Map, Value};
+
+use super::sigv4;
+use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::{ConfigMap, FieldError, Secret};
+use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, secret_header};
+
+/// MLflow's default `session_length_seconds`.
+pub const DEFAULT_SESSION_SECONDS: u64 = 900;
+/// The session name MLflow uses for AssumeRole.
+pub const ROLE_SESSION_NAME: &str = "ai-gateway-bedrock";
+/// Credentials are refreshed when less than this remains (or half their lifetime, if shorter).
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Credentials read from the shared credentials file are read again after this long.
+const FILE_RECHECK: Duration = Duration::from_secs(300);
+
+const KNOWN_KEYS: &[&str] = &[
+    "aws_region",
+    "aws_bearer_token",
+    "aws_role_arn",
+    "session_length_seconds",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
+
+/// How the endpoint authenticates, as configured.
+#[derive(Debug)]
+pub enum AuthConfig {
+    /// A Bedrock API key.
+    Bearer(Secret),
+    /// STS AssumeRole.
+    Role {
+        /// The role to assume.
+        arn: String,
+        /// `DurationSeconds`.
+        session_seconds: u64,
+    },
+    /// Static keys.
+    Keys {
+        /// Access key id.
+        id: Secret,
+        /// Secret access key.
+        secret: Secret,
+        /// Session token of temporary keys.
+        token: Option<Secret>,
+    },
+    /// The default credential chain.
+    Chain,
+}
+
+/// `model.config.aws_config`, parsed.
+#[derive(Debug)]
+pub struct AwsConfig {
+    /// `aws_region`.
+    pub region: Option<String>,
+    /// The credential source.
+    pub auth: AuthConfig,
+}
+
+/// Parse `model.config.aws_config` (required, a mapping).
+pub fn parse_aws_config(cfg: &mut ConfigMap<'_>) -> Result<AwsConfig, FieldError> {
+    let map: &Map<String, Value> = match cfg.map("aws_config")? {
+        Some(m) => m,
+        None => return Err(cfg.error("aws_config", crate::config::fields::FIELD_REQUIRED)),
+    };
+    let mut m = ConfigMap::new(map, cfg.path("aws_config"));
+    if let Some(key) = map.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+        return Err(
+            m.error(key, format!("unknown aws_config key '{key}'; aws_config accepts {}", KNOWN_KEYS.join(", ")))
+        );
+    }
+    let region = m.string("aws_region")?.filter(|r| !r.trim().is_empty());
+
+    let bearer = m.has("aws_bearer_token");
+    let role = m.has("aws_role_arn") || m.has("session_length_seconds");
+    let keys = m.has("aws_access_key_id") || m.has("aws_secret_access_key") || m.has("aws_session_token");
+    let conflict = |m: &ConfigMap<'_>, key: &str| {
+        m.error(
+            key,
+            "aws_config must use only one way to authenticate: aws_bearer_token, aws_role_arn \
+             (with session_length_seconds), or aws_access_key_id with aws_secret_access_key",
+        )
+    };
+    let auth = if bearer {
+        if role {
+            return Err(conflict(&m, "aws_role_arn"));
+        }
+        if keys {
+            return Err(conflict(&m, "aws_access_key_id"));
+        }
+        AuthConfig::Bearer(non_empty(&mut m, "aws_bearer_token")?)
+    } else if role {
+        if keys {
+            return Err(conflict(&m, "aws_access_key_id"));
+        }
+        if !m.has("aws_role_arn") {
+            return Err(
+                m.error("aws_role_arn", "Field required: aws_config sets session_length_seconds but not aws_role_arn")
+            );
+        }
+        let arn = m.required_string("aws_role_arn")?;
+        if arn.trim().is_empty() {
+            return Err(m.error("aws_role_arn", "must not be empty"));
+        }
+        let session_seconds = m.u64("session_length_seconds")?.unwrap_or(DEFAULT_SESSION_SECONDS);
+        if !(900..=43_200).contains(&session_seconds) {
+            return Err(m.error(
+                "session_length_seconds",
+                format!("must be between 900 and 43200 seconds (AWS STS limits), got {session_seconds}"),
+            ));
+        }
+        AuthConfig::Role { arn, session_seconds }
+    } else if keys {
+        let has_id = m.has("aws_access_key_id");
+        let has_secret = m.has("aws_secret_access_key");
+        if !has_id {
+            let given = if has_secret { "aws_secret_access_key" } else { "aws_session_token" };
+            return Err(m.error(
+                "aws_access_key_id",
+                format!(
+                    "Field required: aws_config sets {given} but not aws_access_key_id (give both \
+                     aws_access_key_id and aws_secret_access_key, or neither to use the default AWS \
+                     credential chain)"
+                ),
+            ));
+        }
+        if !has_secret {
+            return Err(m.error(
+                "aws_secret_access_key",
+                "Field required: aws_config sets aws_access_key_id but not aws_secret_access_key \
+                 (give both, or neither to use the default AWS credential chain)",
+            ));
+        }
+        let id = non_empty(&mut m, "aws_access_key_id")?;
+        let secret = non_empty(&mut m, "aws_secret_access_key")?;
+        let token = match m.secret("aws_session_token")? {
+            Some(t) if t.is_empty() => None,
+            other => other,
+        };
+        AuthConfig::Keys { id, secret, token }
+    } else {
+        AuthConfig::Chain
+    };
+    Ok(AwsConfig { region, auth })
+}
+
+fn non_empty(m: &mut ConfigMap<'_>, key: &str) -> Result<Secret, FieldError> {
+    let s = m.required_secret(key)?;
+    if s.is_empty() {
+        return Err(m.error(key, "must not be empty"));
+    }
+    Ok(s)
+}
+
+/// What a request is authenticated with.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// `Authorization: Bearer <token>` (prebuilt, sensitive).
+    Bearer(http::HeaderValue),
+    /// SigV4 keys.
+    Keys(Credentials),
+}
+
+/// A bearer header from a token.
+pub fn bearer_header(token: &str) -> Option<http::HeaderValue> {
+    secret_header(&format!("Bearer {token}"))
+}
+
+/// A credential source ready to serve requests.
+#[derive(Debug)]
+pub enum Auth {
+    /// Fixed: a bearer token or static keys.
+    Fixed(Resolved),
+    /// STS AssumeRole.
+    Role(Box<RoleProvider>),
+    /// The default chain.
+    Chain(ChainProvider),
+}
+
+impl Auth {
+    /// Build from the parsed config (no I/O). `region` and `sts` serve AssumeRole.
+    pub fn new(auth: AuthConfig, region: Option<String>, sts: BaseUrl) -> Result<Auth, String> {
+        Ok(match auth {
+            AuthConfig::Bearer(token) => Auth::Fixed(Resolved::Bearer(
+                bearer_header(token.expose()).ok_or("the token contains characters not allowed in an HTTP header")?,
+            )),
+            AuthConfig::Keys { id, secret, token } => Auth::Fixed(Resolved::Keys(Credentials::new(
+                id.expose(),
+                secret.expose(),
+                token.map(|t| t.expose().to_owned()),
+                None,
+                "aws_config",
+            ))),
+            AuthConfig::Role { arn, session_seconds } => Auth::Role(Box::new(RoleProvider {
+                arn,
+                session_seconds,
+                region,
+                sts,
+                base: ChainProvider::default(),
+                cache: StdMutex::new(None),
+                refresh: tokio::sync::Mutex::new(()),
+            })),
+            AuthConfig::Chain => Auth::Chain(ChainProvider::default()),
+        })
+    }
+
+    /// The credentials for the next request.
+    pub async fn resolve(&self, http: &Upstreams) -> Result<Resolved, GatewayError> {
+        match self {
+            Auth::Fixed(r) => Ok(r.clone()),
+            Auth::Chain(c) => c.resolve(),
+            Auth::Role(r) => r.credentials(http).await.map(Resolved::Keys),
+        }
+    }
+}
+
+// ---- the default chain ----
+
+/// The default credential chain, resolved at first use and cached.
+#[derive(Debug, Default)]
+pub struct ChainProvider {
+    cache: StdMutex<Option<(Resolved, Option<Instant>)>>,
+}
+
+impl ChainProvider {
+    /// The chain's credentials (environment, bearer token, shared credentials file).
+    pub fn resolve(&self) -> Result<Resolved, GatewayError> {
+        let now = Instant::now();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((r, until)) = cache.as_ref()
+            && until.is_none_or(|u| now < u)
+        {
+            return Ok(r.clone());
+        }
+        let (resolved, from_file) = resolve_chain(&|k| std::env::var(k).ok(), home_credentials_file)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((resolved.clone(), from_file.then(|| now + FILE_RECHECK)));
+        }
+        Ok(resolved)
+    }
+}
+
+fn home_credentials_file() -> Option<String> {
+    let home = std::env::var_os("HOME")?;
+    std::fs::read_to_string(std::path::Path::new(&home).join(".aws").join("credentials")).ok()
+}
+
+fn no_credentials() -> GatewayError {
+    GatewayError::new(
+        500,
+        ErrorKind::Internal,
+        "no AWS credentials found for Amazon Bedrock: set model.config.aws_config, or \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK, or a profile in \
+         the shared credentials file (~/.aws/credentials, AWS_PROFILE)",
+    )
+}
+
+/// Resolve the chain from an environment lookup; `home_file` reads `~/.aws/credentials`.
+/// Returns the credentials and whether they came from a file.
+fn resolve_chain(
+    env: &dyn Fn(&str) -> Option<String>,
+    home_file: fn() -> Option<String>,
+) -> Result<(Resolved, bool), GatewayError> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        let creds = Credentials::new(id, secret, var("AWS_SESSION_TOKEN"), None, "environment");
+        return Ok((Resolved::Keys(creds), false));
+    }
+    if let Some(token) = var("AWS_BEARER_TOKEN_BEDROCK") {
+        let header = bearer_header(&token).ok_or_else(|| {
+            GatewayError::internal("AWS_BEARER_TOKEN_BEDROCK contains characters not allowed in an HTTP header")
+        })?;
+        return Ok((Resolved::Bearer(header), false));
+    }
+    let text = match var("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(path) => std::fs::read_to_string(&path).ok(),
+        None => home_file(),
+    };
+    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    if let Some(text) = text
+        && let Some((id, secret, token)) = profile_keys(&text, &profile)
+    {
+        return Ok((Resolved::Keys(Credentials::new(id, secret, token, None, "shared-credentials-file")), true));
+    }
+    Err(no_credentials())
+}
+
+/// The keys of `profile` in a shared credentials file (INI).
+fn profile_keys(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            let section = section.strip_prefix("profile ").map(str::trim).unwrap_or(section);
+            in_profile = section == profile;
+            continue;
+        }
+        if !in_profile {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_owned();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => id = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() => Some((i, s, token.filter(|t| !t.is_empty()))),
+        _ => None,
+    }
+}
+
+// ---- STS AssumeRole ----
+
+#[derive(Debug, Clone)]
+struct Cached {
+    creds: Credentials,
+    expires: SystemTime,
+    refresh_at: SystemTime,
+}
+
+/// Assumes a role with STS and keeps its credentials until shortly before they expire.
+/// Concurrent requests share one STS call.
+#[derive(Debug)]
+pub struct RoleProvider {
+    arn: String,
+    session_seconds: u64,
+    region: Option<String>,
+    sts: BaseUrl,
+    base: ChainProvider,
+    cache: StdMutex<Option<Cached>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl RoleProvider {
+    fn cached(&self) -> Option<Cached> {
+        self.cache.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The role's credentials, from the cache or a fresh AssumeRole call.
+    pub async fn credentials(&self, http: &Upstreams) -> Result<Credentials, GatewayError> {
+        let now = SystemTime::now();
+        let usable = |c: &Cached, now: SystemTime| c.expires > now + Duration::from_secs(30);
+        if let Some(c) = self.cached() {
+            if now < c.refresh_at {
+                return Ok(c.creds);
+            }
+            // Due for refresh: if someone else is already refreshing and these still work,
+            // use them rather than wait.
+            if usable(&c, now)
+                && let Err(_busy) = self.refresh.try_lock()
+            {
+                return Ok(c.creds);
+            }
+        }
+        let _guard = self.refresh.lock().await;
+        let now = SystemTime::now();
+        let previous = self.cached();
+        if let Some(c) = &previous
+            && now < c.refresh_at
+        {
+            return Ok(c.creds.clone());
+        }
+        match self.assume(http).await {
+            Ok(fresh) => {
+                let creds = fresh.creds.clone();
+                if let Ok(mut cache) = self.cache.lock() {
+                    *cache = Some(fresh);
+                }
+                Ok(creds)
+            }
+            Err(e) => match previous {
+                Some(c) if usable(&c, now) => {
+                    log::warn!("Amazon Bedrock: refreshing the role credentials failed ({e}); using the current ones");
+                    Ok(c.creds)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn assume(&self, http: &Upstreams) -> Result<Cached, GatewayError> {
+        let base = match self.base.resolve()? {
+            Resolved::Keys(k) => k,
+            Resolved::Bearer(_) => {
+                return Err(GatewayError::internal(
+                    "aws_role_arn needs AWS keys to call STS, but the default credential chain only \
+                     found AWS_BEARER_TOKEN_BEDROCK",
+                ));
+            }
+        };
+        let body = format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={ROLE_SESSION_NAME}&DurationSeconds={}",
+            form_encode(&self.arn),
+            self.session_seconds
+        );
+        let mut req = UpstreamRequest {
+            origin: self.sts.origin.clone(),
+            method: http::Method::POST,
+            target: self.sts.target(""),
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+            )],
+            body: bytes::Bytes::from(body),
+        };
+        let region = self.region.as_deref().unwrap_or("us-east-1");
+        sigv4::sign_request(&mut req, &base, region, "sts", SystemTime::now())?;
+        let (status, body) = http.fetch(&req, http.route_timeout).await?;
+        let text = String::from_utf8_lossy(&body);
+        if !(200..300).contains(&status) {
+            let code = xml_tag(&text, "Code").unwrap_or_default();
+            let message = xml_tag(&text, "Message").unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(GatewayError::bad_gateway(format!(
+                "AWS STS AssumeRole for {} failed with status {status}: {code}{}{message}",
+                self.arn,
+                if code.is_empty() { "" } else { ": " }
+            )));
+        }
+        let unreadable =
+            |what: &str| GatewayError::bad_gateway(format!("AWS STS AssumeRole answered without a readable {what}"));
+        let id = xml_tag(&text, "AccessKeyId").ok_or_else(|| unreadable("AccessKeyId"))?;
+        let secret = xml_tag(&text, "SecretAccessKey").ok_or_else(|| unreadable("SecretAccessKey"))?;
+        let token = xml_tag(&text, "SessionToken").ok_or_else(|| unreadable("SessionToken"))?;
+        let expires =
+            xml_tag(&text, "Expiration").as_deref().and_then(parse_rfc3339).ok_or_else(|| unreadable("Expiration"))?;
+        let now = SystemTime::now();
+        let lifetime = expires.duration_since(now).unwrap_or_default();
+        // Refresh with five minutes left, or at half-life for short-lived credentials; ones
+        // that arrive already expired serve this request and are replaced on the next.
+        let refresh_at = if lifetime.is_zero() { now } else { expires - REFRESH_MARGIN.min(lifetime / 2) };
+        Ok(Cached { creds: Credentials::new(id, secret, Some(token), Some(expires), "sts"), expires, refresh_at })
+    }
+}
+
+/// `application/x-www-form-urlencoded` value encoding (RFC 3986 unreserved kept).
+fn form_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 8);
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` (XML entities decoded).
+fn xml_tag(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    let raw = xml[start..end].trim();
+    Some(
+        raw.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `2024-01-02T03:04:05Z`, with optional fractional seconds and a `Z` or `±hh:mm` offset.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for (i, c) in frac[..digits].bytes().enumerate() {
+            if i < 9 {
+                n = n * 10 + (c - b'0') as u32;
+            }
+        }
+        for _ in digits..9 {
+            n *= 10;
+        }
+        nanos = n;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<AwsConfig, FieldError> {
+        let map = json!({ "aws_config": v });
+        let map = map.as_object().unwrap();
+        let mut cfg = ConfigMap::new(map, "model.config");
+        parse_aws_config(&mut cfg)
+    }
+
+    #[test]
+    fn the_four_shapes() {
+        let c = parse(json!({"aws_bearer_token": "tok", "aws_region": "us-east-1"})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Bearer(ref t) if t.expose() == "tok"));
+        assert_eq!(c.region.as_deref(), Some("us-east-1"));
+
+        let c = parse(json!({"aws_role_arn": "arn:aws:iam::1:role/x"})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Role { session_seconds: 900, .. }));
+        let c = parse(json!({"aws_role_arn": "arn:aws:iam::1:role/x", "session_length_seconds": 3600})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Role { session_seconds: 3600, .. }));
+
+        let c =
+            parse(json!({"aws_access_key_id": "A", "aws_secret_access_key": "S", "aws_session_token": "T"})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Keys { token: Some(_), .. }));
+
+        let c = parse(json!({"aws_region": "eu-west-1"})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Chain));
+        let c = parse(json!({})).unwrap();
+        assert!(matches!(c.auth, AuthConfig::Chain));
+        assert_eq!(c.region, None);
+    }
+
+    #[test]
+    fn secrets_resolve_from_the_environment() {
+        // PATH is always set; no need to mutate the environment.
+        let c = parse(json!({"aws_access_key_id": "$PATH", "aws_secret_access_key": "${PATH}"})).unwrap();
+        let AuthConfig::Keys { id, secret, .. } = c.auth else { panic!() };
+        assert_eq!(id.expose(), std::env::var("PATH").unwrap());
+        assert_eq!(secret.expose(), std::env::var("PATH").unwrap());
+        let e = parse(json!({"aws_bearer_token": "$AIGW_BEDROCK_TEST_UNSET"})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_bearer_token");
+        assert!(e.message.contains("AIGW_BEDROCK_TEST_UNSET"));
+    }
+
+    #[test]
+    fn partial_configs_name_the_missing_field() {
+        let e = parse(json!({"aws_secret_access_key": "S"})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_access_key_id");
+        assert!(e.message.contains("aws_config") && e.message.contains("aws_secret_access_key"), "{e:?}");
+        assert!(!e.message.contains("\"S\""));
+
+        let e = parse(json!({"aws_access_key_id": "A"})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_secret_access_key");
+
+        let e = parse(json!({"aws_session_token": "T", "aws_region": "us-east-1"})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_access_key_id");
+        assert!(e.message.contains("aws_session_token"));
+
+        let e = parse(json!({"session_length_seconds": 900})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_role_arn");
+
+        let e = parse(json!({"aws_bearer_token": "t", "aws_access_key_id": "A", "aws_secret_access_key": "S"}))
+            .unwrap_err();
+        assert!(e.message.contains("only one way"), "{e:?}");
+
+        let e = parse(json!({"aws_role_arn": "arn", "aws_secret_access_key": "S"})).unwrap_err();
+        assert!(e.message.contains("only one way"), "{e:?}");
+
+        let e = parse(json!({"aws_regoin": "us-east-1"})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.aws_regoin");
+
+        let e = parse(json!({"aws_role_arn": "arn", "session_length_seconds": 60})).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config.session_length_seconds");
+
+        let e = parse(json!({"aws_access_key_id": "", "aws_secret_access_key": "S"})).unwrap_err();
+        assert!(e.message.contains("empty"));
+
+        let map = json!({});
+        let mut cfg = ConfigMap::new(map.as_object().unwrap(), "model.config");
+        let e = parse_aws_config(&mut cfg).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config");
+
+        let e = parse(json!("us-east-1")).unwrap_err();
+        assert_eq!(e.field, "model.config.aws_config");
+    }
+
+    fn no_file() -> Option<String> {
+        None
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn chain_order() {
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "SK"),
+            ("AWS_SESSION_TOKEN", "ST"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "BT"),
+        ]);
+        let (r, file) = resolve_chain(&env, no_file).unwrap();
+        let Resolved::Keys(k) = r else { panic!("keys first") };
+        assert_eq!((k.access_key_id(), k.secret_access_key(), k.session_token()), ("AKID", "SK", Some("ST")));
+        assert!(!file);
+
+        let env = env_of(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_BEARER_TOKEN_BEDROCK", "BT")]);
+        let (r, _) = resolve_chain(&env, no_file).unwrap();
+        let Resolved::Bearer(h) = r else { panic!("then the bearer token") };
+        assert_eq!(h.to_str().unwrap(), "Bearer BT");
+        assert!(h.is_sensitive());
+
+        let dir = tempfile_dir();
+        let path = dir.join("credentials");
+        std::fs::write(
+            &path,
+            "# comment\n[default]\naws_access_key_id = D1\naws_secret_access_key = D2\n\n[work]\n\
+             aws_access_key_id=W1\naws_secret_access_key=W2\naws_session_token = W3\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap().to_owned();
+        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p)]);
+        let (r, file) = resolve_chain(&env, no_file).unwrap();
+        let Resolved::Keys(k) = r else { panic!() };
+        assert_eq!(k.access_key_id(), "D1");
+        assert!(file);
+        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p), ("AWS_PROFILE", "work")]);
+        let (r, _) = resolve_chain(&env, no_file).unwrap();
+        let Resolved::Keys(k) = r else { panic!() };
+        assert_eq!((k.access_key_id(), k.session_token()), ("W1", Some("W3")));
+        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p), ("AWS_PROFILE", "nope")]);
+        let e = resolve_chain(&env, no_file).unwrap_err();
+        assert!(e.message().contains("no AWS credentials found"));
+
+        let e = resolve_chain(&env_of(&[]), no_file).unwrap_err();
+        assert_eq!(e.status, 500);
+        let (r, _) =
+            resolve_chain(&env_of(&[]), || Some("[default]\naws_access_key_id=H1\naws_secret_access_key=H2\n".into()))
+                .unwrap();
+        assert!(matches!(r, Resolved::Keys(k) if k.access_key_id() == "H1"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("aigw-bedrock-test-{}-{:?}", std::process::id(), Instant::now()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn sts_xml() {
+        let xml = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>ASIAEXAMPLE</AccessKeyId>
+      <SecretAccessKey>wJalr/K7+MDENG</SecretAccessKey>
+      <SessionToken>AQoD&amp;YXdz</SessionToken>
+      <Expiration>2019-11-09T13:34:41Z</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+</AssumeRoleResponse>"#;
+        assert_eq!(xml_tag(xml, "AccessKeyId").as_deref(), Some("ASIAEXAMPLE"));
+        assert_eq!(xml_tag(xml, "SessionToken").as_deref(), Some("AQoD&YXdz"));
+        assert_eq!(xml_tag(xml, "Missing"), None);
+        assert_eq!(form_encode("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
+    }
+
+    #[test]
+    fn rfc3339() {
+        let t = |s: &str| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
+        assert_eq!(t("2019-11-09T13:34:41Z"), Some(1_573_306_481.0));
+        assert_eq!(t("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(t("2023-11-14T22:13:20Z"), Some(1_700_000_000.0));
+        assert_eq!(t("2023-11-14T22:13:20.5Z"), Some(1_700_000_000.5));
+        assert_eq!(t("2023-11-15T00:13:20+02:00"), Some(1_700_000_000.0));
+        assert_eq!(t("2024-02-29T00:00:00Z"), Some(1_709_164_800.0));
+        assert_eq!(t("2023-13-01T00:00:00Z"), None);
+        assert_eq!(t("yesterday"), None);
+        assert_eq!(t("2023-11-14T22:13:20"), None);
+    }
+}
