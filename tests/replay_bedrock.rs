@@ -13,13 +13,18 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use bedrock_util::{check_fixture_sigv4, replay, stream_fixture_reply, wire_path};
-use common::replay::{Case, point_at};
+use bedrock_util::{check_fixture_sigv4, stream_fixture_reply, wire_path};
+use common::replay::{Case, point_at, replay};
 use common::upstream::{MockUpstream, Reply};
 use common::{Gateway, assert_json_eq, fixture, yaml};
 use serde_json::{Value, json};
 
 const BEDROCK: (&str, &str) = ("bedrock_api_base", "https://bedrock-runtime.us-east-1.amazonaws.com");
+
+/// A Bedrock case: the recorded REST path with the model id percent-encoded, as sent on the wire.
+fn bedrock(name: &'static str) -> Case {
+    Case { expect_path: wire_path, ..Case::new(name, BEDROCK) }
+}
 
 fn bearer_check(requests: &[common::upstream::Recorded]) {
     let r = &requests[0];
@@ -38,17 +43,17 @@ macro_rules! replay_tests {
 }
 
 replay_tests! {
-    bedrock_chat => Case { check_upstream: check_fixture_sigv4, ..Case::new("bedrock-chat", BEDROCK) };
-    bedrock_chat_bearer => Case { check_upstream: bearer_check, ..Case::new("bedrock-chat-bearer", BEDROCK) };
+    bedrock_chat => Case { check_upstream: check_fixture_sigv4, ..bedrock("bedrock-chat") };
+    bedrock_chat_bearer => Case { check_upstream: bearer_check, ..bedrock("bedrock-chat-bearer") };
     bedrock_chat_stream => Case {
         reply: Some(stream_fixture_reply),
         check_upstream: check_fixture_sigv4,
-        ..Case::new("bedrock-chat-stream", BEDROCK)
+        ..bedrock("bedrock-chat-stream")
     };
-    bedrock_completions_titan => Case { check_upstream: check_fixture_sigv4, ..Case::new("bedrock-completions-titan", BEDROCK) };
-    bedrock_completions_anthropic => Case { check_upstream: check_fixture_sigv4, ..Case::new("bedrock-completions-anthropic", BEDROCK) };
-    bedrock_completions_ai21 => Case { check_upstream: check_fixture_sigv4, ..Case::new("bedrock-completions-ai21", BEDROCK) };
-    bedrock_completions_cohere => Case { check_upstream: check_fixture_sigv4, ..Case::new("bedrock-completions-cohere", BEDROCK) };
+    bedrock_completions_titan => Case { check_upstream: check_fixture_sigv4, ..bedrock("bedrock-completions-titan") };
+    bedrock_completions_anthropic => Case { check_upstream: check_fixture_sigv4, ..bedrock("bedrock-completions-anthropic") };
+    bedrock_completions_ai21 => Case { check_upstream: check_fixture_sigv4, ..bedrock("bedrock-completions-ai21") };
+    bedrock_completions_cohere => Case { check_upstream: check_fixture_sigv4, ..bedrock("bedrock-completions-cohere") };
 }
 
 /// The same fixture under the `amazon-bedrock` alias: `provider` in the answer is the name as

@@ -252,7 +252,8 @@ struct WireChunkChoice {
 #[derive(Deserialize, Default)]
 struct WireDelta {
     role: Option<String>,
-    content: Option<String>,
+    /// A string, or (Databricks reasoning models) a list of typed parts.
+    content: Option<Value>,
     tool_calls: Option<Vec<WireToolCallDelta>>,
 }
 
@@ -407,7 +408,7 @@ impl ChatStream {
                     finish_reason: c.finish_reason,
                     delta: Delta {
                         role: d.role,
-                        content: d.content,
+                        content: content_text(d.content),
                         tool_calls: d.tool_calls.filter(|t| !t.is_empty()).map(|calls| {
                             calls
                                 .into_iter()
@@ -543,7 +544,7 @@ impl CompletionsStream {
             .map(|c| CompletionChunkChoice {
                 index: c.index,
                 finish_reason: c.finish_reason,
-                text: c.text.or_else(|| c.delta.and_then(|d| d.content)),
+                text: c.text.or_else(|| c.delta.and_then(|d| content_text(d.content))),
             })
             .collect();
         sse::write_json(
@@ -643,6 +644,17 @@ mod tests {
         assert_eq!(events[0]["usage"], Value::Null);
         assert_eq!(events[1]["usage"]["total_tokens"], json!(3));
         assert_eq!(events[1]["provider"], json!("openai"));
+    }
+
+    #[test]
+    fn list_typed_delta_content_keeps_text_parts_only() {
+        let (events, err) = stream(&[
+            "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"think\"}]}]}}]}\n\n",
+            "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}}]}\n\n",
+        ]);
+        assert!(err.is_none());
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], Value::Null);
+        assert_eq!(events[1]["choices"][0]["delta"]["content"], json!("Hi"));
     }
 
     #[test]

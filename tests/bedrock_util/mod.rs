@@ -11,9 +11,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::replay::{Case, expected_events, point_at};
-use crate::common::upstream::{MockUpstream, Recorded, Reply};
-use crate::common::{Gateway, assert_json_eq, fixture, split_points, sse_data, yaml};
+use crate::common::upstream::{Recorded, Reply};
+use crate::common::{Gateway, split_points, yaml};
 
 /// The fixtures' access key.
 pub const AKID: &str = "AKIAEXAMPLE";
@@ -252,83 +251,6 @@ pub fn check_fixture_sigv4(requests: &[Recorded]) {
 }
 
 // ---- replay ----
-
-/// Like `common::replay::replay`, but the upstream path is the fixture's REST path with the
-/// model id percent-encoded (`:` → `%3A`), as the AWS SDKs (boto3 included) send it and as
-/// SigV4 needs it; stream fixtures with a custom reply are replayed split at several random
-/// byte positions too.
-pub async fn replay(case: Case) {
-    let fx = fixture(&format!("{}.json", case.name));
-    let streamed = fx["expected_client_response"].is_array();
-    let splits: Vec<Option<u64>> = if streamed { vec![None, Some(1), Some(2), Some(3), Some(4)] } else { vec![None] };
-    for split in splits {
-        replay_once(&fx, &case, split).await;
-    }
-}
-
-async fn replay_once(fx: &Value, case: &Case, split: Option<u64>) {
-    let upstream = MockUpstream::start().await;
-    let mut endpoint = fx["endpoint_config"].clone();
-    point_at(&mut endpoint, case, &upstream.url());
-    let gw = Gateway::start_with(&yaml(&json!({ "endpoints": [endpoint] })), case.env, &[]).await;
-    upstream.push(match case.reply {
-        Some(f) => f(fx, split),
-        None => crate::common::replay::default_reply(fx, split),
-    });
-
-    let path = fx["client_path"].as_str().unwrap();
-    let (got_status, content_type, text) = gw.post_text(path, &fx["client_request"]).await;
-    let ctx = format!("{} (split {split:?})", case.name);
-
-    let requests = upstream.requests();
-    if let Some(expected_path) = fx["expected_upstream_path"].as_str() {
-        assert_eq!(requests.len(), 1, "{ctx}: one upstream call");
-        let req = &requests[0];
-        assert_eq!(req.method, fx["expected_upstream_method"].as_str().unwrap_or("POST"), "{ctx}");
-        assert_eq!(req.target, wire_path(fx, expected_path), "{ctx}: upstream path");
-        for (name, value) in fx["expected_upstream_headers"].as_object().into_iter().flatten() {
-            if case.skip_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("accept-encoding") {
-                assert_eq!(req.header(name), Some("identity"), "{ctx}");
-                continue;
-            }
-            assert_eq!(req.header(name), value.as_str(), "{ctx}: upstream header {name}");
-        }
-        let mut expected_payload = fx["expected_upstream_payload"].clone();
-        (case.expect_payload)(&mut expected_payload);
-        assert_json_eq(&req.json(), &expected_payload, &[]);
-    }
-    (case.check_upstream)(&requests);
-
-    let expected_status = fx["expected_client_status"].as_u64().unwrap() as u16;
-    assert_eq!(got_status, expected_status, "{ctx}: status; body: {text}");
-    match &fx["expected_client_response"] {
-        Value::Array(_) => {
-            assert!(content_type.starts_with("text/event-stream"), "{ctx}: {content_type}");
-            let got = sse_data(&text);
-            assert!(!text.contains("[DONE]"), "{ctx}: native streams have no [DONE]");
-            let mut expected = expected_events(fx);
-            for e in &mut expected {
-                (case.expect_answer)(e);
-            }
-            let got: Vec<Value> = got.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
-            assert_eq!(got.len(), expected.len(), "{ctx}: events\n{text}");
-            for (g, e) in got.iter().zip(&expected) {
-                assert_json_eq(g, e, case.ignore);
-            }
-        }
-        expected => {
-            assert!(content_type.starts_with("application/json"), "{ctx}: {content_type}");
-            let got: Value = serde_json::from_str(&text).unwrap();
-            let mut expected = expected.clone();
-            (case.expect_answer)(&mut expected);
-            assert_json_eq(&got, &expected, case.ignore);
-        }
-    }
-    gw.assert_alive().await;
-}
 
 // ---- configs and canned answers ----
 

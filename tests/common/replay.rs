@@ -39,6 +39,9 @@ pub struct Case {
     pub env: &'static [(&'static str, &'static str)],
     /// Extra checks on the recorded upstream request(s).
     pub check_upstream: fn(&[Recorded]),
+    /// The expected upstream path, from the fixture and its recorded path (Bedrock
+    /// percent-encodes the model id where MLflow's recording shows it raw).
+    pub expect_path: fn(&Value, &str) -> String,
 }
 
 fn nothing(_: &mut Value) {}
@@ -57,6 +60,7 @@ impl Case {
             reply: None,
             env: &[],
             check_upstream: no_check,
+            expect_path: |_, p| p.to_owned(),
         }
     }
 }
@@ -79,7 +83,10 @@ pub fn point_at(endpoint: &mut Value, case: &Case, mock: &str) {
 /// Replay a case: once as recorded, and for streams also split at several random points.
 pub async fn replay(case: Case) {
     let fx = fixture(&format!("{}.json", case.name));
-    let streamed = fx["upstream_response"].is_array();
+    // A stream fixture: upstream lines, or (binary framings such as Bedrock's event stream) a
+    // custom reply whose expected answer is a list of events.
+    let streamed =
+        fx["upstream_response"].is_array() || (case.reply.is_some() && fx["expected_client_response"].is_array());
     let splits: Vec<Option<u64>> = if streamed { vec![None, Some(1), Some(2), Some(3)] } else { vec![None] };
     for split in splits {
         replay_once(&fx, &case, split).await;
@@ -133,7 +140,8 @@ async fn replay_once(fx: &Value, case: &Case, split: Option<u64>) {
         assert_eq!(requests.len(), 1, "{ctx}: one upstream call");
         let req = &requests[0];
         assert_eq!(req.method, fx["expected_upstream_method"].as_str().unwrap_or("POST"), "{ctx}");
-        assert_eq!(req.target, fx["expected_upstream_path"].as_str().unwrap(), "{ctx}: upstream path");
+        let want = (case.expect_path)(fx, fx["expected_upstream_path"].as_str().unwrap());
+        assert_eq!(req.target, want, "{ctx}: upstream path");
         for (name, value) in fx["expected_upstream_headers"].as_object().into_iter().flatten() {
             if case.skip_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
                 continue;
