@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod providers;
 pub mod routing;
 pub mod schema;

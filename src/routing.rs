@@ -1,24 +1,31 @@
 //! Where a request goes: the one place a name (from the URL or from the body's `model`) is
-//! resolved to the endpoint that serves it.
+//! resolved to the endpoints that may serve it, in the order they are tried.
 //!
-//! A traffic route picks one destination per request by weighted random choice (MLflow's
-//! `TRAFFIC_SPLIT`): independent draws, destinations with 0 % never chosen.
+//! * an endpoint: itself;
+//! * a `TRAFFIC_SPLIT` route: one destination per request by weighted random choice (MLflow's
+//!   behaviour: independent draws, destinations with 0 % never chosen);
+//! * a `FALLBACK` route: every destination, in order; the next is tried when one fails before
+//!   the first byte of its answer reached the client.
 
 use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::config::{Endpoint, Target, TrafficRoute};
+use crate::config::{Endpoint, RoutingStrategy, Target, TrafficRoute};
 
-/// The endpoint that serves a request for `target`.
-pub fn destination(target: Target<'_>) -> &Arc<Endpoint> {
+/// The endpoints to try for `target`, in order.
+pub fn candidates(target: Target<'_>) -> Vec<&Arc<Endpoint>> {
     match target {
-        Target::Endpoint(e) => e,
-        Target::Route(r) => pick(r, rand::thread_rng().gen_range(0..100)),
+        Target::Endpoint(e) => vec![e],
+        Target::Route(r) => match r.routing_strategy {
+            RoutingStrategy::TrafficSplit => vec![pick(r, rand::thread_rng().gen_range(0..100))],
+            RoutingStrategy::Fallback => r.destinations.iter().map(|d| &d.endpoint).collect(),
+        },
     }
 }
 
-/// The destination for a draw in `0..100` (destinations own consecutive ranges of their size).
+/// The traffic-split destination for a draw in `0..100` (destinations own consecutive ranges
+/// of their size).
 pub fn pick(route: &TrafficRoute, draw: u32) -> &Arc<Endpoint> {
     let mut upper = 0;
     for d in &route.destinations {

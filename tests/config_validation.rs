@@ -28,7 +28,8 @@ fn expectation(index: usize) -> Want {
         5 => Reject(&["traffic percentage sum of destinations must be 100", "route 'r'"]),
         6 => Reject(&["must have endpoint type 'llm/v1/completions' but got endpoint type 'llm/v1/chat'"]),
         7 => Reject(&["invalid destination name 'nope'", "destinations[0].name"]),
-        8 => Reject(&["Input should be 'TRAFFIC_SPLIT'", "routing_strategy"]),
+        // Issue 4: aigw adds `routing_strategy: FALLBACK` (MLflow accepts only TRAFFIC_SPLIT).
+        8 => Accept(|c| assert_eq!(c.route("r").unwrap().routing_strategy.as_str(), "FALLBACK")),
         // Product fix 12: route names are validated like endpoint names (MLflow accepts "r b").
         9 => Reject(&["'r b' is invalid", "routes[0]", "name"]),
         10 => Reject(&["traffic percentage must between 0 and 100", "traffic_percentage"]),

@@ -86,8 +86,44 @@ pub struct Limit {
     pub period_unit: &'static str,
     /// Length of one renewal period in seconds.
     pub period_secs: u64,
-    /// Optional counter scope (`limit.key`), echoed by the REST API.
+    /// Optional counter scope (`limit.key`) as written, echoed by the REST API.
     pub key: Option<String>,
+    /// What `key` scopes the counter to.
+    pub scope: LimitScope,
+    /// Cap on requests in flight (`limit.max_concurrent`, an aigw extension).
+    pub max_concurrent: Option<u64>,
+}
+
+/// What one quota counter covers (`limit.key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitScope {
+    /// The whole endpoint (no `key`, MLflow's "max calls per renewal period").
+    Endpoint,
+    /// Each client IP address (`key: client_ip`).
+    ClientIp,
+    /// Each value of a request header (`key: header:<name>`).
+    Header(http::HeaderName),
+    /// Each authenticated gateway API key (`key: api_key`).
+    ApiKey,
+}
+
+/// Retries of one endpoint's upstream call (the endpoint's `retry:` mapping, an aigw
+/// extension): on a connection failure, a timeout, 429 or 5xx, before any byte of the answer
+/// reached the client, after an exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub backoff_ms: u64,
+    /// Longest wait.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 1, backoff_ms: 200, max_backoff_ms: 5_000 }
+    }
 }
 
 impl Limit {
@@ -113,6 +149,11 @@ pub struct Endpoint {
     pub limit: Option<Limit>,
     /// Request parameters from `model.config` used when a request leaves them unset.
     pub defaults: Map<String, Value>,
+    /// Retries of the upstream call.
+    pub retry: RetryPolicy,
+    /// Identity of this endpoint's quota counters: the name and the limit, so a reload that
+    /// keeps both keeps the count.
+    pub limit_id: Arc<str>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -124,6 +165,7 @@ impl fmt::Debug for Endpoint {
             .field("provider", &self.provider_name)
             .field("limit", &self.limit)
             .field("defaults", &self.defaults)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +175,9 @@ impl fmt::Debug for Endpoint {
 pub enum RoutingStrategy {
     /// Weighted random choice per request (MLflow's only strategy).
     TrafficSplit,
+    /// Destinations in order: the next one is tried when one fails with a connection error,
+    /// a timeout, 429 or 5xx before the first byte reached the client (an aigw extension).
+    Fallback,
 }
 
 impl RoutingStrategy {
@@ -140,6 +185,7 @@ impl RoutingStrategy {
     pub fn as_str(self) -> &'static str {
         match self {
             RoutingStrategy::TrafficSplit => "TRAFFIC_SPLIT",
+            RoutingStrategy::Fallback => "FALLBACK",
         }
     }
 }
@@ -444,8 +490,24 @@ impl Loader {
             Some(Value::Object(m)) => Some(parse_limit(m).map_err(|e| self.err(&entry, e.field, e.message))?),
             Some(_) => return Err(self.err(entry, "limit", NOT_A_MAPPING)),
         };
+        if let Some(Limit { key: Some(key), scope: LimitScope::Endpoint, .. }) = &limit {
+            log::warn!(
+                "{}: {entry}: limit.key '{key}' is not a scope aigw knows (client_ip, header:<name>, \
+                 api_key); the counter covers the whole endpoint",
+                self.file
+            );
+        }
+        let retry = match map.get("retry") {
+            None | Some(Value::Null) => RetryPolicy::default(),
+            Some(Value::Object(m)) => parse_retry(m).map_err(|e| self.err(&entry, e.field, e.message))?,
+            Some(_) => return Err(self.err(entry, "retry", NOT_A_MAPPING)),
+        };
+        let limit_id: Arc<str> = match &limit {
+            Some(l) => format!("{name}\u{0}{}/{}/{:?}", l.calls, l.period_secs, l.scope).into(),
+            None => name.as_str().into(),
+        };
 
-        Ok(Endpoint { name, endpoint_type, model_name, provider_name, provider, limit, defaults })
+        Ok(Endpoint { name, endpoint_type, model_name, provider_name, provider, limit, defaults, retry, limit_id })
     }
 
     fn route(
@@ -478,14 +540,16 @@ impl Loader {
         let routing_strategy = match map.get("routing_strategy") {
             None | Some(Value::Null) => RoutingStrategy::TrafficSplit,
             Some(Value::String(s)) if s == "TRAFFIC_SPLIT" => RoutingStrategy::TrafficSplit,
+            Some(Value::String(s)) if s == "FALLBACK" => RoutingStrategy::Fallback,
             Some(other) => {
                 return Err(self.err(
                     entry,
                     "routing_strategy",
-                    format!("Input should be 'TRAFFIC_SPLIT', got {other}"),
+                    format!("Input should be 'TRAFFIC_SPLIT' or 'FALLBACK', got {other}"),
                 ));
             }
         };
+        let fallback = routing_strategy == RoutingStrategy::Fallback;
         let raw_destinations = match map.get("destinations") {
             Some(Value::Array(list)) => list,
             None | Some(Value::Null) => return Err(self.err(entry, "destinations", "Field required")),
@@ -504,6 +568,8 @@ impl Loader {
                 Some(_) => return Err(self.err(entry, format!("{field}.name"), "Input should be a valid string")),
             };
             let percentage = match dest.get("traffic_percentage") {
+                // A fallback route tries destinations in order; shares do not apply.
+                None | Some(Value::Null) if fallback => 0,
                 None | Some(Value::Null) => {
                     return Err(self.err(entry, format!("{field}.traffic_percentage"), "Field required"));
                 }
@@ -543,7 +609,10 @@ impl Loader {
             total += u64::from(percentage);
             destinations.push(Destination { name: dest_name, traffic_percentage: percentage, endpoint });
         }
-        if total != 100 {
+        if fallback && destinations.is_empty() {
+            return Err(self.err(entry, "destinations", "a FALLBACK route needs at least one destination"));
+        }
+        if !fallback && total != 100 {
             return Err(self.err(
                 entry,
                 "destinations",
@@ -598,6 +667,23 @@ fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
     };
+    let scope = match key.as_deref().map(str::trim) {
+        None => LimitScope::Endpoint,
+        Some("client_ip" | "ip" | "remote_address" | "remote_addr") => LimitScope::ClientIp,
+        Some("api_key") => LimitScope::ApiKey,
+        Some(k) => match k.strip_prefix("header:") {
+            Some(h) => LimitScope::Header(
+                http::HeaderName::from_bytes(h.trim().as_bytes())
+                    .map_err(|_| m.error("key", format!("'{h}' is not a valid header name")))?,
+            ),
+            // MLflow accepts and ignores any key; keep such files loading.
+            None => LimitScope::Endpoint,
+        },
+    };
+    let max_concurrent = m.u64("max_concurrent")?;
+    if max_concurrent == Some(0) {
+        return Err(m.error("max_concurrent", "must be at least 1"));
+    }
     Ok(Limit {
         calls,
         renewal_period,
@@ -605,7 +691,34 @@ fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
         period_unit,
         period_secs: period_count.saturating_mul(unit_secs),
         key,
+        scope,
+        max_concurrent,
     })
+}
+
+/// Parse an endpoint's `retry: {max_attempts, backoff_ms, max_backoff_ms}`.
+fn parse_retry(map: &Map<String, Value>) -> Result<RetryPolicy, FieldError> {
+    let mut m = ConfigMap::new(map, "retry");
+    let mut p = RetryPolicy::default();
+    if let Some(n) = m.u64("max_attempts")? {
+        if !(1..=10).contains(&n) {
+            return Err(m.error("max_attempts", "must be between 1 and 10"));
+        }
+        p.max_attempts = n as u32;
+    }
+    if let Some(ms) = m.u64("backoff_ms")? {
+        p.backoff_ms = ms;
+    }
+    if let Some(ms) = m.u64("max_backoff_ms")? {
+        p.max_backoff_ms = ms;
+    }
+    if p.backoff_ms > p.max_backoff_ms {
+        return Err(m.error("backoff_ms", "must not exceed max_backoff_ms"));
+    }
+    if let Some((key, _)) = m.unread().next() {
+        return Err(m.error(key, "unknown setting (max_attempts, backoff_ms, max_backoff_ms)"));
+    }
+    Ok(p)
 }
 
 /// `[N ]unit[s]`, case-insensitive; units as in the `limits` library (month = 30 days, year =

@@ -6,15 +6,20 @@
 //! an empty 200). Once a stream has started, an error is sent as one
 //! `data: {"error": {...}}` event and the stream ends (product fix 1).
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
+use rand::Rng;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{RequestCtx, State, body, fail, respond};
 use crate::api::Reply;
-use crate::api::error::{ErrorKind, Family, GatewayError};
-use crate::config::GatewayConfig;
+use crate::api::error::{Detail, ErrorKind, Family, GatewayError};
+use crate::config::{Endpoint, GatewayConfig, Limit, LimitScope, RetryPolicy, Target};
+use crate::limits::{Quota, Verdict};
+use crate::routing;
 use crate::providers::{self, Call, Decoder, Exchange, Provider, Source, mock::MockAnswer};
 use crate::schema::{self, EndpointType, Request};
 use crate::sse;
@@ -62,31 +67,128 @@ pub async fn run(
         }
     };
     ctx.bytes_in = body.len();
-    let (request, endpoint) = match resolve(config, via, &body, ctx) {
+    let (target, request) = match resolve(config, via, &body, ctx) {
         Ok(r) => r,
         Err(e) => return fail(session, ctx, family, e).await,
     };
-    let call = Call { endpoint: &endpoint, created: providers::now_secs() };
-    let stream = request.stream();
-    ctx.streamed = stream;
-    let exchange = match providers::prepare(&*endpoint.provider, request, &call) {
-        Ok(x) => x,
-        Err(e) => return fail(session, ctx, family, e).await,
+    let candidates = routing::candidates(target);
+    let last = candidates.len().saturating_sub(1);
+    let mut request = Some(request);
+    let mut last_error = None;
+    for (i, endpoint) in candidates.into_iter().enumerate() {
+        ctx.endpoint = Some(endpoint.name.clone());
+        ctx.provider = Some(endpoint.provider_name.as_str());
+        if let Err(e) = admit(session, state, endpoint, ctx) {
+            last_error = Some(e);
+            continue;
+        }
+        let policy = endpoint.retry;
+        for attempt in 1..=policy.max_attempts {
+            let final_try = i == last && attempt == policy.max_attempts;
+            let next = if final_try { request.take() } else { request.clone() };
+            let Some(mut req) = next else { break };
+            schema::apply_defaults(&mut req, &endpoint.defaults);
+            let call = Call { endpoint, created: providers::now_secs() };
+            ctx.streamed = req.stream();
+            let exchange = match providers::prepare(&*endpoint.provider, req, &call) {
+                Ok(x) => x,
+                Err(e) => return fail(session, ctx, family, e).await,
+            };
+            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange).await {
+                Ok(written) => return written,
+                Err(e) if !final_try && retryable(&e) => {
+                    log::warn!(
+                        "request {}: endpoint '{}' attempt {attempt} failed ({e}); {}",
+                        ctx.request_id,
+                        endpoint.name,
+                        if attempt < policy.max_attempts { "retrying" } else { "falling back" }
+                    );
+                    last_error = Some(e);
+                    if attempt < policy.max_attempts {
+                        tokio::time::sleep(backoff(&policy, attempt)).await;
+                    } else {
+                        break;
+                    }
+                }
+                Err(e) => return fail(session, ctx, family, e).await,
+            }
+        }
+    }
+    let err = last_error.unwrap_or_else(|| GatewayError::internal("no endpoint could serve the request"));
+    fail(session, ctx, family, err).await
+}
+
+/// Count the call against the endpoint's quota and concurrency cap.
+fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    ctx.concurrency = None;
+    let Some(limit) = &endpoint.limit else {
+        ctx.quota = None;
+        return Ok(());
     };
-    match execute(session, state, config, ctx, family, &*endpoint.provider, exchange).await {
-        Ok(result) => result,
-        Err(e) => fail(session, ctx, family, e).await,
+    let scope = state.limits.scope(limit, |scope| match scope {
+        LimitScope::Endpoint => None,
+        LimitScope::ClientIp => {
+            session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string().into_bytes())
+        }
+        LimitScope::Header(name) => session.req_header().headers.get(name).map(|v| v.as_bytes().to_vec()),
+        LimitScope::ApiKey => ctx.api_key.as_ref().map(|k| k.as_bytes().to_vec()),
+    });
+    match state.limits.acquire(endpoint, scope) {
+        Some(Verdict::Limited(q)) => {
+            ctx.quota = Some(q);
+            return Err(rate_limited(limit, &q));
+        }
+        Some(Verdict::Allowed(q)) => ctx.quota = Some(q),
+        None => ctx.quota = None,
+    }
+    match state.limits.enter(endpoint, scope) {
+        Ok(guard) => {
+            ctx.concurrency = guard;
+            Ok(())
+        }
+        Err(max) => Err(GatewayError::new(
+            429,
+            ErrorKind::RateLimited,
+            format!("Too many concurrent requests to endpoint '{}': at most {max} at a time", endpoint.name),
+        )
+        .with_code("concurrency_limit_exceeded")
+        .with_header("retry-after", "1")),
     }
 }
 
-/// Find the endpoint and validate the request for it.
-fn resolve(
-    config: &GatewayConfig,
+/// The 429 of an exhausted quota: slowapi's body on MLflow's routes (`{"error": "Rate limit
+/// exceeded: 2 per 1 minute"}`), OpenAI's shape on `/v1`, `Retry-After` in seconds.
+fn rate_limited(limit: &Limit, quota: &Quota) -> GatewayError {
+    let message = format!("Rate limit exceeded: {}", limit.describe());
+    let mut e = GatewayError::new(429, ErrorKind::RateLimited, message.clone())
+        .with_code("rate_limit_exceeded")
+        .with_header("retry-after", quota.reset_secs.max(1).to_string());
+    e.detail = Detail::Body(Box::new(serde_json::json!({ "error": message })));
+    e
+}
+
+/// Whether another attempt (or the next fallback destination) may succeed where this failed:
+/// connection failures, timeouts, 429 and 5xx other than 501.
+fn retryable(e: &GatewayError) -> bool {
+    matches!(e.kind, ErrorKind::BadGateway | ErrorKind::Timeout | ErrorKind::RateLimited)
+        || (e.kind == ErrorKind::Upstream && (e.status == 429 || (e.status >= 500 && e.status != 501)))
+}
+
+/// Exponential backoff with ±20 % jitter.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let base = policy.backoff_ms.saturating_mul(1u64 << (attempt - 1).min(16)).min(policy.max_backoff_ms);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+/// Find the target and validate the request for it.
+fn resolve<'c>(
+    config: &'c GatewayConfig,
     via: Via<'_>,
     body: &[u8],
     ctx: &mut RequestCtx,
-) -> Result<(Request, std::sync::Arc<crate::config::Endpoint>), GatewayError> {
-    let (target, mut request) = match via {
+) -> Result<(Target<'c>, Request), GatewayError> {
+    let (target, request) = match via {
         Via::Native(name) => {
             let target = config.target(name).ok_or_else(GatewayError::not_found)?;
             let request = schema::parse_request(target.endpoint_type(), body).map_err(GatewayError::validation)?;
@@ -133,14 +235,10 @@ fn resolve(
         }
     };
     ctx.target = Some(match target {
-        crate::config::Target::Endpoint(e) => e.name.clone(),
-        crate::config::Target::Route(r) => r.name.clone(),
+        Target::Endpoint(e) => e.name.clone(),
+        Target::Route(r) => r.name.clone(),
     });
-    let endpoint = crate::routing::destination(target).clone();
-    ctx.endpoint = Some(endpoint.name.clone());
-    ctx.provider = Some(endpoint.provider_name.as_str());
-    schema::apply_defaults(&mut request, &endpoint.defaults);
-    Ok((request, endpoint))
+    Ok((target, request))
 }
 
 /// Where the answer is read from. Lives on the stack of one request's future and is never

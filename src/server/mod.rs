@@ -23,6 +23,7 @@ use crate::api::error::{ErrorKind, Family, GatewayError};
 use crate::api::routes::{Match, Route, match_path};
 use crate::api::{Reply, rest};
 use crate::config::GatewayConfig;
+use crate::limits::{Limits, Quota};
 use crate::schema::Usage;
 use crate::upstream::Upstreams;
 
@@ -34,12 +35,19 @@ pub struct State {
     pub upstreams: Upstreams,
     /// Requests being served right now (graceful shutdown waits for zero).
     pub inflight: AtomicUsize,
+    /// Quota counters and concurrency caps (kept across reloads).
+    pub limits: Limits,
 }
 
 impl State {
     /// State serving `config`.
     pub fn new(config: GatewayConfig, upstreams: Upstreams) -> Arc<State> {
-        Arc::new(State { config: ArcSwap::from_pointee(config), upstreams, inflight: AtomicUsize::new(0) })
+        Arc::new(State {
+            config: ArcSwap::from_pointee(config),
+            upstreams,
+            inflight: AtomicUsize::new(0),
+            limits: Limits::default(),
+        })
     }
 }
 
@@ -79,6 +87,12 @@ pub struct RequestCtx {
     pub usage: Option<Usage>,
     /// Whether the answer was streamed.
     pub streamed: bool,
+    /// The quota of the endpoint that served it, for the `x-ratelimit-*` headers.
+    pub quota: Option<Quota>,
+    /// The slot held in the endpoint's concurrency cap.
+    pub concurrency: Option<pingora_limits::inflight::Guard>,
+    /// Name of the gateway API key the client authenticated with.
+    pub api_key: Option<String>,
     inflight: Option<InflightGuard>,
 }
 

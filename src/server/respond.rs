@@ -11,8 +11,13 @@ use crate::api::Reply;
 pub type WriteResult = pingora::Result<()>;
 
 fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
-    let mut h = ResponseHeader::build(status, Some(4 + extra))?;
+    let mut h = ResponseHeader::build(status, Some(7 + extra))?;
     h.insert_header("x-request-id", &ctx.request_id)?;
+    if let Some(q) = &ctx.quota {
+        h.insert_header("x-ratelimit-limit", q.limit)?;
+        h.insert_header("x-ratelimit-remaining", q.remaining)?;
+        h.insert_header("x-ratelimit-reset", q.reset_secs)?;
+    }
     Ok(h)
 }
 

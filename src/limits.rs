@@ -1,0 +1,201 @@
+//! Per-endpoint call quotas and concurrency caps.
+//!
+//! Quotas (`limit: {calls, renewal_period}`) are exact fixed windows aligned to the wall clock
+//! (a `minute` window renews at every whole minute, a `day` window at 00:00 UTC): N calls pass,
+//! the N+1-th gets 429 until the window renews. Pingora's `Rate` estimator is not used for them:
+//! it is approximate (count-min sketch) and its windows are neither per key nor clock-aligned
+//! (pingora-notes §5). Counters are keyed by the endpoint name and its limit, so a reload that
+//! leaves an endpoint's limit unchanged keeps its count, and a changed limit starts afresh.
+//!
+//! `limit.key` scopes the counter: `client_ip`, `header:<name>` (e.g. the gateway API key's
+//! header) or `api_key` (the authenticated gateway key). Scope values are hashed, never stored.
+//!
+//! `limit.max_concurrent` caps requests in flight per endpoint (and scope) with
+//! `pingora_limits::inflight::Inflight`, whose estimate can only be too high.
+//!
+//! Counters live in this process: a graceful upgrade starts the new process at zero, and
+//! instances behind a load balancer count separately.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pingora_limits::inflight::{Guard, Inflight};
+
+use crate::config::{Endpoint, Limit, LimitScope};
+
+const SHARDS: usize = 16;
+/// Entries a shard may hold before stale windows are swept.
+const SWEEP_AT: usize = 4096;
+
+/// The state of a quota after a decision, for the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Calls per window.
+    pub limit: u64,
+    /// Calls left in this window.
+    pub remaining: u64,
+    /// Seconds until the window renews.
+    pub reset_secs: u64,
+}
+
+/// A quota decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The call may go ahead (and was counted).
+    Allowed(Quota),
+    /// The quota is used up.
+    Limited(Quota),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    /// Endpoint name and its limit, e.g. `chat\u{0}100/60`.
+    id: Arc<str>,
+    /// Hash of the scope value (0 for the whole endpoint).
+    scope: u64,
+}
+
+struct Window {
+    index: u64,
+    count: u64,
+}
+
+/// All quota counters and concurrency trackers of the process.
+pub struct Limits {
+    shards: Vec<Mutex<HashMap<Key, Window>>>,
+    hasher: std::collections::hash_map::RandomState,
+    inflight: Inflight,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            inflight: Inflight::new(),
+        }
+    }
+}
+
+impl Limits {
+    /// The counter scope for a caller identified by `value` (the client IP, a header value, the
+    /// API key name): a hash, so secrets such as keys are never kept. 0 is the whole endpoint.
+    pub fn scope(&self, limit: &Limit, value: impl FnOnce(&LimitScope) -> Option<Vec<u8>>) -> u64 {
+        if limit.scope == LimitScope::Endpoint {
+            return 0;
+        }
+        let mut h = self.hasher.build_hasher();
+        value(&limit.scope).unwrap_or_default().hash(&mut h);
+        // Reserve 0 for endpoint-wide counters.
+        h.finish() | 1
+    }
+
+    /// Count one call to `endpoint` against its quota.
+    pub fn acquire(&self, endpoint: &Endpoint, scope: u64) -> Option<Verdict> {
+        let limit = endpoint.limit.as_ref()?;
+        Some(self.acquire_at(&endpoint.limit_id, limit, scope, now_secs()))
+    }
+
+    fn acquire_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Verdict {
+        let period = limit.period_secs.max(1);
+        let index = now / period;
+        let reset_secs = (index + 1) * period - now;
+        let key = Key { id: id.clone(), scope };
+        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+        let mut map = match shard.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() >= SWEEP_AT {
+            // Windows that ended are worth nothing; drop them (bounded memory with many callers).
+            map.retain(|_, w| w.index >= index);
+        }
+        let w = map.entry(key).or_insert(Window { index, count: 0 });
+        if w.index != index {
+            *w = Window { index, count: 0 };
+        }
+        if w.count >= limit.calls {
+            return Verdict::Limited(Quota { limit: limit.calls, remaining: 0, reset_secs });
+        }
+        w.count += 1;
+        Verdict::Allowed(Quota { limit: limit.calls, remaining: limit.calls - w.count, reset_secs })
+    }
+
+    /// Enter `endpoint`'s concurrency cap: the guard releases the slot when dropped; `Err` with
+    /// the cap when it is full.
+    pub fn enter(&self, endpoint: &Endpoint, scope: u64) -> Result<Option<Guard>, u64> {
+        let Some(max) = endpoint.limit.as_ref().and_then(|l| l.max_concurrent) else {
+            return Ok(None);
+        };
+        let (guard, count) = self.inflight.incr((&*endpoint.limit_id, scope), 1);
+        if count as u64 > max {
+            return Err(max);
+        }
+        Ok(Some(guard))
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(calls: u64, period_secs: u64) -> Limit {
+        Limit {
+            calls,
+            renewal_period: "minute".into(),
+            period_count: 1,
+            period_unit: "minute",
+            period_secs,
+            key: None,
+            scope: LimitScope::Endpoint,
+            max_concurrent: None,
+        }
+    }
+
+    #[test]
+    fn exact_fixed_window_aligned_to_the_clock() {
+        let limits = Limits::default();
+        let id: Arc<str> = Arc::from("chat\u{0}2/60");
+        let l = limit(2, 60);
+        let t = 1_700_000_010; // 10 s into a minute window
+        assert_eq!(limits.acquire_at(&id, &l, 0, t), Verdict::Allowed(Quota { limit: 2, remaining: 1, reset_secs: 50 }));
+        assert_eq!(limits.acquire_at(&id, &l, 0, t + 1), Verdict::Allowed(Quota { limit: 2, remaining: 0, reset_secs: 49 }));
+        assert_eq!(limits.acquire_at(&id, &l, 0, t + 2), Verdict::Limited(Quota { limit: 2, remaining: 0, reset_secs: 48 }));
+        // Another scope has its own counter.
+        assert!(matches!(limits.acquire_at(&id, &l, 7, t + 2), Verdict::Allowed(_)));
+        // The next window renews.
+        assert!(matches!(limits.acquire_at(&id, &l, 0, t + 50), Verdict::Allowed(_)));
+    }
+
+    #[test]
+    fn zero_calls_always_limited() {
+        let limits = Limits::default();
+        let id: Arc<str> = Arc::from("x");
+        assert!(matches!(limits.acquire_at(&id, &limit(0, 1), 0, 5), Verdict::Limited(_)));
+    }
+
+    #[test]
+    fn parallel_callers_get_exactly_the_quota() {
+        let limits = Arc::new(Limits::default());
+        let id: Arc<str> = Arc::from("par");
+        let l = Arc::new(limit(100, 3600));
+        let allowed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (limits, id, l) = (limits.clone(), id.clone(), l.clone());
+                    s.spawn(move || {
+                        (0..50).filter(|_| matches!(limits.acquire_at(&id, &l, 0, 7200), Verdict::Allowed(_))).count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(allowed, 100);
+    }
+}
