@@ -415,7 +415,8 @@ async fn service_account_token_is_signed_cached_and_shared() {
 }
 
 /// A token is renewed once it is past the renewal point (half its lifetime for short-lived
-/// tokens, five minutes before expiry otherwise); until then it is reused.
+/// tokens, five minutes before expiry otherwise); until then it is reused. A failed renewal
+/// keeps using the current token while it has not expired.
 #[tokio::test]
 async fn token_is_renewed_before_it_expires() {
     let tokens = TokenServer::start(2).await;
@@ -432,12 +433,18 @@ async fn token_is_renewed_before_it_expires() {
     assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
     assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
     assert_eq!(tokens.issued(), 1);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Past the renewal point (1 s), before expiry (2 s): the renewal fails, the token still works.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokens.mock.push(Reply::Json(503, json!({"error": "temporarily_unavailable"})));
+    assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
+    assert_eq!(tokens.mock.requests().len(), 2, "a renewal was attempted");
+    // The next call renews.
     assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
     assert_eq!(tokens.issued(), 2);
     let auth: Vec<String> =
         vertex.requests().iter().map(|r| r.header("authorization").unwrap_or_default().to_owned()).collect();
-    assert_eq!(auth, ["Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-2"]);
+    assert_eq!(auth, ["Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-2"]);
+    assert!(gw.logs().contains("token renewal failed, using the current token"), "{}", gw.logs());
 }
 
 /// The token endpoint refusing the credentials, failing, or being unreachable is a 502 JSON
