@@ -6,7 +6,9 @@
 //! * [`config`]: the YAML, its validation, secrets, the immutable configuration snapshot;
 //! * [`api`]: the route table, local REST answers, error shapes;
 //! * [`server`]: the Pingora `ProxyHttp` hooks and the invocation driver;
-//! * [`routing`]: name → endpoint (traffic routes);
+//! * [`routing`]: name → endpoint (traffic routes, fallback);
+//! * [`limits`]: call quotas and concurrency caps;
+//! * [`reload`]: hot reload of the YAML;
 //! * [`schema`]: MLflow's unified request/response schemas;
 //! * [`providers`]: one module per provider (translation + tests);
 //! * [`sse`]: the incremental SSE parser;
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod limits;
 pub mod providers;
+pub mod reload;
 pub mod routing;
 pub mod schema;
 pub mod server;

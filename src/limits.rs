@@ -164,9 +164,18 @@ mod tests {
         let id: Arc<str> = Arc::from("chat\u{0}2/60");
         let l = limit(2, 60);
         let t = 1_700_000_010; // 10 s into a minute window
-        assert_eq!(limits.acquire_at(&id, &l, 0, t), Verdict::Allowed(Quota { limit: 2, remaining: 1, reset_secs: 50 }));
-        assert_eq!(limits.acquire_at(&id, &l, 0, t + 1), Verdict::Allowed(Quota { limit: 2, remaining: 0, reset_secs: 49 }));
-        assert_eq!(limits.acquire_at(&id, &l, 0, t + 2), Verdict::Limited(Quota { limit: 2, remaining: 0, reset_secs: 48 }));
+        assert_eq!(
+            limits.acquire_at(&id, &l, 0, t),
+            Verdict::Allowed(Quota { limit: 2, remaining: 1, reset_secs: 50 })
+        );
+        assert_eq!(
+            limits.acquire_at(&id, &l, 0, t + 1),
+            Verdict::Allowed(Quota { limit: 2, remaining: 0, reset_secs: 49 })
+        );
+        assert_eq!(
+            limits.acquire_at(&id, &l, 0, t + 2),
+            Verdict::Limited(Quota { limit: 2, remaining: 0, reset_secs: 48 })
+        );
         // Another scope has its own counter.
         assert!(matches!(limits.acquire_at(&id, &l, 7, t + 2), Verdict::Allowed(_)));
         // The next window renews.

@@ -6,10 +6,12 @@ use clap::Parser;
 use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
+use pingora::services::background::background_service;
 
 use aigw::cli::Cli;
 use aigw::config::GatewayConfig;
-use aigw::server::{Gateway, State};
+use aigw::reload::Reloader;
+use aigw::server::{Gateway, Lifecycle, State};
 use aigw::upstream::Upstreams;
 
 /// Pingora's settings: the `-c` file if given, else Pingora's defaults with one worker thread
@@ -64,6 +66,9 @@ fn main() {
 
     let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
     let state = State::new(config, upstreams);
+    let phases = server.watch_execution_phase();
+    server.add_service(background_service("config reload", Reloader::new(state.clone(), path.clone())));
+    server.add_service(background_service("lifecycle", Lifecycle::new(state.clone(), phases)));
     let mut service = http_proxy_service(&server.configuration, Gateway::new(state));
     service.add_tcp(&listen);
     log::info!("aigw {} listening on http://{listen} with {}", env!("CARGO_PKG_VERSION"), path.display());

@@ -11,7 +11,6 @@ use common::upstream::MockUpstream;
 use common::{Gateway, assert_json_eq, fixture, yaml};
 use serde_json::{Value, json};
 
-
 fn openai_error(message: &str, param: Option<&str>, code: Option<&str>) -> Value {
     json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
 }

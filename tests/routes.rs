@@ -27,9 +27,7 @@ fn ask() -> Value {
 
 #[tokio::test]
 async fn traffic_split_80_20_within_five_sigma() {
-    let mock = |name: &str, reply: &str| {
-        json!({"name": name, "endpoint_type": "llm/v1/chat", "model": {"provider": "mock", "config": {"reply": reply}}})
-    };
+    let mock = |name: &str, reply: &str| json!({"name": name, "endpoint_type": "llm/v1/chat", "model": {"provider": "mock", "config": {"reply": reply}}});
     let gw = Gateway::start(&yaml(&json!({
         "endpoints": [mock("a", "A"), mock("b", "B")],
         "routes": [{"name": "split", "task_type": "llm/v1/chat", "routing_strategy": "TRAFFIC_SPLIT",
@@ -107,7 +105,9 @@ async fn fallback_on_failures_before_the_first_byte() {
         assert_eq!(body["choices"][0]["message"]["content"], "from secondary", "{failure:?}");
     }
     // Unreachable primary.
-    let (status, body) = gw.post("/v1/chat/completions", &json!({"model": "ha-dead", "messages": [{"role": "user", "content": "x"}]})).await;
+    let (status, body) = gw
+        .post("/v1/chat/completions", &json!({"model": "ha-dead", "messages": [{"role": "user", "content": "x"}]}))
+        .await;
     assert_eq!(status, 200, "{body}");
 
     // A client error is final: no fallback.
@@ -220,7 +220,10 @@ async fn model_defaults_apply_per_destination_before_provider_rules() {
     }
     // A request value wins over the default.
     let (status, _) = gw
-        .post("/v1/chat/completions", &json!({"model": "claude", "temperature": 1.0, "messages": [{"role": "user", "content": "x"}]}))
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "claude", "temperature": 1.0, "messages": [{"role": "user", "content": "x"}]}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(upstream.last().json()["temperature"], json!(0.5));

@@ -8,10 +8,13 @@
 
 mod body;
 mod invoke;
+mod lifecycle;
 mod respond;
 
+pub use lifecycle::Lifecycle;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -37,6 +40,14 @@ pub struct State {
     pub inflight: AtomicUsize,
     /// Quota counters and concurrency caps (kept across reloads).
     pub limits: Limits,
+    /// Configuration generation: 1 at start, +1 per accepted reload.
+    pub generation: AtomicU64,
+    /// Accepted reloads.
+    pub reloads_ok: AtomicU64,
+    /// Rejected reloads.
+    pub reloads_failed: AtomicU64,
+    /// Set when the process is handing over or stopping: answers close their connections.
+    pub draining: AtomicBool,
 }
 
 impl State {
@@ -47,6 +58,10 @@ impl State {
             upstreams,
             inflight: AtomicUsize::new(0),
             limits: Limits::default(),
+            generation: AtomicU64::new(1),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
         })
     }
 }
@@ -133,6 +148,10 @@ impl ProxyHttp for Gateway {
         ctx.inflight = Some(InflightGuard(self.state.clone()));
         ctx.started = Some(Instant::now());
         ctx.request_id = request_id(session);
+        if self.state.draining.load(Ordering::Acquire) {
+            // Handing over or stopping: let the client reconnect (to the new process) next time.
+            session.set_keepalive(None);
+        }
         let config = self.state.config.load_full();
         if let Err(e) = handle(session, &self.state, &config, ctx).await {
             // The client went away mid-answer; nothing more can be sent.

@@ -1,0 +1,191 @@
+//! Hot reload of the gateway YAML.
+//!
+//! A background service watches the config file's directory (and, when the file is a symlink,
+//! its target's directory) with `notify`. Events are debounced; then the file is read and, if
+//! its content changed since the last load, validated and swapped in atomically. Comparing the
+//! content instead of event file names makes every kind of update work — in-place edits,
+//! atomic renames, Kubernetes ConfigMap symlink swaps (which change `..data`, not the file's
+//! own name) — and makes unrelated files in the same directory (a log file) harmless.
+//!
+//! * An invalid file is logged (what and where, never a secret) and the current configuration
+//!   keeps serving; a deleted file keeps it too.
+//! * `SIGHUP` forces a reload even when the file is unchanged (it re-reads `$ENV` and file
+//!   secrets, e.g. after a key rotation).
+//! * Requests in flight finish on the snapshot they started with; quota counters of unchanged
+//!   endpoints are kept (they live outside the snapshot).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::mpsc;
+
+use crate::config::GatewayConfig;
+use crate::server::State;
+
+/// Quiet time after the last file event before reading the file.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Longest wait after the first event of a burst (a busy directory never goes quiet).
+pub const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+
+/// The reload service.
+pub struct Reloader {
+    state: Arc<State>,
+    path: PathBuf,
+}
+
+impl Reloader {
+    /// Reload `path` into `state`.
+    pub fn new(state: Arc<State>, path: PathBuf) -> Self {
+        Reloader { state, path }
+    }
+
+    /// Read, validate and swap in the file. `force` reloads even an unchanged file.
+    async fn reload(&self, last: &mut Option<u64>, force: bool) {
+        let path = self.path.clone();
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if last.is_some() {
+                    log::warn!("{}: the file was deleted; the current configuration keeps serving", path.display());
+                    *last = None;
+                }
+                return;
+            }
+            Err(e) => {
+                log::warn!("{}: cannot read the file ({e}); the current configuration keeps serving", path.display());
+                return;
+            }
+        };
+        let digest = fingerprint(&text);
+        if !force && *last == Some(digest) {
+            return;
+        }
+        *last = Some(digest);
+        // Parsing reads secret files and may be large: keep it off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || GatewayConfig::parse(&text, &path)).await;
+        match parsed {
+            Ok(Ok(config)) => {
+                let (endpoints, routes) = (config.endpoints.len(), config.routes.len());
+                self.state.config.store(Arc::new(config));
+                let generation = self.state.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                self.state.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "configuration reloaded from {} (generation {generation}): {endpoints} endpoints, {routes} routes",
+                    self.path.display()
+                );
+            }
+            Ok(Err(e)) => {
+                self.state.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                log::error!("configuration reload rejected; the current configuration keeps serving: {e}");
+            }
+            Err(e) => {
+                self.state.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                log::error!("configuration reload failed: {e}");
+            }
+        }
+    }
+}
+
+/// A cheap content fingerprint (not security relevant).
+fn fingerprint(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// File names whose changes may change the configuration: the file's own, its symlink
+/// target's, and Kubernetes' atomic-update entries (`..data`, `..2024_…`). Events that name only
+/// other files (a log file in the same directory) are ignored.
+fn relevant_names(path: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<std::ffi::OsString> = path.file_name().map(|n| n.to_owned()).into_iter().collect();
+    if let Ok(real) = std::fs::canonicalize(path)
+        && let Some(n) = real.file_name()
+    {
+        names.push(n.to_owned());
+    }
+    names
+}
+
+fn is_relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
+    event.paths.is_empty()
+        || event.paths.iter().any(|p| match p.file_name() {
+            Some(n) => names.iter().any(|m| m == n) || n.to_string_lossy().starts_with(".."),
+            None => true,
+        })
+}
+
+/// The directories to watch: the file's own, and its symlink target's when different.
+fn watched_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(parent) = path.parent() {
+        dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
+    }
+    if let Ok(real) = std::fs::canonicalize(path)
+        && let Some(parent) = real.parent()
+        && !dirs.iter().any(|d| std::fs::canonicalize(d).ok().as_deref() == Some(parent))
+    {
+        dirs.push(parent.to_path_buf());
+    }
+    dirs
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut events) = mpsc::channel::<()>(64);
+        let names = relevant_names(&self.path);
+        // Created here, after Pingora's daemon fork: a watcher thread made before it is lost.
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && !ev.kind.is_access()
+                && is_relevant(&ev, &names)
+            {
+                let _ = tx.try_send(());
+            }
+        });
+        let _watcher = match watcher {
+            Ok(mut w) => {
+                use notify::Watcher;
+                for dir in watched_dirs(&self.path) {
+                    if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                        log::error!("cannot watch {} for configuration changes: {e}", dir.display());
+                    }
+                }
+                Some(w)
+            }
+            Err(e) => {
+                log::error!("cannot watch the configuration for changes ({e}); SIGHUP still reloads");
+                None
+            }
+        };
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot handle SIGHUP: {e}");
+                None
+            }
+        };
+        let mut last = tokio::fs::read_to_string(&self.path).await.ok().map(|t| fingerprint(&t));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    log::info!("SIGHUP: reloading {}", self.path.display());
+                    self.reload(&mut last, true).await;
+                }
+                Some(()) = events.recv() => {
+                    // Debounce: editors and deploy tools write in bursts.
+                    let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
+                    while let Ok(Some(())) = tokio::time::timeout_at(until.min(tokio::time::Instant::now() + DEBOUNCE), events.recv()).await {}
+                    self.reload(&mut last, false).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Hot reload: the gateway watches its YAML and swaps a valid new configuration in atomically;
+//! an invalid or deleted file leaves the current one serving; SIGHUP forces a reload.
+//! Changes are observed by polling the gateway (bounded), never by timing assertions.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::upstream::MockUpstream;
+use common::{Gateway, sse_data, yaml};
+use serde_json::{Value, json};
+
+fn mock(name: &str, reply: &str) -> Value {
+    json!({"name": name, "endpoint_type": "llm/v1/chat", "model": {"provider": "mock", "config": {"reply": reply}}})
+}
+
+fn ask() -> Value {
+    json!({"messages": [{"role": "user", "content": "x"}]})
+}
+
+/// Write a file atomically (temp file + rename), as deploy tools do.
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Poll `check` until it holds (at most 10 s).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn answer(gw: &Gateway, name: &str) -> Option<String> {
+    let (status, body) = gw.post(&format!("/endpoints/{name}/invocations"), &ask()).await;
+    (status == 200).then(|| body["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn endpoints_change_under_load_without_a_failed_request() {
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [mock("stable", "v1")]}))).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url) = (common::client(), gw.url("/endpoints/stable/invocations"));
+            let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match client.post(&url).json(&ask()).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            r.bytes().await.unwrap();
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Add an endpoint.
+    write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [mock("stable", "v1"), mock("added", "new")]})));
+    eventually("the added endpoint serves", || async { answer(&gw, "added").await.as_deref() == Some("new") }).await;
+    // Change one in place (not atomically).
+    std::fs::write(&gw.config_path, yaml(&json!({"endpoints": [mock("stable", "v2"), mock("added", "new")]}))).unwrap();
+    eventually("the changed endpoint answers anew", || async { answer(&gw, "stable").await.as_deref() == Some("v2") })
+        .await;
+    // Remove one.
+    write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [mock("stable", "v2")]})));
+    eventually("the removed endpoint is gone", || async { answer(&gw, "added").await.is_none() }).await;
+    let (status, body) = gw.post("/endpoints/added/invocations", &ask()).await;
+    assert_eq!((status, body), (404, json!({"detail": "Not Found"})));
+
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    assert!(done.load(Ordering::Relaxed) > 50);
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed during the reloads");
+    assert!(gw.logs().contains("configuration reloaded"));
+}
+
+#[tokio::test]
+async fn invalid_or_deleted_files_keep_the_current_configuration() {
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [mock("chat", "first")]}))).await;
+    // Invalid: the old configuration keeps serving, the log says what and where, no secret.
+    write_atomic(
+        &gw.config_path,
+        &yaml(&json!({"endpoints": [{"name": "chat", "endpoint_type": "llm/v1/chat",
+            "model": {"provider": "openai", "config": {"openai_api_key": "sk-reload-secret-xyz", "openai_api_type": "bogus"}}}]})),
+    );
+    eventually("the rejection is logged", || async { gw.logs().contains("reload rejected") }).await;
+    let logs = gw.logs();
+    assert!(
+        logs.contains("gateway.yaml") && logs.contains("endpoint 'chat'") && logs.contains("openai_api_type"),
+        "{logs}"
+    );
+    assert!(!logs.contains("sk-reload-secret-xyz"), "a secret reached the log");
+    assert_eq!(answer(&gw, "chat").await.as_deref(), Some("first"));
+
+    // Broken YAML too.
+    write_atomic(&gw.config_path, "endpoints: [ {name: chat, ");
+    eventually("the YAML error is logged", || async { gw.logs().matches("reload rejected").count() >= 2 }).await;
+    assert_eq!(answer(&gw, "chat").await.as_deref(), Some("first"));
+
+    // Deleted: keeps serving; recreated: loads.
+    std::fs::remove_file(&gw.config_path).unwrap();
+    eventually("the deletion is logged", || async { gw.logs().contains("was deleted") }).await;
+    assert_eq!(answer(&gw, "chat").await.as_deref(), Some("first"));
+    std::fs::write(&gw.config_path, yaml(&json!({"endpoints": [mock("chat", "recreated")]}))).unwrap();
+    eventually("the recreated file loads", || async { answer(&gw, "chat").await.as_deref() == Some("recreated") })
+        .await;
+}
+
+#[tokio::test]
+async fn kubernetes_style_symlink_swap() {
+    // /conf/gateway.yaml -> ..data/gateway.yaml, ..data -> ..v1 ; an update swaps ..data.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path();
+    let v1 = conf.join("..v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(v1.join("gateway.yaml"), yaml(&json!({"endpoints": [mock("chat", "one")]}))).unwrap();
+    std::os::unix::fs::symlink("..v1", conf.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/gateway.yaml", conf.join("gateway.yaml")).unwrap();
+
+    // The harness writes a plain file; start aigw on the symlink itself.
+    let port = common::free_port();
+    let log = conf.join("aigw.log");
+    let mut child = Command::new(common::binary())
+        .arg("--config-path")
+        .arg(conf.join("gateway.yaml"))
+        .args(["--port", &port.to_string()])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(conf.join("aigw.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let client = common::client();
+    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
+    let ask_once = || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.post(&url).json(&ask()).send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
+                _ => None,
+            }
+        }
+    };
+    eventually("started", || async { ask_once().await.as_deref() == Some("one") }).await;
+
+    let v2 = conf.join("..v2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(v2.join("gateway.yaml"), yaml(&json!({"endpoints": [mock("chat", "two")]}))).unwrap();
+    std::os::unix::fs::symlink("..v2", conf.join("..data_tmp")).unwrap();
+    std::fs::rename(conf.join("..data_tmp"), conf.join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    eventually("the swapped version serves", || async { ask_once().await.as_deref() == Some("two") }).await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn sighup_reloads_rotated_file_secrets() {
+    let upstream = MockUpstream::start().await;
+    upstream.always_json(
+        200,
+        json!({"object": "list", "data": [], "model": "m", "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let key_file = secrets.path().join("openai.key");
+    std::fs::write(&key_file, "sk-old\n").unwrap();
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [{"name": "emb", "endpoint_type": "llm/v1/embeddings",
+        "model": {"provider": "openai", "name": "m", "config": {"openai_api_key": key_file.to_str().unwrap(), "openai_api_base": upstream.url()}}}]})))
+    .await;
+    let input = json!({"input": "x"});
+    let call = || gw.post("/endpoints/emb/invocations", &input);
+    assert_eq!(call().await.0, 200);
+    assert_eq!(upstream.last().header("authorization"), Some("Bearer sk-old"));
+
+    // The key file changes; the config file does not: nothing reloads by itself.
+    std::fs::write(&key_file, "sk-new\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(call().await.0, 200);
+    assert_eq!(upstream.last().header("authorization"), Some("Bearer sk-old"));
+
+    // SIGHUP forces the reload.
+    assert!(Command::new("kill").args(["-HUP", &gw.pid().to_string()]).status().unwrap().success());
+    eventually("the rotated key is used", || async {
+        call().await.0 == 200 && upstream.last().header("authorization") == Some("Bearer sk-new")
+    })
+    .await;
+    gw.assert_alive().await;
+}
+
+#[tokio::test]
+async fn quota_counters_survive_a_reload_of_unchanged_endpoints() {
+    let limited = |calls: u64| {
+        json!({"name": "chat", "endpoint_type": "llm/v1/chat", "model": {"provider": "mock"},
+               "limit": {"calls": calls, "renewal_period": "day"}})
+    };
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [limited(2)]}))).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if 86_400 - now % 86_400 < 30 {
+        tokio::time::sleep(Duration::from_secs(31)).await;
+    }
+    assert_eq!(gw.post("/endpoints/chat/invocations", &ask()).await.0, 200);
+    assert_eq!(gw.post("/endpoints/chat/invocations", &ask()).await.0, 200);
+    // Reload with another endpoint added; chat's limit is unchanged.
+    write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [limited(2), mock("other", "o")]})));
+    eventually("reloaded", || async { answer(&gw, "other").await.is_some() }).await;
+    assert_eq!(gw.post("/endpoints/chat/invocations", &ask()).await.0, 429, "the count survived the reload");
+    // A changed limit starts a new count.
+    write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [limited(3), mock("other", "o")]})));
+    eventually("the new limit applies", || async { gw.post("/endpoints/chat/invocations", &ask()).await.0 == 200 })
+        .await;
+}
+
+#[tokio::test]
+async fn a_stream_in_flight_finishes_on_its_snapshot() {
+    let slow = json!({"name": "slow", "endpoint_type": "llm/v1/chat",
+        "model": {"provider": "mock", "config": {"reply": "one two three four five six seven eight", "chunk_delay_ms": 150}}});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [slow]}))).await;
+    let client = common::client();
+    let url = gw.url("/endpoints/slow/invocations");
+    let stream = tokio::spawn(async move {
+        let r = client
+            .post(url)
+            .json(&json!({"messages": [{"role": "user", "content": "x"}], "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Remove the endpoint while it streams.
+    write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [mock("other", "o")]})));
+    eventually("reloaded", || async { answer(&gw, "other").await.is_some() }).await;
+    let text = stream.await.unwrap();
+    let pieces: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(pieces, "one two three four five six seven eight", "{text}");
+    assert!(!text.contains("\"error\""));
+}

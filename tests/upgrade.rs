@@ -1,0 +1,297 @@
+//! Zero-downtime operations with real processes and signals:
+//! * graceful upgrade (Pingora's `SIGQUIT` hand-over to a process started with `-u`) under
+//!   c=16 load of streaming and non-streaming requests: no request fails, a stream in flight
+//!   completes, the old process exits once its requests are done;
+//! * `SIGTERM` stops accepting, finishes what is in flight, and exits (an idle gateway at once,
+//!   not after Pingora's 300 s grace period); `SIGINT` exits now; `SIGHUP` does not kill.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{free_port, sse_data, yaml};
+use serde_json::{Value, json};
+
+fn gateway_yaml() -> String {
+    let mock = |name: &str, config: Value| json!({"name": name, "endpoint_type": "llm/v1/chat", "model": {"provider": "mock", "config": config}});
+    yaml(&json!({"endpoints": [
+        mock("chat", json!({"latency_ms": 5})),
+        mock("stream", json!({"reply": "a b c d e f g h i j", "chunk_delay_ms": 20})),
+        mock("long", json!({"reply": "one two three four five six seven eight nine ten eleven twelve", "chunk_delay_ms": 400})),
+    ]}))
+}
+
+fn spawn(dir: &Path, port: u16, extra: &[&str], log: &str) -> Child {
+    let out = std::fs::File::create(dir.join(log)).unwrap();
+    Command::new(common::binary())
+        .args(["--config-path"])
+        .arg(dir.join("gateway.yaml"))
+        .args(["--port", &port.to_string()])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+async fn wait_ready(client: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Wait for a child to exit (bounded); its exit status.
+async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text a stream carried, and whether it ended cleanly.
+fn stream_text(body: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut clean = false;
+    for d in sse_data(body) {
+        if d == "[DONE]" {
+            clean = true;
+            continue;
+        }
+        let v: Value = serde_json::from_str(&d).unwrap_or(Value::Null);
+        if v.get("error").is_some() {
+            return (text, false);
+        }
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(t);
+        }
+    }
+    (text, clean)
+}
+
+#[tokio::test]
+async fn graceful_upgrade_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("gateway.yaml"), gateway_yaml()).unwrap();
+    std::fs::write(
+        d.join("pingora.yaml"),
+        format!(
+            "---\nversion: 1\nthreads: 2\npid_file: {}\nupgrade_sock: {}\ngrace_period_seconds: 60\ngraceful_shutdown_timeout_seconds: 2\n",
+            d.join("aigw.pid").display(),
+            d.join("upgrade.sock").display()
+        ),
+    )
+    .unwrap();
+    let conf = d.join("pingora.yaml");
+    let conf = conf.to_str().unwrap();
+    let port = free_port();
+    let mut old = spawn(d, port, &["-c", conf], "old.log");
+    let client = common::client();
+    wait_ready(&client, port).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let load: Vec<_> = (0..16)
+        .map(|i| {
+            let (stop, ok, failed, failures) = (stop.clone(), ok.clone(), failed.clone(), failures.clone());
+            let client = common::client();
+            let base = format!("http://127.0.0.1:{port}");
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let streaming = (n + i) % 4 == 0;
+                    let (url, body) = if streaming {
+                        (
+                            format!("{base}/v1/chat/completions"),
+                            json!({"model": "stream", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+                        )
+                    } else {
+                        (
+                            format!("{base}/endpoints/chat/invocations"),
+                            json!({"messages": [{"role": "user", "content": "x"}]}),
+                        )
+                    };
+                    let outcome = match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => match r.text().await {
+                            Ok(t) if !streaming => {
+                                serde_json::from_str::<Value>(&t).map(|_| ()).map_err(|e| format!("bad JSON: {e}"))
+                            }
+                            Ok(t) => match stream_text(&t) {
+                                (text, true) if text == "a b c d e f g h i j" => Ok(()),
+                                other => Err(format!("incomplete stream {other:?}")),
+                            },
+                            Err(e) => Err(format!("body: {e}")),
+                        },
+                        Ok(r) => Err(format!("status {}", r.status())),
+                        Err(e) => Err(format!("request: {e}")),
+                    };
+                    match outcome {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            failures.lock().unwrap().push(e);
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A ~5 s stream that starts on the old process and must finish across the hand-over.
+    let long = {
+        let client = common::client();
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap();
+            stream_text(&r.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The hand-over, in systemd's ExecReload order: QUIT the old process, start the new one.
+    let old_pid = old.id();
+    signal(old_pid, "-QUIT");
+    let mut new = spawn(d, port, &["-u", "-c", conf], "new.log");
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    let (long_text, long_clean) = long.await.unwrap();
+
+    let logs = |name: &str| std::fs::read_to_string(d.join(name)).unwrap_or_default();
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}\nold log tail:\n{}\nnew log tail:\n{}",
+        failures.len(),
+        ok.load(Ordering::Relaxed) + failures.len(),
+        &failures[..failures.len().min(5)],
+        logs("old.log").lines().rev().take(15).collect::<Vec<_>>().join("\n"),
+        logs("new.log").lines().rev().take(15).collect::<Vec<_>>().join("\n"),
+    );
+    assert!(ok.load(Ordering::Relaxed) > 200, "load ran: {}", ok.load(Ordering::Relaxed));
+    assert!(long_clean, "the in-flight stream was cut: {long_text:?}");
+    assert_eq!(long_text, "one two three four five six seven eight nine ten eleven twelve");
+
+    // The old process exits once its requests are done, well before the 60 s grace period.
+    let status = wait_exit(&mut old, Duration::from_secs(30)).await.expect("the old process exited");
+    assert!(status.success(), "{status:?}");
+    assert!(logs("old.log").contains("no request in flight; exiting"));
+    assert!(logs("new.log").contains("Bootstrap done") || logs("new.log").contains("listening"));
+    // The new process owns the socket.
+    let r = client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(new.try_wait().unwrap().is_none(), "the new process is running");
+    signal(new.id(), "-INT");
+    let _ = wait_exit(&mut new, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_then_exits_and_idle_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway_yaml()).unwrap();
+    let client = common::client();
+
+    // Idle: no -c, so Pingora's default grace period (300 s) applies; aigw exits anyway.
+    let port = free_port();
+    let mut gw = spawn(dir.path(), port, &[], "idle.log");
+    wait_ready(&client, port).await;
+    let t0 = Instant::now();
+    signal(gw.id(), "-TERM");
+    let status = wait_exit(&mut gw, Duration::from_secs(15)).await.expect("an idle gateway stops promptly");
+    assert!(status.success());
+    eprintln!("idle gateway stopped {:?} after SIGTERM", t0.elapsed());
+
+    // Busy: a stream in flight completes; new connections are refused meanwhile.
+    let port = free_port();
+    let mut gw = spawn(dir.path(), port, &[], "busy.log");
+    wait_ready(&client, port).await;
+    let stream = {
+        let client = common::client();
+        tokio::spawn(async move {
+            let r = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap();
+            stream_text(&r.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(gw.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = common::client();
+    assert!(
+        fresh.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err(),
+        "a stopping gateway accepts no new connections"
+    );
+    assert!(gw.try_wait().unwrap().is_none(), "still serving the stream");
+    let (text, clean) = stream.await.unwrap();
+    assert!(clean && text.ends_with("twelve"), "{text:?}");
+    let status = wait_exit(&mut gw, Duration::from_secs(15)).await.expect("exits after its last request");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigint_exits_now_and_sighup_does_not_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway_yaml()).unwrap();
+    let client = common::client();
+    let port = free_port();
+    let mut gw = spawn(dir.path(), port, &[], "int.log");
+    wait_ready(&client, port).await;
+    // SIGHUP reloads (Pingora alone would die of it).
+    signal(gw.id(), "-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(gw.try_wait().unwrap().is_none());
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().status().as_u16(), 200);
+
+    let stream = {
+        let client = common::client();
+        tokio::spawn(async move {
+            let r = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await;
+            match r {
+                Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
+                Err(_) => (String::new(), false),
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(gw.id(), "-INT");
+    assert!(wait_exit(&mut gw, Duration::from_secs(5)).await.is_some(), "SIGINT exits now");
+    let (_, clean) = stream.await.unwrap();
+    assert!(!clean, "SIGINT does not wait for the stream");
+}
