@@ -17,7 +17,7 @@
 //! instances behind a load balancer count separately.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -86,10 +86,8 @@ impl Limits {
         if limit.scope == LimitScope::Endpoint {
             return 0;
         }
-        let mut h = self.hasher.build_hasher();
-        value(&limit.scope).unwrap_or_default().hash(&mut h);
         // Reserve 0 for endpoint-wide counters.
-        h.finish() | 1
+        self.hasher.hash_one(value(&limit.scope).unwrap_or_default()) | 1
     }
 
     /// Count one call to `endpoint` against its quota.
