@@ -119,7 +119,7 @@ async fn graceful_upgrade_under_load_loses_nothing() {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let streaming = (n + i) % 4 == 0;
+                    let streaming = (n + i).is_multiple_of(4);
                     let (url, body) = if streaming {
                         (
                             format!("{base}/v1/chat/completions"),
