@@ -50,7 +50,7 @@ GW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
 
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }   # user, system
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
 
 MSG='"messages":[{"role":"user","content":"Write one sentence about load testing."}]'
@@ -73,8 +73,8 @@ run() {
                      print v["requests"], v["p50_us"], v["p99_us"], v["errors"] + v["non2xx"] }'
 }
 
-printf '\n%-17s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s\n' \
-  scenario c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "RSS MiB"
+printf '\n%-17s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s %8s | %8s\n' \
+  scenario c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "usr µs" "sys µs" "RSS MiB"
 for s in "${SCENARIOS[@]}"; do
   IFS='|' read -r gpath gbody dpath dbody <<<"$(scenario "$s")"
   for c in 1 64; do
@@ -84,19 +84,19 @@ for s in "${SCENARIOS[@]}"; do
     echo 0 > "$work/peak"
     ( peak=0; while sleep 0.1; do r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" > "$work/peak"; done ) &
     SAMPLER=$!
-    t0=$(cpu_ticks)
+    read -r u0 s0 <<<"$(cpu_ticks)"
     read -r greq gp50 gp99 gfail <<<"$(run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$DURATION")"
-    t1=$(cpu_ticks)
+    read -r u1 s1 <<<"$(cpu_ticks)"
     kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
     peak=$(cat "$work/peak")
     if [ "$dfail" != 0 ] || [ "$gfail" != 0 ]; then
       echo "FAILED requests in $s c=$c: direct $dfail, aigw $gfail (see $work/aigw.log)" >&2; tail -5 "$work/aigw.log" >&2; exit 1
     fi
     awk -v s="$s" -v c="$c" -v d="$DURATION" -v dr="$dreq" -v dp50="$dp50" -v dp99="$dp99" \
-        -v gr="$greq" -v gp50="$gp50" -v gp99="$gp99" -v dt="$((t1 - t0))" -v tck="$TCK" -v rss="$peak" 'BEGIN {
-      printf "%-17s %4d | %9.0f %8.3f %8.3f | %9.0f %8.3f %8.3f | %8.3f %8.3f | %9.1f %8.1f\n",
+        -v gr="$greq" -v gp50="$gp50" -v gp99="$gp99" -v du="$((u1 - u0))" -v ds="$((s1 - s0))" -v tck="$TCK" -v rss="$peak" 'BEGIN {
+      printf "%-17s %4d | %9.0f %8.3f %8.3f | %9.0f %8.3f %8.3f | %8.3f %8.3f | %9.1f %8.1f %8.1f | %8.1f\n",
         s, c, dr / d, dp50 / 1000, dp99 / 1000, gr / d, gp50 / 1000, gp99 / 1000,
-        (gp50 - dp50) / 1000, (gp99 - dp99) / 1000, dt * 1e6 / tck / gr, rss / 1024 }'
+        (gp50 - dp50) / 1000, (gp99 - dp99) / 1000, (du + ds) * 1e6 / tck / gr, du * 1e6 / tck / gr, ds * 1e6 / tck / gr, rss / 1024 }'
   done
 done
 echo

@@ -26,6 +26,12 @@ fn server_conf(opt: &Opt) -> pingora::Result<ServerConf> {
     Ok(conf)
 }
 
+/// mimalloc instead of glibc's malloc: the request path allocates many small short-lived
+/// objects across worker threads, where glibc's arenas contend (measured: see README,
+/// Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();

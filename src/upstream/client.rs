@@ -71,6 +71,10 @@ impl Upstreams {
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+        // Pool connections per worker thread: a socket is registered with the reactor of the
+        // runtime that opened it, and using it from another thread costs a cross-thread wakeup
+        // on every read.
+        peer.group_key = worker_key();
 
         let header = req
             .to_header(request_id)
@@ -136,6 +140,19 @@ impl Upstreams {
     fn failed(&self, req: &UpstreamRequest, e: &PError) -> GatewayError {
         upstream_error(&req.origin.authority, e, self.route_timeout)
     }
+}
+
+/// A key for the current worker thread.
+fn worker_key() -> u64 {
+    thread_local! {
+        static KEY: u64 = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::thread::current().id().hash(&mut h);
+            h.finish()
+        };
+    }
+    KEY.with(|k| *k)
 }
 
 fn upstream_error(authority: &str, e: &PError, route_timeout: Duration) -> GatewayError {
