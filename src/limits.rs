@@ -161,7 +161,7 @@ mod tests {
         let limits = Limits::default();
         let id: Arc<str> = Arc::from("chat\u{0}2/60");
         let l = limit(2, 60);
-        let t = 1_700_000_010; // 10 s into a minute window
+        let t = 1_699_999_990; // 10 s into a minute window (1_699_999_980 is a multiple of 60)
         assert_eq!(
             limits.acquire_at(&id, &l, 0, t),
             Verdict::Allowed(Quota { limit: 2, remaining: 1, reset_secs: 50 })

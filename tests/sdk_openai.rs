@@ -1,12 +1,16 @@
 //! The official OpenAI Python SDK (`openai` package) talking to the real gateway. The SDK is
 //! installed under target/ on first use when the machine does not have it.
 
+mod bedrock_util;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Gateway;
+use common::replay::{Case, default_reply, point_at};
+use common::upstream::MockUpstream;
+use common::{Gateway, fixture, yaml};
+use serde_json::{Value, json};
 
 /// A Python path where `import openai` works, installing the package once if needed.
 fn openai_sdk() -> Option<PathBuf> {
@@ -56,4 +60,75 @@ async fn official_openai_python_sdk() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SDK smoke test failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gw.logs());
     assert!(stdout.contains("openai SDK smoke test: OK"));
+}
+
+/// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`.
+async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
+    let path = openai_sdk();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = Command::new("python3");
+        c.arg(script).args(args).env("NO_PROXY", "127.0.0.1");
+        if let Some(p) = path {
+            c.env("PYTHONPATH", p);
+        }
+        c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "SDK script failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gw.logs());
+    assert!(stdout.contains(ok_line), "{stdout}");
+}
+
+/// The SDK's view of streams translated from Anthropic, Gemini, Mistral, Cohere (NDJSON) and
+/// Bedrock (binary event stream), each provider played by a mock replaying its recorded stream.
+#[tokio::test]
+async fn translated_streams_through_the_sdk() {
+    let cases: [(&str, (&'static str, &'static str)); 5] = [
+        ("anthropic-chat-stream", ("anthropic_api_base", "https://api.anthropic.com/v1")),
+        ("gemini-chat-stream", ("gemini_api_base", "https://generativelanguage.googleapis.com/v1beta/models")),
+        ("mistral-chat-stream", ("mistral_api_base", "https://api.mistral.ai/v1")),
+        ("cohere-chat-stream", ("cohere_api_base", "https://api.cohere.ai/v1")),
+        ("bedrock-chat-stream", ("bedrock_api_base", "https://bedrock-runtime.us-east-1.amazonaws.com")),
+    ];
+    let mut endpoints = Vec::new();
+    let mut expectations = Vec::new();
+    let mut upstreams = Vec::new();
+    for (name, base) in cases {
+        let fx = fixture(&format!("{name}.json"));
+        let upstream = MockUpstream::start().await;
+        upstream.push(if name.starts_with("bedrock") {
+            bedrock_util::stream_fixture_reply(&fx, None)
+        } else {
+            default_reply(&fx, Some(7))
+        });
+        let mut endpoint = fx["endpoint_config"].clone();
+        point_at(&mut endpoint, &Case::new(name, base), &upstream.url());
+        endpoint["name"] = Value::from(name);
+        endpoints.push(endpoint);
+        // What MLflow's stream carried: the text and whether usage was reported.
+        let events: Vec<Value> = common::replay::expected_events(&fx);
+        let text: String = events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        let usage = events.iter().any(|e| e["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
+        expectations.push(json!({"model": name, "text": text, "usage": usage}));
+        upstreams.push(upstream);
+    }
+    let gw = Gateway::start_with(
+        &yaml(&json!({ "endpoints": endpoints })),
+        &[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "secret"), ("AWS_REGION", "us-east-1")],
+        &[],
+    )
+    .await;
+    run_sdk(
+        "translated_streams.py",
+        vec![gw.url(""), serde_json::to_string(&expectations).unwrap()],
+        "translated streams through the openai SDK: OK",
+        &gw,
+    )
+    .await;
+    for u in &upstreams {
+        assert_eq!(u.requests().len(), 1);
+    }
 }

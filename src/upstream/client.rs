@@ -61,7 +61,7 @@ impl Upstreams {
         req: &UpstreamRequest,
         request_id: Option<&str>,
         deadline: Instant,
-    ) -> Result<UpstreamResponse, GatewayError> {
+    ) -> Result<Box<UpstreamResponse>, GatewayError> {
         let origin = &req.origin;
         let addr = timeout_at(deadline, self.resolver.resolve(&origin.host, origin.port))
             .await
@@ -89,7 +89,9 @@ impl Upstreams {
             match timeout_at(deadline, exchange(&mut session, header.clone(), &req.body)).await {
                 Err(_) => return Err(self.timed_out(req)),
                 Ok(Ok(status)) => {
-                    return Ok(UpstreamResponse {
+                    // Boxed: the session is large (~1.5 KB) and the response moves through
+                    // several frames before it is released.
+                    return Ok(Box::new(UpstreamResponse {
                         session,
                         peer,
                         deadline,
@@ -98,7 +100,7 @@ impl Upstreams {
                         authority: origin.authority.clone(),
                         decoder: None,
                         encoding_checked: false,
-                    });
+                    }));
                 }
                 Ok(Err(e)) if reused && attempt == 1 && is_stale_connection(&e) => {
                     log::debug!("pooled connection to {} was closed; retrying on a new one", origin.authority);
@@ -120,8 +122,8 @@ impl Upstreams {
     }
 
     /// Return a fully read response's connection to the pool.
-    pub async fn release(&self, response: UpstreamResponse) {
-        let UpstreamResponse { mut session, peer, .. } = response;
+    pub async fn release(&self, response: Box<UpstreamResponse>) {
+        let UpstreamResponse { mut session, peer, .. } = *response;
         if session.response_done() {
             self.connector.release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT)).await;
         } else {
