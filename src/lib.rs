@@ -9,6 +9,7 @@
 //! * [`routing`]: name → endpoint (traffic routes, fallback);
 //! * [`limits`]: call quotas and concurrency caps;
 //! * [`reload`]: hot reload of the YAML;
+//! * [`auth`], [`audit`], [`metrics`], [`tls`]: keys, the audit log, Prometheus, inbound TLS;
 //! * [`schema`]: MLflow's unified request/response schemas;
 //! * [`providers`]: one module per provider (translation + tests);
 //! * [`sse`]: the incremental SSE parser;
@@ -19,13 +20,17 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod limits;
+pub mod metrics;
 pub mod providers;
 pub mod reload;
 pub mod routing;
 pub mod schema;
 pub mod server;
 pub mod sse;
+pub mod tls;
 pub mod upstream;

@@ -17,7 +17,6 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,24 +67,45 @@ impl Reloader {
         }
         *last = Some(digest);
         // Parsing reads secret files and may be large: keep it off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || GatewayConfig::parse(&text, &path)).await;
+        let public = self.state.public;
+        let parsed = tokio::task::spawn_blocking(move || {
+            let config = GatewayConfig::parse(&text, &path)?;
+            // A reload may not drop authentication from a public listener.
+            config.check_exposure(public)?;
+            Ok::<_, crate::config::ConfigError>(config)
+        })
+        .await;
+        let metrics = &self.state.metrics;
         match parsed {
             Ok(Ok(config)) => {
                 let (endpoints, routes) = (config.endpoints.len(), config.routes.len());
+                let listeners_changed = {
+                    let old = self.state.config.load();
+                    old.settings.tls != config.settings.tls
+                        || old.settings.health_listen != config.settings.health_listen
+                        || old.settings.metrics.listen != config.settings.metrics.listen
+                };
                 self.state.config.store(Arc::new(config));
-                let generation = self.state.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                self.state.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                metrics.generation.inc();
+                metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!(
-                    "configuration reloaded from {} (generation {generation}): {endpoints} endpoints, {routes} routes",
-                    self.path.display()
+                    "configuration reloaded from {} (generation {}): {endpoints} endpoints, {routes} routes",
+                    self.path.display(),
+                    metrics.generation.get()
                 );
+                if listeners_changed {
+                    log::warn!(
+                        "aigw.tls, aigw.health_listen and aigw.metrics.listen are bound at start: the change \
+                         applies after a restart or upgrade"
+                    );
+                }
             }
             Ok(Err(e)) => {
-                self.state.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                metrics.reloads.with_label_values(&["rejected"]).inc();
                 log::error!("configuration reload rejected; the current configuration keeps serving: {e}");
             }
             Err(e) => {
-                self.state.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                metrics.reloads.with_label_values(&["rejected"]).inc();
                 log::error!("configuration reload failed: {e}");
             }
         }

@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 
 use super::Reply;
 use super::error::GatewayError;
-use crate::config::{Endpoint, GatewayConfig, Limit, Target, TrafficRoute};
+use crate::config::{ApiKey, Endpoint, GatewayConfig, Limit, Target, TrafficRoute};
+
+/// Whether the authenticated key (if any) may see `name`.
+fn visible(key: Option<&ApiKey>, name: &str) -> bool {
+    key.is_none_or(|k| k.allows(name))
+}
 
 /// Endpoints per page (`MLFLOW_DEPLOYMENTS_LIST_ENDPOINTS_PAGE_SIZE`, default 3000).
 pub fn page_size() -> usize {
@@ -82,32 +87,38 @@ pub fn decode_page_token(token: &str) -> Result<usize, GatewayError> {
 fn page(
     cfg: &GatewayConfig,
     query: Option<&str>,
-    key: &str,
+    list_key: &str,
     item: fn(&Endpoint) -> Value,
+    key: Option<&ApiKey>,
 ) -> Result<Reply, GatewayError> {
     let start = match query_param(query, "page_token") {
         Some(t) if !t.is_empty() => decode_page_token(&t)?,
         _ => 0,
     };
     let size = page_size();
-    let items: Vec<Value> = cfg.endpoints.iter().skip(start).take(size).map(|e| item(e)).collect();
-    let next = (start.saturating_add(size) < cfg.endpoints.len()).then(|| encode_page_token(start + size));
-    Ok(Reply::json(200, &json!({ key: items, "next_page_token": next })))
+    let shown: Vec<&std::sync::Arc<Endpoint>> = cfg.endpoints.iter().filter(|e| visible(key, &e.name)).collect();
+    let items: Vec<Value> = shown.iter().skip(start).take(size).map(|e| item(e)).collect();
+    let next = (start.saturating_add(size) < shown.len()).then(|| encode_page_token(start + size));
+    Ok(Reply::json(200, &json!({ list_key: items, "next_page_token": next })))
 }
 
 /// `GET /api/2.0/endpoints/`
-pub fn list_endpoints(cfg: &GatewayConfig, query: Option<&str>) -> Result<Reply, GatewayError> {
-    page(cfg, query, "endpoints", endpoint_json)
+pub fn list_endpoints(cfg: &GatewayConfig, query: Option<&str>, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
+    page(cfg, query, "endpoints", endpoint_json, key)
 }
 
 /// `GET /api/2.0/gateway/routes/` (deprecated shape).
-pub fn list_legacy_routes(cfg: &GatewayConfig, query: Option<&str>) -> Result<Reply, GatewayError> {
-    page(cfg, query, "routes", legacy_route_json)
+pub fn list_legacy_routes(
+    cfg: &GatewayConfig,
+    query: Option<&str>,
+    key: Option<&ApiKey>,
+) -> Result<Reply, GatewayError> {
+    page(cfg, query, "routes", legacy_route_json, key)
 }
 
 /// `GET /api/2.0/endpoints/{name}` and `/api/3.0/gateway/endpoint/{name}`.
-pub fn get_endpoint(cfg: &GatewayConfig, name: &str) -> Result<Reply, GatewayError> {
-    match cfg.endpoint(name) {
+pub fn get_endpoint(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
+    match cfg.endpoint(name).filter(|e| visible(key, &e.name)) {
         Some(e) => Ok(Reply::json(200, &endpoint_json(e))),
         None => Err(GatewayError::new(
             404,
@@ -126,13 +137,19 @@ fn route_not_found(name: &str) -> GatewayError {
 }
 
 /// `GET /api/2.0/gateway/routes/{name}`
-pub fn get_legacy_route(cfg: &GatewayConfig, name: &str) -> Result<Reply, GatewayError> {
-    cfg.endpoint(name).map(|e| Reply::json(200, &legacy_route_json(e))).ok_or_else(|| route_not_found(name))
+pub fn get_legacy_route(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
+    cfg.endpoint(name)
+        .filter(|e| visible(key, &e.name))
+        .map(|e| Reply::json(200, &legacy_route_json(e)))
+        .ok_or_else(|| route_not_found(name))
 }
 
 /// `GET /api/3.0/gateway/route/{name}`
-pub fn get_traffic_route(cfg: &GatewayConfig, name: &str) -> Result<Reply, GatewayError> {
-    cfg.route(name).map(|r| Reply::json(200, &traffic_route_json(r))).ok_or_else(|| route_not_found(name))
+pub fn get_traffic_route(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
+    cfg.route(name)
+        .filter(|r| visible(key, &r.name))
+        .map(|r| Reply::json(200, &traffic_route_json(r)))
+        .ok_or_else(|| route_not_found(name))
 }
 
 /// The limits API MLflow never implemented.
@@ -155,19 +172,20 @@ fn model_json(target: Target<'_>) -> Value {
 }
 
 /// `GET /v1/models`: endpoints and traffic routes, OpenAI list format.
-pub fn models(cfg: &GatewayConfig) -> Reply {
+pub fn models(cfg: &GatewayConfig, key: Option<&ApiKey>) -> Reply {
     let data: Vec<Value> = cfg
         .endpoints
         .iter()
+        .filter(|e| visible(key, &e.name))
         .map(|e| model_json(Target::Endpoint(e)))
-        .chain(cfg.routes.iter().map(|r| model_json(Target::Route(r))))
+        .chain(cfg.routes.iter().filter(|r| visible(key, &r.name)).map(|r| model_json(Target::Route(r))))
         .collect();
     Reply::json(200, &json!({"object": "list", "data": data}))
 }
 
 /// `GET /v1/models/{id}`
-pub fn model(cfg: &GatewayConfig, id: &str) -> Result<Reply, GatewayError> {
-    cfg.target(id).map(|t| Reply::json(200, &model_json(t))).ok_or_else(|| {
+pub fn model(cfg: &GatewayConfig, id: &str, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
+    cfg.target(id).filter(|_| visible(key, id)).map(|t| Reply::json(200, &model_json(t))).ok_or_else(|| {
         GatewayError::new(404, super::error::ErrorKind::NotFound, format!("The model '{id}' does not exist"))
             .with_param("model")
             .with_code("model_not_found")

@@ -14,6 +14,7 @@
 //! | POST | `/endpoints/{name}/invocations`, `/gateway/{name}/invocations` | invoke |
 //! | POST | `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` | OpenAI-compatible |
 //! | GET | `/v1/models` | OpenAI model list |
+//! | GET | `/metrics` | Prometheus metrics |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
 //! Starlette does (MLflow's tracking-server proxy relies on it for `/api/2.0/endpoints`).
@@ -57,6 +58,8 @@ pub enum Route<'a> {
     Models,
     /// `GET /v1/models/{id}`
     Model(&'a str),
+    /// `GET /metrics`
+    Metrics,
 }
 
 impl Route<'_> {
@@ -120,6 +123,7 @@ fn route(path: &str) -> Option<Route<'_>> {
         "/v1/completions" => Route::OpenAi(EndpointType::Completions),
         "/v1/embeddings" => Route::OpenAi(EndpointType::Embeddings),
         "/v1/models" => Route::Models,
+        "/metrics" => Route::Metrics,
         _ => {
             if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/limits/") {
                 name_segment(rest)?;

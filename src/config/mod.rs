@@ -25,7 +25,7 @@
 pub mod fields;
 pub mod provider_name;
 pub mod secret;
-mod settings;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 pub use fields::{ConfigMap, FieldError};
 pub use provider_name::ProviderName;
 pub use secret::Secret;
-pub use settings::Settings;
+pub use settings::{ApiKey, AuditSettings, AuthSettings, LimitSettings, MetricsSettings, Settings, TlsSettings};
 
 use crate::providers::{self, Provider};
 use crate::schema::{self, EndpointType};
@@ -224,6 +224,14 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
+    /// The endpoint's or route's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Endpoint(e) => &e.name,
+            Target::Route(r) => &r.name,
+        }
+    }
+
     /// The endpoint type requests to this target must have.
     pub fn endpoint_type(&self) -> EndpointType {
         match self {
@@ -241,7 +249,6 @@ enum Slot {
 
 /// A validated gateway configuration: what one request is served from. Immutable; a reload
 /// builds a new one and swaps it in atomically.
-#[derive(Debug)]
 pub struct GatewayConfig {
     /// The file it was loaded from.
     pub path: PathBuf,
@@ -252,6 +259,20 @@ pub struct GatewayConfig {
     /// aigw's own settings (`aigw:` block).
     pub settings: Settings,
     names: HashMap<String, Slot>,
+    /// Every resolved secret value (for [`GatewayConfig::redact`]); never printed.
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("path", &self.path)
+            .field("endpoints", &self.endpoints)
+            .field("routes", &self.routes)
+            .field("settings", &self.settings)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .finish()
+    }
 }
 
 impl GatewayConfig {
@@ -269,7 +290,27 @@ impl GatewayConfig {
 
     /// Validate YAML text; `path` is used in messages and kept for reloads.
     pub fn parse(text: &str, path: &Path) -> Result<GatewayConfig, ConfigError> {
-        Loader::new(path).load(text)
+        let (loaded, mut secrets) = secret::collect(|| Loader::new(path).load(text));
+        let mut config = loaded?;
+        // Short values would scrub ordinary words; real credentials are long.
+        secrets.retain(|s| s.len() >= 8);
+        secrets.sort_unstable_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        config.secrets = secrets;
+        Ok(config)
+    }
+
+    /// Replace every configured secret in `text` with `***` (defence in depth for messages
+    /// that carry upstream text, which could echo a credential).
+    pub fn redact(&self, text: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for s in &self.secrets {
+            let current = out.as_deref().unwrap_or(text);
+            if current.contains(s.as_str()) {
+                out = Some(current.replace(s.as_str(), "***"));
+            }
+        }
+        out
     }
 
     /// Resolve an endpoint or traffic-route name.
@@ -286,6 +327,23 @@ impl GatewayConfig {
             Target::Endpoint(e) => Some(e),
             Target::Route(_) => None,
         }
+    }
+
+    /// Whether the gateway may serve this configuration on `public` (non-loopback) listeners:
+    /// without keys only when `aigw.auth.allow_unauthenticated` says so.
+    pub fn check_exposure(&self, public: bool) -> Result<(), ConfigError> {
+        if public && self.settings.auth.keys.is_empty() && !self.settings.auth.allow_unauthenticated {
+            return Err(ConfigError {
+                file: self.path.display().to_string(),
+                entry: String::new(),
+                field: "aigw.auth".into(),
+                message: "no API keys are configured, so aigw serves only loopback addresses. Add keys \
+                          (aigw.auth.keys) or set aigw.auth.allow_unauthenticated: true to serve \
+                          unauthenticated on a public address"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Look up a traffic route by name.
@@ -335,7 +393,7 @@ impl Loader {
 
         let settings = match root.get("aigw") {
             None | Some(Value::Null) => Settings::default(),
-            Some(Value::Object(m)) => Settings::parse(m).map_err(|e| self.err("aigw", e.field, e.message))?,
+            Some(Value::Object(m)) => Settings::parse(m).map_err(|e| self.err("", e.field, e.message))?,
             Some(_) => return Err(self.err("aigw", "", NOT_A_MAPPING)),
         };
 
@@ -370,7 +428,18 @@ impl Loader {
             routes.push(Arc::new(route));
         }
 
-        Ok(GatewayConfig { path: self.path.clone(), endpoints, routes, settings, names })
+        for (i, key) in settings.auth.keys.iter().enumerate() {
+            for name in key.endpoints.iter().flatten() {
+                if name != "*" && !names.contains_key(name) {
+                    return Err(self.err(
+                        "",
+                        format!("aigw.auth.keys[{i}].endpoints"),
+                        format!("key '{}' lists '{name}', which is neither an endpoint nor a route", key.name),
+                    ));
+                }
+            }
+        }
+        Ok(GatewayConfig { path: self.path.clone(), endpoints, routes, settings, names, secrets: Vec::new() })
     }
 
     fn duplicate(&self, entry: &str) -> ConfigError {

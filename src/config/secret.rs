@@ -7,8 +7,31 @@
 //!
 //! A [`Secret`] never prints its value: `Debug` shows `Secret(***)` and there is no `Display`.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
+
+thread_local! {
+    /// Secrets resolved while a configuration is being loaded on this thread (see [`collect`]).
+    static COLLECTED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Run `load` and return, beside its result, every secret value resolved meanwhile, so the
+/// configuration can scrub them from messages.
+pub fn collect<T>(load: impl FnOnce() -> T) -> (T, Vec<String>) {
+    COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = load();
+    let secrets = COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, secrets)
+}
+
+fn remember(value: &str) {
+    COLLECTED.with(|c| {
+        if let Some(list) = c.borrow_mut().as_mut() {
+            list.push(value.to_owned());
+        }
+    });
+}
 
 /// A resolved credential. Read it with [`Secret::expose`] only where it goes on the wire.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,7 +67,10 @@ pub fn resolve(input: &str) -> Result<Secret, String> {
     if let Some(rest) = input.strip_prefix('$') {
         let name = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(rest);
         return match std::env::var(name) {
-            Ok(v) if !v.is_empty() => Ok(Secret(v)),
+            Ok(v) if !v.is_empty() => {
+                remember(&v);
+                Ok(Secret(v))
+            }
             _ => Err(format!("Environment variable '{name}' is not set")),
         };
     }
@@ -52,9 +78,13 @@ pub fn resolve(input: &str) -> Result<Secret, String> {
     // Over-long or odd strings make `is_file` fail; like MLflow, fall through to a literal.
     if path.is_file() {
         return std::fs::read_to_string(path)
-            .map(|s| Secret(s.trim().to_owned()))
+            .map(|s| {
+                remember(s.trim());
+                Secret(s.trim().to_owned())
+            })
             .map_err(|e| format!("cannot read the secret file '{input}': {e}"));
     }
+    remember(input);
     Ok(Secret(input.to_owned()))
 }
 

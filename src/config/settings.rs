@@ -1,6 +1,28 @@
 //! aigw's own settings: the optional top-level `aigw:` block of the gateway YAML.
 //!
 //! MLflow ignores unknown top-level keys, so a file with this block still loads in MLflow.
+//! Unknown keys inside the block are errors: a typo in a security setting must not pass
+//! silently.
+//!
+//! ```yaml
+//! aigw:
+//!   max_request_body: 16MiB
+//!   max_response_body: 64MiB
+//!   auth:
+//!     keys:
+//!       - {name: team-a, key: $TEAM_A_KEY, endpoints: [chat]}
+//!       - {name: ci, sha256: 5e88…}
+//!     allow_unauthenticated: false
+//!   tls: {cert: /etc/aigw/tls/cert.pem, key: /etc/aigw/tls/key.pem, http2: true}
+//!   health_listen: 0.0.0.0:8080
+//!   metrics: {enabled: true, listen: 127.0.0.1:9100}
+//!   audit: {path: /var/log/aigw/audit.log}   # or stderr (default), or off
+//!   limits: {max_header_bytes: 64KiB, max_inflight: 4096, body_read_timeout_s: 60, h2_max_streams: 100}
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -18,19 +40,136 @@ pub struct Settings {
     pub max_request_body: usize,
     /// Largest non-streaming upstream response read for translation (`max_response_body`).
     pub max_response_body: usize,
+    /// Client authentication.
+    pub auth: AuthSettings,
+    /// Inbound TLS (bound at start; certificate files are re-read when they change).
+    pub tls: Option<TlsSettings>,
+    /// A plain-HTTP listener that answers `/health` only (e.g. for a load balancer's checks
+    /// when the main listener is TLS); bound at start.
+    pub health_listen: Option<String>,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
+    /// The per-request audit log.
+    pub audit: AuditSettings,
+    /// Request limits against abuse.
+    pub limits: LimitSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_request_body: DEFAULT_MAX_REQUEST_BODY, max_response_body: DEFAULT_MAX_RESPONSE_BODY }
+        Settings {
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            auth: AuthSettings::default(),
+            tls: None,
+            health_listen: None,
+            metrics: MetricsSettings { enabled: true, listen: None },
+            audit: AuditSettings::Stderr,
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+/// One gateway API key. Only a SHA-256 digest of the key is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The key's name: in audit lines, metrics and `limit.key: api_key` counters (never the key).
+    pub name: String,
+    /// SHA-256 of the key.
+    pub digest: [u8; 32],
+    /// Endpoints and routes the key may use; `None` means all.
+    pub endpoints: Option<Vec<String>>,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("digest", &"***")
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl ApiKey {
+    /// Whether the key may use the endpoint or route `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        match &self.endpoints {
+            None => true,
+            Some(list) => list.iter().any(|e| e == "*" || e == name),
+        }
+    }
+}
+
+/// Client authentication (`aigw.auth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Accepted keys; none means no authentication.
+    pub keys: Vec<ApiKey>,
+    /// Serve without keys on a non-loopback address (off: aigw refuses, saying why).
+    pub allow_unauthenticated: bool,
+}
+
+/// Inbound TLS (`aigw.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Offer HTTP/2 via ALPN (default true).
+    pub http2: bool,
+}
+
+/// Metrics (`aigw.metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (default true).
+    pub enabled: bool,
+    /// A separate listener for `/metrics` (e.g. an internal address), unauthenticated there;
+    /// on the main listener `/metrics` requires a key when keys are configured.
+    pub listen: Option<String>,
+}
+
+/// Where audit lines go (`aigw.audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSettings {
+    /// Not written.
+    Off,
+    /// Standard error (the journal under systemd). The default.
+    Stderr,
+    /// A file, reopened when it is rotated away.
+    File(PathBuf),
+}
+
+/// Limits against abuse (`aigw.limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Largest request line plus headers (431 above).
+    pub max_header_bytes: usize,
+    /// Requests in flight in the whole gateway (503 above); `None`: unlimited.
+    pub max_inflight: Option<usize>,
+    /// Time allowed to receive a whole request body (408 after).
+    pub body_read_timeout: Duration,
+    /// Concurrent streams on one HTTP/2 connection.
+    pub h2_max_streams: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_header_bytes: 64 * 1024,
+            max_inflight: None,
+            body_read_timeout: Duration::from_secs(60),
+            h2_max_streams: 100,
+        }
     }
 }
 
 impl Settings {
-    /// Parse the `aigw:` mapping. Unknown keys are an error here: this block is ours, and a
-    /// typo in a security or limit setting must not pass silently.
+    /// Parse the `aigw:` mapping.
     pub fn parse(map: &Map<String, Value>) -> Result<Settings, FieldError> {
-        let mut m = ConfigMap::new(map, "");
+        let mut m = ConfigMap::new(map, "aigw");
         let mut s = Settings::default();
         if let Some(v) = m.value("max_request_body") {
             s.max_request_body = parse_size(v).ok_or_else(|| m.error("max_request_body", SIZE_HELP))?;
@@ -38,11 +177,146 @@ impl Settings {
         if let Some(v) = m.value("max_response_body") {
             s.max_response_body = parse_size(v).ok_or_else(|| m.error("max_response_body", SIZE_HELP))?;
         }
-        if let Some((key, _)) = m.unread().next() {
-            return Err(m.error(key, "unknown setting"));
+        if let Some(a) = m.map("auth")? {
+            s.auth = parse_auth(a)?;
         }
+        if let Some(t) = m.map("tls")? {
+            let mut t = ConfigMap::new(t, "aigw.tls");
+            s.tls = Some(TlsSettings {
+                cert: PathBuf::from(t.required_string("cert")?),
+                key: PathBuf::from(t.required_string("key")?),
+                http2: t.bool("http2")?.unwrap_or(true),
+            });
+            no_unknown(&t)?;
+        }
+        s.health_listen = m.string("health_listen")?;
+        if let Some(v) = m.value("metrics") {
+            s.metrics = match v {
+                Value::Bool(b) => MetricsSettings { enabled: *b, listen: None },
+                Value::Object(o) => {
+                    let mut mm = ConfigMap::new(o, "aigw.metrics");
+                    let ms =
+                        MetricsSettings { enabled: mm.bool("enabled")?.unwrap_or(true), listen: mm.string("listen")? };
+                    no_unknown(&mm)?;
+                    ms
+                }
+                _ => return Err(m.error("metrics", "expected true, false or a mapping {enabled, listen}")),
+            };
+        }
+        if let Some(v) = m.value("audit") {
+            s.audit = match v {
+                Value::Bool(false) => AuditSettings::Off,
+                Value::String(x) if x == "off" => AuditSettings::Off,
+                Value::String(x) if x == "stderr" => AuditSettings::Stderr,
+                Value::Object(o) => {
+                    let mut am = ConfigMap::new(o, "aigw.audit");
+                    let a = match am.string("path")? {
+                        Some(p) if p == "stderr" => AuditSettings::Stderr,
+                        Some(p) => AuditSettings::File(PathBuf::from(p)),
+                        None => return Err(am.error("path", "Field required (a file path, or stderr)")),
+                    };
+                    no_unknown(&am)?;
+                    a
+                }
+                _ => return Err(m.error("audit", "expected off, stderr, or {path: <file>}")),
+            };
+        }
+        if let Some(l) = m.map("limits")? {
+            let mut lm = ConfigMap::new(l, "aigw.limits");
+            if let Some(v) = lm.value("max_header_bytes") {
+                s.limits.max_header_bytes = parse_size(v).ok_or_else(|| lm.error("max_header_bytes", SIZE_HELP))?;
+            }
+            if let Some(n) = lm.u64("max_inflight")? {
+                if n == 0 {
+                    return Err(lm.error("max_inflight", "must be at least 1"));
+                }
+                s.limits.max_inflight = Some(n as usize);
+            }
+            if let Some(secs) = lm.f64("body_read_timeout_s")? {
+                if secs <= 0.0 {
+                    return Err(lm.error("body_read_timeout_s", "must be positive"));
+                }
+                s.limits.body_read_timeout = Duration::from_secs_f64(secs);
+            }
+            if let Some(n) = lm.u64("h2_max_streams")? {
+                if n == 0 || n > u64::from(u32::MAX) {
+                    return Err(lm.error("h2_max_streams", "must be between 1 and 4294967295"));
+                }
+                s.limits.h2_max_streams = n as u32;
+            }
+            no_unknown(&lm)?;
+        }
+        no_unknown(&m)?;
         Ok(s)
     }
+}
+
+fn no_unknown(m: &ConfigMap<'_>) -> Result<(), FieldError> {
+    match m.unread().next() {
+        Some((key, _)) => Err(m.error(key, "unknown setting")),
+        None => Ok(()),
+    }
+}
+
+fn parse_auth(map: &Map<String, Value>) -> Result<AuthSettings, FieldError> {
+    let mut m = ConfigMap::new(map, "aigw.auth");
+    let mut auth =
+        AuthSettings { allow_unauthenticated: m.bool("allow_unauthenticated")?.unwrap_or(false), ..Default::default() };
+    let keys = match m.value("keys") {
+        None => &[][..],
+        Some(Value::Array(list)) => list.as_slice(),
+        Some(_) => return Err(m.error("keys", "expected a list of {name, key | sha256, endpoints}")),
+    };
+    for (i, raw) in keys.iter().enumerate() {
+        let prefix = format!("aigw.auth.keys[{i}]");
+        let Value::Object(k) = raw else {
+            return Err(FieldError::new(prefix, "expected a mapping {name, key | sha256, endpoints}"));
+        };
+        let mut km = ConfigMap::new(k, prefix);
+        let name = km.required_string("name")?;
+        if !super::is_valid_name(&name) {
+            return Err(km.error("name", format!("'{name}' is not a valid key name ([A-Za-z0-9_.-]+)")));
+        }
+        if auth.keys.iter().any(|k| k.name == name) {
+            return Err(km.error("name", format!("duplicate key name '{name}'")));
+        }
+        let digest = match (km.secret("key")?, km.string("sha256")?) {
+            (Some(secret), None) => {
+                if secret.expose().len() < 16 {
+                    return Err(km.error("key", "a gateway key must be at least 16 characters"));
+                }
+                sha256(secret.expose().as_bytes())
+            }
+            (None, Some(hex)) => parse_digest(&hex).ok_or_else(|| km.error("sha256", "expected 64 hex digits"))?,
+            (Some(_), Some(_)) => return Err(km.error("key", "give either key or sha256, not both")),
+            (None, None) => return Err(km.error("key", "Field required (key or sha256)")),
+        };
+        let endpoints = km.string_list("endpoints")?;
+        no_unknown(&km)?;
+        auth.keys.push(ApiKey { name, digest, endpoints });
+    }
+    no_unknown(&m)?;
+    Ok(auth)
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 const SIZE_HELP: &str = "expected a positive size in bytes, or with a unit: 512KiB, 16MiB, 1GiB";
@@ -75,6 +349,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse(v: Value) -> Result<Settings, FieldError> {
+        Settings::parse(v.as_object().unwrap())
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size(&json!(1024)), Some(1024));
@@ -85,9 +363,58 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_rejected() {
-        let m = json!({"max_request_bdy": 5});
-        let err = Settings::parse(m.as_object().unwrap()).unwrap_err();
-        assert_eq!(err.field, "max_request_bdy");
+    fn unknown_keys_are_rejected_at_every_level() {
+        assert_eq!(parse(json!({"max_request_bdy": 5})).unwrap_err().field, "aigw.max_request_bdy");
+        assert_eq!(parse(json!({"limits": {"max_inflite": 5}})).unwrap_err().field, "aigw.limits.max_inflite");
+        assert_eq!(
+            parse(json!({"auth": {"keys": [{"name": "a", "key": "0123456789abcdef", "endpoint": ["x"]}]}}))
+                .unwrap_err()
+                .field,
+            "aigw.auth.keys[0].endpoint"
+        );
+    }
+
+    #[test]
+    fn keys_keep_only_a_digest() {
+        let s = parse(json!({"auth": {"keys": [
+            {"name": "a", "key": "sk-gateway-key-0001", "endpoints": ["chat"]},
+            {"name": "b", "sha256": "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"}
+        ]}}))
+        .unwrap();
+        assert_eq!(s.auth.keys[0].digest, sha256(b"sk-gateway-key-0001"));
+        assert!(s.auth.keys[0].allows("chat") && !s.auth.keys[0].allows("other"));
+        assert!(s.auth.keys[1].allows("anything"));
+        assert_eq!(s.auth.keys[1].digest, sha256(b"password"));
+        assert!(!format!("{s:?}").contains("sk-gateway"));
+        assert!(!format!("{s:?}").contains("5e8848"));
+    }
+
+    #[test]
+    fn key_errors() {
+        let e = |v| parse(json!({"auth": {"keys": [v]}})).unwrap_err().message;
+        assert!(e(json!({"name": "a"})).contains("key or sha256"));
+        assert!(e(json!({"name": "a", "key": "short"})).contains("16 characters"));
+        assert!(e(json!({"name": "a", "sha256": "xyz"})).contains("64 hex"));
+        assert!(e(json!({"name": "a b", "key": "0123456789abcdef"})).contains("not a valid key name"));
+        let e = parse(
+            json!({"auth": {"keys": [{"name": "a", "key": "0123456789abcdef"}, {"name": "a", "key": "0123456789abcdeg"}]}}),
+        );
+        assert!(e.unwrap_err().message.contains("duplicate"));
+    }
+
+    #[test]
+    fn sections() {
+        let s = parse(json!({"audit": "off", "metrics": false, "tls": {"cert": "c.pem", "key": "k.pem"},
+                             "limits": {"max_header_bytes": "16KiB", "max_inflight": 10, "body_read_timeout_s": 5}}))
+        .unwrap();
+        assert_eq!(s.audit, AuditSettings::Off);
+        assert!(!s.metrics.enabled);
+        assert!(s.tls.unwrap().http2);
+        assert_eq!(s.limits.max_header_bytes, 16 << 10);
+        assert_eq!(s.limits.max_inflight, Some(10));
+        assert_eq!(
+            parse(json!({"audit": {"path": "/var/log/a.log"}})).unwrap().audit,
+            AuditSettings::File("/var/log/a.log".into())
+        );
     }
 }

@@ -278,6 +278,19 @@ pub struct EmbeddingsResponse {
     pub usage: EmbeddingsUsage,
 }
 
+/// The token usage of a serialised unified answer (chat, completions, embeddings), read
+/// without parsing the rest of it: the answers' serialisers write the top-level `usage` after
+/// `choices`/`data`, and a key cannot appear unescaped inside a string, so the last `"usage":`
+/// is the top-level one.
+pub fn answer_usage(answer: &[u8]) -> Option<Usage> {
+    let at = memchr::memmem::rfind(answer, b"\"usage\":")?;
+    let mut values = serde_json::Deserializer::from_slice(&answer[at + 8..]).into_iter::<Value>();
+    match values.next()? {
+        Ok(v @ Value::Object(_)) => Some(Usage::from_openai(&v)),
+        _ => None,
+    }
+}
+
 /// Object type names.
 pub mod object {
     /// Chat answer.
@@ -292,4 +305,44 @@ pub mod object {
     pub const EMBEDDING: &str = "embedding";
     /// A list.
     pub const LIST: &str = "list";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usage_of_an_answer() {
+        let chat = ChatResponse {
+            id: None,
+            object: object::CHAT,
+            created: 1,
+            model: None,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content: Some("a \"usage\": {\"prompt_tokens\": 99} trap".into()),
+                    tool_calls: None,
+                    refusal: None,
+                    reasoning_content: None,
+                },
+                finish_reason: None,
+            }],
+            usage: Usage {
+                prompt_tokens: Some(3),
+                completion_tokens: Some(4),
+                total_tokens: Some(7),
+                ..Usage::default()
+            },
+            provider: "openai",
+        };
+        let bytes = serde_json::to_vec(&chat).unwrap();
+        let u = answer_usage(&bytes).unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (Some(3), Some(4)));
+        let emb = json!({"object": "list", "data": [], "model": "m", "usage": {"prompt_tokens": 5, "total_tokens": 5}});
+        assert_eq!(answer_usage(&serde_json::to_vec(&emb).unwrap()).unwrap().prompt_tokens, Some(5));
+        assert!(answer_usage(b"{}").is_none());
+    }
 }

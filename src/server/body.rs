@@ -28,8 +28,19 @@ pub fn too_large(size: Option<usize>, max: usize) -> GatewayError {
     GatewayError::new(413, ErrorKind::TooLarge, msg)
 }
 
-/// Read the whole body. Zero-copy when it arrives in one piece.
-pub async fn read(session: &mut Session, max: usize) -> Result<Bytes, GatewayError> {
+/// Read the whole body within `deadline` (408 after). Zero-copy when it arrives in one piece.
+pub async fn read(session: &mut Session, max: usize, deadline: std::time::Duration) -> Result<Bytes, GatewayError> {
+    match tokio::time::timeout(deadline, read_inner(session, max)).await {
+        Ok(result) => result,
+        Err(_) => Err(GatewayError::new(
+            408,
+            ErrorKind::InvalidRequest,
+            format!("The request body did not arrive within {} s", deadline.as_secs_f64()),
+        )),
+    }
+}
+
+async fn read_inner(session: &mut Session, max: usize) -> Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
         .headers

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::{RequestCtx, State, body, fail, respond};
 use crate::api::Reply;
 use crate::api::error::{Detail, ErrorKind, Family, GatewayError};
-use crate::config::{Endpoint, GatewayConfig, Limit, LimitScope, RetryPolicy, Target};
+use crate::config::{ApiKey, Endpoint, GatewayConfig, Limit, LimitScope, RetryPolicy, Target};
 use crate::limits::{Quota, Verdict};
 use crate::providers::{self, Call, Decoder, Exchange, Provider, Source, mock::MockAnswer};
 use crate::routing;
@@ -49,16 +49,22 @@ pub async fn run(
     state: &State,
     config: &GatewayConfig,
     ctx: &mut RequestCtx,
+    key: Option<&ApiKey>,
     via: Via<'_>,
 ) -> respond::WriteResult {
     let family = via.family();
-    let body = match body::read(session, config.settings.max_request_body).await {
+    let limits = &config.settings.limits;
+    let body = match body::read(session, config.settings.max_request_body, limits.body_read_timeout).await {
         Ok(b) => b,
         Err(e) => {
             // The rest of the body is unread: close after answering, and drain a little so the
             // client gets to read the answer.
             session.set_keepalive(None);
             let too_large = e.kind == ErrorKind::TooLarge;
+            let reason = if too_large { "body_too_large" } else { "read_timeout" };
+            if too_large || e.status == 408 {
+                state.metrics.rejected.with_label_values(&[reason]).inc();
+            }
             fail(session, ctx, family, e).await?;
             if too_large {
                 body::drain_after_refusal(session).await;
@@ -71,6 +77,13 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => return fail(session, ctx, family, e).await,
     };
+    if let Some(k) = key {
+        let name = target.name();
+        if !k.allows(name) {
+            state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
+            return fail(session, ctx, family, crate::auth::forbidden(&k.name, name)).await;
+        }
+    }
     let candidates = routing::candidates(target);
     let last = candidates.len().saturating_sub(1);
     let mut request = Some(request);
@@ -78,6 +91,7 @@ pub async fn run(
     for (i, endpoint) in candidates.into_iter().enumerate() {
         ctx.endpoint = Some(endpoint.name.clone());
         ctx.provider = Some(endpoint.provider_name.as_str());
+        ctx.model.clone_from(&endpoint.model_name);
         if let Err(e) = admit(session, state, endpoint, ctx) {
             last_error = Some(e);
             continue;
@@ -94,7 +108,10 @@ pub async fn run(
                 Ok(x) => x,
                 Err(e) => return fail(session, ctx, family, e).await,
             };
-            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange).await {
+            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange)
+                .await
+                .map_err(|e| scrub(config, e))
+            {
                 Ok(written) => return written,
                 Err(e) if !final_try && retryable(&e) => {
                     log::warn!(
@@ -118,6 +135,24 @@ pub async fn run(
     fail(session, ctx, family, err).await
 }
 
+/// Remove configured secrets from an error's text (upstream messages could echo a credential).
+fn scrub(config: &GatewayConfig, mut e: GatewayError) -> GatewayError {
+    match &mut e.detail {
+        Detail::Text(t) => {
+            if let Some(clean) = config.redact(t) {
+                *t = clean;
+            }
+        }
+        Detail::Json(v) | Detail::Body(v) => {
+            let text = v.to_string();
+            if let Some(clean) = config.redact(&text) {
+                **v = serde_json::from_str(&clean).unwrap_or(Value::String(clean));
+            }
+        }
+    }
+    e
+}
+
 /// Count the call against the endpoint's quota and concurrency cap.
 fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     ctx.concurrency = None;
@@ -136,6 +171,7 @@ fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut Reques
     match state.limits.acquire(endpoint, scope) {
         Some(Verdict::Limited(q)) => {
             ctx.quota = Some(q);
+            ctx.rate_limited = true;
             return Err(rate_limited(limit, &q));
         }
         Some(Verdict::Allowed(q)) => ctx.quota = Some(q),
@@ -146,13 +182,16 @@ fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut Reques
             ctx.concurrency = guard;
             Ok(())
         }
-        Err(max) => Err(GatewayError::new(
-            429,
-            ErrorKind::RateLimited,
-            format!("Too many concurrent requests to endpoint '{}': at most {max} at a time", endpoint.name),
-        )
-        .with_code("concurrency_limit_exceeded")
-        .with_header("retry-after", "1")),
+        Err(max) => Err({
+            state.metrics.rejected.with_label_values(&["concurrency_limit"]).inc();
+            GatewayError::new(
+                429,
+                ErrorKind::RateLimited,
+                format!("Too many concurrent requests to endpoint '{}': at most {max} at a time", endpoint.name),
+            )
+            .with_code("concurrency_limit_exceeded")
+            .with_header("retry-after", "1")
+        }),
     }
 }
 
@@ -300,18 +339,23 @@ async fn execute(
     provider: &dyn Provider,
     exchange: Exchange,
 ) -> Result<respond::WriteResult, GatewayError> {
-    let deadline = Instant::now() + state.upstreams.route_timeout;
+    let sent = Instant::now();
+    let deadline = sent + state.upstreams.route_timeout;
     let mut answer = match exchange.source {
         Source::Http(mut req) => {
             provider.authorize(&mut req, &state.upstreams).await?;
-            Answer::Upstream(state.upstreams.send(&req, Some(&ctx.request_id), deadline).await?)
+            let response = state.upstreams.send(&req, Some(&ctx.request_id), deadline).await;
+            ctx.upstream_time = Some(sent.elapsed());
+            Answer::Upstream(response?)
         }
         Source::HttpMany(requests) => {
             let bodies = fan_out(state, config, ctx, provider, requests, deadline).await?;
+            ctx.upstream_time = Some(sent.elapsed());
             let Decoder::JsonMany(decode) = exchange.decoder else {
                 return Err(GatewayError::internal("a fan-out needs a JsonMany decoder"));
             };
             let out = decode(bodies)?;
+            ctx.usage = crate::schema::answer_usage(&out);
             let reply = Reply {
                 status: 200,
                 content_type: Some("application/json"),
@@ -338,9 +382,14 @@ async fn execute(
                     "The returned data type from the route service is not supported. Received content type: {raw_ct}"
                 )));
             }
-            let body = answer.body(config.settings.max_response_body).await?;
+            let body = answer.body(config.settings.max_response_body).await.inspect_err(|e| {
+                if e.code == Some("response_too_large") {
+                    state.metrics.rejected.with_label_values(&["response_too_large"]).inc();
+                }
+            })?;
             answer.release(state).await;
             let out = decode(&body)?;
+            ctx.usage = crate::schema::answer_usage(&out);
             Ok(respond::reply(
                 session,
                 Reply {
@@ -364,6 +413,9 @@ async fn execute(
                         if let Err(e) = decoder.feed(&chunk, &mut out) {
                             break Err(e);
                         }
+                        if !out.is_empty() && ctx.first_byte.is_none() {
+                            ctx.first_byte = ctx.started.map(|s| s.elapsed());
+                        }
                         if !out.is_empty()
                             && let Err(e) = respond::stream_data(session, out.split().freeze(), ctx).await
                         {
@@ -386,6 +438,7 @@ async fn execute(
                     }
                 }
                 Err(e) => {
+                    let e = scrub(config, e);
                     log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
                     ctx.error = Some(e.kind);
                     out.extend_from_slice(&e.stream_event());

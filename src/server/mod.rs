@@ -1,10 +1,11 @@
 //! The Pingora side: the `ProxyHttp` implementation that answers every request.
 //!
 //! Pingora owns the listeners, HTTP/1.1 and HTTP/2, keep-alive, TLS, graceful upgrade and the
-//! `logging` hook. Each request is handled in `request_filter`: local routes are answered
-//! there, and invocations read the body, resolve the endpoint, translate the request and drive
-//! the upstream exchange over Pingora's pooled connector (see `docs/architecture.md` for why
-//! the upstream call is not left to the proxy pipeline).
+//! `logging` hook. Each request is handled in `request_filter`: protective limits and
+//! authentication first, then local routes are answered there, and invocations read the body,
+//! resolve the endpoint, translate the request and drive the upstream exchange over Pingora's
+//! pooled connector (see `docs/architecture.md` for why the upstream call is not left to the
+//! proxy pipeline). `logging` writes the audit line and updates the metrics.
 
 mod body;
 mod invoke;
@@ -13,20 +14,26 @@ mod respond;
 
 pub use lifecycle::Lifecycle;
 
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use futures::FutureExt;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::api::error::{ErrorKind, Family, GatewayError};
 use crate::api::routes::{Match, Route, match_path};
 use crate::api::{Reply, rest};
-use crate::config::GatewayConfig;
+use crate::audit::{AuditSink, RateLimitRecord, Record};
+use crate::auth;
+use crate::config::{ApiKey, GatewayConfig};
 use crate::limits::{Limits, Quota};
+use crate::metrics::{Metrics, status_label};
 use crate::schema::Usage;
 use crate::upstream::Upstreams;
 
@@ -40,29 +47,35 @@ pub struct State {
     pub inflight: AtomicUsize,
     /// Quota counters and concurrency caps (kept across reloads).
     pub limits: Limits,
-    /// Configuration generation: 1 at start, +1 per accepted reload.
-    pub generation: AtomicU64,
-    /// Accepted reloads.
-    pub reloads_ok: AtomicU64,
-    /// Rejected reloads.
-    pub reloads_failed: AtomicU64,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Where audit lines go (the writer service drains it).
+    pub audit: Option<AuditSink>,
     /// Set when the process is handing over or stopping: answers close their connections.
     pub draining: AtomicBool,
+    /// Listening on a non-loopback address (a reload must keep authentication then).
+    pub public: bool,
+    /// The plain listener that serves `/health` only.
+    pub health_addr: Option<SocketAddr>,
+    /// The separate listener that serves `/metrics` only.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl State {
     /// State serving `config`.
-    pub fn new(config: GatewayConfig, upstreams: Upstreams) -> Arc<State> {
-        Arc::new(State {
+    pub fn new(config: GatewayConfig, upstreams: Upstreams) -> State {
+        State {
             config: ArcSwap::from_pointee(config),
             upstreams,
             inflight: AtomicUsize::new(0),
             limits: Limits::default(),
-            generation: AtomicU64::new(1),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            metrics: Metrics::default(),
+            audit: None,
             draining: AtomicBool::new(false),
-        })
+            public: false,
+            health_addr: None,
+            metrics_addr: None,
+        }
     }
 }
 
@@ -72,10 +85,11 @@ pub struct InflightGuard(Arc<State>);
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.inflight.dec();
     }
 }
 
-/// What is known about one request, for its answer and its log line.
+/// What is known about one request, for its answer, its audit line and its metrics.
 #[derive(Default)]
 pub struct RequestCtx {
     /// `x-request-id`: the client's (if sane) or a generated one.
@@ -88,12 +102,16 @@ pub struct RequestCtx {
     pub endpoint: Option<String>,
     /// Provider of that endpoint.
     pub provider: Option<&'static str>,
+    /// Model of that endpoint.
+    pub model: Option<String>,
     /// Status sent.
     pub status: u16,
     /// Error category, if it failed.
     pub error: Option<ErrorKind>,
     /// When the request started.
     pub started: Option<Instant>,
+    /// Wall-clock start, for the audit line.
+    pub started_at: Option<SystemTime>,
     /// Request body bytes.
     pub bytes_in: usize,
     /// Response body bytes.
@@ -102,8 +120,14 @@ pub struct RequestCtx {
     pub usage: Option<Usage>,
     /// Whether the answer was streamed.
     pub streamed: bool,
+    /// Upstream time to its answer's header.
+    pub upstream_time: Option<Duration>,
+    /// Time to the first byte of a streamed answer.
+    pub first_byte: Option<Duration>,
     /// The quota of the endpoint that served it, for the `x-ratelimit-*` headers.
     pub quota: Option<Quota>,
+    /// Whether the quota refused the request.
+    pub rate_limited: bool,
     /// The slot held in the endpoint's concurrency cap.
     pub concurrency: Option<pingora_limits::inflight::Guard>,
     /// Name of the gateway API key the client authenticated with.
@@ -135,6 +159,29 @@ fn request_id(session: &Session) -> String {
     }
 }
 
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Main,
+    HealthOnly,
+    MetricsOnly,
+}
+
+fn listener(state: &State, session: &Session) -> Listener {
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    match local {
+        Some(a) if state.health_addr.is_some_and(|h| h.port() == a.port()) => Listener::HealthOnly,
+        Some(a) if state.metrics_addr.is_some_and(|m| m.port() == a.port()) => Listener::MetricsOnly,
+        _ => Listener::Main,
+    }
+}
+
+fn header_bytes(session: &Session) -> usize {
+    let h = session.req_header();
+    let line = h.method.as_str().len() + h.uri.path().len() + h.uri.query().map_or(0, str::len) + 12;
+    line + h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -144,19 +191,36 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.state.inflight.fetch_add(1, Ordering::AcqRel);
+        let inflight = self.state.inflight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.state.metrics.inflight.inc();
         ctx.inflight = Some(InflightGuard(self.state.clone()));
         ctx.started = Some(Instant::now());
+        ctx.started_at = Some(SystemTime::now());
         ctx.request_id = request_id(session);
         if self.state.draining.load(Ordering::Acquire) {
             // Handing over or stopping: let the client reconnect (to the new process) next time.
             session.set_keepalive(None);
         }
         let config = self.state.config.load_full();
-        if let Err(e) = handle(session, &self.state, &config, ctx).await {
-            // The client went away mid-answer; nothing more can be sent.
-            log::debug!("request {}: writing the answer failed: {e}", ctx.request_id);
-            session.set_keepalive(None);
+        let handled = AssertUnwindSafe(handle(session, &self.state, &config, ctx, inflight)).catch_unwind().await;
+        match handled {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The client went away mid-answer; nothing more can be sent.
+                log::debug!("request {}: writing the answer failed: {}", ctx.request_id, e.etype.as_str());
+                session.set_keepalive(None);
+            }
+            Err(_) => {
+                // The panic hook logged where; the payload is not logged (it could hold data).
+                log::error!("request {}: internal error (panic) while handling the request", ctx.request_id);
+                session.set_keepalive(None);
+                ctx.error = Some(ErrorKind::Internal);
+                if session.response_written().is_none() {
+                    let family = ctx.family.unwrap_or(Family::Native);
+                    let err = GatewayError::internal("Internal error while handling the request");
+                    let _ = respond::reply(session, Reply::error(&err, family), ctx).await;
+                }
+            }
         }
         Ok(true)
     }
@@ -181,22 +245,71 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let took = ctx.started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
-        log::info!(
-            "{} {} {} {} {:.2}ms id={} target={} endpoint={} provider={} in={} out={}{}",
-            session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
-            session.req_header().method,
-            session.req_header().uri.path(),
-            ctx.status,
-            took,
-            ctx.request_id,
-            ctx.target.as_deref().unwrap_or("-"),
-            ctx.endpoint.as_deref().unwrap_or("-"),
-            ctx.provider.unwrap_or("-"),
-            ctx.bytes_in,
-            ctx.bytes_out,
-            ctx.error.map(|k| format!(" error={}", k.as_str())).unwrap_or_default(),
-        );
+        let took = ctx.started.map(|s| s.elapsed()).unwrap_or_default();
+        let family = ctx.family.unwrap_or(Family::Native);
+        let family_label = match family {
+            Family::Native => "mlflow",
+            Family::OpenAi => "openai",
+        };
+        let endpoint = ctx.endpoint.as_deref().unwrap_or("");
+        let provider = ctx.provider.unwrap_or("");
+        let m = &self.state.metrics;
+        m.requests.with_label_values(&[family_label, endpoint, provider, status_label(ctx.status)]).inc();
+        m.duration.with_label_values(&[family_label, endpoint]).observe(took.as_secs_f64());
+        if let Some(t) = ctx.upstream_time {
+            m.upstream_duration.with_label_values(&[provider]).observe(t.as_secs_f64());
+        }
+        if let Some(t) = ctx.first_byte {
+            m.first_byte.with_label_values(&[endpoint]).observe(t.as_secs_f64());
+        }
+        let (tokens_in, tokens_out) =
+            ctx.usage.as_ref().map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
+        if let Some(n) = tokens_in {
+            m.tokens.with_label_values(&[endpoint, "prompt"]).inc_by(n);
+        }
+        if let Some(n) = tokens_out {
+            m.tokens.with_label_values(&[endpoint, "completion"]).inc_by(n);
+        }
+        if ctx.rate_limited {
+            m.rate_limited.with_label_values(&[endpoint]).inc();
+        }
+
+        if let Some(sink) = &self.state.audit
+            && !matches!(self.state.config.load().settings.audit, crate::config::AuditSettings::Off)
+        {
+            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+            let record = Record {
+                time: crate::audit::rfc3339(ctx.started_at.unwrap_or_else(SystemTime::now)),
+                request_id: &ctx.request_id,
+                client: session.client_addr().map(|a| a.to_string()),
+                key: ctx.api_key.as_deref(),
+                family: family_label,
+                method: session.req_header().method.as_str(),
+                path: session.req_header().uri.path(),
+                target: ctx.target.as_deref(),
+                endpoint: ctx.endpoint.as_deref(),
+                provider: ctx.provider,
+                model: ctx.model.as_deref(),
+                status: ctx.status,
+                error: ctx.error.map(ErrorKind::as_str),
+                bytes_in: ctx.bytes_in,
+                bytes_out: ctx.bytes_out,
+                tokens_in,
+                tokens_out,
+                duration_ms: ms(took),
+                upstream_ms: ctx.upstream_time.map(ms),
+                first_byte_ms: ctx.first_byte.map(ms),
+                stream: ctx.streamed,
+                rate_limit: ctx.quota.map(|q| RateLimitRecord {
+                    limit: q.limit,
+                    remaining: q.remaining,
+                    limited: ctx.rate_limited,
+                }),
+            };
+            if !sink.send(&record) {
+                m.audit_dropped.inc();
+            }
+        }
         ctx.inflight = None;
     }
 }
@@ -207,13 +320,45 @@ async fn handle(
     state: &State,
     config: &GatewayConfig,
     ctx: &mut RequestCtx,
+    inflight: usize,
 ) -> respond::WriteResult {
     let method = session.req_header().method.as_str().to_owned();
     let path = session.req_header().uri.path().to_owned();
     let family = if path.starts_with("/v1/") { Family::OpenAi } else { Family::Native };
     ctx.family = Some(family);
+    #[cfg(debug_assertions)]
+    if session.req_header().headers.contains_key("x-aigw-test-panic") {
+        // Test builds only: proves panics are contained and their payload is not logged.
+        panic!("test panic carrying sk-test-panic-secret-value");
+    }
+
+    // Protective limits first: they cost nothing to check.
+    let limits = &config.settings.limits;
+    if let Some(max) = limits.max_inflight
+        && inflight > max
+    {
+        state.metrics.rejected.with_label_values(&["too_many_inflight"]).inc();
+        let e = GatewayError::new(503, ErrorKind::Unavailable, "The gateway is at capacity; retry shortly")
+            .with_header("retry-after", "1");
+        return fail(session, ctx, family, e).await;
+    }
+    if header_bytes(session) > limits.max_header_bytes {
+        state.metrics.rejected.with_label_values(&["header_too_large"]).inc();
+        session.set_keepalive(None);
+        let e = GatewayError::new(
+            431,
+            ErrorKind::TooLarge,
+            format!("Request header fields too large (limit {} bytes)", limits.max_header_bytes),
+        );
+        return fail(session, ctx, family, e).await;
+    }
+
+    let role = listener(state, session);
     let route = match match_path(&path) {
         Match::Found(r) => r,
+        Match::Redirect(_) | Match::NotFound if role != Listener::Main => {
+            return fail(session, ctx, family, GatewayError::not_found()).await;
+        }
         Match::Redirect(to) => {
             let location = match session.req_header().uri.query() {
                 Some(q) => format!("{to}?{q}"),
@@ -223,6 +368,28 @@ async fn handle(
         }
         Match::NotFound => return fail(session, ctx, family, GatewayError::not_found()).await,
     };
+    let open = match (role, route) {
+        (Listener::HealthOnly, Route::Health) | (Listener::MetricsOnly, Route::Metrics) => true,
+        (Listener::HealthOnly | Listener::MetricsOnly, _) => {
+            return fail(session, ctx, family, GatewayError::not_found()).await;
+        }
+        (Listener::Main, Route::Health) => true,
+        (Listener::Main, _) => false,
+    };
+    // Authentication, before anything is revealed about the configuration.
+    let key: Option<&ApiKey> = if open {
+        None
+    } else {
+        match auth::authenticate(&config.settings.auth, &session.req_header().headers) {
+            Ok(k) => k,
+            Err(rejection) => {
+                state.metrics.auth_rejected.with_label_values(&[rejection.as_str()]).inc();
+                return fail(session, ctx, family, rejection.error()).await;
+            }
+        }
+    };
+    ctx.api_key = key.map(|k| k.name.clone());
+
     // An invocation of an unknown name is a plain 404 whatever the method (MLflow registers
     // those routes per configured name).
     if let Route::Invoke(name) = route
@@ -241,21 +408,28 @@ async fn handle(
         Route::OpenApi => Ok(rest::openapi(config)),
         Route::Favicon => Err(rest::favicon()),
         Route::Health => Ok(rest::health()),
-        Route::ListEndpoints => rest::list_endpoints(config, query.as_deref()),
-        Route::GetEndpoint(name) => rest::get_endpoint(config, name),
-        Route::ListLegacyRoutes => rest::list_legacy_routes(config, query.as_deref()),
-        Route::GetLegacyRoute(name) => rest::get_legacy_route(config, name),
-        Route::GetTrafficRoute(name) => rest::get_traffic_route(config, name),
+        Route::Metrics if config.settings.metrics.enabled => Ok(Reply {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            body: bytes::Bytes::from(state.metrics.render()),
+            headers: Vec::new(),
+        }),
+        Route::Metrics => Err(GatewayError::not_found()),
+        Route::ListEndpoints => rest::list_endpoints(config, query.as_deref(), key),
+        Route::GetEndpoint(name) => rest::get_endpoint(config, name, key),
+        Route::ListLegacyRoutes => rest::list_legacy_routes(config, query.as_deref(), key),
+        Route::GetLegacyRoute(name) => rest::get_legacy_route(config, name, key),
+        Route::GetTrafficRoute(name) => rest::get_traffic_route(config, name, key),
         Route::GetLimits => Err(rest::limits(false)),
         Route::SetLimits => Err(rest::limits(true)),
-        Route::Models => Ok(rest::models(config)),
-        Route::Model(id) => rest::model(config, id),
+        Route::Models => Ok(rest::models(config, key)),
+        Route::Model(id) => rest::model(config, id, key),
         Route::Invoke(name) => {
             let name = name.to_owned();
-            return invoke::run(session, state, config, ctx, invoke::Via::Native(&name)).await;
+            return invoke::run(session, state, config, ctx, key, invoke::Via::Native(&name)).await;
         }
         Route::OpenAi(endpoint_type) => {
-            return invoke::run(session, state, config, ctx, invoke::Via::OpenAi(endpoint_type)).await;
+            return invoke::run(session, state, config, ctx, key, invoke::Via::OpenAi(endpoint_type)).await;
         }
     };
     match local {

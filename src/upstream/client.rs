@@ -305,9 +305,10 @@ impl UpstreamResponse {
             let len = first.as_ref().map_or(0, Bytes::len) + buf.len() + chunk.len();
             if len > cap {
                 return Err(GatewayError::bad_gateway(format!(
-                    "upstream {} answered with more than {cap} bytes",
+                    "upstream {} answered with more than {cap} bytes (aigw.max_response_body)",
                     self.authority
-                )));
+                ))
+                .with_code("response_too_large"));
             }
             match (&first, buf.is_empty()) {
                 (None, true) => first = Some(chunk),

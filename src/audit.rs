@@ -1,0 +1,267 @@
+//! The audit log: one JSON line per request (`aigw.audit`: `stderr` by default, a file, or
+//! `off`).
+//!
+//! ```json
+//! {"time":"2026-11-24T10:00:00.123Z","request_id":"4bf9…","client":"10.0.0.7:53122","key":"team-a",
+//!  "family":"openai","method":"POST","path":"/v1/chat/completions","target":"chat-route",
+//!  "endpoint":"chat","provider":"openai","model":"gpt-4o-mini","status":200,"error":null,
+//!  "bytes_in":182,"bytes_out":1024,"tokens_in":12,"tokens_out":40,"duration_ms":812.4,
+//!  "upstream_ms":640.2,"first_byte_ms":null,"stream":false,
+//!  "rate_limit":{"limit":100,"remaining":57,"limited":false}}
+//! ```
+//!
+//! `key` is the key's *name*, never the key. Lines go through a bounded channel to a writer
+//! service, so a slow disk never stalls requests (a full channel drops the line and counts it in
+//! `aigw_audit_dropped_total`). A file is checked every second and reopened when it was rotated
+//! away (renamed or deleted, as logrotate does) or when the configuration names another one.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::Serialize;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::config::AuditSettings;
+use crate::server::State;
+
+/// Lines waiting to be written before new ones are dropped.
+pub const QUEUE: usize = 65_536;
+
+/// A rate-limit decision, as logged.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RateLimitRecord {
+    /// Calls per window.
+    pub limit: u64,
+    /// Calls left.
+    pub remaining: u64,
+    /// Whether this request was refused.
+    pub limited: bool,
+}
+
+/// One audit line.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    /// When the request started (UTC, RFC 3339, milliseconds).
+    pub time: String,
+    /// Request id (also in the `x-request-id` answer header and sent upstream).
+    pub request_id: &'a str,
+    /// Client address.
+    pub client: Option<String>,
+    /// Name of the gateway key used.
+    pub key: Option<&'a str>,
+    /// `mlflow` or `openai`.
+    pub family: &'static str,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// Endpoint or route named by the request.
+    pub target: Option<&'a str>,
+    /// Endpoint that served it (the chosen destination of a route).
+    pub endpoint: Option<&'a str>,
+    /// Its provider.
+    pub provider: Option<&'a str>,
+    /// Its model.
+    pub model: Option<&'a str>,
+    /// Status sent.
+    pub status: u16,
+    /// Error category.
+    pub error: Option<&'static str>,
+    /// Request body bytes.
+    pub bytes_in: usize,
+    /// Answer body bytes.
+    pub bytes_out: usize,
+    /// Prompt tokens reported by the provider.
+    pub tokens_in: Option<u64>,
+    /// Completion tokens reported by the provider.
+    pub tokens_out: Option<u64>,
+    /// Total time.
+    pub duration_ms: f64,
+    /// Upstream time to its answer's header.
+    pub upstream_ms: Option<f64>,
+    /// Time to the first byte of a streamed answer.
+    pub first_byte_ms: Option<f64>,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// The quota decision, for limited endpoints.
+    pub rate_limit: Option<RateLimitRecord>,
+}
+
+/// The sending side, held by the gateway state.
+pub struct AuditSink {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+/// Make a sink and the writer service that drains it.
+pub fn channel() -> (AuditSink, Mutex<Option<mpsc::Receiver<Vec<u8>>>>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    (AuditSink { tx }, Mutex::new(Some(rx)))
+}
+
+impl AuditSink {
+    /// Queue a line; false when it had to be dropped.
+    pub fn send(&self, record: &Record<'_>) -> bool {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(l) => l,
+            Err(_) => return false,
+        };
+        line.push(b'\n');
+        self.tx.try_send(line).is_ok()
+    }
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+enum Output {
+    None,
+    Stderr,
+    File { path: PathBuf, file: File, id: (u64, u64) },
+}
+
+fn open(path: &Path) -> std::io::Result<(File, (u64, u64))> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let m = file.metadata()?;
+    Ok((file, (m.dev(), m.ino())))
+}
+
+impl Output {
+    fn for_settings(settings: &AuditSettings) -> Output {
+        match settings {
+            AuditSettings::Off => Output::None,
+            AuditSettings::Stderr => Output::Stderr,
+            AuditSettings::File(path) => match open(path) {
+                Ok((file, id)) => Output::File { path: path.clone(), file, id },
+                Err(e) => {
+                    log::error!("cannot open the audit log {}: {e}; writing audit lines to stderr", path.display());
+                    Output::Stderr
+                }
+            },
+        }
+    }
+
+    fn matches(&self, settings: &AuditSettings) -> bool {
+        match (self, settings) {
+            (Output::None, AuditSettings::Off) | (Output::Stderr, AuditSettings::Stderr) => true,
+            (Output::File { path, .. }, AuditSettings::File(p)) => path == p,
+            _ => false,
+        }
+    }
+
+    /// Reopen a file that was rotated away.
+    fn check_rotation(&mut self) {
+        if let Output::File { path, file, id } = self {
+            let current = std::fs::metadata(&*path).map(|m| (m.dev(), m.ino())).ok();
+            if current != Some(*id) {
+                match open(path) {
+                    Ok((f, new_id)) => {
+                        let _ = file.flush();
+                        *file = f;
+                        *id = new_id;
+                        log::info!("audit log {} reopened", path.display());
+                    }
+                    Err(e) => log::error!("cannot reopen the audit log {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        let result = match self {
+            Output::None => Ok(()),
+            Output::Stderr => std::io::stderr().lock().write_all(data),
+            Output::File { file, .. } => file.write_all(data),
+        };
+        if let Err(e) = result {
+            log::error!("writing the audit log failed: {e}");
+        }
+    }
+}
+
+/// The writer service.
+pub struct AuditWriter {
+    state: Arc<State>,
+    rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+}
+
+impl AuditWriter {
+    /// A writer draining `rx`, following `state`'s configuration.
+    pub fn new(state: Arc<State>, rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>) -> Self {
+        AuditWriter { state, rx }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for AuditWriter {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        // Keeps running through a graceful shutdown so the last requests are logged.
+        let Some(mut rx) = self.rx.lock().await.take() else { return };
+        let mut output = Output::for_settings(&self.state.config.load().settings.audit);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+        loop {
+            tokio::select! {
+                line = rx.recv() => {
+                    let Some(line) = line else { break };
+                    batch.extend_from_slice(&line);
+                    // Take what is queued without waiting, then write once.
+                    while batch.len() < 256 * 1024 {
+                        match rx.try_recv() {
+                            Ok(l) => batch.extend_from_slice(&l),
+                            Err(_) => break,
+                        }
+                    }
+                    output.write(&batch);
+                    batch.clear();
+                }
+                _ = tick.tick() => {
+                    let settings = self.state.config.load().settings.audit.clone();
+                    if !output.matches(&settings) {
+                        output = Output::for_settings(&settings);
+                    }
+                    output.check_rotation();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+    }
+}
