@@ -85,12 +85,26 @@ fn dash_t_validates() {
     {
         let p = entry.path();
         if p.extension().is_some_and(|e| e == "yaml") && p.file_name().is_some_and(|f| f != "pingora.yaml") {
-            // Give every `$VAR` / `${VAR}` the example references a dummy value.
-            let text = std::fs::read_to_string(&p).unwrap();
+            // Give every `$VAR` / `${VAR}` the example references a dummy value, and TLS paths
+            // real files.
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if text.contains("/etc/aigw/tls/") {
+                let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+                std::fs::write(dir.path().join("fullchain.pem"), cert.cert.pem()).unwrap();
+                std::fs::write(dir.path().join("privkey.pem"), cert.key_pair.serialize_pem()).unwrap();
+                text = text.replace("/etc/aigw/tls/", &format!("{}/", dir.path().display()));
+            }
+            let p = if text == std::fs::read_to_string(&p).unwrap() {
+                p.clone()
+            } else {
+                let copy = dir.path().join(p.file_name().unwrap());
+                std::fs::write(&copy, &text).unwrap();
+                copy
+            };
             let mut cmd = std::process::Command::new(common::binary());
             cmd.args(["-t", "--config-path"]).arg(&p);
             for var in env_refs(&text) {
-                cmd.env(var, "example-value");
+                cmd.env(var, "example-value-0123456789");
             }
             let out = cmd.output().unwrap();
             assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
