@@ -18,6 +18,10 @@
 
 use bytes::BytesMut;
 
+use crate::api::error::GatewayError;
+use crate::providers::StreamDecoder;
+use crate::schema::Usage;
+
 /// One dispatched event. Borrowed from the parser; copy what you keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event<'a> {
@@ -133,6 +137,72 @@ impl SseParser {
         self.data.clear();
         self.event.clear();
         self.has_data = false;
+    }
+}
+
+/// The translation of one provider's SSE stream, event by event. [`SseStream`] feeds it: the
+/// parsing, the any-split handling and the error plumbing are shared; a provider implements
+/// [`SseTranslate::event`] and, when it needs to, [`SseTranslate::end`] and
+/// [`SseTranslate::usage`].
+pub trait SseTranslate: Send {
+    /// Translate one upstream event (`event` is empty without an `event:` line); append
+    /// downstream events to `out`. An error ends the stream with one error event.
+    fn event(&mut self, event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError>;
+
+    /// The upstream body ended: check that the stream was complete, flush anything held back.
+    fn end(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+        let _ = out;
+        Ok(())
+    }
+
+    /// Token usage reported so far.
+    fn usage(&self) -> Option<&Usage> {
+        None
+    }
+}
+
+/// A [`StreamDecoder`] for an SSE upstream: an [`SseParser`] driving an [`SseTranslate`].
+pub struct SseStream<T> {
+    parser: SseParser,
+    translate: T,
+    error: Option<GatewayError>,
+}
+
+impl<T: SseTranslate> SseStream<T> {
+    /// Decode with `translate`.
+    pub fn new(translate: T) -> Self {
+        SseStream { parser: SseParser::new(), translate, error: None }
+    }
+
+    fn run(&mut self, chunk: Option<&[u8]>, out: &mut BytesMut) -> Result<(), GatewayError> {
+        let (translate, error) = (&mut self.translate, &mut self.error);
+        let mut on_event = |e: Event<'_>| {
+            if error.is_none()
+                && let Err(x) = translate.event(e.event, e.data, out)
+            {
+                *error = Some(x);
+            }
+        };
+        match chunk {
+            Some(c) => self.parser.feed(c, &mut on_event),
+            None => self.parser.finish(&mut on_event),
+        }
+        self.error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl<T: SseTranslate> StreamDecoder for SseStream<T> {
+    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+        self.run(Some(chunk), out)
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+        self.run(None, out)?;
+        self.translate.end(out)
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.translate.usage()
     }
 }
 

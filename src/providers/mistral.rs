@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source, StreamDecoder};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
@@ -27,7 +27,7 @@ use crate::schema::{
     EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage, ToolCall,
     ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseParser};
+use crate::sse::{self, SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
@@ -106,7 +106,7 @@ impl Provider for Mistral {
         let body = super::to_json(&with_model(call.model(), req.body))?;
         let provider = call.provider_label();
         let decoder = if stream {
-            Decoder::Stream(Box::new(ChatStream::new(provider)))
+            Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider))))
         } else {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, created)))
@@ -357,33 +357,28 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
 /// Mistral's chat stream (OpenAI-style SSE) as unified chunks. Usage is kept for the access log
 /// but not forwarded; nothing after `[DONE]` is read.
 struct ChatStream {
-    parser: SseParser,
     provider: &'static str,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
     done: bool,
 }
 
 impl ChatStream {
     fn new(provider: &'static str) -> Self {
-        ChatStream { parser: SseParser::new(), provider, usage: None, error: None, done: false }
+        ChatStream { provider, usage: None, done: false }
     }
+}
 
-    fn event(&mut self, data: &str, out: &mut BytesMut) {
-        if self.error.is_some() || self.done || data.trim().is_empty() {
-            return;
+impl SseTranslate for ChatStream {
+    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        if self.done || data.trim().is_empty() {
+            return Ok(());
         }
         if data.trim() == "[DONE]" {
             self.done = true;
-            return;
+            return Ok(());
         }
-        let chunk: WireChunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error = Some(GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")));
-                return;
-            }
-        };
+        let chunk: WireChunk = serde_json::from_str(data)
+            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")))?;
         if chunk.error.is_some() || chunk.object.as_deref() == Some("error") {
             let message = match (chunk.error, chunk.message) {
                 (Some(Value::Object(e)), _) => e.get("message").and_then(Value::as_str).map(str::to_owned),
@@ -391,12 +386,11 @@ impl ChatStream {
                 (_, Some(Value::String(s))) => Some(s),
                 _ => None,
             };
-            self.error = Some(GatewayError::new(
+            return Err(GatewayError::new(
                 502,
                 ErrorKind::Upstream,
                 message.unwrap_or_else(|| format!("{DISPLAY} reported an error in the stream")),
             ));
-            return;
         }
         if let Some(u) = chunk.usage {
             self.usage = Some(u.unified());
@@ -448,21 +442,7 @@ impl ChatStream {
                 provider: self.provider,
             },
         );
-    }
-}
-
-impl StreamDecoder for ChatStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.data, out));
-        self.parser = parser;
-        self.error.take().map_or(Ok(()), Err)
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.data, out));
-        self.error.take().map_or(Ok(()), Err)
+        Ok(())
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -473,6 +453,7 @@ impl StreamDecoder for ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamDecoder;
     use crate::schema::{EndpointType, parse_request};
     use serde_json::json;
 
@@ -589,7 +570,7 @@ mod tests {
 
     #[test]
     fn stream_drops_usage_and_stops_at_done() {
-        let mut d = ChatStream::new("mistral");
+        let mut d = SseStream::new(ChatStream::new("mistral"));
         let mut out = BytesMut::new();
         d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
@@ -602,13 +583,13 @@ mod tests {
 
     #[test]
     fn stream_error_object_is_an_error() {
-        let mut d = ChatStream::new("mistral");
+        let mut d = SseStream::new(ChatStream::new("mistral"));
         let mut out = BytesMut::new();
         let err = d
             .feed(b"data: {\"object\":\"error\",\"message\":\"Service unavailable\",\"type\":\"x\"}\n\n", &mut out)
             .unwrap_err();
         assert_eq!(err.message(), "Service unavailable");
-        let mut d = ChatStream::new("mistral");
+        let mut d = SseStream::new(ChatStream::new("mistral"));
         assert_eq!(d.feed(b"data: {oops\n\n", &mut out).unwrap_err().status, 502);
     }
 }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source, StreamDecoder};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::schema::{
@@ -18,7 +18,7 @@ use crate::schema::{
     CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta,
     Request, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseParser};
+use crate::sse::{self, SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default OpenAI base URL.
@@ -308,7 +308,7 @@ fn stream_error(v: &Value) -> GatewayError {
 pub fn chat_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
     if stream {
-        return Decoder::Stream(Box::new(ChatStream::new(provider)));
+        return Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider))));
     }
     let created = call.created;
     Decoder::Json(Box::new(move |body| decode_chat(body, provider, created)))
@@ -366,33 +366,27 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
 
 /// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed.
 pub struct ChatStream {
-    parser: SseParser,
     provider: &'static str,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
 }
 
 impl ChatStream {
     /// A decoder whose chunks carry `provider`.
     pub fn new(provider: &'static str) -> Self {
-        ChatStream { parser: SseParser::new(), provider, usage: None, error: None }
+        ChatStream { provider, usage: None }
     }
+}
 
-    fn event(&mut self, data: &str, out: &mut BytesMut) {
-        if self.error.is_some() || data == "[DONE]" || data.is_empty() {
-            return;
+impl SseTranslate for ChatStream {
+    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        if data == "[DONE]" || data.is_empty() {
+            return Ok(());
         }
-        let chunk: WireChunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error =
-                    Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
-                return;
-            }
-        };
+        let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
+            GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider))
+        })?;
         if let Some(err) = &chunk.error {
-            self.error = Some(stream_error(err));
-            return;
+            return Err(stream_error(err));
         }
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
@@ -440,28 +434,7 @@ impl ChatStream {
                 provider: self.provider,
             },
         );
-    }
-
-    fn take_error(&mut self) -> Result<(), GatewayError> {
-        match self.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-impl StreamDecoder for ChatStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.data, out));
-        self.parser = parser;
-        self.take_error()
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.data, out));
-        self.take_error()
+        Ok(())
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -473,12 +446,7 @@ impl StreamDecoder for ChatStream {
 pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
     if stream {
-        return Decoder::Stream(Box::new(CompletionsStream {
-            parser: SseParser::new(),
-            provider,
-            usage: None,
-            error: None,
-        }));
+        return Decoder::Stream(Box::new(SseStream::new(CompletionsStream { provider, usage: None })));
     }
     let created = call.created;
     Decoder::Json(Box::new(move |body| decode_completions(body, provider, created)))
@@ -511,28 +479,20 @@ pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> 
 /// Streams OpenAI-format completions chunks: real `/v1/completions` chunks (`choices[].text`)
 /// and chat-style chunks (`choices[].delta.content`) both work (product fix 7).
 struct CompletionsStream {
-    parser: SseParser,
     provider: &'static str,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
 }
 
-impl CompletionsStream {
-    fn event(&mut self, data: &str, out: &mut BytesMut) {
-        if self.error.is_some() || data == "[DONE]" || data.is_empty() {
-            return;
+impl SseTranslate for CompletionsStream {
+    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        if data == "[DONE]" || data.is_empty() {
+            return Ok(());
         }
-        let chunk: WireChunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error =
-                    Some(GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider)));
-                return;
-            }
-        };
+        let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
+            GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.provider))
+        })?;
         if let Some(err) = &chunk.error {
-            self.error = Some(stream_error(err));
-            return;
+            return Err(stream_error(err));
         }
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
@@ -558,21 +518,7 @@ impl CompletionsStream {
                 usage,
             },
         );
-    }
-}
-
-impl StreamDecoder for CompletionsStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.data, out));
-        self.parser = parser;
-        self.error.take().map_or(Ok(()), Err)
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.data, out));
-        self.error.take().map_or(Ok(()), Err)
+        Ok(())
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -609,10 +555,11 @@ pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamDecoder;
     use serde_json::json;
 
     fn stream(chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        let mut d = ChatStream::new("openai");
+        let mut d = SseStream::new(ChatStream::new("openai"));
         let mut out = BytesMut::new();
         let mut err = None;
         for c in chunks {

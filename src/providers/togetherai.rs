@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source, StreamDecoder};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
@@ -24,7 +24,7 @@ use crate::schema::{
     CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, ResponseMessage, Usage,
     object,
 };
-use crate::sse::{self, SseParser};
+use crate::sse::{self, SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default TogetherAI base URL.
@@ -300,43 +300,37 @@ enum Kind {
 /// TogetherAI's SSE stream as unified chunks: text from `choices[].text` (falling back to
 /// `delta.content`), choices indexed by position, `model` = `model.name`; ends at `[DONE]`.
 struct TogetherStream {
-    parser: SseParser,
     kind: Kind,
     model: Option<String>,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
     done: bool,
 }
 
 impl TogetherStream {
-    fn new(kind: Kind, model: Option<String>) -> Self {
-        TogetherStream { parser: SseParser::new(), kind, model, usage: None, error: None, done: false }
+    fn new(kind: Kind, model: Option<String>) -> SseStream<Self> {
+        SseStream::new(TogetherStream { kind, model, usage: None, done: false })
     }
+}
 
-    fn event(&mut self, data: &str, out: &mut BytesMut) {
+impl SseTranslate for TogetherStream {
+    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
         let data = data.trim();
-        if self.error.is_some() || self.done || data.is_empty() {
-            return;
+        if self.done || data.is_empty() {
+            return Ok(());
         }
         if data == "[DONE]" {
             self.done = true;
-            return;
+            return Ok(());
         }
-        let chunk: WireChunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error = Some(GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")));
-                return;
-            }
-        };
+        let chunk: WireChunk = serde_json::from_str(data)
+            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")))?;
         if let Some(err) = chunk.error {
             let message = match &err {
                 Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
                 Value::String(s) => Some(s.clone()),
                 _ => None,
             };
-            self.error = Some(GatewayError::new(502, ErrorKind::Upstream, message.unwrap_or_else(|| err.to_string())));
-            return;
+            return Err(GatewayError::new(502, ErrorKind::Upstream, message.unwrap_or_else(|| err.to_string())));
         }
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
@@ -385,21 +379,7 @@ impl TogetherStream {
                 },
             ),
         }
-    }
-}
-
-impl StreamDecoder for TogetherStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.data, out));
-        self.parser = parser;
-        self.error.take().map_or(Ok(()), Err)
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.data, out));
-        self.error.take().map_or(Ok(()), Err)
+        Ok(())
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -410,6 +390,7 @@ impl StreamDecoder for TogetherStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamDecoder;
     use crate::schema::{EndpointType, parse_request};
     use serde_json::json;
 

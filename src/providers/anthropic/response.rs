@@ -7,14 +7,14 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::super::{Call, Decoder, StreamDecoder};
+use super::super::{Call, Decoder};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
     CompletionsResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage, ToolCall, ToolCallDelta, Usage,
     object,
 };
-use crate::sse::{self, SseParser};
+use crate::sse::{self, SseStream, SseTranslate};
 
 // ---- wire types ----
 
@@ -252,7 +252,6 @@ enum Mode {
 /// * `error`: ends the stream with that error (product fix 9); so does a stream that ends
 ///   before its `message_delta` / `message_stop`.
 pub(crate) struct MessagesStream {
-    parser: SseParser,
     mode: Mode,
     provider: &'static str,
     created: u64,
@@ -263,23 +262,21 @@ pub(crate) struct MessagesStream {
     /// `(content block index, tool call ordinal)` of each tool block so far.
     tool_blocks: Vec<(u64, u32)>,
     complete: bool,
-    error: Option<GatewayError>,
 }
 
 impl MessagesStream {
     /// A decoder producing chat chunks that carry `provider` and `created`.
-    pub(crate) fn chat(provider: &'static str, created: u64) -> Self {
+    pub(crate) fn chat(provider: &'static str, created: u64) -> SseStream<Self> {
         Self::new(Mode::Chat, provider, created)
     }
 
     /// A decoder producing completions chunks.
-    pub(crate) fn completions(provider: &'static str, created: u64) -> Self {
+    pub(crate) fn completions(provider: &'static str, created: u64) -> SseStream<Self> {
         Self::new(Mode::Completions, provider, created)
     }
 
-    fn new(mode: Mode, provider: &'static str, created: u64) -> Self {
-        MessagesStream {
-            parser: SseParser::new(),
+    fn new(mode: Mode, provider: &'static str, created: u64) -> SseStream<Self> {
+        SseStream::new(MessagesStream {
             mode,
             provider,
             created,
@@ -289,21 +286,16 @@ impl MessagesStream {
             usage: None,
             tool_blocks: Vec::new(),
             complete: false,
-            error: None,
-        }
+        })
     }
+}
 
-    fn event(&mut self, name: &str, data: &str, out: &mut BytesMut) {
-        if self.error.is_some() || data.is_empty() {
-            return;
+impl SseTranslate for MessagesStream {
+    fn event(&mut self, name: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        if data.is_empty() {
+            return Ok(());
         }
-        let ev: WireEvent = match serde_json::from_str(data) {
-            Ok(e) => e,
-            Err(e) => {
-                self.error = Some(unreadable(self.provider, &e));
-                return;
-            }
-        };
+        let ev: WireEvent = serde_json::from_str(data).map_err(|e| unreadable(self.provider, &e))?;
         let kind = ev.kind.as_deref().unwrap_or(name);
         match kind {
             "message_start" => {
@@ -314,7 +306,7 @@ impl MessagesStream {
                 }
             }
             "content_block_start" => {
-                let Some(block) = ev.content_block else { return };
+                let Some(block) = ev.content_block else { return Ok(()) };
                 match block.kind.as_deref() {
                     Some("text") => {
                         let text = block.text.unwrap_or_default();
@@ -340,7 +332,7 @@ impl MessagesStream {
                 }
             }
             "content_block_delta" => {
-                let Some(delta) = ev.delta else { return };
+                let Some(delta) = ev.delta else { return Ok(()) };
                 match (delta.kind.as_deref(), self.mode) {
                     (Some("text_delta"), Mode::Chat) => {
                         self.chat_chunk(out, None, Delta { content: delta.text, ..Delta::default() })
@@ -353,7 +345,7 @@ impl MessagesStream {
                         // Anthropic) stream their input too, but are not tool calls.
                         let block = ev.index.unwrap_or(0);
                         let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block) else {
-                            return;
+                            return Ok(());
                         };
                         let call = ToolCallDelta {
                             index,
@@ -390,11 +382,28 @@ impl MessagesStream {
                 }
             }
             "message_stop" => self.complete = true,
-            "error" => self.error = Some(stream_error(ev.error.as_ref())),
+            "error" => return Err(stream_error(ev.error.as_ref())),
             _ => {} // ping, content_block_stop, and event types added later
         }
+        Ok(())
     }
 
+    fn end(&mut self, _out: &mut BytesMut) -> Result<(), GatewayError> {
+        if !self.complete {
+            return Err(GatewayError::bad_gateway(format!(
+                "{}: the upstream stream ended before the message was complete",
+                self.provider
+            )));
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
+impl MessagesStream {
     fn chat_chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta) {
         self.write_chat(out, finish_reason, delta, None);
     }
@@ -429,40 +438,12 @@ impl MessagesStream {
     }
 }
 
-impl StreamDecoder for MessagesStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.event, e.data, out));
-        self.parser = parser;
-        self.error.take().map_or(Ok(()), Err)
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.event, e.data, out));
-        self.parser = parser;
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        if !self.complete {
-            return Err(GatewayError::bad_gateway(format!(
-                "{}: the upstream stream ended before the message was complete",
-                self.provider
-            )));
-        }
-        Ok(())
-    }
-
-    fn usage(&self) -> Option<&Usage> {
-        self.usage.as_ref()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamDecoder;
 
-    fn run(mut d: MessagesStream, chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
+    fn run(mut d: SseStream<MessagesStream>, chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
         let mut out = BytesMut::new();
         let mut err = None;
         for c in chunks {

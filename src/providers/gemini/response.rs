@@ -17,13 +17,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::error::{ErrorKind, GatewayError};
-use crate::providers::{Call, Decoder, StreamDecoder, parse_upstream_json, python_json, to_json};
+use crate::providers::{Call, Decoder, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
     CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta,
     ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseParser};
+use crate::sse::{self, SseStream, SseTranslate};
 
 /// `object` of Gemini completions stream chunks, as MLflow emits it (not
 /// `text_completion_chunk`).
@@ -349,7 +349,6 @@ enum StreamKind {
 /// whose event has `usageMetadata`. Completions chunks carry the first part's text and no
 /// usage. An `error` event or an unreadable event ends the stream with an error.
 pub(crate) struct GeminiStream {
-    parser: SseParser,
     kind: StreamKind,
     display: &'static str,
     provider: &'static str,
@@ -359,18 +358,22 @@ pub(crate) struct GeminiStream {
     /// Tool calls emitted so far, per candidate index.
     calls_seen: Vec<u32>,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
     done: bool,
 }
 
 impl GeminiStream {
     /// A chat stream decoder (`provider` is the chunks' `provider` field).
-    pub(crate) fn chat(display: &'static str, provider: &'static str, model: Option<String>, created: u64) -> Self {
+    pub(crate) fn chat(
+        display: &'static str,
+        provider: &'static str,
+        model: Option<String>,
+        created: u64,
+    ) -> SseStream<Self> {
         Self::new(StreamKind::Chat, display, provider, model, format!("gemini-chat-stream-{created}"), created)
     }
 
     /// A completions stream decoder.
-    pub(crate) fn completions(display: &'static str, model: Option<String>, created: u64) -> Self {
+    pub(crate) fn completions(display: &'static str, model: Option<String>, created: u64) -> SseStream<Self> {
         let id = format!("gemini-completions-stream-{created}");
         Self::new(StreamKind::Completions, display, "", model, id, created)
     }
@@ -382,9 +385,8 @@ impl GeminiStream {
         model: Option<String>,
         id: String,
         created: u64,
-    ) -> Self {
-        GeminiStream {
-            parser: SseParser::new(),
+    ) -> SseStream<Self> {
+        SseStream::new(GeminiStream {
             kind,
             display,
             provider,
@@ -393,44 +395,8 @@ impl GeminiStream {
             created,
             calls_seen: Vec::new(),
             usage: None,
-            error: None,
             done: false,
-        }
-    }
-
-    fn event(&mut self, data: &str, out: &mut BytesMut) {
-        if self.error.is_some() || self.done {
-            return;
-        }
-        let data = data.trim();
-        if data.is_empty() {
-            return;
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            return;
-        }
-        let wire: WireResponse = match serde_json::from_str(data) {
-            Ok(w) => w,
-            Err(e) => {
-                self.error = Some(unreadable(self.display, e));
-                return;
-            }
-        };
-        if let Some(err) = &wire.error {
-            self.error = Some(embedded_error(self.display, err));
-            return;
-        }
-        if let Some(meta) = &wire.usage_metadata {
-            self.usage = Some(match self.kind {
-                StreamKind::Chat => chat_usage(meta),
-                StreamKind::Completions => completions_usage(Some(meta)),
-            });
-        }
-        match self.kind {
-            StreamKind::Chat => self.chat_chunk(&wire, out),
-            StreamKind::Completions => self.completions_chunk(&wire, out),
-        }
+        })
     }
 
     fn chat_chunk(&mut self, wire: &WireResponse, out: &mut BytesMut) {
@@ -510,24 +476,33 @@ impl GeminiStream {
             },
         );
     }
-
-    fn take_error(&mut self) -> Result<(), GatewayError> {
-        self.error.take().map_or(Ok(()), Err)
-    }
 }
 
-impl StreamDecoder for GeminiStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(chunk, |e| self.event(e.data, out));
-        self.parser = parser;
-        self.take_error()
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let mut parser = std::mem::take(&mut self.parser);
-        parser.finish(|e| self.event(e.data, out));
-        self.take_error()
+impl SseTranslate for GeminiStream {
+    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        let data = data.trim();
+        if self.done || data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let wire: WireResponse = serde_json::from_str(data).map_err(|e| unreadable(self.display, e))?;
+        if let Some(err) = &wire.error {
+            return Err(embedded_error(self.display, err));
+        }
+        if let Some(meta) = &wire.usage_metadata {
+            self.usage = Some(match self.kind {
+                StreamKind::Chat => chat_usage(meta),
+                StreamKind::Completions => completions_usage(Some(meta)),
+            });
+        }
+        match self.kind {
+            StreamKind::Chat => self.chat_chunk(&wire, out),
+            StreamKind::Completions => self.completions_chunk(&wire, out),
+        }
+        Ok(())
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -538,13 +513,14 @@ impl StreamDecoder for GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamDecoder;
 
     fn chat(body: Value) -> Value {
         let out = decode_chat(body.to_string().as_bytes(), "Gemini", "gemini", Some("g".into()), 42).unwrap();
         serde_json::from_slice(&out).unwrap()
     }
 
-    fn stream(decoder: &mut GeminiStream, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
+    fn stream(decoder: &mut SseStream<GeminiStream>, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
         let mut out = BytesMut::new();
         let mut err = None;
         for p in pieces {
