@@ -319,3 +319,43 @@ mod tests {
         }
     }
 }
+
+/// Helpers for the providers' stream tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use bytes::BytesMut;
+    use serde_json::Value;
+
+    use crate::api::error::GatewayError;
+    use crate::providers::StreamDecoder;
+
+    /// The `data:` payloads of a downstream stream, parsed as JSON.
+    pub(crate) fn events(out: &[u8]) -> Vec<Value> {
+        std::str::from_utf8(out)
+            .expect("the gateway writes UTF-8")
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .map(|s| serde_json::from_str(s.strip_prefix("data: ").expect("a data line")).expect("JSON data"))
+            .collect()
+    }
+
+    /// Feed `chunks` in order, then finish; stop at the first error. Returns the events
+    /// written and that error.
+    pub(crate) fn run<C: AsRef<[u8]>>(
+        decoder: &mut dyn StreamDecoder,
+        chunks: impl IntoIterator<Item = C>,
+    ) -> (Vec<Value>, Option<GatewayError>) {
+        let mut out = BytesMut::new();
+        let mut err = None;
+        for c in chunks {
+            if let Err(e) = decoder.feed(c.as_ref(), &mut out) {
+                err = Some(e);
+                break;
+            }
+        }
+        if err.is_none() {
+            err = decoder.finish(&mut out).err();
+        }
+        (events(&out), err)
+    }
+}

@@ -560,14 +560,7 @@ mod tests {
         chat_body(req(EndpointType::Chat, body), Some("command")).map(Value::Object)
     }
 
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8(out.to_vec())
-            .unwrap()
-            .split("\n\n")
-            .filter(|s| !s.is_empty())
-            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
-            .collect()
-    }
+    use crate::sse::testing::events;
 
     #[test]
     fn chat_translation() {

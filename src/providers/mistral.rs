@@ -461,14 +461,7 @@ mod tests {
         parse_request(t, body.to_string().as_bytes()).unwrap()
     }
 
-    fn events(out: &BytesMut) -> Vec<Value> {
-        String::from_utf8(out.to_vec())
-            .unwrap()
-            .split("\n\n")
-            .filter(|s| !s.is_empty())
-            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
-            .collect()
-    }
+    use crate::sse::testing::events;
 
     #[test]
     fn config_needs_key_and_accepts_base() {

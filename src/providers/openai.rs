@@ -555,29 +555,11 @@ pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
     use serde_json::json;
 
     fn stream(chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
         let mut d = SseStream::new(ChatStream::new("openai"));
-        let mut out = BytesMut::new();
-        let mut err = None;
-        for c in chunks {
-            if let Err(e) = d.feed(c.as_bytes(), &mut out) {
-                err = Some(e);
-                break;
-            }
-        }
-        if err.is_none() {
-            err = d.finish(&mut out).err();
-        }
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        let events = text
-            .split("\n\n")
-            .filter(|s| !s.is_empty())
-            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
-            .collect();
-        (events, err)
+        crate::sse::testing::run(&mut d, chunks)
     }
 
     #[test]

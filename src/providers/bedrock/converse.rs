@@ -649,26 +649,14 @@ mod tests {
 
     fn run(wire: &[u8], cuts: &[usize]) -> (Vec<Value>, Result<(), GatewayError>) {
         let mut d = ConverseStream::new("bedrock", Some("m.x".into()), 5);
-        let mut out = BytesMut::new();
         let mut start = 0;
-        let mut result = Ok(());
-        for &c in cuts.iter().chain([wire.len()].iter()) {
-            if let Err(e) = d.feed(&wire[start..c], &mut out) {
-                result = Err(e);
-                break;
-            }
+        let pieces = cuts.iter().copied().chain([wire.len()]).map(|c| {
+            let piece = &wire[start..c];
             start = c;
-        }
-        if result.is_ok() {
-            result = d.finish(&mut out);
-        }
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        let events = text
-            .split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-            .collect();
-        (events, result)
+            piece
+        });
+        let (events, err) = crate::sse::testing::run(&mut d, pieces);
+        (events, err.map_or(Ok(()), Err))
     }
 
     fn tool_stream() -> Vec<u8> {

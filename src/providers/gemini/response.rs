@@ -521,24 +521,7 @@ mod tests {
     }
 
     fn stream(decoder: &mut SseStream<GeminiStream>, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        let mut out = BytesMut::new();
-        let mut err = None;
-        for p in pieces {
-            if let Err(e) = decoder.feed(p.as_bytes(), &mut out) {
-                err = Some(e);
-                break;
-            }
-        }
-        if err.is_none() {
-            err = decoder.finish(&mut out).err();
-        }
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        let events = text
-            .split("\n\n")
-            .filter(|s| !s.is_empty())
-            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
-            .collect();
-        (events, err)
+        crate::sse::testing::run(decoder, pieces)
     }
 
     #[test]
