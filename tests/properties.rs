@@ -338,7 +338,7 @@ fn check_garbage(list: &[&Case], pick: Index, bytes: &[u8], cuts: &[Index]) -> R
     let case = list[pick.index(list.len())];
     let points = cut_points(cuts, bytes.len());
     let whole = run_stream(case, &[bytes]);
-    prop_assert_eq!(run_stream(case, &split_at(bytes, &points)), whole, "{}", case.label);
+    prop_assert_eq!(run_stream(case, &split_at(bytes, &points)).comparable(), whole.comparable(), "{}", case.label);
     Ok(())
 }
 
@@ -452,6 +452,51 @@ fn every_provider_has_cases() {
     }
     assert!(all.response.iter().any(|c| matches!(c.kind, Kind::Many(n) if n > 1)), "no fan-out case");
     assert!(all.stream.len() >= 20, "{} stream cases", all.stream.len());
+}
+
+// ---- fuzz findings ----
+
+/// The `provider_stream` fuzz input that made two decodings of one stream differ: an
+/// OpenAI-compatible (portkey) stream whose chunks lack `created`, decoded across a second
+/// boundary. The outcomes agree once `created` is set aside.
+#[test]
+fn fuzz_regression_stream_created_from_clock() {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode("GQgAnQCeATkBOgHHAcgCbAJtZGH/////////////////////////////////////////////////////CmRhdGE6IHsidHlwZSI6Im5ibG9ja19zdG9wIiwiaW5kZXgiOjB9CgpldmVudDogbWVvbnRlbnRfYmxvY2tfZGVsdGEiLSwiaW5kZXgiOjUsImRlbHRhInRpYWxfanNvbiI6IntcImxvY2F0aW9uXCI6ICJ9fQoKZXb+///7IGNvbnRlbnRfYmxvY2tfZGVsdCJjb250ZW50X2Jsb2NrX3N0YXJ0IiwiaW5kZXgiOjAsIiRjb250ZW50X2IAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAGxvY2siOnsidHl0ZW50X2Jsb2NrX2RlbHRhCmRhdGE6IHsidHlwZSI6ImNvbnRlbnRf//////////9ibG9jay5kZWx0YSIsImluZGV4IpwwLF94dGUibmJsb2NrX3N0b3AiLCJpbmRleCI6MH0KCmV2ZW50OiBtZW9udGVudF9ibG9ja19kZWx0YSItLCJpbmRleCI6NSwiZGVsdGEidGlhbF9qc29uIjoie1wibG9jYXRpb25cIjogIn19Cgpldv7///sgY29udGVudF9ibG9ja19kZWx0YQpkYXRhOiJ0ZXN0IiwiY2hvaWNlcyI6W10sInVzYWdlIjp7InByb21wdF90b2v+ZW5zIjo0LCJjImNvbXBhCmRhdGE6IHsidHlwZSI6ImNvbnRlbnRf////////bGV0aW9uX3Rva2VucyI6MSwidG90YWxfdG9rZW5zIjoxMH19CgpkYXRhOiBbRE9ORV0K")
+        .unwrap();
+    let case = cases().stream.iter().find(|c| c.label == "portkey-chat basic stream").unwrap();
+    let input = cases::Input::parse(&data[1..]);
+    let whole = run_stream(case, &[input.body]);
+    let split = run_stream(case, &input.pieces());
+    assert_eq!(whole.comparable(), split.comparable());
+    assert_eq!(whole.error, Some(502), "the junk after the first events ends the stream");
+}
+
+/// A stream chunk without `created` should get the request's `Call::created`, as the JSON
+/// decoders do, not the clock: the clock makes one answer's chunks disagree with each other
+/// and with the request. Found by the `provider_stream` fuzz target.
+#[test]
+#[ignore = "src: openai (chat, completions), mistral and togetherai stream decoders fill a missing `created` with now_secs() instead of Call::created"]
+fn stream_chunk_without_created_gets_the_call_time() {
+    for label in [
+        "openai-chat basic stream",
+        "openai-completions basic stream",
+        "mistral-chat basic stream",
+        "togetherai-chat basic stream",
+        "togetherai-completions basic stream",
+    ] {
+        let case = cases().stream.iter().find(|c| c.label == label).unwrap();
+        let chunk = if case.endpoint.endpoint_type == EndpointType::Chat {
+            r#"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#
+        } else {
+            r#"{"id":"x","model":"m","choices":[{"index":0,"text":"hi","finish_reason":null}]}"#
+        };
+        let outcome = run_stream(case, &[format!("data: {chunk}\n\n").as_bytes()]);
+        assert_eq!(outcome.error, None, "{label}");
+        let event: Value = serde_json::from_slice(outcome.out.strip_prefix(b"data: ").unwrap()).unwrap();
+        assert_eq!(event["created"], json!(cases::CREATED), "{label}: {event}");
+    }
 }
 
 // ---- fuzz seeds ----
