@@ -1,0 +1,31 @@
+//! Fuzz target `sse`: arbitrary bytes through `aigw::sse::SseParser`, split at fuzzer-chosen
+//! points (input layout: `[n] [n × u16 BE cut points] [stream]`, see `aigw_fuzz::cases::Input`).
+//!
+//! No panic; the events must be the same as when the whole stream is fed at once (splitting
+//! must not change events); an event type never contains a line ending.
+
+#![no_main]
+
+use aigw::sse::SseParser;
+use aigw_fuzz::cases::Input;
+use libfuzzer_sys::fuzz_target;
+
+fn events(pieces: &[&[u8]]) -> Vec<(String, String)> {
+    let mut parser = SseParser::new();
+    let mut out = Vec::new();
+    for p in pieces {
+        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned())));
+    }
+    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let input = Input::parse(data);
+    let whole = events(&[input.body]);
+    for (event, _) in &whole {
+        assert!(!event.contains(['\r', '\n']), "event type with a line ending: {event:?}");
+    }
+    let split = events(&input.pieces());
+    assert_eq!(whole, split, "cuts {:?} changed the events", input.cuts);
+});

@@ -1,0 +1,3 @@
+//! Shared code of aigw's fuzz targets. See `fuzz/README.md`.
+
+pub mod cases;
