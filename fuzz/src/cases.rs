@@ -361,27 +361,6 @@ pub struct StreamOutcome {
     pub error: Option<u16>,
 }
 
-impl StreamOutcome {
-    /// The events as JSON with their top-level `created` removed, and the error: what must
-    /// not depend on how the stream was split. (`created` is excluded because the OpenAI,
-    /// Mistral and Together AI stream decoders fill a chunk's missing `created` with the
-    /// current time, so two decodings a second apart differ there.)
-    pub fn comparable(&self) -> (Vec<Value>, Option<u16>) {
-        let text = String::from_utf8_lossy(&self.out);
-        let events = text
-            .split_terminator("\n\n")
-            .map(|e| {
-                let mut v: Value = serde_json::from_str(e.trim_start_matches("data: ")).unwrap_or(Value::Null);
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("created");
-                }
-                v
-            })
-            .collect();
-        (events, self.error)
-    }
-}
-
 /// Feed `pieces` to a fresh stream decoder of `case`, then `finish`, the way the server does:
 /// stop at the first error. Checks what the decoder wrote is whole `data: <json>\n\n` events.
 pub fn run_stream(case: &Case, pieces: &[&[u8]]) -> StreamOutcome {

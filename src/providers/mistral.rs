@@ -106,7 +106,7 @@ impl Provider for Mistral {
         let body = super::to_json(&with_model(call.model(), req.body))?;
         let provider = call.provider_label();
         let decoder = if stream {
-            Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider))))
+            Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider, call.created))))
         } else {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, created)))
@@ -358,13 +358,14 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
 /// but not forwarded; nothing after `[DONE]` is read.
 struct ChatStream {
     provider: &'static str,
+    created: u64,
     usage: Option<Usage>,
     done: bool,
 }
 
 impl ChatStream {
-    fn new(provider: &'static str) -> Self {
-        ChatStream { provider, usage: None, done: false }
+    fn new(provider: &'static str, created: u64) -> Self {
+        ChatStream { provider, created, usage: None, done: false }
     }
 }
 
@@ -435,7 +436,7 @@ impl SseTranslate for ChatStream {
             &ChatChunk {
                 id: chunk.id,
                 object: object::CHAT_CHUNK,
-                created: chunk.created.unwrap_or_else(super::now_secs),
+                created: chunk.created.unwrap_or(self.created),
                 model: chunk.model,
                 choices,
                 usage: None,
@@ -563,7 +564,7 @@ mod tests {
 
     #[test]
     fn stream_drops_usage_and_stops_at_done() {
-        let mut d = SseStream::new(ChatStream::new("mistral"));
+        let mut d = SseStream::new(ChatStream::new("mistral", 1));
         let mut out = BytesMut::new();
         d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
@@ -576,13 +577,13 @@ mod tests {
 
     #[test]
     fn stream_error_object_is_an_error() {
-        let mut d = SseStream::new(ChatStream::new("mistral"));
+        let mut d = SseStream::new(ChatStream::new("mistral", 1));
         let mut out = BytesMut::new();
         let err = d
             .feed(b"data: {\"object\":\"error\",\"message\":\"Service unavailable\",\"type\":\"x\"}\n\n", &mut out)
             .unwrap_err();
         assert_eq!(err.message(), "Service unavailable");
-        let mut d = SseStream::new(ChatStream::new("mistral"));
+        let mut d = SseStream::new(ChatStream::new("mistral", 1));
         assert_eq!(d.feed(b"data: {oops\n\n", &mut out).unwrap_err().status, 502);
     }
 }

@@ -308,7 +308,7 @@ fn stream_error(v: &Value) -> GatewayError {
 pub fn chat_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
     if stream {
-        return Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider))));
+        return Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider, call.created))));
     }
     let created = call.created;
     Decoder::Json(Box::new(move |body| decode_chat(body, provider, created)))
@@ -367,13 +367,14 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
 /// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed.
 pub struct ChatStream {
     provider: &'static str,
+    created: u64,
     usage: Option<Usage>,
 }
 
 impl ChatStream {
-    /// A decoder whose chunks carry `provider`.
-    pub fn new(provider: &'static str) -> Self {
-        ChatStream { provider, usage: None }
+    /// A decoder whose chunks carry `provider`, and `created` when a chunk has none.
+    pub fn new(provider: &'static str, created: u64) -> Self {
+        ChatStream { provider, created, usage: None }
     }
 }
 
@@ -427,7 +428,7 @@ impl SseTranslate for ChatStream {
             &ChatChunk {
                 id: chunk.id,
                 object: object::CHAT_CHUNK,
-                created: chunk.created.unwrap_or_else(super::now_secs),
+                created: chunk.created.unwrap_or(self.created),
                 model: chunk.model,
                 choices,
                 usage,
@@ -446,7 +447,11 @@ impl SseTranslate for ChatStream {
 pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
     if stream {
-        return Decoder::Stream(Box::new(SseStream::new(CompletionsStream { provider, usage: None })));
+        return Decoder::Stream(Box::new(SseStream::new(CompletionsStream {
+            provider,
+            created: call.created,
+            usage: None,
+        })));
     }
     let created = call.created;
     Decoder::Json(Box::new(move |body| decode_completions(body, provider, created)))
@@ -480,6 +485,7 @@ pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> 
 /// and chat-style chunks (`choices[].delta.content`) both work (product fix 7).
 struct CompletionsStream {
     provider: &'static str,
+    created: u64,
     usage: Option<Usage>,
 }
 
@@ -512,7 +518,7 @@ impl SseTranslate for CompletionsStream {
             &CompletionsChunk {
                 id: chunk.id,
                 object: object::COMPLETION_CHUNK,
-                created: chunk.created.unwrap_or_else(super::now_secs),
+                created: chunk.created.unwrap_or(self.created),
                 model: chunk.model,
                 choices,
                 usage,
@@ -558,7 +564,7 @@ mod tests {
     use serde_json::json;
 
     fn stream(chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        let mut d = SseStream::new(ChatStream::new("openai"));
+        let mut d = SseStream::new(ChatStream::new("openai", 1));
         crate::sse::testing::run(&mut d, chunks)
     }
 

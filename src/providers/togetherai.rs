@@ -104,7 +104,7 @@ impl Provider for TogetherAi {
         let provider = call.provider_label();
         let model = call.model().map(str::to_owned);
         let decoder = if stream {
-            Decoder::Stream(Box::new(TogetherStream::new(Kind::Chat(provider), model)))
+            Decoder::Stream(Box::new(TogetherStream::new(Kind::Chat(provider), model, call.created)))
         } else {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created)))
@@ -121,7 +121,7 @@ impl Provider for TogetherAi {
         let body = super::to_json(&generation_body(req, call.model())?)?;
         let model = call.model().map(str::to_owned);
         let decoder = if stream {
-            Decoder::Stream(Box::new(TogetherStream::new(Kind::Completions, model)))
+            Decoder::Stream(Box::new(TogetherStream::new(Kind::Completions, model, call.created)))
         } else {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_completions(b, model, created)))
@@ -302,13 +302,14 @@ enum Kind {
 struct TogetherStream {
     kind: Kind,
     model: Option<String>,
+    created: u64,
     usage: Option<Usage>,
     done: bool,
 }
 
 impl TogetherStream {
-    fn new(kind: Kind, model: Option<String>) -> SseStream<Self> {
-        SseStream::new(TogetherStream { kind, model, usage: None, done: false })
+    fn new(kind: Kind, model: Option<String>, created: u64) -> SseStream<Self> {
+        SseStream::new(TogetherStream { kind, model, created, usage: None, done: false })
     }
 }
 
@@ -336,7 +337,7 @@ impl SseTranslate for TogetherStream {
         if usage.is_some() {
             self.usage.clone_from(&usage);
         }
-        let created = chunk.created.unwrap_or_else(super::now_secs);
+        let created = chunk.created.unwrap_or(self.created);
         let texts =
             chunk.choices.into_iter().map(|c| (c.text.or_else(|| c.delta.and_then(|d| d.content)), c.finish_reason));
         match self.kind {
@@ -439,7 +440,7 @@ mod tests {
 
     #[test]
     fn chat_stream_text_and_usage() {
-        let mut d = TogetherStream::new(Kind::Chat("togetherai"), Some("cfg".into()));
+        let mut d = TogetherStream::new(Kind::Chat("togetherai"), Some("cfg".into()), 1);
         let mut out = BytesMut::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":3,\"text\":\" hi\",\"finish_reason\":null}],\"usage\":null}\n\n", &mut out).unwrap();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n", &mut out).unwrap();
@@ -458,7 +459,7 @@ mod tests {
 
     #[test]
     fn completions_stream_has_no_usage() {
-        let mut d = TogetherStream::new(Kind::Completions, Some("cfg".into()));
+        let mut d = TogetherStream::new(Kind::Completions, Some("cfg".into()), 1);
         let mut out = BytesMut::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"text\":\"x\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n", &mut out).unwrap();
         let ev = events(&out);
