@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh                 # all scenarios, 10 s each
 #   DURATION=30 scripts/bench.sh chat stream
+#   AIGW_SETTINGS='{audit: off}' scripts/bench.sh chat   # with extra aigw: settings
 #
 # Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
@@ -42,6 +43,8 @@ endpoints:
     endpoint_type: llm/v1/chat
     model: {provider: anthropic, name: claude-3-5-haiku-latest, config: {anthropic_api_key: bench, anthropic_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
 YAML
+# Extra gateway settings, e.g. AIGW_SETTINGS='{audit: off}' to measure without the audit log.
+[ -z "${AIGW_SETTINGS:-}" ] || echo "aigw: $AIGW_SETTINGS" >> "$work/gateway.yaml"
 
 target/release/examples/bench_upstream "127.0.0.1:$UP_PORT" 2>/dev/null &
 UP_PID=$!

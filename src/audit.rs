@@ -12,7 +12,9 @@
 //!
 //! `key` is the key's *name*, never the key. Lines go through a bounded channel to a writer
 //! service, so a slow disk never stalls requests (a full channel drops the line and counts it in
-//! `aigw_audit_dropped_total`). A file is checked every second and reopened when it was rotated
+//! `aigw_audit_dropped_total`). The writer writes what is queued in one call, then rests
+//! [`FLUSH_PAUSE`] so that a busy gateway wakes it a few times a second instead of once per
+//! request; a stopping process waits until every queued line is written ([`AuditSink::flushed`]). A file is checked every second and reopened when it was rotated
 //! away (renamed or deleted, as logrotate does) or when the configuration names another one.
 
 use std::fs::{File, OpenOptions};
@@ -20,6 +22,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -33,6 +36,15 @@ use crate::server::State;
 
 /// Lines waiting to be written before new ones are dropped.
 pub const QUEUE: usize = 65_536;
+
+/// Room for a typical line, so it is written without reallocating.
+const LINE_CAPACITY: usize = 640;
+
+/// The most the writer writes in one call.
+const BATCH: usize = 256 * 1024;
+
+/// How long the writer rests after a write (lines queued meanwhile go in the next write).
+pub const FLUSH_PAUSE: Duration = Duration::from_millis(50);
 
 /// A rate-limit decision, as logged.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -97,23 +109,47 @@ pub struct Record<'a> {
 /// The sending side, held by the gateway state.
 pub struct AuditSink {
     tx: mpsc::Sender<Vec<u8>>,
+    counts: Arc<Counts>,
 }
 
-/// Make a sink and the writer service that drains it.
-pub fn channel() -> (AuditSink, Mutex<Option<mpsc::Receiver<Vec<u8>>>>) {
+/// Lines queued and lines written (or discarded by `audit: off`), for [`AuditSink::flushed`].
+#[derive(Default)]
+struct Counts {
+    queued: AtomicU64,
+    written: AtomicU64,
+}
+
+/// The receiving side, taken by [`AuditWriter`].
+pub struct AuditQueue {
+    rx: mpsc::Receiver<Vec<u8>>,
+    counts: Arc<Counts>,
+}
+
+/// Make a sink and the queue the writer service drains.
+pub fn channel() -> (AuditSink, Mutex<Option<AuditQueue>>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    (AuditSink { tx }, Mutex::new(Some(rx)))
+    let counts = Arc::new(Counts::default());
+    (AuditSink { tx, counts: Arc::clone(&counts) }, Mutex::new(Some(AuditQueue { rx, counts })))
 }
 
 impl AuditSink {
     /// Queue a line; false when it had to be dropped.
     pub fn send(&self, record: &Record<'_>) -> bool {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(l) => l,
-            Err(_) => return false,
-        };
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        if serde_json::to_writer(&mut line, record).is_err() {
+            return false;
+        }
         line.push(b'\n');
-        self.tx.try_send(line).is_ok()
+        let queued = self.tx.try_send(line).is_ok();
+        if queued {
+            self.counts.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Whether every line queued so far has been written.
+    pub fn flushed(&self) -> bool {
+        self.counts.written.load(Ordering::Acquire) >= self.counts.queued.load(Ordering::Acquire)
     }
 }
 
@@ -209,13 +245,13 @@ impl Output {
 /// The writer service.
 pub struct AuditWriter {
     state: Arc<State>,
-    rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+    queue: Mutex<Option<AuditQueue>>,
 }
 
 impl AuditWriter {
-    /// A writer draining `rx`, following `state`'s configuration.
-    pub fn new(state: Arc<State>, rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>) -> Self {
-        AuditWriter { state, rx }
+    /// A writer draining `queue`, following `state`'s configuration.
+    pub fn new(state: Arc<State>, queue: Mutex<Option<AuditQueue>>) -> Self {
+        AuditWriter { state, queue }
     }
 }
 
@@ -223,24 +259,33 @@ impl AuditWriter {
 impl BackgroundService for AuditWriter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Keeps running through a graceful shutdown so the last requests are logged.
-        let Some(mut rx) = self.rx.lock().await.take() else { return };
+        let Some(AuditQueue { mut rx, counts }) = self.queue.lock().await.take() else { return };
         let mut output = Output::for_settings(&self.state.config.load().settings.audit);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
                 line = rx.recv() => {
                     let Some(line) = line else { break };
                     batch.extend_from_slice(&line);
-                    // Take what is queued without waiting, then write once.
-                    while batch.len() < 256 * 1024 {
-                        match rx.try_recv() {
-                            Ok(l) => batch.extend_from_slice(&l),
-                            Err(_) => break,
+                    let mut lines = 1;
+                    // Take everything queued without waiting, writing every 256 KiB.
+                    while let Ok(l) = rx.try_recv() {
+                        if batch.len() + l.len() > BATCH {
+                            output.write(&batch);
+                            batch.clear();
                         }
+                        batch.extend_from_slice(&l);
+                        lines += 1;
                     }
                     output.write(&batch);
                     batch.clear();
+                    counts.written.fetch_add(lines, Ordering::Release);
+                    // Rest while lines collect (a send to a writer that is not waiting on the
+                    // queue wakes nothing); not while the process drains to stop.
+                    if !self.state.draining.load(Ordering::Acquire) {
+                        tokio::time::sleep(FLUSH_PAUSE).await;
+                    }
                 }
                 _ = tick.tick() => {
                     let settings = self.state.config.load().settings.audit.clone();

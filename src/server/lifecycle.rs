@@ -27,6 +27,8 @@ use super::State;
 
 const POLL: Duration = Duration::from_millis(50);
 const QUIET_POLLS: u32 = 6;
+/// The longest a stopping process waits for the audit log to be written.
+const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// The lifecycle service.
 pub struct Lifecycle {
@@ -40,6 +42,15 @@ impl Lifecycle {
         Lifecycle { state, phases: Mutex::new(Some(phases)) }
     }
 
+    /// Give the audit writer up to [`AUDIT_FLUSH_WAIT`] to write every queued line.
+    async fn wait_for_audit(&self) {
+        let Some(audit) = &self.state.audit else { return };
+        let deadline = tokio::time::Instant::now() + AUDIT_FLUSH_WAIT;
+        while !audit.flushed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn exit_when_idle(&self) -> ! {
         let mut quiet = 0;
         loop {
@@ -47,6 +58,7 @@ impl Lifecycle {
             if self.state.inflight.load(Ordering::Acquire) == 0 {
                 quiet += 1;
                 if quiet >= QUIET_POLLS {
+                    self.wait_for_audit().await;
                     log::info!("no request in flight; exiting");
                     log::logger().flush();
                     std::process::exit(0);
