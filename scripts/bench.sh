@@ -6,6 +6,8 @@
 #   scripts/bench.sh                 # all scenarios, 10 s each
 #   DURATION=30 scripts/bench.sh chat stream
 #   AIGW_SETTINGS='{audit: off}' scripts/bench.sh chat   # with extra aigw: settings
+#   PINGORA_CONF=conf/bench-pingora.yaml scripts/bench.sh   # with Pingora settings (-c)
+#   SOAK=600 scripts/bench.sh        # soak: chat + stream at c=32 each for 600 s, RSS every 30 s
 #
 # Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
@@ -28,7 +30,7 @@ fi
 
 cargo build --release --quiet --bin aigw --example bench_upstream
 work=$(mktemp -d)
-cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${SAMPLER:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 cat > "$work/gateway.yaml" <<YAML
@@ -48,13 +50,17 @@ YAML
 
 target/release/examples/bench_upstream "127.0.0.1:$UP_PORT" 2>/dev/null &
 UP_PID=$!
-RUST_LOG=warn target/release/aigw --config-path "$work/gateway.yaml" --port "$GW_PORT" 2>"$work/aigw.log" &
+RUST_LOG=warn target/release/aigw --config-path "$work/gateway.yaml" --port "$GW_PORT" ${PINGORA_CONF:+-c "$PINGORA_CONF"} 2>"$work/aigw.log" &
 GW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }   # user, system
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
+# Peak resident memory since the last reset: the kernel keeps it (VmHWM), so nothing polls
+# during a run (a sampling loop forking every 100 ms showed up in the p99 latency).
+reset_peak_rss() { echo 5 > "/proc/$GW_PID/clear_refs"; }
+peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status"; }
 
 MSG='"messages":[{"role":"user","content":"Write one sentence about load testing."}]'
 scenario() { # name -> gateway path, gateway body, direct path, direct body
@@ -76,6 +82,28 @@ run() {
                      print v["requests"], v["p50_us"], v["p99_us"], v["errors"] + v["non2xx"] }'
 }
 
+if [ -n "${SOAK:-}" ]; then
+  # Soak: non-streaming and streaming chat side by side at c=32 each; resident memory must stay flat.
+  IFS='|' read -r cpath cbody _ _ <<<"$(scenario chat)"
+  IFS='|' read -r spath sbody _ _ <<<"$(scenario stream)"
+  run "http://127.0.0.1:$GW_PORT$cpath" "$cbody" 32 "$SOAK" > "$work/soak-chat" &
+  CHAT_PID=$!
+  run "http://127.0.0.1:$GW_PORT$spath" "$sbody" 32 "$SOAK" > "$work/soak-stream" &
+  STREAM_PID=$!
+  printf '\n%8s %9s\n' "elapsed" "RSS MiB"
+  for ((t = 0; t <= SOAK; t += 30)); do
+    awk -v t="$t" -v r="$(rss_kib)" 'BEGIN { printf "%7ds %9.1f\n", t, r / 1024 }'
+    if [ "$t" -lt "$SOAK" ]; then sleep 30; fi
+  done
+  wait "$CHAT_PID" "$STREAM_PID"
+  read -r creq _ _ cfail < "$work/soak-chat"
+  read -r sreq _ _ sfail < "$work/soak-stream"
+  echo "chat: $creq requests, $cfail failed; stream: $sreq requests, $sfail failed"
+  echo "aigw $(git describe --always --dirty 2>/dev/null), $(nproc) CPUs, soak ${SOAK}s"
+  [ "$cfail" = 0 ] && [ "$sfail" = 0 ]
+  exit
+fi
+
 printf '\n%-17s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s %8s | %8s\n' \
   scenario c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "usr µs" "sys µs" "RSS MiB"
 for s in "${SCENARIOS[@]}"; do
@@ -84,14 +112,11 @@ for s in "${SCENARIOS[@]}"; do
     run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$WARMUP" >/dev/null
     read -r dreq dp50 dp99 dfail <<<"$(run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$DURATION")"
     run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$WARMUP" >/dev/null
-    echo 0 > "$work/peak"
-    ( peak=0; while sleep 0.1; do r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" > "$work/peak"; done ) &
-    SAMPLER=$!
+    reset_peak_rss
     read -r u0 s0 <<<"$(cpu_ticks)"
     read -r greq gp50 gp99 gfail <<<"$(run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$DURATION")"
     read -r u1 s1 <<<"$(cpu_ticks)"
-    kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
-    peak=$(cat "$work/peak")
+    peak=$(peak_rss_kib)
     if [ "$dfail" != 0 ] || [ "$gfail" != 0 ]; then
       echo "FAILED requests in $s c=$c: direct $dfail, aigw $gfail (see $work/aigw.log)" >&2; tail -5 "$work/aigw.log" >&2; exit 1
     fi

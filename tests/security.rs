@@ -312,6 +312,12 @@ fn write_cert(dir: &std::path::Path, name: &str) -> Vec<u8> {
 
 /// The certificate a TLS server presents.
 async fn presented_cert(port: u16) -> Vec<u8> {
+    let tls = tls_connect(port, &[]).await;
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A TLS connection to `port` that accepts any certificate, offering the `alpn` protocols.
+async fn tls_connect(port: u16, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use tokio_rustls::rustls;
     #[derive(Debug)]
     struct AcceptAny;
@@ -346,18 +352,38 @@ async fn presented_cert(port: u16) -> Vec<u8> {
             rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
         }
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny))
         .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        .unwrap()
+}
+
+/// The SETTINGS_MAX_CONCURRENT_STREAMS value the server announces in its first HTTP/2 SETTINGS frame.
+async fn announced_h2_stream_limit(port: u16) -> Option<u32> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(port, &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // Client preface, then an empty SETTINGS frame.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    tls.flush().await.unwrap();
+    let mut header = [0u8; 9];
+    tls.read_exact(&mut header).await.unwrap();
+    assert_eq!(header[3], 4, "the server's first frame is SETTINGS");
+    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await.unwrap();
+    payload
+        .chunks_exact(6)
+        .find(|p| u16::from_be_bytes([p[0], p[1]]) == 3)
+        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]))
 }
 
 #[tokio::test]
@@ -367,6 +393,7 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
     let health_port = free_port();
     let cfg = json!({"endpoints": [mock("chat")], "aigw": {
         "tls": {"cert": certs.path().join("cert.pem"), "key": certs.path().join("key.pem")},
+        "limits": {"h2_max_streams": 7},
         "health_listen": format!("127.0.0.1:{health_port}")}});
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("g.yaml");
@@ -416,6 +443,8 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     assert_eq!(r.json::<Value>().await.unwrap()["choices"][0]["message"]["content"], "from chat");
     assert_eq!(presented_cert(port).await, first);
+    // The per-connection HTTP/2 stream cap is announced to the client.
+    assert_eq!(announced_h2_stream_limit(port).await, Some(7));
 
     // A new certificate on disk is served without a restart.
     let second = write_cert(certs.path(), "second.test");

@@ -279,3 +279,41 @@ async fn https_upstream_with_system_roots_and_sni() {
     assert_eq!(status, 502);
     gw.assert_alive().await;
 }
+
+#[tokio::test]
+async fn stream_events_are_relayed_while_the_upstream_is_still_sending() {
+    // Two events at once, then the upstream holds the stream for a minute: the client must get
+    // both translated events long before that (aigw batches only what has already arrived).
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&format!("{}/v1", upstream.url()))).await;
+    let event = |text: &str| {
+        format!("data: {{\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+            .into_bytes()
+    };
+    upstream.push(Reply::Raw {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        pieces: vec![
+            (event("one"), Duration::ZERO),
+            (event("two"), Duration::ZERO),
+            (b"data: [DONE]\n\n".to_vec(), Duration::from_secs(60)),
+        ],
+        chunked: true,
+    });
+    let mut response = gw.client.post(gw.url(V1)).json(&v1_chat(true)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut received = String::new();
+    let both = tokio::time::timeout(Duration::from_secs(20), async {
+        while !received.contains("\"two\"") {
+            let Some(bytes) = response.chunk().await.unwrap() else { break };
+            received.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "events held back until the upstream finished: {received:?}");
+    let events = sse_data(&received);
+    assert_eq!(events.len(), 2, "{received}");
+    assert!(events[0].contains("\"one\"") && events[1].contains("\"two\""), "{received}");
+    drop(response);
+    gw.assert_alive().await;
+}

@@ -6,6 +6,7 @@
 //! an empty 200). Once a stream has started, an error is sent as one
 //! `data: {"error": {...}}` event and the stream ends (product fix 1).
 
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -408,19 +409,33 @@ async fn execute(
             }
             let mut out = BytesMut::new();
             let outcome: Result<(), GatewayError> = loop {
-                match answer.chunk().await {
+                // Translate everything the upstream has already delivered before writing: a
+                // burst of events costs one write to the client, not one per event. The
+                // translated output goes out as soon as the next read would have to wait.
+                let next = {
+                    let read = answer.chunk();
+                    tokio::pin!(read);
+                    match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                        Poll::Ready(next) => next,
+                        Poll::Pending => {
+                            if let Err(e) = flush_stream(session, &mut out, ctx).await {
+                                // The client left: stop reading the upstream (the connection
+                                // is dropped, not pooled).
+                                ctx.usage = decoder.usage().cloned();
+                                return Ok(Err(e));
+                            }
+                            read.await
+                        }
+                    }
+                };
+                match next {
                     Ok(Some(chunk)) => {
                         if let Err(e) = decoder.feed(&chunk, &mut out) {
                             break Err(e);
                         }
-                        if !out.is_empty() && ctx.first_byte.is_none() {
-                            ctx.first_byte = ctx.started.map(|s| s.elapsed());
-                        }
-                        if !out.is_empty()
-                            && let Err(e) = respond::stream_data(session, out.split().freeze(), ctx).await
+                        if out.len() >= STREAM_FLUSH_BYTES
+                            && let Err(e) = flush_stream(session, &mut out, ctx).await
                         {
-                            // The client left: stop reading the upstream (the connection is
-                            // dropped, not pooled).
                             ctx.usage = decoder.usage().cloned();
                             return Ok(Err(e));
                         }
@@ -444,9 +459,27 @@ async fn execute(
                     out.extend_from_slice(&e.stream_event());
                 }
             }
+            if ctx.first_byte.is_none() {
+                ctx.first_byte = ctx.started.map(|s| s.elapsed());
+            }
             Ok(respond::stream_end(session, out.freeze(), ctx).await)
         }
     }
+}
+
+/// Translated stream output is written once this much is pending, even while more upstream
+/// data is ready.
+const STREAM_FLUSH_BYTES: usize = 64 * 1024;
+
+/// Write the translated stream output gathered so far, noting the time of the first byte.
+async fn flush_stream(session: &mut Session, out: &mut BytesMut, ctx: &mut RequestCtx) -> respond::WriteResult {
+    if out.is_empty() {
+        return Ok(());
+    }
+    if ctx.first_byte.is_none() {
+        ctx.first_byte = ctx.started.map(|s| s.elapsed());
+    }
+    respond::stream_data(session, out.split().freeze(), ctx).await
 }
 
 /// Run several upstream calls concurrently; every one must answer 2xx with JSON.
