@@ -388,7 +388,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
         data: vectors
             .into_iter()
             .enumerate()
-            .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e, index: i as u32 })
+            .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
             .collect(),
         model,
         usage: EmbeddingsUsage::default(),

@@ -217,7 +217,7 @@ impl Provider for MlflowModelServing {
                 let data = vector_predictions(b)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e, index: i as u32 })
+                    .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
                     .collect();
                 super::to_json(&EmbeddingsResponse {
                     object: object::LIST,

@@ -277,7 +277,7 @@ struct WireEmbeddings {
 
 #[derive(Deserialize)]
 struct WireEmbedding {
-    embedding: Value,
+    embedding: Box<serde_json::value::RawValue>,
 }
 
 /// Message content as text: a string, or the text parts of a list joined with `\n` (some
@@ -548,7 +548,7 @@ pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>,
             .data
             .into_iter()
             .enumerate()
-            .map(|(i, d)| Embedding { object: object::EMBEDDING, embedding: d.embedding, index: i as u32 })
+            .map(|(i, d)| Embedding { object: object::EMBEDDING, embedding: d.embedding.into(), index: i as u32 })
             .collect(),
         model: wire.model,
         usage: EmbeddingsUsage {
@@ -566,6 +566,18 @@ mod tests {
     fn stream(chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
         let mut d = SseStream::new(ChatStream::new("openai", 1));
         crate::sse::testing::run(&mut d, chunks)
+    }
+
+    #[test]
+    fn embedding_vectors_pass_through_as_sent() {
+        // The vectors are copied, not parsed and printed again: the upstream's number text stays.
+        let body = br#"{"object":"list","data":[{"object":"embedding","index":5,"embedding":[0.10000000000000001,-2.5E-7,3]},{"object":"embedding","index":0,"embedding":"AACAPw=="}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+        let out = String::from_utf8(decode_embeddings(body, "openai").unwrap()).unwrap();
+        assert!(out.contains(r#""embedding":[0.10000000000000001,-2.5E-7,3],"index":0"#), "{out}");
+        assert!(out.contains(r#""embedding":"AACAPw==","index":1"#), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["usage"], json!({"prompt_tokens": 2, "total_tokens": 2}));
+        assert!(decode_embeddings(br#"{"data":[{"embedding":[1,"#, "openai").is_err());
     }
 
     #[test]

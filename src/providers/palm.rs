@@ -258,7 +258,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .enumerate()
             .map(|(i, e)| Embedding {
                 object: object::EMBEDDING,
-                embedding: e.value.unwrap_or_else(|| Value::Array(Vec::new())),
+                embedding: e.value.unwrap_or_else(|| Value::Array(Vec::new())).into(),
                 index: i as u32,
             })
             .collect(),

@@ -210,7 +210,7 @@ struct WireEmbeddings {
 
 #[derive(Deserialize)]
 struct WireEmbedding {
-    embedding: Value,
+    embedding: Box<serde_json::value::RawValue>,
     index: Option<u32>,
 }
 
@@ -279,7 +279,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .enumerate()
             .map(|(i, d)| Embedding {
                 object: object::EMBEDDING,
-                embedding: d.embedding,
+                embedding: d.embedding.into(),
                 index: d.index.unwrap_or(i as u32),
             })
             .collect(),

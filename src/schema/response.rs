@@ -2,6 +2,7 @@
 //! as `null`, keys in MLflow's field order.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Token usage of a chat or completions answer. Extra upstream keys
@@ -251,9 +252,50 @@ pub struct Embedding {
     /// `embedding`.
     pub object: &'static str,
     /// The vector.
-    pub embedding: Value,
+    pub embedding: Vector,
     /// Position of the input.
     pub index: u32,
+}
+
+/// An embedding vector on its way out: a parsed value, or the upstream's own JSON text passed
+/// through unparsed. Answers already in the right shape (OpenAI-format arrays, Gemini's
+/// `values`) take the raw form, so a 1,536-float vector is neither parsed nor printed again.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Vector {
+    /// A parsed (or built) value.
+    Value(Value),
+    /// JSON text copied from the upstream answer.
+    Raw(Box<RawValue>),
+}
+
+impl From<Value> for Vector {
+    fn from(v: Value) -> Vector {
+        Vector::Value(v)
+    }
+}
+
+impl From<Box<RawValue>> for Vector {
+    fn from(v: Box<RawValue>) -> Vector {
+        Vector::Raw(v)
+    }
+}
+
+impl PartialEq for Vector {
+    /// Equal when they denote the same JSON value, whatever their form.
+    fn eq(&self, other: &Vector) -> bool {
+        fn value(v: &Vector) -> Option<Value> {
+            match v {
+                Vector::Value(v) => Some(v.clone()),
+                Vector::Raw(r) => serde_json::from_str(r.get()).ok(),
+            }
+        }
+        match (self, other) {
+            (Vector::Value(a), Vector::Value(b)) => a == b,
+            (Vector::Raw(a), Vector::Raw(b)) if a.get() == b.get() => true,
+            _ => value(self) == value(other),
+        }
+    }
 }
 
 /// Token usage of an embeddings answer.

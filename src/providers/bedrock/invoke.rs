@@ -293,7 +293,7 @@ pub fn decode_embeddings(bodies: Vec<Bytes>, model: Option<String>) -> Result<Ve
     for (i, body) in bodies.iter().enumerate() {
         let e: TitanEmbedding = parse_upstream_json(body, DISPLAY)?;
         tokens += e.tokens.unwrap_or(0);
-        data.push(Embedding { object: object::EMBEDDING, embedding: e.embedding, index: i as u32 });
+        data.push(Embedding { object: object::EMBEDDING, embedding: e.embedding.into(), index: i as u32 });
     }
     to_json(&EmbeddingsResponse {
         object: object::LIST,

@@ -82,7 +82,7 @@ struct WireEmbeddings {
 
 #[derive(Deserialize)]
 struct WireEmbedding {
-    values: Option<Value>,
+    values: Option<Box<serde_json::value::RawValue>>,
 }
 
 // ---- shared pieces ----
@@ -324,7 +324,7 @@ pub(crate) fn decode_embeddings(
             .enumerate()
             .map(|(i, e)| Embedding {
                 object: object::EMBEDDING,
-                embedding: e.values.unwrap_or_else(|| Value::Array(Vec::new())),
+                embedding: e.values.map_or_else(|| Value::Array(Vec::new()).into(), Into::into),
                 index: i as u32,
             })
             .collect(),

@@ -272,7 +272,7 @@ fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Res
         let values = wire.embedding.and_then(|e| e.values).ok_or_else(|| {
             GatewayError::bad_gateway(format!("{DISPLAY} returned an embedding answer without embedding.values"))
         })?;
-        data.push(Embedding { object: object::EMBEDDING, embedding: values, index: i as u32 });
+        data.push(Embedding { object: object::EMBEDDING, embedding: values.into(), index: i as u32 });
     }
     super::to_json(&EmbeddingsResponse { object: object::LIST, data, model, usage: EmbeddingsUsage::default() })
 }
