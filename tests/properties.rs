@@ -7,9 +7,11 @@
 //! `providers::prepare` as the server does) are shared with the cargo-fuzz targets in `fuzz/`.
 //! `cargo test --test properties -- --ignored write_fuzz_seeds` regenerates `fuzz/seeds/`.
 
+mod bedrock_util;
 #[path = "../fuzz/src/cases.rs"]
 #[allow(dead_code)]
 mod cases;
+mod common;
 
 use std::path::Path;
 
@@ -311,25 +313,10 @@ fn frame_event(case: &Case, payload: &str) -> Vec<u8> {
 
 /// A ConverseStream `contentBlockDelta` event frame carrying `payload` (CRCs correct).
 fn eventstream_frame(payload: &str) -> Vec<u8> {
-    let mut headers = Vec::new();
-    for (k, v) in
-        [(":event-type", "contentBlockDelta"), (":content-type", "application/json"), (":message-type", "event")]
-    {
-        headers.push(k.len() as u8);
-        headers.extend_from_slice(k.as_bytes());
-        headers.push(7);
-        headers.extend_from_slice(&(v.len() as u16).to_be_bytes());
-        headers.extend_from_slice(v.as_bytes());
-    }
-    let total = 12 + headers.len() + payload.len() + 4;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&(total as u32).to_be_bytes());
-    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
-    out.extend_from_slice(&headers);
-    out.extend_from_slice(payload.as_bytes());
-    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
-    out
+    bedrock_util::frame(
+        &[(":event-type", "contentBlockDelta"), (":content-type", "application/json"), (":message-type", "event")],
+        payload.as_bytes(),
+    )
 }
 
 /// Garbage in random pieces: no panic, whole `data: <json>` events only (checked by
@@ -559,28 +546,12 @@ fn write_fuzz_seeds() {
                 .iter()
                 .map(|e| {
                     let (kind, payload) = e.as_object().unwrap().iter().next().unwrap();
-                    let payload = payload.to_string();
-                    let mut h = Vec::new();
-                    for (k, v) in [
+                    let headers = [
                         (":event-type", kind.as_str()),
                         (":content-type", "application/json"),
                         (":message-type", "event"),
-                    ] {
-                        h.push(k.len() as u8);
-                        h.extend_from_slice(k.as_bytes());
-                        h.push(7);
-                        h.extend_from_slice(&(v.len() as u16).to_be_bytes());
-                        h.extend_from_slice(v.as_bytes());
-                    }
-                    let total = 12 + h.len() + payload.len() + 4;
-                    let mut out = Vec::new();
-                    out.extend_from_slice(&(total as u32).to_be_bytes());
-                    out.extend_from_slice(&(h.len() as u32).to_be_bytes());
-                    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
-                    out.extend_from_slice(&h);
-                    out.extend_from_slice(payload.as_bytes());
-                    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
-                    out
+                    ];
+                    bedrock_util::frame(&headers, payload.to_string().as_bytes())
                 })
                 .collect()
         } else {
