@@ -19,8 +19,7 @@ use aigw::config::GatewayConfig;
 use aigw::providers::bedrock::eventstream::FrameDecoder;
 use aigw::providers::cohere::NdjsonLines;
 use aigw::schema::{EndpointType, parse_request};
-use aigw::sse::SseParser;
-use cases::{Case, Kind, cases, run_stream, split_at};
+use cases::{Case, Kind, cases, run_stream, split_at, sse_events};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
@@ -220,16 +219,6 @@ proptest! {
 }
 
 // ---- framings: SSE, AWS event stream, NDJSON ----
-
-fn sse_events(pieces: &[&[u8]]) -> Vec<(String, String)> {
-    let mut parser = SseParser::new();
-    let mut out = Vec::new();
-    for p in pieces {
-        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned())));
-    }
-    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
-    out
-}
 
 fn frames(pieces: &[&[u8]]) -> (usize, Option<String>) {
     let mut d = FrameDecoder::new();

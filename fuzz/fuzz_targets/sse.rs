@@ -6,26 +6,15 @@
 
 #![no_main]
 
-use aigw::sse::SseParser;
-use aigw_fuzz::cases::Input;
+use aigw_fuzz::cases::{Input, sse_events};
 use libfuzzer_sys::fuzz_target;
-
-fn events(pieces: &[&[u8]]) -> Vec<(String, String)> {
-    let mut parser = SseParser::new();
-    let mut out = Vec::new();
-    for p in pieces {
-        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned())));
-    }
-    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
-    out
-}
 
 fuzz_target!(|data: &[u8]| {
     let input = Input::parse(data);
-    let whole = events(&[input.body]);
+    let whole = sse_events(&[input.body]);
     for (event, _) in &whole {
         assert!(!event.contains(['\r', '\n']), "event type with a line ending: {event:?}");
     }
-    let split = events(&input.pieces());
+    let split = sse_events(&input.pieces());
     assert_eq!(whole, split, "cuts {:?} changed the events", input.cuts);
 });

@@ -340,6 +340,17 @@ impl<'a> Input<'a> {
     }
 }
 
+/// The events (type, data) an `SseParser` reads from `pieces` fed one after another.
+pub fn sse_events(pieces: &[&[u8]]) -> Vec<(String, String)> {
+    let mut parser = aigw::sse::SseParser::new();
+    let mut out = Vec::new();
+    for p in pieces {
+        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned())));
+    }
+    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
+    out
+}
+
 /// Split `body` at sorted offsets.
 pub fn split_at<'a>(body: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     let mut out = Vec::with_capacity(cuts.len() + 1);
