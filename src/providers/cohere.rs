@@ -548,13 +548,11 @@ impl StreamDecoder for CohereStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{EndpointType, parse_request};
+    use crate::schema::EndpointType;
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn req(t: EndpointType, body: Value) -> Request {
-        parse_request(t, body.to_string().as_bytes()).unwrap()
-    }
+    use crate::schema::testing::req;
 
     fn chat(body: Value) -> Result<Value, GatewayError> {
         chat_body(req(EndpointType::Chat, body), Some("command")).map(Value::Object)

@@ -455,12 +455,10 @@ impl SseTranslate for ChatStream {
 mod tests {
     use super::*;
     use crate::providers::StreamDecoder;
-    use crate::schema::{EndpointType, parse_request};
+    use crate::schema::EndpointType;
     use serde_json::json;
 
-    fn req(t: EndpointType, body: Value) -> Request {
-        parse_request(t, body.to_string().as_bytes()).unwrap()
-    }
+    use crate::schema::testing::req;
 
     use crate::sse::testing::events;
 

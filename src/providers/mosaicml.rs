@@ -332,12 +332,9 @@ fn output_text(v: Value) -> String {
 mod tests {
     use super::*;
     use crate::config::ProviderName;
-    use crate::schema::parse_request;
     use serde_json::json;
 
-    fn req(t: EndpointType, body: Value) -> Request {
-        parse_request(t, body.to_string().as_bytes()).unwrap()
-    }
+    use crate::schema::testing::req;
 
     fn spec(t: EndpointType, name: Option<&'static str>) -> EndpointSpec<'static> {
         EndpointSpec { name: "m", endpoint_type: t, model_name: name, provider_name: ProviderName::MosaicMl }

@@ -61,3 +61,16 @@ impl fmt::Display for EndpointType {
         f.write_str(self.as_str())
     }
 }
+
+/// Helpers for the providers' translation tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    use super::{EndpointType, Request, parse_request};
+
+    /// A parsed unified request of type `t`; panics if `body` is not valid for it.
+    pub(crate) fn req(t: EndpointType, body: Value) -> Request {
+        parse_request(t, body.to_string().as_bytes()).expect("a valid test request")
+    }
+}
