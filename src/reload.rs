@@ -36,12 +36,16 @@ pub const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 pub struct Reloader {
     state: Arc<State>,
     path: PathBuf,
+    /// Fingerprint of the file as it was when the serving configuration was loaded.
+    loaded: Option<u64>,
 }
 
 impl Reloader {
-    /// Reload `path` into `state`.
+    /// Reload `path` into `state`. Call it right after loading the configuration in `state`:
+    /// a change made before the watcher is running is then still seen when it starts.
     pub fn new(state: Arc<State>, path: PathBuf) -> Self {
-        Reloader { state, path }
+        let loaded = std::fs::read_to_string(&path).ok().map(|t| fingerprint(&t));
+        Reloader { state, path, loaded }
     }
 
     /// Read, validate and swap in the file. `force` reloads even an unchanged file.
@@ -191,7 +195,9 @@ impl BackgroundService for Reloader {
                 None
             }
         };
-        let mut last = tokio::fs::read_to_string(&self.path).await.ok().map(|t| fingerprint(&t));
+        // The file may have changed between the start-up load and the watcher's start.
+        let mut last = self.loaded;
+        self.reload(&mut last, false).await;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
