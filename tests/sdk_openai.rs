@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use common::replay::{Case, default_reply, point_at};
 use common::upstream::MockUpstream;
@@ -13,7 +14,16 @@ use common::{Gateway, fixture, yaml};
 use serde_json::{Value, json};
 
 /// A Python path where `import openai` works, installing the package once if needed.
+///
+/// The tests of this file run in parallel: the first caller installs, the others wait for it
+/// (`OnceLock`). The package goes into a private directory first and is renamed into place, so
+/// even two test processes never see a half-installed tree.
 fn openai_sdk() -> Option<PathBuf> {
+    static SDK: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SDK.get_or_init(install_openai_sdk).clone()
+}
+
+fn install_openai_sdk() -> Option<PathBuf> {
     let ok = |path: Option<&Path>| {
         let mut c = Command::new("python3");
         c.args(["-c", "import openai"]);
@@ -27,13 +37,31 @@ fn openai_sdk() -> Option<PathBuf> {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/.tools/python");
     if !ok(Some(&dir)) {
+        let staging = dir.with_extension(format!("staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
         let status = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-            .arg(&dir)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-warn-conflicts",
+                "--root-user-action=ignore",
+                "--target",
+            ])
+            .arg(&staging)
             .arg("openai>=1.40,<3")
             .status()
             .expect("python3 -m pip");
         assert!(status.success(), "installing the openai package failed");
+        // Another process may have finished first; its copy is as good as ours.
+        if !ok(Some(&dir)) {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&staging, &dir).expect("moving the openai package into place");
+        } else {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
     }
     assert!(ok(Some(&dir)), "the openai package is not importable");
     Some(dir)
