@@ -10,12 +10,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use pingora::connectors::ConnectorOptions;
-use pingora::connectors::http::Connector;
-use pingora::protocols::http::client::HttpSession;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::Stream;
+use pingora::protocols::http::v1::client::HttpSession;
 use pingora::server::configuration::ServerConf;
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error as PError, ErrorType};
+use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Resolver, UpstreamRequest};
@@ -28,7 +29,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The shared upstream client: connection pool, TLS, resolver, timeouts.
 pub struct Upstreams {
-    connector: Connector,
+    connector: TransportConnector,
     resolver: Resolver,
     /// Total time allowed for one upstream call, streams included.
     pub route_timeout: Duration,
@@ -39,7 +40,7 @@ impl Upstreams {
     /// the system store, which honours `SSL_CERT_FILE`).
     pub fn new(server_conf: &ServerConf, route_timeout: Duration) -> Self {
         Upstreams {
-            connector: Connector::new(Some(ConnectorOptions::from_server_conf(server_conf))),
+            connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(server_conf))),
             resolver: Resolver::default(),
             route_timeout,
         }
@@ -76,19 +77,28 @@ impl Upstreams {
         // on every read.
         peer.group_key = worker_key();
 
-        let header = req
-            .to_header(request_id)
-            .map_err(|e| GatewayError::internal(format!("cannot build the upstream request: {}", e.etype.as_str())))?;
+        // The head and a body up to MERGED_BODY leave in one write; a larger body follows in
+        // a second write rather than being copied.
+        let merged = req.body.len() <= MERGED_BODY;
+        let mut wire = req
+            .head(request_id, if merged { req.body.len() } else { 0 })
+            .map_err(|why| GatewayError::internal(format!("cannot build the upstream request: {why}")))?;
+        let rest: &[u8] = if merged {
+            wire.extend_from_slice(&req.body);
+            &[]
+        } else {
+            &req.body
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut session, reused) = timeout_at(deadline, self.connector.get_http_session(&peer))
+            let (stream, reused) = timeout_at(deadline, self.connector.get_stream(&peer))
                 .await
                 .map_err(|_| self.timed_out(req))?
                 .map_err(|e| self.failed(req, &e))?;
-            match timeout_at(deadline, exchange(&mut session, header.clone(), &req.body)).await {
+            match timeout_at(deadline, exchange(stream, &peer, &wire, rest)).await {
                 Err(_) => return Err(self.timed_out(req)),
-                Ok(Ok(status)) => {
+                Ok(Ok((session, status))) => {
                     // Boxed: the session is large (~1.5 KB) and the response moves through
                     // several frames before it is released.
                     return Ok(Box::new(UpstreamResponse {
@@ -124,8 +134,11 @@ impl Upstreams {
     /// Return a fully read response's connection to the pool.
     pub async fn release(&self, response: Box<UpstreamResponse>) {
         let UpstreamResponse { mut session, peer, .. } = *response;
-        if session.response_done() {
-            self.connector.release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT)).await;
+        if session.is_body_done() {
+            session.respect_keepalive();
+            if let Some(stream) = session.reuse().await {
+                self.connector.release_stream(stream, peer.reuse_hash(), Some(POOL_IDLE_TIMEOUT));
+            }
         } else {
             session.shutdown().await;
         }
@@ -186,21 +199,29 @@ fn is_stale_connection(e: &PError) -> bool {
     matches!(e.etype, ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
 }
 
+/// Bodies up to this size are sent in the same write as the request head.
+const MERGED_BODY: usize = 64 * 1024;
+
+/// Write the request (`wire`, then `rest` when the body did not fit in it) and read the answer's
+/// head, skipping informational (1xx) answers.
 async fn exchange(
-    session: &mut HttpSession,
-    header: pingora::http::RequestHeader,
-    body: &Bytes,
-) -> pingora::Result<u16> {
-    session.write_request_header(Box::new(header)).await?;
-    if !body.is_empty() {
-        session.write_request_body(body.clone(), true).await?;
+    mut stream: Stream,
+    peer: &HttpPeer,
+    wire: &[u8],
+    rest: &[u8],
+) -> pingora::Result<(HttpSession, u16)> {
+    use pingora::OrErr;
+    stream.write_all(wire).await.or_err(ErrorType::WriteError, "while writing the request")?;
+    if !rest.is_empty() {
+        stream.write_all(rest).await.or_err(ErrorType::WriteError, "while writing the request body")?;
     }
-    session.finish_request_body().await?;
+    stream.flush().await.or_err(ErrorType::WriteError, "while flushing the request")?;
+    let mut session = HttpSession::new_with_options(stream, peer);
     loop {
-        session.read_response_header().await?;
-        let status = session.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
+        session.read_response().await?;
+        let status = session.resp_header().map(|h| h.status.as_u16()).unwrap_or(0);
         if status >= 200 || status == 0 {
-            return Ok(status);
+            return Ok((session, status));
         }
     }
 }
@@ -221,7 +242,7 @@ pub struct UpstreamResponse {
 impl UpstreamResponse {
     /// A response header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.session.response_header().and_then(|h| h.headers.get(name)).and_then(|v| v.to_str().ok())
+        self.session.resp_header().and_then(|h| h.headers.get(name)).and_then(|v| v.to_str().ok())
     }
 
     /// The `Content-Type` without parameters, lower-cased; empty when absent.
@@ -261,7 +282,7 @@ impl UpstreamResponse {
             }
         }
         loop {
-            let next = timeout_at(self.deadline, self.session.read_response_body())
+            let next = timeout_at(self.deadline, self.session.read_body_bytes())
                 .await
                 .map_err(|_| {
                     GatewayError::timeout(format!(
