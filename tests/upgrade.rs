@@ -295,3 +295,189 @@ async fn sigint_exits_now_and_sighup_does_not_kill() {
     let (_, clean) = stream.await.unwrap();
     assert!(!clean, "SIGINT does not wait for the stream");
 }
+
+/// The commands of `systemd/aigw.service`, with the installed paths replaced by test ones:
+/// `(directive, argv)` in file order, `$AIGW_ARGS` expanded as systemd does (split at
+/// whitespace).
+fn unit_commands(replace: &[(&str, String)]) -> Vec<(String, Vec<String>)> {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/aigw.service")).unwrap();
+    let mut args = Vec::new();
+    let mut commands = Vec::new();
+    for line in unit.lines() {
+        if let Some(v) = line.strip_prefix("Environment=\"AIGW_ARGS=") {
+            args = v.trim_end_matches('"').split_whitespace().map(str::to_owned).collect();
+        }
+        let Some((directive, command)) = line.split_once('=') else { continue };
+        if !["ExecStartPre", "ExecStart", "ExecReload"].contains(&directive) {
+            continue;
+        }
+        let mut argv = Vec::new();
+        for word in command.split_whitespace() {
+            if word == "$AIGW_ARGS" {
+                argv.extend(args.iter().cloned());
+            } else {
+                argv.push(word.to_owned());
+            }
+        }
+        for word in &mut argv {
+            for (from, to) in replace {
+                if word == from {
+                    *word = to.clone();
+                }
+            }
+        }
+        commands.push((directive.to_owned(), argv));
+    }
+    assert!(!args.is_empty(), "the unit defines AIGW_ARGS");
+    commands
+}
+
+/// Whether a process (not necessarily our child) is still running (a zombie is not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Kills the daemon named by a pid file when the test ends, passed or not.
+struct KillDaemon(std::path::PathBuf);
+
+impl Drop for KillDaemon {
+    fn drop(&mut self) {
+        if let Some(pid) = read_pid(&self.0) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// `systemctl start` and `systemctl reload` as the shipped unit runs them (daemon mode, pid
+/// file, `-t` before each start, SIGQUIT then `-u -d`), on the unit's own listen address: the
+/// check refuses what the start would refuse, the reload hands over with no failed request,
+/// the pid file names the new process and the old one exits.
+#[tokio::test]
+async fn the_systemd_unit_starts_checks_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let gateway = d.join("gateway.yaml");
+    let pingora = d.join("pingora.yaml");
+    std::fs::write(
+        &pingora,
+        format!(
+            "---\nversion: 1\nthreads: 2\npid_file: {}\nupgrade_sock: {}\nerror_log: {}\ngrace_period_seconds: 30\ngraceful_shutdown_timeout_seconds: 1\n",
+            d.join("aigw.pid").display(),
+            d.join("upgrade.sock").display(),
+            d.join("daemon.log").display()
+        ),
+    )
+    .unwrap();
+    let commands = unit_commands(&[
+        ("/usr/local/bin/aigw", common::binary().to_owned()),
+        ("/etc/aigw/pingora.yaml", pingora.display().to_string()),
+        ("/etc/aigw/gateway.yaml", gateway.display().to_string()),
+        ("5000", port.to_string()),
+    ]);
+    let run = |argv: &[String]| {
+        let out = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let find = |directive: &str, flag: &str| -> Vec<String> {
+        commands
+            .iter()
+            .find(|(d, argv)| d == directive && argv.iter().any(|a| a == flag))
+            .map(|(_, argv)| argv.clone())
+            .unwrap_or_else(|| panic!("{directive} with {flag} in the unit: {commands:?}"))
+    };
+    let (start_check, start) = (find("ExecStartPre", "-t"), find("ExecStart", "-d"));
+    assert!(start.iter().any(|a| a == "0.0.0.0"), "the unit serves a public address: {start:?}");
+
+    // Without API keys a public listener is refused, and the check says so before the start.
+    std::fs::write(&gateway, gateway_yaml()).unwrap();
+    let (ok, out) = run(&start_check);
+    assert!(!ok && out.contains("refusing to listen on 0.0.0.0"), "{out}");
+
+    // With a key it starts as a daemon and writes its pid file.
+    let mut cfg: Value = serde_yaml::from_str(&gateway_yaml()).unwrap();
+    cfg["aigw"] = json!({"auth": {"keys": [{"name": "ops", "key": "unit-test-key-0123456789"}]}});
+    std::fs::write(&gateway, yaml(&cfg)).unwrap();
+    let (ok, out) = run(&start_check);
+    assert!(ok, "{out}");
+    let _daemon = KillDaemon(d.join("aigw.pid"));
+    let (ok, out) = run(&start);
+    assert!(ok, "{out}");
+    let client = common::client();
+    wait_ready(&client, port).await;
+    let old_pid = read_pid(&d.join("aigw.pid")).expect("the daemon wrote its pid file");
+    assert!(running(old_pid));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let served = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
+            let client = common::client();
+            let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client
+                        .post(&url)
+                        .bearer_auth("unit-test-key-0123456789")
+                        .json(&json!({"messages": [{"role": "user", "content": "x"}]}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => failures.lock().unwrap().push(format!("status {}", r.status())),
+                        Err(e) => failures.lock().unwrap().push(format!("request: {e}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // `systemctl reload`: every ExecReload line in order, $MAINPID from the pid file.
+    for (_, argv) in commands.iter().filter(|(d, _)| d == "ExecReload") {
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| if a == "$MAINPID" { old_pid.to_string() } else { a.clone() })
+            .map(|a| if a == "/bin/kill" { "kill".to_owned() } else { a })
+            .collect();
+        let (ok, out) = run(&argv);
+        assert!(ok, "{argv:?}: {out}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_pid(&d.join("aigw.pid")) == Some(old_pid) || running(old_pid) {
+        assert!(Instant::now() < deadline, "the hand-over did not complete; log:\n{}", {
+            std::fs::read_to_string(d.join("daemon.log")).unwrap_or_default()
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    let new_pid = read_pid(&d.join("aigw.pid")).expect("the new daemon wrote its pid file");
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(served.load(Ordering::Relaxed) > 20, "load ran: {}", served.load(Ordering::Relaxed));
+    assert_ne!(new_pid, old_pid);
+    assert!(running(new_pid));
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().status().as_u16(), 200);
+    signal(new_pid, "-INT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(new_pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
