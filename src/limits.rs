@@ -96,6 +96,27 @@ impl Limits {
         Some(self.acquire_at(&endpoint.limit_id, limit, scope, now_secs()))
     }
 
+    /// The state of `endpoint`'s quota for `scope` without counting a call (for the
+    /// `x-ratelimit-*` headers of an answer refused for another reason).
+    pub fn peek(&self, endpoint: &Endpoint, scope: u64) -> Option<Quota> {
+        let limit = endpoint.limit.as_ref()?;
+        Some(self.peek_at(&endpoint.limit_id, limit, scope, now_secs()))
+    }
+
+    fn peek_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Quota {
+        let period = limit.period_secs.max(1);
+        let index = now / period;
+        let reset_secs = (index + 1) * period - now;
+        let key = Key { id: id.clone(), scope };
+        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+        let map = match shard.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let used = map.get(&key).filter(|w| w.index == index).map_or(0, |w| w.count);
+        Quota { limit: limit.calls, remaining: limit.calls.saturating_sub(used), reset_secs }
+    }
+
     fn acquire_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Verdict {
         let period = limit.period_secs.max(1);
         let index = now / period;
@@ -176,7 +197,11 @@ mod tests {
         );
         // Another scope has its own counter.
         assert!(matches!(limits.acquire_at(&id, &l, 7, t + 2), Verdict::Allowed(_)));
+        // Looking does not count.
+        assert_eq!(limits.peek_at(&id, &l, 0, t + 2), Quota { limit: 2, remaining: 0, reset_secs: 48 });
+        assert_eq!(limits.peek_at(&id, &l, 9, t + 2), Quota { limit: 2, remaining: 2, reset_secs: 48 });
         // The next window renews.
+        assert_eq!(limits.peek_at(&id, &l, 0, t + 50).remaining, 2);
         assert!(matches!(limits.acquire_at(&id, &l, 0, t + 50), Verdict::Allowed(_)));
     }
 

@@ -159,7 +159,7 @@ async fn concurrency_cap() {
     let gw = Gateway::start(&yaml(&json!({"endpoints": [{
         "name": "slow", "endpoint_type": "llm/v1/chat",
         "model": {"provider": "mock", "config": {"latency_ms": 1500}},
-        "limit": {"calls": 1000, "renewal_period": "day", "max_concurrent": 2}
+        "limit": {"calls": 3, "renewal_period": "day", "max_concurrent": 2}
     }]})))
     .await;
     let tasks: Vec<_> = (0..5)
@@ -174,6 +174,10 @@ async fn concurrency_cap() {
         let r = t.await.unwrap();
         let code = r.status().as_u16();
         if code == 429 {
+            // Refused for concurrency, not for the quota, and it used none of it.
+            let header = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            assert_eq!(header("x-ratelimit-limit").as_deref(), Some("3"));
+            assert!(matches!(header("x-ratelimit-remaining").as_deref(), Some("1" | "2" | "3")));
             let v: Value = r.json().await.unwrap();
             assert!(v["detail"].as_str().unwrap().contains("at most 2 at a time"), "{v}");
         }
@@ -181,9 +185,13 @@ async fn concurrency_cap() {
     }
     codes.sort_unstable();
     assert_eq!(codes, [200, 200, 429, 429, 429]);
-    // The slots were released.
-    let (status, _) = gw.post("/endpoints/slow/invocations", &chat()).await;
-    assert_eq!(status, 200);
+    // The slots were released, and the three refused requests did not count: one call is left.
+    let r = gw.client.post(gw.url("/endpoints/slow/invocations")).json(&chat()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let (status, body) = gw.post("/endpoints/slow/invocations", &chat()).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"], "Rate limit exceeded: 3 per 1 day");
 }
 
 #[tokio::test]

@@ -169,6 +169,21 @@ fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut Reques
         LimitScope::Header(name) => session.req_header().headers.get(name).map(|v| v.as_bytes().to_vec()),
         LimitScope::ApiKey => ctx.api_key.as_ref().map(|k| k.as_bytes().to_vec()),
     });
+    // The concurrency cap first: a request refused for it has not used up a call of the quota.
+    let guard = match state.limits.enter(endpoint, scope) {
+        Ok(guard) => guard,
+        Err(max) => {
+            ctx.quota = state.limits.peek(endpoint, scope);
+            state.metrics.rejected.with_label_values(&["concurrency_limit"]).inc();
+            return Err(GatewayError::new(
+                429,
+                ErrorKind::RateLimited,
+                format!("Too many concurrent requests to endpoint '{}': at most {max} at a time", endpoint.name),
+            )
+            .with_code("concurrency_limit_exceeded")
+            .with_header("retry-after", "1"));
+        }
+    };
     match state.limits.acquire(endpoint, scope) {
         Some(Verdict::Limited(q)) => {
             ctx.quota = Some(q);
@@ -178,22 +193,8 @@ fn admit(session: &Session, state: &State, endpoint: &Endpoint, ctx: &mut Reques
         Some(Verdict::Allowed(q)) => ctx.quota = Some(q),
         None => ctx.quota = None,
     }
-    match state.limits.enter(endpoint, scope) {
-        Ok(guard) => {
-            ctx.concurrency = guard;
-            Ok(())
-        }
-        Err(max) => Err({
-            state.metrics.rejected.with_label_values(&["concurrency_limit"]).inc();
-            GatewayError::new(
-                429,
-                ErrorKind::RateLimited,
-                format!("Too many concurrent requests to endpoint '{}': at most {max} at a time", endpoint.name),
-            )
-            .with_code("concurrency_limit_exceeded")
-            .with_header("retry-after", "1")
-        }),
-    }
+    ctx.concurrency = guard;
+    Ok(())
 }
 
 /// The 429 of an exhausted quota: slowapi's body on MLflow's routes (`{"error": "Rate limit
