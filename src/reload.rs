@@ -1,7 +1,7 @@
 //! Hot reload of the gateway YAML.
 //!
 //! A background service watches the config file's directory (and, when the file is a symlink,
-//! its target's directory) with `notify`. Events are debounced; then the file is read and, if
+//! its target's directory, followed again after every change) with `notify`. Events are debounced; then the file is read and, if
 //! its content changed since the last load, validated and swapped in atomically. Comparing the
 //! content instead of event file names makes every kind of update work — in-place edits,
 //! atomic renames, Kubernetes ConfigMap symlink swaps (which change `..data`, not the file's
@@ -159,35 +159,58 @@ fn watched_dirs(path: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Watch the directories `path` needs (see [`watched_dirs`]) and keep `names` current: a
+/// symlink may be repointed to a file of another name or in another directory, which later
+/// edits must still reach. Directories no longer needed are unwatched.
+fn rewatch(
+    watcher: &mut Option<notify::RecommendedWatcher>,
+    path: &Path,
+    names: &std::sync::RwLock<Vec<std::ffi::OsString>>,
+    dirs: &mut Vec<PathBuf>,
+) {
+    use notify::Watcher;
+    let fresh = relevant_names(path);
+    match names.write() {
+        Ok(mut n) => *n = fresh,
+        Err(poisoned) => *poisoned.into_inner() = fresh,
+    }
+    let Some(w) = watcher.as_mut() else { return };
+    let wanted = watched_dirs(path);
+    for dir in dirs.iter().filter(|d| !wanted.contains(d)) {
+        let _ = w.unwatch(dir); // it may be gone already (a replaced ConfigMap revision)
+    }
+    for dir in wanted.iter().filter(|d| !dirs.contains(d)) {
+        if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
+            log::error!("cannot watch {} for configuration changes: {e}", dir.display());
+        }
+    }
+    *dirs = wanted;
+}
+
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut events) = mpsc::channel::<()>(64);
-        let names = relevant_names(&self.path);
+        let names = Arc::new(std::sync::RwLock::new(Vec::new()));
+        let seen = names.clone();
         // Created here, after Pingora's daemon fork: a watcher thread made before it is lost.
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res
                 && !ev.kind.is_access()
-                && is_relevant(&ev, &names)
+                && seen.read().is_ok_and(|names| is_relevant(&ev, &names))
             {
                 let _ = tx.try_send(());
             }
         });
-        let _watcher = match watcher {
-            Ok(mut w) => {
-                use notify::Watcher;
-                for dir in watched_dirs(&self.path) {
-                    if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                        log::error!("cannot watch {} for configuration changes: {e}", dir.display());
-                    }
-                }
-                Some(w)
-            }
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
             Err(e) => {
                 log::error!("cannot watch the configuration for changes ({e}); SIGHUP still reloads");
                 None
             }
         };
+        let mut dirs = Vec::new();
+        rewatch(&mut watcher, &self.path, &names, &mut dirs);
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -212,6 +235,7 @@ impl BackgroundService for Reloader {
                     self.reload(&mut last, false).await;
                 }
             }
+            rewatch(&mut watcher, &self.path, &names, &mut dirs);
         }
     }
 }

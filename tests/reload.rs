@@ -262,3 +262,57 @@ async fn a_stream_in_flight_finishes_on_its_snapshot() {
     assert_eq!(pieces, "one two three four five six seven eight", "{text}");
     assert!(!text.contains("\"error\""));
 }
+
+/// A config symlink repointed to a file of another name in another directory: the new target
+/// is watched from then on, so later in-place edits of it are served too (no SIGHUP needed).
+#[tokio::test]
+async fn a_repointed_symlink_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for sub in ["a", "b", "conf"] {
+        std::fs::create_dir(root.join(sub)).unwrap();
+    }
+    std::fs::write(root.join("a/one.yaml"), yaml(&json!({"endpoints": [mock("chat", "one")]}))).unwrap();
+    std::fs::write(root.join("b/two.yaml"), yaml(&json!({"endpoints": [mock("chat", "two")]}))).unwrap();
+    let link = root.join("conf/gateway.yaml");
+    std::os::unix::fs::symlink(root.join("a/one.yaml"), &link).unwrap();
+    let port = common::free_port();
+    let mut child = Command::new(common::binary())
+        .arg("--config-path")
+        .arg(&link)
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = common::client();
+    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
+    let ask_once = || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.post(&url).json(&ask()).send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
+                _ => None,
+            }
+        }
+    };
+    eventually("started", || async { ask_once().await.as_deref() == Some("one") }).await;
+    // Repoint the link atomically.
+    let tmp = root.join("conf/gateway.yaml.new");
+    std::os::unix::fs::symlink(root.join("b/two.yaml"), &tmp).unwrap();
+    std::fs::rename(&tmp, &link).unwrap();
+    eventually("the new target serves", || async { ask_once().await.as_deref() == Some("two") }).await;
+    // Edit the new target in place.
+    std::fs::write(root.join("b/two.yaml"), yaml(&json!({"endpoints": [mock("chat", "three")]}))).unwrap();
+    eventually("an edit of the new target serves", || async { ask_once().await.as_deref() == Some("three") }).await;
+    // The old target no longer matters.
+    std::fs::write(root.join("a/one.yaml"), yaml(&json!({"endpoints": [mock("chat", "stale")]}))).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(ask_once().await.as_deref(), Some("three"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
