@@ -1,6 +1,8 @@
 //! Inbound TLS (`aigw.tls`): rustls through Pingora's listener, HTTP/2 offered via ALPN, and
 //! the certificate and key re-read when their files change (checked every 2 s), without a
-//! restart. A new pair that does not load is logged and the current one keeps serving.
+//! restart. A new pair that does not load, or whose key does not match its certificate (a
+//! renewal caught between writing the two files), is logged and the current one keeps serving
+//! until the files are consistent again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,7 +45,16 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     };
     let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)
         .map_err(|e| format!("unsupported private key in {ks}: {e}"))?;
-    Ok(CertifiedKey::new(certs, signing))
+    let pair = CertifiedKey::new(certs, signing);
+    // A renewal that writes the two files one after the other passes through a state where
+    // they do not belong together; serving that would fail every handshake.
+    match pair.keys_match() {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(format!("the key in {ks} does not belong to the certificate in {cs}"))
+        }
+        // `Unknown`: this key type cannot tell its public key; nothing to compare.
+        _ => Ok(pair),
+    }
 }
 
 impl CertStore {

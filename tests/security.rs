@@ -460,6 +460,21 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
     let mut logs = String::new();
     std::fs::File::open(dir.path().join("err")).unwrap().read_to_string(&mut logs).unwrap();
     assert!(logs.contains("TLS certificate reload failed"), "{logs}");
+    // A renewal caught half-way: a new certificate beside the old key is refused (handshakes
+    // keep working with the current pair); once the key follows, the new pair serves.
+    let third = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(certs.path().join("cert.pem"), third.cert.pem()).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(presented_cert(port).await, second);
+    let mut logs = String::new();
+    std::fs::File::open(dir.path().join("err")).unwrap().read_to_string(&mut logs).unwrap();
+    assert!(logs.contains("does not belong to the certificate"), "{logs}");
+    std::fs::write(certs.path().join("key.pem"), third.key_pair.serialize_pem()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while presented_cert(port).await != third.cert.der().to_vec() {
+        assert!(Instant::now() < deadline, "the completed renewal was never served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
