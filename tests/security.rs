@@ -109,6 +109,18 @@ async fn api_keys_authenticate_and_authorize() {
         status_with(&gw, "/endpoints/other/invocations", &ask(), &[("authorization", &bearer_a)]).await;
     assert_eq!(status, 403);
     assert_eq!(body["detail"], "API key 'team-a' may not use 'other'");
+    // On a native route that is decided before the body is read: a body over the size limit
+    // still gets the 403, not a 413.
+    let big = gw
+        .client
+        .post(gw.url("/endpoints/other/invocations"))
+        .header("authorization", &bearer_a)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 17 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 403);
     let v1_other = json!({"model": "other", "messages": [{"role": "user", "content": "hi"}]});
     let (status, body, _) = status_with(&gw, "/v1/chat/completions", &v1_other, &[("authorization", &bearer_a)]).await;
     assert_eq!(status, 403);
@@ -174,7 +186,7 @@ async fn api_keys_authenticate_and_authorize() {
     // Three requests above without a key, and the /metrics request without one.
     assert!(text.contains("aigw_auth_rejected_total{reason=\"missing_key\"} 4"), "{text}");
     assert!(text.contains("aigw_auth_rejected_total{reason=\"invalid_key\"} 1"));
-    assert!(text.contains("aigw_auth_rejected_total{reason=\"forbidden\"} 2"));
+    assert!(text.contains("aigw_auth_rejected_total{reason=\"forbidden\"} 3"));
     assert!(!text.contains(KEY_A) && !text.contains(KEY_CI));
 }
 

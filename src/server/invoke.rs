@@ -55,6 +55,17 @@ pub async fn run(
 ) -> respond::WriteResult {
     let family = via.family();
     let limits = &config.settings.limits;
+    // A native route names its target in the URL: refuse a key that may not use it before
+    // reading (up to max_request_body of) a body that would be thrown away.
+    if let (Via::Native(name), Some(k)) = (via, key)
+        && !k.allows(name)
+    {
+        session.set_keepalive(None);
+        state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
+        fail(session, ctx, family, crate::auth::forbidden(&k.name, name)).await?;
+        body::drain_after_refusal(session).await;
+        return Ok(());
+    }
     let body = match body::read(session, config.settings.max_request_body, limits.body_read_timeout).await {
         Ok(b) => b,
         Err(e) => {
