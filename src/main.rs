@@ -5,15 +5,17 @@ use std::process::exit;
 use std::sync::Arc;
 
 use clap::Parser;
-use pingora::proxy::http_proxy_service;
+use pingora::proxy::http_proxy;
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 use aigw::audit::{AuditWriter, channel};
 use aigw::cli::Cli;
 use aigw::config::GatewayConfig;
 use aigw::reload::Reloader;
+use aigw::server::conn::Guarded;
 use aigw::server::{Gateway, Lifecycle, State};
 use aigw::tls::{CertStore, CertWatcher};
 use aigw::upstream::Upstreams;
@@ -51,7 +53,19 @@ fn parse_listen(what: &str, value: &str) -> SocketAddr {
     value.parse().unwrap_or_else(|_| fatal(format!("{what}: '{value}' is not an address:port")))
 }
 
+/// SIGHUP reloads the gateway YAML, but its handler is installed only when the reload service
+/// starts (after Pingora's daemon fork). Until then the default action would kill the
+/// process, so a SIGHUP that arrives early is ignored instead (the reload service checks the
+/// file once when it starts anyway).
+fn ignore_early_sighup() {
+    // SAFETY: installs the SIG_IGN disposition for one signal; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
 fn main() {
+    ignore_early_sighup();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // A panic's message may carry request data: log where it happened, not what it said.
     let with_messages = std::env::var_os("AIGW_LOG_PANIC_MESSAGES").is_some();
@@ -116,12 +130,16 @@ fn main() {
     server.add_service(background_service("lifecycle", Lifecycle::new(state.clone(), phases)));
     server.add_service(background_service("audit", AuditWriter::new(state.clone(), audit_rx)));
 
-    let mut service = http_proxy_service(&server.configuration, Gateway::new(state));
-    if let Some(proxy) = service.app_logic_mut() {
-        let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
-        h2.max_concurrent_streams(settings.limits.h2_max_streams);
-        proxy.h2_options = Some(h2);
-    }
+    let mut proxy = http_proxy(&server.configuration, Gateway::new(state.clone()));
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_concurrent_streams(settings.limits.h2_max_streams);
+    proxy.h2_options = Some(h2);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    // HTTP/2 connections with nothing in flight close like idle HTTP/1 ones.
+    options.h2_idle_timeout = Some(std::time::Duration::from_secs(60));
+    proxy.server_options = Some(options);
+    // Header deadline, JSON for Pingora's own refusals, connection cap: server::conn.
+    let mut service = Service::new("aigw".to_owned(), Guarded::new(proxy, state));
     let scheme = match &certs {
         Some(store) => {
             let tls_conf = settings.tls.as_ref().unwrap_or_else(|| fatal("aigw.tls vanished"));

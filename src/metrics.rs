@@ -12,8 +12,9 @@
 //! | `aigw_tokens_total` | counter | `endpoint`, `kind` (`prompt`, `completion`) |
 //! | `aigw_rate_limited_total` | counter | `endpoint` |
 //! | `aigw_auth_rejected_total` | counter | `reason` (`missing_key`, `invalid_key`, `forbidden`) |
-//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `response_too_large`) |
+//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `header_timeout`, `bad_request`, `too_many_connections`, `response_too_large`) |
 //! | `aigw_inflight_requests` | gauge | |
+//! | `aigw_connections` | gauge (open client connections) | |
 //! | `aigw_config_reloads_total` | counter | `outcome` (`ok`, `rejected`) |
 //! | `aigw_config_generation` | gauge | |
 //! | `aigw_audit_dropped_total` | counter | |
@@ -48,6 +49,8 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// Requests being served.
     pub inflight: IntGauge,
+    /// Open client connections.
+    pub connections: IntGauge,
     /// Configuration reloads.
     pub reloads: IntCounterVec,
     /// Configuration generation.
@@ -92,6 +95,8 @@ impl Default for Metrics {
             rejected: counter("aigw_rejected_total", "Requests refused by a protective limit", &["reason"]),
             inflight: IntGauge::new("aigw_inflight_requests", "Requests being served")
                 .unwrap_or_else(|e| panic!("metric: {e}")),
+            connections: IntGauge::new("aigw_connections", "Open client connections")
+                .unwrap_or_else(|e| panic!("metric: {e}")),
             reloads: counter("aigw_config_reloads_total", "Configuration reloads", &["outcome"]),
             generation: IntGauge::new("aigw_config_generation", "Configuration generation")
                 .unwrap_or_else(|e| panic!("metric: {e}")),
@@ -108,6 +113,7 @@ impl Default for Metrics {
             Box::new(m.auth_rejected.clone()),
             Box::new(m.rejected.clone()),
             Box::new(m.inflight.clone()),
+            Box::new(m.connections.clone()),
             Box::new(m.reloads.clone()),
             Box::new(m.generation.clone()),
             Box::new(m.audit_dropped.clone()),

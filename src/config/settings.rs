@@ -17,7 +17,8 @@
 //!   health_listen: 0.0.0.0:8080
 //!   metrics: {enabled: true, listen: 127.0.0.1:9100}
 //!   audit: {path: /var/log/aigw/audit.log}   # or stderr (default), or off
-//!   limits: {max_header_bytes: 64KiB, max_inflight: 4096, body_read_timeout_s: 60, h2_max_streams: 100}
+//!   limits: {max_header_bytes: 64KiB, max_inflight: 4096, max_connections: 10000,
+//!            header_read_timeout_s: 10, body_read_timeout_s: 60, h2_max_streams: 100}
 //! ```
 
 use std::fmt;
@@ -149,6 +150,12 @@ pub struct LimitSettings {
     pub max_header_bytes: usize,
     /// Requests in flight in the whole gateway (503 above); `None`: unlimited.
     pub max_inflight: Option<usize>,
+    /// Open client connections (each further one is answered 503 and closed); `None`:
+    /// unlimited.
+    pub max_connections: Option<usize>,
+    /// Time allowed to receive a whole request header once its first byte arrived (408 and
+    /// the connection closed after): against clients that trickle headers (slowloris).
+    pub header_read_timeout: Duration,
     /// Time allowed to receive a whole request body (408 after).
     pub body_read_timeout: Duration,
     /// Concurrent streams on one HTTP/2 connection.
@@ -160,6 +167,8 @@ impl Default for LimitSettings {
         LimitSettings {
             max_header_bytes: 64 * 1024,
             max_inflight: None,
+            max_connections: None,
+            header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             h2_max_streams: 100,
         }
@@ -231,6 +240,18 @@ impl Settings {
                     return Err(lm.error("max_inflight", "must be at least 1"));
                 }
                 s.limits.max_inflight = Some(n as usize);
+            }
+            if let Some(n) = lm.u64("max_connections")? {
+                if n == 0 {
+                    return Err(lm.error("max_connections", "must be at least 1"));
+                }
+                s.limits.max_connections = Some(n as usize);
+            }
+            if let Some(secs) = lm.f64("header_read_timeout_s")? {
+                if !(secs > 0.0 && secs <= 3600.0) {
+                    return Err(lm.error("header_read_timeout_s", "must be positive and at most 3600"));
+                }
+                s.limits.header_read_timeout = Duration::from_secs_f64(secs);
             }
             if let Some(secs) = lm.f64("body_read_timeout_s")? {
                 if secs <= 0.0 {
@@ -405,13 +426,16 @@ mod tests {
     #[test]
     fn sections() {
         let s = parse(json!({"audit": "off", "metrics": false, "tls": {"cert": "c.pem", "key": "k.pem"},
-                             "limits": {"max_header_bytes": "16KiB", "max_inflight": 10, "body_read_timeout_s": 5}}))
+                             "limits": {"max_header_bytes": "16KiB", "max_inflight": 10, "body_read_timeout_s": 5,
+                                        "max_connections": 3, "header_read_timeout_s": 2.5}}))
         .unwrap();
         assert_eq!(s.audit, AuditSettings::Off);
         assert!(!s.metrics.enabled);
         assert!(s.tls.unwrap().http2);
         assert_eq!(s.limits.max_header_bytes, 16 << 10);
         assert_eq!(s.limits.max_inflight, Some(10));
+        assert_eq!(s.limits.max_connections, Some(3));
+        assert_eq!(s.limits.header_read_timeout, Duration::from_millis(2500));
         assert_eq!(
             parse(json!({"audit": {"path": "/var/log/a.log"}})).unwrap().audit,
             AuditSettings::File("/var/log/a.log".into())

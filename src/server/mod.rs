@@ -8,6 +8,7 @@
 //! proxy pipeline). `logging` writes the audit line and updates the metrics.
 
 mod body;
+pub mod conn;
 mod invoke;
 mod lifecycle;
 mod respond;
@@ -45,6 +46,8 @@ pub struct State {
     pub upstreams: Upstreams,
     /// Requests being served right now (graceful shutdown waits for zero).
     pub inflight: AtomicUsize,
+    /// Open client connections (`aigw.limits.max_connections`).
+    pub connections: AtomicUsize,
     /// Quota counters and concurrency caps (kept across reloads).
     pub limits: Limits,
     /// Prometheus metrics.
@@ -68,6 +71,7 @@ impl State {
             config: ArcSwap::from_pointee(config),
             upstreams,
             inflight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             limits: Limits::default(),
             metrics: Metrics::default(),
             audit: None,
@@ -191,6 +195,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        conn::request_started();
         let inflight = self.state.inflight.fetch_add(1, Ordering::AcqRel) + 1;
         self.state.metrics.inflight.inc();
         ctx.inflight = Some(InflightGuard(self.state.clone()));
@@ -311,6 +316,7 @@ impl ProxyHttp for Gateway {
             }
         }
         ctx.inflight = None;
+        conn::request_finished();
     }
 }
 
