@@ -82,7 +82,8 @@ fn main() {
 
     let Some(path) = cli.config_path.clone() else {
         eprintln!("aigw: no gateway configuration: pass --config-path <file> or set {}", aigw::cli::CONFIG_ENV);
-        exit(2);
+        // `-t` answers 0 (valid) or 1 (not); a usage error otherwise.
+        exit(if cli.pingora.test { 1 } else { 2 });
     };
     // Absolute, because a daemon runs from `/`.
     let path = std::path::absolute(&path).unwrap_or(path);

@@ -118,3 +118,13 @@ fn mlflow_config_cases() {
         }
     }
 }
+
+/// `aigw -t` with no configuration at all is a failed check (exit 1) that says what is missing.
+#[test]
+fn dash_t_without_a_configuration_fails() {
+    let out =
+        std::process::Command::new(common::binary()).arg("-t").env_remove("MLFLOW_GATEWAY_CONFIG").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no gateway configuration") && stderr.contains("--config-path"), "{stderr}");
+}

@@ -192,6 +192,9 @@ async fn concurrency_cap() {
     let (status, body) = gw.post("/endpoints/slow/invocations", &chat()).await;
     assert_eq!(status, 429);
     assert_eq!(body["error"], "Rate limit exceeded: 3 per 1 day");
+    let text = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("aigw_rejected_total{reason=\"concurrency_limit\"} 3"), "{text}");
+    assert!(text.contains("aigw_rate_limited_total{endpoint=\"slow\"} 1"), "{text}");
 }
 
 #[tokio::test]

@@ -587,11 +587,35 @@ async fn audit_lines_with_rotation() {
 #[tokio::test]
 async fn metrics_on_a_separate_listener() {
     let metrics_port = free_port();
-    let gw = Gateway::start(&yaml(&json!({"endpoints": [
-        mock("chat"), {"name": "limited", "endpoint_type": "llm/v1/chat", "model": {"provider": "mock"}, "limit": {"calls": 1, "renewal_period": "day"}}],
-        "aigw": {"metrics": {"listen": format!("127.0.0.1:{metrics_port}")}}})))
-    .await;
+    let upstream = MockUpstream::start().await;
+    upstream.always_json(
+        200,
+        json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}),
+    );
+    let config = json!({"endpoints": [
+        mock("chat"), {"name": "limited", "endpoint_type": "llm/v1/chat", "model": {"provider": "mock"}, "limit": {"calls": 1, "renewal_period": "day"}},
+        {"name": "remote", "endpoint_type": "llm/v1/chat", "model": {"provider": "openai", "name": "m",
+            "config": {"openai_api_key": "sk-metrics-0000000", "openai_api_base": upstream.url()}}}],
+        "aigw": {"metrics": {"listen": format!("127.0.0.1:{metrics_port}")}}});
+    let gw = Gateway::start(&yaml(&config)).await;
+    assert!(gw.logs().contains("no API keys configured: serving unauthenticated, on loopback only"), "{}", gw.logs());
     assert_eq!(gw.post("/endpoints/chat/invocations", &ask()).await.0, 200);
+    assert_eq!(gw.post("/endpoints/remote/invocations", &ask()).await.0, 200);
+    // One accepted and one rejected reload.
+    let mut changed = config.clone();
+    changed["endpoints"].as_array_mut().unwrap().push(mock("added"));
+    std::fs::write(&gw.config_path, yaml(&changed)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.post("/endpoints/added/invocations", &ask()).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the reload was never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(&gw.config_path, "endpoints: [{name: broken}]").unwrap();
+    while !gw.logs().contains("reload rejected") {
+        assert!(Instant::now() < deadline, "the invalid reload was never logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let stream = gw
         .post_text(
             "/v1/chat/completions",
@@ -617,7 +641,10 @@ async fn metrics_on_a_separate_listener() {
         "aigw_tokens_total{endpoint=\"chat\",kind=\"completion\"}",
         "aigw_stream_first_byte_seconds_count{endpoint=\"chat\"} 1",
         "aigw_request_duration_seconds_bucket",
-        "aigw_config_generation 1",
+        "aigw_upstream_duration_seconds_count{provider=\"openai\"} 1",
+        "aigw_config_reloads_total{outcome=\"ok\"} 1",
+        "aigw_config_reloads_total{outcome=\"rejected\"} 1",
+        "aigw_config_generation 2",
         // The scrape itself is in flight.
         "aigw_inflight_requests 1",
     ] {
@@ -640,8 +667,14 @@ async fn protective_limits() {
         {"name": "slow", "endpoint_type": "llm/v1/chat", "model": {"provider": "mock", "config": {"latency_ms": 1500}}},
         {"name": "big", "endpoint_type": "llm/v1/chat", "model": {"provider": "openai", "name": "m",
             "config": {"openai_api_key": "sk-x-0000000000", "openai_api_base": upstream.url()}}}],
-        "aigw": {"max_response_body": "1KiB", "limits": {"max_header_bytes": "8KiB", "max_inflight": 2, "body_read_timeout_s": 1}}})))
+        "aigw": {"max_request_body": "64KiB", "max_response_body": "1KiB",
+                 "limits": {"max_header_bytes": "8KiB", "max_inflight": 2, "body_read_timeout_s": 1}}})))
     .await;
+    // Body too large: 413 JSON.
+    let big = json!({"messages": [{"role": "user", "content": "x".repeat(100_000)}]});
+    let (status, body) = gw.post("/endpoints/slow/invocations", &big).await;
+    assert_eq!(status, 413);
+    assert!(body["detail"].as_str().unwrap().contains("exceeds the limit of 65536 bytes"), "{body}");
     // Header too large: 431 JSON.
     let r = gw
         .client
@@ -679,7 +712,7 @@ async fn protective_limits() {
     codes.sort_unstable();
     assert_eq!(codes, [200, 200, 503, 503]);
     let text = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for reason in ["header_too_large", "response_too_large", "read_timeout", "too_many_inflight"] {
+    for reason in ["body_too_large", "header_too_large", "response_too_large", "read_timeout", "too_many_inflight"] {
         assert!(text.contains(&format!("aigw_rejected_total{{reason=\"{reason}\"}}")), "{reason}\n{text}");
     }
     gw.assert_alive().await;
