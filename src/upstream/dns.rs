@@ -21,10 +21,15 @@ struct Entry {
     next: AtomicUsize,
 }
 
+/// The name lookup behind the cache: the system resolver, or a stand-in in tests.
+type Lookup =
+    Box<dyn Fn(String, u16) -> futures::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> + Send + Sync>;
+
 /// A caching resolver shared by all requests.
 pub struct Resolver {
     ttl: Duration,
     cache: RwLock<HashMap<(String, u16), Arc<Entry>>>,
+    lookup: Lookup,
 }
 
 impl Default for Resolver {
@@ -36,7 +41,16 @@ impl Default for Resolver {
 impl Resolver {
     /// A resolver caching answers for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Resolver { ttl, cache: RwLock::new(HashMap::new()) }
+        Self::with_lookup(
+            ttl,
+            Box::new(|host, port| {
+                Box::pin(async move { tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect) })
+            }),
+        )
+    }
+
+    fn with_lookup(ttl: Duration, lookup: Lookup) -> Self {
+        Resolver { ttl, cache: RwLock::new(HashMap::new()), lookup }
     }
 
     /// One address for `host:port`. IP literals are returned as they are.
@@ -51,9 +65,8 @@ impl Resolver {
         {
             return Ok(pick(entry));
         }
-        match tokio::net::lookup_host((host, port)).await {
-            Ok(found) => {
-                let addrs: Vec<SocketAddr> = found.collect();
+        match (self.lookup)(host.to_owned(), port).await {
+            Ok(addrs) => {
                 if addrs.is_empty() {
                     return stale_or(cached.as_deref(), format!("'{host}' has no addresses"));
                 }
@@ -96,5 +109,60 @@ mod tests {
         let a = r.resolve("localhost", 8080).await.unwrap();
         assert!(a.ip().is_loopback());
         assert!(r.resolve("no-such-host.invalid", 80).await.is_err());
+    }
+
+    /// A lookup that answers from `answers` in turn (an error when they run out) and counts calls.
+    fn scripted(answers: Vec<std::io::Result<Vec<SocketAddr>>>) -> (Lookup, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(answers)));
+        let counted = calls.clone();
+        let lookup: Lookup = Box::new(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let next = answers.lock().unwrap().pop_front().unwrap_or_else(|| Err(std::io::Error::other("down")));
+            Box::pin(async move { next })
+        });
+        (lookup, calls)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn cached_for_the_ttl_and_rotated() {
+        let (lookup, calls) = scripted(vec![Ok(vec![addr("10.0.0.1:443"), addr("10.0.0.2:443")])]);
+        let r = Resolver::with_lookup(Duration::from_secs(60), lookup);
+        let got: Vec<SocketAddr> = futures::future::join_all((0..4).map(|_| r.resolve("api.example", 443)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one lookup serves the TTL");
+        assert_eq!(got.iter().filter(|a| **a == addr("10.0.0.1:443")).count(), 2, "{got:?}");
+        assert_eq!(got.iter().filter(|a| **a == addr("10.0.0.2:443")).count(), 2, "{got:?}");
+        // Another port is another entry.
+        assert!(r.resolve("api.example", 80).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_refreshed_and_served_stale_when_the_refresh_fails() {
+        let (lookup, calls) = scripted(vec![
+            Ok(vec![addr("10.0.0.1:443")]),
+            Ok(vec![addr("10.0.0.9:443")]),
+            Err(std::io::Error::other("resolver down")),
+            Ok(vec![]),
+        ]);
+        let r = Resolver::with_lookup(Duration::ZERO, lookup);
+        assert_eq!(r.resolve("api.example", 443).await.unwrap(), addr("10.0.0.1:443"));
+        // Expired at once (TTL 0): looked up again, the new answer replaces the old.
+        assert_eq!(r.resolve("api.example", 443).await.unwrap(), addr("10.0.0.9:443"));
+        // The resolver fails, then answers nothing: the last known address keeps serving.
+        assert_eq!(r.resolve("api.example", 443).await.unwrap(), addr("10.0.0.9:443"));
+        assert_eq!(r.resolve("api.example", 443).await.unwrap(), addr("10.0.0.9:443"));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // A name never resolved has nothing stale to fall back on.
+        let message = r.resolve("other.example", 443).await.unwrap_err();
+        assert!(message.contains("cannot resolve 'other.example'"), "{message}");
     }
 }
