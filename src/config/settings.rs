@@ -100,6 +100,12 @@ impl ApiKey {
             Some(list) => list.iter().any(|e| e == "*" || e == name),
         }
     }
+
+    /// Whether the key may use every endpoint and route (needed for what spans all of them,
+    /// such as `/metrics` on the main listener).
+    pub fn unrestricted(&self) -> bool {
+        self.endpoints.as_ref().is_none_or(|list| list.iter().any(|e| e == "*"))
+    }
 }
 
 /// Client authentication (`aigw.auth`).

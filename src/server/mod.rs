@@ -414,6 +414,11 @@ async fn handle(
         Route::OpenApi => Ok(rest::openapi(config)),
         Route::Favicon => Err(rest::favicon()),
         Route::Health => Ok(rest::health()),
+        // Metrics name every endpoint: a key restricted to some of them may not read them.
+        Route::Metrics if key.is_some_and(|k| !k.unrestricted()) => {
+            state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
+            Err(crate::auth::forbidden(key.map_or("", |k| k.name.as_str()), "/metrics"))
+        }
         Route::Metrics if config.settings.metrics.enabled => Ok(Reply {
             status: 200,
             content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
