@@ -71,21 +71,35 @@ impl ValidationErrors {
             return ("Invalid request".into(), None);
         };
         let msg = first.get("msg").and_then(Value::as_str).unwrap_or("Invalid request");
-        let param = first.get("loc").and_then(Value::as_array).map(|loc| {
-            loc.iter()
-                .skip(1)
-                .map(|p| match p {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(".")
-        });
-        match param {
-            Some(p) if !p.is_empty() => (format!("{p}: {msg}"), Some(p)),
-            _ => (msg.to_owned(), None),
+        let loc = first.get("loc").and_then(Value::as_array);
+        let dotted = |keep: &dyn Fn(&str) -> bool| {
+            loc.map(|loc| {
+                loc.iter()
+                    .skip(1)
+                    .map(|p| match p {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .filter(|s| keep(s))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .filter(|p| !p.is_empty())
+        };
+        // The message keeps pydantic's whole location (union members included, as FastAPI
+        // reports it); `param` names only the request's own fields.
+        let place = dotted(&|_| true);
+        let param = dotted(&|s| !is_union_member(s));
+        match place {
+            Some(p) => (format!("{p}: {msg}"), param),
+            None => (msg.to_owned(), None),
         }
     }
+}
+
+/// Whether a location segment is a pydantic union member tag (`str`, `list[…]`), not a field.
+fn is_union_member(segment: &str) -> bool {
+    segment.contains('[') || matches!(segment, "str" | "int" | "float" | "bool")
 }
 
 /// A location in the body, for error reports: `["body", "messages", 0, "content"]`.
@@ -820,6 +834,16 @@ mod tests {
 
     fn errs(t: EndpointType, body: &str) -> Vec<Value> {
         parse_request(t, body.as_bytes()).unwrap_err().0
+    }
+
+    #[test]
+    fn summary_names_the_field_without_union_members() {
+        let e = parse_request(EndpointType::Chat, br#"{"messages": [{"role": "user", "content": 5}]}"#).unwrap_err();
+        let (message, param) = e.summary();
+        assert!(message.starts_with("messages.0.content.str: "), "{message}");
+        assert_eq!(param.as_deref(), Some("messages.0.content"));
+        let e = parse_request(EndpointType::Completions, br#"{}"#).unwrap_err();
+        assert_eq!(e.summary(), ("prompt: Field required".to_owned(), Some("prompt".to_owned())));
     }
 
     #[test]
