@@ -8,6 +8,7 @@
 #   AIGW_SETTINGS='{audit: off}' scripts/bench.sh chat   # with extra aigw: settings
 #   PINGORA_CONF=conf/bench-pingora.yaml scripts/bench.sh   # with Pingora settings (-c)
 #   SOAK=600 scripts/bench.sh        # soak: chat + stream at c=32 each for 600 s, RSS every 30 s
+#   AIGW_BIN=/tmp/aigw-old scripts/bench.sh chat   # another aigw binary (A/B against a saved build)
 #
 # Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
@@ -50,7 +51,7 @@ YAML
 
 target/release/examples/bench_upstream "127.0.0.1:$UP_PORT" 2>/dev/null &
 UP_PID=$!
-RUST_LOG=warn target/release/aigw --config-path "$work/gateway.yaml" --port "$GW_PORT" ${PINGORA_CONF:+-c "$PINGORA_CONF"} 2>"$work/aigw.log" &
+RUST_LOG=warn "${AIGW_BIN:-target/release/aigw}" --config-path "$work/gateway.yaml" --port "$GW_PORT" ${PINGORA_CONF:+-c "$PINGORA_CONF"} 2>"$work/aigw.log" &
 GW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
 
