@@ -8,7 +8,9 @@
 //! and a Bedrock API key (bearer token) serves ConverseStream and embeddings.
 //!
 //! * a combination the provider cannot serve: 501 JSON before any upstream call (the mock
-//!   recorded nothing), `{"detail": …}` on the native route, OpenAI's `{"error": {…}}` on `/v1`;
+//!   recorded nothing), `{"detail": …}` on the native route, OpenAI's `{"error": {…}}` on `/v1`,
+//!   with MLflow's message (`The chat route is not implemented for Cohere models.`, or
+//!   `… chat streaming route …` for a type served but not streamed);
 //! * a combination it serves: exactly one upstream call, on the provider's path, with its
 //!   credentials, answered from the MLflow fixture of that provider's wire format; the client
 //!   gets a 200 unified answer (an SSE stream for chat and completions with `stream: true`,
@@ -109,6 +111,8 @@ struct Row {
     label: &'static str,
     /// `model.provider`.
     provider: &'static str,
+    /// The name aigw's 501 messages use for it.
+    display: &'static str,
     wire: Wire,
     /// What it serves, one character per column: chat, chat stream, completions, completions
     /// stream, embeddings (a letter = served, `-` = 501).
@@ -176,12 +180,14 @@ fn vertex_config(mock: &str, tokens: &str, location: Option<&str>) -> Value {
 fn compat(
     label: &'static str,
     provider: &'static str,
+    display: &'static str,
     config: fn(&str, &str) -> Value,
     headers: &'static [Hdr],
 ) -> Row {
     Row {
         label,
         provider,
+        display,
         wire: Wire::OpenAi,
         serves: "cc--e",
         models: ["chat-model", "completions-model", "embeddings-model"],
@@ -195,6 +201,7 @@ fn rows() -> Vec<Row> {
     vec![
         Row {
             label: "openai",
+            display: "OpenAI",
             provider: "openai",
             wire: Wire::OpenAi,
             serves: "ccppe",
@@ -211,6 +218,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "openai-azure",
+            display: "OpenAI",
             provider: "openai",
             wire: Wire::OpenAi,
             serves: "ccppe",
@@ -224,6 +232,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "openai-azuread",
+            display: "OpenAI",
             provider: "openai",
             wire: Wire::OpenAi,
             serves: "ccppe",
@@ -237,6 +246,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "azure-alias",
+            display: "OpenAI",
             provider: "azure",
             wire: Wire::OpenAi,
             serves: "ccppe",
@@ -251,31 +261,42 @@ fn rows() -> Vec<Row> {
         compat(
             "groq",
             "groq",
+            "Groq",
             |m, _| json!({"api_key": "gsk", "api_base": format!("{m}/v1")}),
             &[Hdr::Is("authorization", "Bearer gsk")],
         ),
         compat(
             "deepseek",
             "deepseek",
+            "DeepSeek",
             |m, _| json!({"api_key": "dsk", "api_base": format!("{m}/v1")}),
             &[Hdr::Is("authorization", "Bearer dsk")],
         ),
         compat(
             "xai",
             "xai",
+            "xAI",
             |m, _| json!({"api_key": "xsk", "api_base": format!("{m}/v1")}),
             &[Hdr::Is("authorization", "Bearer xsk")],
         ),
         compat(
             "openrouter",
             "openrouter",
+            "OpenRouter",
             |m, _| json!({"api_key": "osk", "api_base": format!("{m}/v1")}),
             &[Hdr::Is("authorization", "Bearer osk")],
         ),
-        compat("ollama", "ollama", |m, _| json!({"api_base": format!("{m}/v1")}), &[Hdr::Absent("authorization")]),
+        compat(
+            "ollama",
+            "ollama",
+            "Ollama",
+            |m, _| json!({"api_base": format!("{m}/v1")}),
+            &[Hdr::Absent("authorization")],
+        ),
         compat(
             "portkey",
             "portkey",
+            "Portkey",
             |m, _| {
                 json!({"api_key": "pk-key", "provider": "openai", "provider_api_key": "sk-behind-portkey",
                        "api_base": format!("{m}/v1")})
@@ -288,6 +309,7 @@ fn rows() -> Vec<Row> {
         ),
         Row {
             label: "anthropic",
+            display: "Anthropic",
             provider: "anthropic",
             wire: Wire::Anthropic,
             serves: "ccpp-",
@@ -302,6 +324,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "gemini",
+            display: "Gemini",
             provider: "gemini",
             wire: Wire::Gemini,
             serves: "ccppe",
@@ -318,6 +341,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "bedrock-sigv4",
+            display: "Amazon Bedrock",
             provider: "bedrock",
             wire: Wire::Bedrock,
             serves: "ccp-e",
@@ -336,6 +360,7 @@ fn rows() -> Vec<Row> {
         Row {
             // README: a Bedrock API key serves streams and embeddings too (MLflow: 501).
             label: "bedrock-bearer",
+            display: "Amazon Bedrock",
             provider: "bedrock",
             wire: Wire::Bedrock,
             serves: "ccp-e",
@@ -349,6 +374,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "mistral",
+            display: "Mistral",
             provider: "mistral",
             wire: Wire::Mistral,
             serves: "ccp-e",
@@ -359,6 +385,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "togetherai",
+            display: "TogetherAI",
             provider: "togetherai",
             wire: Wire::Together,
             serves: "ccppe",
@@ -375,6 +402,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "cohere",
+            display: "Cohere",
             provider: "cohere",
             wire: Wire::Cohere,
             serves: "ccppe",
@@ -385,6 +413,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "mosaicml",
+            display: "MosaicML",
             provider: "mosaicml",
             wire: Wire::Mosaic,
             serves: "c-p-e",
@@ -401,6 +430,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "palm",
+            display: "PaLM",
             provider: "palm",
             wire: Wire::Palm,
             serves: "c-p-e",
@@ -417,6 +447,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "tgi",
+            display: "Hugging Face Text Generation Inference",
             provider: "huggingface-text-generation-inference",
             wire: Wire::Tgi,
             serves: "--p--",
@@ -427,6 +458,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "ai21labs",
+            display: "AI21Labs",
             provider: "ai21labs",
             wire: Wire::Ai21,
             serves: "--p--",
@@ -437,6 +469,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "mlflow-serving",
+            display: "MLflow Model Serving",
             provider: "mlflow-model-serving",
             wire: Wire::MlflowServing,
             serves: "c-p-e",
@@ -447,6 +480,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "databricks",
+            display: "Databricks",
             provider: "databricks",
             wire: Wire::OpenAi,
             serves: "cc--e",
@@ -463,6 +497,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "vertex-gemini",
+            display: "Vertex AI",
             provider: "vertex_ai",
             wire: Wire::Gemini,
             serves: "ccppe",
@@ -479,6 +514,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "vertex-claude",
+            display: "Vertex AI Claude",
             provider: "vertex_ai",
             wire: Wire::Anthropic,
             serves: "cc---",
@@ -496,6 +532,7 @@ fn rows() -> Vec<Row> {
         Row {
             // Model-as-a-Service: default location us-central1.
             label: "vertex-openai",
+            display: "Vertex AI partner (OpenAI-compatible)",
             provider: "vertex_ai",
             wire: Wire::OpenAi,
             serves: "cc---",
@@ -512,6 +549,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             label: "mock",
+            display: "Mock",
             provider: "mock",
             wire: Wire::Builtin,
             serves: "ccppe",
@@ -649,7 +687,7 @@ fn check_headers(req: &Recorded, headers: &[Hdr]) -> Result<(), String> {
 }
 
 /// Check a 501 answer: native `{"detail": "..."}`, `/v1` OpenAI's error object.
-fn check_not_implemented(v1: bool, ty: Ty, content_type: &str, text: &str) -> Result<(), String> {
+fn check_not_implemented(v1: bool, expected: &str, content_type: &str, text: &str) -> Result<(), String> {
     if !content_type.starts_with("application/json") {
         return Err(format!("501 content type {content_type}"));
     }
@@ -672,10 +710,16 @@ fn check_not_implemented(v1: bool, ty: Ty, content_type: &str, text: &str) -> Re
         body["detail"].as_str()
     };
     let message = message.ok_or_else(|| format!("no message string: {body}"))?;
-    if !message.contains("not implemented") || !message.contains(ty.short()) {
-        return Err(format!("501 message does not say what is not implemented: {message:?}"));
+    if message != expected {
+        return Err(format!("501 message {message:?}, expected {expected:?}"));
     }
     Ok(())
+}
+
+/// MLflow's 501 message: the type is not served at all, or served but not streamed.
+fn not_implemented_message(row: &Row, ty: Ty, stream: bool) -> String {
+    let what = if stream && row.serves(ty, false) { "streaming route" } else { "route" };
+    format!("The {} {what} is not implemented for {} models.", ty.short(), row.display)
 }
 
 /// Check a 200 answer of a served combination.
@@ -744,7 +788,7 @@ async fn cell(gw: &Gateway, t: &Target<'_>, stream: bool, v1: bool) -> Result<()
         if !sent.is_empty() {
             return Err(format!("501 after {} upstream call(s): {:?}", sent.len(), sent[0].target));
         }
-        return check_not_implemented(v1, t.ty, &content_type, &text);
+        return check_not_implemented(v1, &not_implemented_message(t.row, t.ty, stream), &content_type, &text);
     }
     if status != 200 {
         return Err(format!("expected 200, got {status}: {text}; upstream saw {:?}", sent.first().map(|r| &r.target)));
