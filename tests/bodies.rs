@@ -111,3 +111,66 @@ async fn chunked_upload_over_the_configured_limit_is_413() {
     assert_eq!(status, 200);
     gw.assert_alive().await;
 }
+
+/// Bodies over 2 MiB on the other invocation routes: `/v1/embeddings` and `/v1/completions`
+/// (endpoint taken from the body's `model`, which comes after the big field here) and
+/// `/gateway/{name}/invocations`, each arriving whole upstream with an exact `Content-Length`.
+#[tokio::test]
+async fn bodies_over_two_mib_on_v1_embeddings_completions_and_gateway_route() {
+    let upstream = MockUpstream::start().await;
+    upstream.handle(|r| {
+        let answer = if r.target.ends_with("/embeddings") {
+            json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                   "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        } else if r.target.ends_with("/chat/completions") {
+            OK()
+        } else {
+            json!({"id": "c", "object": "text_completion", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+        };
+        common::upstream::Reply::Json(200, answer)
+    });
+    let base = format!("{}/v1", upstream.url());
+    let ep = |name: &str, ty: &str| {
+        json!({"name": name, "endpoint_type": ty,
+               "model": {"provider": "openai", "name": format!("{name}-model"), "config": {"openai_api_key": "sk-test", "openai_api_base": base}}})
+    };
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        ep("emb", "llm/v1/embeddings"), ep("cmp", "llm/v1/completions"), ep("chat", "llm/v1/chat")
+    ]})))
+    .await;
+    let text = |size: usize, seed: u8| -> String {
+        (0..size).map(|i| (b'a' + ((i + seed as usize) % 26) as u8) as char).collect()
+    };
+
+    // `model` last in the JSON text, after ~2.5 MiB: the endpoint is only known once the whole body is read.
+    let input = [text(1 << 20, 1), text(3 << 19, 2)];
+    let body = format!(r#"{{"input": {}, "model": "emb"}}"#, serde_json::to_string(&input).unwrap()).into_bytes();
+    assert!(body.len() > 2 << 20);
+    let (status, _, answer) = gw.post_raw("/v1/embeddings", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = upstream.last();
+    assert_eq!(sent.target, "/v1/embeddings");
+    assert_eq!(sent.json(), json!({"model": "emb-model", "input": input}), "upstream received the inputs whole");
+    assert_eq!(sent.header("content-length").unwrap(), sent.body.len().to_string());
+
+    let prompt = text((2 << 20) + 12345, 3);
+    let body = format!(r#"{{"prompt": {}, "max_tokens": 5, "model": "cmp"}}"#, serde_json::to_string(&prompt).unwrap());
+    let (status, _, answer) = gw.post_raw("/v1/completions", body.into_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = upstream.last();
+    assert_eq!(sent.target, "/v1/completions");
+    assert!(sent.json()["prompt"] == json!(prompt), "upstream received the prompt whole");
+    assert_eq!(sent.json()["model"], "cmp-model");
+    assert_eq!(sent.header("content-length").unwrap(), sent.body.len().to_string());
+
+    let (req, content) = big_request(3 << 20, None);
+    let (status, answer) = gw.post("/gateway/chat/invocations", &req).await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = upstream.last();
+    assert_eq!(sent.target, "/v1/chat/completions");
+    assert!(sent.json()["messages"][0]["content"] == json!(content), "upstream received the message whole");
+    assert_eq!(sent.header("content-length").unwrap(), sent.body.len().to_string());
+    assert_eq!(upstream.requests().len(), 3);
+}

@@ -27,6 +27,8 @@ replay_tests! {
     anthropic_chat_tool_result => Case::new("anthropic-chat-tool-result", ANTHROPIC);
     anthropic_chat_stream => Case::new("anthropic-chat-stream", ANTHROPIC);
     anthropic_chat_stream_tools => Case::new("anthropic-chat-stream-tools", ANTHROPIC);
+    anthropic_chat_stream_v1 => Case { via_v1: true, ..Case::new("anthropic-chat-stream", ANTHROPIC) };
+    anthropic_chat_stream_tools_v1 => Case { via_v1: true, ..Case::new("anthropic-chat-stream-tools", ANTHROPIC) };
 }
 
 /// The Messages API answer equivalent to the fixture's legacy `/v1/complete` answer.

@@ -37,6 +37,7 @@ replay_tests! {
     gemini_chat_stream => Case { ignore: TIME, ..Case::new("gemini-chat-stream", GEMINI) };
     gemini_completions => Case::new("gemini-completions", GEMINI);
     gemini_completions_stream => Case { ignore: TIME, ..Case::new("gemini-completions-stream", GEMINI) };
+    gemini_completions_stream_v1 => Case { ignore: TIME, via_v1: true, ..Case::new("gemini-completions-stream", GEMINI) };
     gemini_embeddings_single => Case::new("gemini-embeddings-single", GEMINI);
     gemini_embeddings_batch => Case::new("gemini-embeddings-batch", GEMINI);
 }

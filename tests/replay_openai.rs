@@ -40,6 +40,10 @@ replay_tests! {
     openai_chat_stream => Case::new("openai-chat-stream", OPENAI);
     openai_completions => Case::new("openai-completions", OPENAI);
     openai_completions_stream => Case::new("openai-completions-stream", OPENAI);
+    // The same streams through the OpenAI-compatible routes: same upstream call and events,
+    // then `data: [DONE]` (product fix 1).
+    openai_chat_stream_v1 => Case { via_v1: true, ..Case::new("openai-chat-stream", OPENAI) };
+    openai_completions_stream_v1 => Case { via_v1: true, ..Case::new("openai-completions-stream", OPENAI) };
     openai_embeddings => Case::new("openai-embeddings", OPENAI);
     openai_compat_v1_chat => Case::new("openai-compat-v1-chat", OPENAI);
     openai_upstream_error => Case::new("openai-upstream-error", OPENAI);

@@ -55,6 +55,7 @@ fn ndjson_reply(fx: &Value, split: Option<u64>) -> Reply {
 replay_tests! {
     mistral_chat => Case::new("mistral-chat", MISTRAL);
     mistral_chat_stream => Case::new("mistral-chat-stream", MISTRAL);
+    mistral_chat_stream_v1 => Case { via_v1: true, ..Case::new("mistral-chat-stream", MISTRAL) };
     mistral_completions => Case::new("mistral-completions", MISTRAL);
     mistral_embeddings => Case::new("mistral-embeddings", MISTRAL);
 
@@ -62,6 +63,8 @@ replay_tests! {
     togetherai_chat_stream => Case::new("togetherai-chat-stream", TOGETHER);
     togetherai_completions => Case::new("togetherai-completions", TOGETHER);
     togetherai_completions_stream => Case::new("togetherai-completions-stream", TOGETHER);
+    togetherai_chat_stream_v1 => Case { via_v1: true, ..Case::new("togetherai-chat-stream", TOGETHER) };
+    togetherai_completions_stream_v1 => Case { via_v1: true, ..Case::new("togetherai-completions-stream", TOGETHER) };
     togetherai_completions_missing_max_tokens => Case {
         check_upstream: no_upstream_call,
         ..Case::new("togetherai-completions-missing-max-tokens", TOGETHER)
@@ -75,6 +78,8 @@ replay_tests! {
     cohere_chat_stream => Case { reply: Some(ndjson_reply), ..Case::new("cohere-chat-stream", COHERE) };
     cohere_completions => Case::new("cohere-completions", COHERE);
     cohere_completions_stream => Case { reply: Some(ndjson_reply), ..Case::new("cohere-completions-stream", COHERE) };
+    cohere_chat_stream_v1 => Case { reply: Some(ndjson_reply), via_v1: true, ..Case::new("cohere-chat-stream", COHERE) };
+    cohere_completions_stream_v1 => Case { reply: Some(ndjson_reply), via_v1: true, ..Case::new("cohere-completions-stream", COHERE) };
     cohere_embeddings => Case::new("cohere-embeddings", COHERE);
 
     mosaicml_chat => Case::new("mosaicml-chat", MOSAIC);

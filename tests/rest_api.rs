@@ -192,3 +192,70 @@ async fn v1_models_and_unknown_paths() {
     let r = gw.client.get(gw.url("/health")).send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"].len(), 32);
 }
+
+/// `GET /v1/models/{id}`: an endpoint or a route as one OpenAI model object; an unknown id is
+/// OpenAI's 404 (`model_not_found`); a key sees only what it may use (404 for the rest, which
+/// does not reveal that it exists).
+#[tokio::test]
+async fn v1_model_by_id() {
+    let config = |auth: Value| {
+        yaml(&json!({
+            "endpoints": [
+                {"name": "chat", "endpoint_type": "llm/v1/chat", "model": {"provider": "mock"}},
+                {"name": "emb", "endpoint_type": "llm/v1/embeddings",
+                 "model": {"provider": "openai", "name": "text-embedding-3-small", "config": {"openai_api_key": "sk-x"}}}
+            ],
+            "routes": [{"name": "split", "task_type": "llm/v1/chat", "destinations": [{"name": "chat", "traffic_percentage": 100}]}],
+            "aigw": auth
+        }))
+    };
+    let gw = Gateway::start(&config(Value::Null)).await;
+    let (status, body) = gw.get("/v1/models/emb").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"id": "emb", "object": "model", "created": 0, "owned_by": "openai", "endpoint_type": "llm/v1/embeddings"})
+    );
+    let (status, body) = gw.get("/v1/models/split").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["id"].clone(), body["object"].clone()), (json!("split"), json!("model")));
+    assert_eq!(body["endpoint_type"], "llm/v1/chat");
+    // Each listed model can be fetched by its id, with the same object.
+    let (_, list) = gw.get("/v1/models").await;
+    for m in list["data"].as_array().unwrap() {
+        let (status, one) = gw.get(&format!("/v1/models/{}", m["id"].as_str().unwrap())).await;
+        assert_eq!((status, &one), (200, m));
+    }
+
+    let (status, body) = gw.get("/v1/models/nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    assert_eq!(body["error"]["param"], "model", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("'nope'"), "{body}");
+
+    // With keys: a key limited to `chat` sees `chat` only.
+    let key = "aigw-test-key-0123456789abcdef";
+    let gw = Gateway::start_with(
+        &config(json!({"auth": {"keys": [{"name": "app", "key": "$AIGW_TEST_MODEL_KEY", "endpoints": ["chat"]}]}})),
+        &[("AIGW_TEST_MODEL_KEY", key)],
+        &[],
+    )
+    .await;
+    let get = |id: &str, auth: Option<&str>| {
+        let mut r = gw.client.get(gw.url(&format!("/v1/models/{id}")));
+        if let Some(a) = auth {
+            r = r.header("authorization", format!("Bearer {a}"));
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(get("chat", Some(key)).await.0, 200);
+    let (status, body) = get("emb", Some(key)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert_eq!(get("split", Some(key)).await.0, 404);
+    assert_eq!(get("chat", None).await.0, 401);
+}

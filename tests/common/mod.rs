@@ -22,9 +22,59 @@ pub struct Gateway {
     pub client: reqwest::Client,
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released) for a process to listen on.
+///
+/// It is picked below the kernel's ephemeral range: a port `bind(…:0)` handed out (every mock
+/// upstream's, every client socket's) could be handed out again to another test's mock between
+/// its release here and the gateway's own bind, and the gateway (Pingora retries a busy port for
+/// 30 s) would then not be the one answering on it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low);
+    if high > low + 1000 {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let mut x = nanos
+            ^ (u64::from(std::process::id()) << 32)
+            ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = low + (x % u64::from(high - low)) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Whether process `pid` holds a listening TCP socket on `port` (from Linux's /proc); `None`
+/// when that cannot be told.
+pub fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let suffix = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[1].ends_with(&suffix) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).ok().is_some_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+    }))
 }
 
 pub fn client() -> reqwest::Client {
@@ -43,26 +93,18 @@ impl Gateway {
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
         let log_path = dir.path().join("aigw.log");
-        let port = free_port();
-        let child = spawn(&config_path, &log_path, port, envs, args);
-        let gw = Gateway { child, port, dir, config_path, log_path, client: client() };
-        gw.wait_ready().await;
-        gw
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = self.client.get(self.url("/health")).send().await
-                && r.status().is_success()
-            {
-                return;
+        let client = client();
+        // A port taken by someone else between `free_port` and the gateway's bind: try another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = spawn(&config_path, &log_path, port, envs, args);
+            if wait_ready(&mut child, port, &log_path, &client).await {
+                return Gateway { child, port, dir, config_path, log_path, client };
             }
-            if Instant::now() > deadline {
-                panic!("gateway did not become ready; log:\n{}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        panic!("gateway could not get a free port; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -128,6 +170,31 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Wait until the gateway `child` answers `/health` on `port` from its own listening socket
+/// (not another process that happens to hold the port). False when the port is taken.
+async fn wait_ready(child: &mut Child, port: u16, log_path: &Path, client: &reqwest::Client) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let logs = || std::fs::read_to_string(log_path).unwrap_or_default();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("gateway exited ({status}) before it became ready; log:\n{}", logs());
+        }
+        if logs().contains("is in use, will try again") {
+            return false;
+        }
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/health")).send().await
+            && r.status().is_success()
+            && listens_on(child.id(), port) != Some(false)
+        {
+            return true;
+        }
+        if Instant::now() > deadline {
+            panic!("gateway did not become ready; log:\n{}", logs());
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
 

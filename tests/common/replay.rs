@@ -42,6 +42,11 @@ pub struct Case {
     /// The expected upstream path, from the fixture and its recorded path (Bedrock
     /// percent-encodes the model id where MLflow's recording shows it raw).
     pub expect_path: fn(&Value, &str) -> String,
+    /// Send the fixture's request through the OpenAI-compatible route of its endpoint type
+    /// (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`) with `model` = the
+    /// endpoint's name, instead of the recorded native path. Everything upstream must be the
+    /// same; the answer too, except that a `/v1` stream ends with `data: [DONE]`.
+    pub via_v1: bool,
 }
 
 fn nothing(_: &mut Value) {}
@@ -61,6 +66,7 @@ impl Case {
             env: &[],
             check_upstream: no_check,
             expect_path: |_, p| p.to_owned(),
+            via_v1: false,
         }
     }
 }
@@ -130,9 +136,20 @@ async fn replay_once(fx: &Value, case: &Case, split: Option<u64>) {
         None => default_reply(fx, split),
     });
 
-    let path = fx["client_path"].as_str().unwrap();
-    let (got_status, content_type, text) = gw.post_text(path, &fx["client_request"]).await;
-    let ctx = format!("{} (split {split:?})", case.name);
+    let (path, request) = if case.via_v1 {
+        let route = match fx["endpoint_config"]["endpoint_type"].as_str().unwrap() {
+            "llm/v1/chat" => "/v1/chat/completions",
+            "llm/v1/completions" => "/v1/completions",
+            _ => "/v1/embeddings",
+        };
+        let mut request = fx["client_request"].clone();
+        request["model"] = fx["endpoint_config"]["name"].clone();
+        (route, request)
+    } else {
+        (fx["client_path"].as_str().unwrap(), fx["client_request"].clone())
+    };
+    let (got_status, content_type, text) = gw.post_text(path, &request).await;
+    let ctx = format!("{} via {path} (split {split:?})", case.name);
 
     // The upstream request.
     let requests = upstream.requests();

@@ -494,9 +494,10 @@ fn xml_tag(xml: &str, tag: &str) -> Option<String> {
 }
 
 /// `2024-01-02T03:04:05Z`, with optional fractional seconds and a `Z` or `±hh:mm` offset.
+/// `None` for anything else. The text comes from an STS answer, so it is read as bytes: a
+/// multi-byte character anywhere is malformed input, never a slice off a char boundary.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let b = s.as_bytes();
+    let b = s.trim().as_bytes();
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
@@ -506,23 +507,26 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    // Fixed-width unsigned decimal fields (no sign, no other characters).
+    let num = |r: std::ops::Range<usize>| {
+        b.get(r)?.iter().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let mut rest = &s[19..];
+    let mut rest = &b[19..];
     let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return None;
         }
         let mut n: u32 = 0;
-        for (i, c) in frac[..digits].bytes().enumerate() {
+        for (i, c) in frac[..digits].iter().enumerate() {
             if i < 9 {
-                n = n * 10 + (c - b'0') as u32;
+                n = n * 10 + u32::from(c - b'0');
             }
         }
         for _ in digits..9 {
@@ -532,10 +536,17 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         rest = &frac[digits..];
     }
     let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let (oh, om) = (two(*h1, *h2)?, two(*m1, *m2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
         }
         _ => return None,
     };
@@ -738,5 +749,31 @@ mod tests {
         assert_eq!(t("2023-13-01T00:00:00Z"), None);
         assert_eq!(t("yesterday"), None);
         assert_eq!(t("2023-11-14T22:13:20"), None);
+        assert_eq!(t("2023-11-14T22:13:20-05:30"), Some(1_700_019_800.0));
+    }
+
+    /// An STS answer is untrusted text: multi-byte UTF-8 anywhere in the timestamp (the offset
+    /// above all, which used to be sliced by byte ranges) is malformed input, never a panic.
+    #[test]
+    fn rfc3339_multibyte_and_malformed() {
+        for s in [
+            "2023-11-14T22:13:20+0\u{e9}00",   // 'é' across the offset's byte 3..4
+            "2023-11-14T22:13:20+00\u{e9}0",   // 'é' where the ':' belongs
+            "2023-11-14T22:13:20+\u{e9}:00",   // 'é' as the hours
+            "2023-11-14T22:13:20+00:\u{e9}",   // 'é' as the minutes
+            "2023-11-14T22:13:20+\u{20ac}00",  // a three-byte '€'
+            "2023-11-14T22:13:20.5\u{20ac}00", // after fractional seconds
+            "2023-11-14T22:13:2\u{e9}Z",       // inside the seconds
+            "2023-11-1\u{e9}22:13:20Z",        // where the 'T' belongs
+            "\u{e9}\u{e9}23-11-14T22:13:20Z",  // in the year
+            "2023-11-14T22:13:20+1:000",       // a one-digit hour
+            "2023-11-14T22:13:20++1:00",       // a doubled sign
+            "2023-11-14T22:13:20+24:00",       // out-of-range offset hours
+            "2023-11-14T22:13:20+00:60",       // out-of-range offset minutes
+            "+023-11-14T22:13:20Z",            // a sign in the year
+            "2023-+1-14T22:13:20Z",            // a sign in the month
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s:?}");
+        }
     }
 }
