@@ -5,16 +5,22 @@
 //! (a `\r\n` split across two chunks is one line ending), `field: value` with one optional space
 //! after the colon, `:` comment lines, `data` lines of one event joined with `\n`, and an empty
 //! line dispatching the event. Upstream bytes may be split at any point; the parser gives the same
-//! events for every split (a property test checks this).
+//! events for every split (a property test checks this). One line, and the data of one event,
+//! may be at most [`SseParser::set_max_event`] bytes (the server sets `aigw.max_response_body`):
+//! an upstream cannot make the gateway buffer without bound.
 //!
 //! ```
 //! use aigw::sse::SseParser;
 //! let mut p = SseParser::new();
 //! let mut got = Vec::new();
-//! p.feed(b"event: ping\ndata: {\"a\"", |e| got.push((e.event.to_owned(), e.data.to_owned())));
-//! p.feed(b":1}\r\n\r\n", |e| got.push((e.event.to_owned(), e.data.to_owned())));
+//! p.feed(b"event: ping\ndata: {\"a\"", |e| got.push((e.event.to_owned(), e.data.to_owned()))).unwrap();
+//! p.feed(b":1}\r\n\r\n", |e| got.push((e.event.to_owned(), e.data.to_owned()))).unwrap();
 //! assert_eq!(got, vec![("ping".to_owned(), "{\"a\":1}".to_owned())]);
 //! ```
+//!
+//! The end of a stream is checked by [`SseStream`]: a stream that stops before its provider's
+//! end marker ([`SseTranslate::complete`]) fails with [`incomplete`] instead of passing for a
+//! whole answer.
 
 use bytes::BytesMut;
 
@@ -32,7 +38,7 @@ pub struct Event<'a> {
 }
 
 /// Incremental SSE parser.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
     /// The unfinished line.
     line: Vec<u8>,
@@ -44,19 +50,49 @@ pub struct SseParser {
     has_data: bool,
     /// The previous chunk ended with `\r`, so a leading `\n` belongs to that line ending.
     after_cr: bool,
+    /// The longest line, and the most data of one event, accepted (bytes).
+    max: usize,
+}
+
+/// A line or an event's data longer than the parser's limit ([`SseParser::set_max_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTooLarge {
+    /// The limit that was exceeded, in bytes.
+    pub limit: usize,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser {
+            line: Vec::new(),
+            data: Vec::new(),
+            event: Vec::new(),
+            has_data: false,
+            after_cr: false,
+            max: usize::MAX,
+        }
+    }
 }
 
 impl SseParser {
-    /// A parser at the start of a stream.
+    /// A parser at the start of a stream, without a size limit.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feed the next chunk; `on_event` is called for every event completed by it.
-    pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) {
+    /// Accept lines, and event data, of at most `bytes` bytes; a longer one fails
+    /// [`feed`](Self::feed) or [`finish`](Self::finish) with [`EventTooLarge`] before it is
+    /// buffered.
+    pub fn set_max_event(&mut self, bytes: usize) {
+        self.max = bytes;
+    }
+
+    /// Feed the next chunk; `on_event` is called for every event completed by it. After an
+    /// error the stream cannot be parsed further (the buffers are released).
+    pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) -> Result<(), EventTooLarge> {
         if chunk.is_empty() {
             // Keep a pending `\r`: its `\n` may still come.
-            return;
+            return Ok(());
         }
         if self.after_cr {
             self.after_cr = false;
@@ -66,15 +102,20 @@ impl SseParser {
         }
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
             let ending = chunk[pos];
-            if self.line.is_empty() {
-                self.process_line(&chunk[..pos], &mut on_event);
+            if self.line.len() + pos > self.max {
+                return Err(self.too_large());
+            }
+            let r = if self.line.is_empty() {
+                self.process_line(&chunk[..pos], &mut on_event)
             } else {
                 self.line.extend_from_slice(&chunk[..pos]);
                 let line = std::mem::take(&mut self.line);
-                self.process_line(&line, &mut on_event);
+                let r = self.process_line(&line, &mut on_event);
                 self.line = line;
                 self.line.clear();
-            }
+                r
+            };
+            r?;
             chunk = &chunk[pos + 1..];
             if ending == b'\r' {
                 match chunk.first() {
@@ -84,26 +125,40 @@ impl SseParser {
                 }
             }
         }
+        if self.line.len() + chunk.len() > self.max {
+            return Err(self.too_large());
+        }
         self.line.extend_from_slice(chunk);
+        Ok(())
     }
 
     /// The stream ended: dispatch an event left without its final blank line (lenient, as
     /// upstreams sometimes end with `data: …\n` only).
-    pub fn finish(&mut self, mut on_event: impl FnMut(Event<'_>)) {
+    pub fn finish(&mut self, mut on_event: impl FnMut(Event<'_>)) -> Result<(), EventTooLarge> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, &mut on_event);
+            self.process_line(&line, &mut on_event)?;
         }
         self.dispatch(&mut on_event);
+        Ok(())
     }
 
-    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(Event<'_>)) {
+    /// Release the buffers (they may be large) and report the limit.
+    fn too_large(&mut self) -> EventTooLarge {
+        self.line = Vec::new();
+        self.data = Vec::new();
+        self.event = Vec::new();
+        self.has_data = false;
+        EventTooLarge { limit: self.max }
+    }
+
+    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(Event<'_>)) -> Result<(), EventTooLarge> {
         if line.is_empty() {
             self.dispatch(on_event);
-            return;
+            return Ok(());
         }
         if line[0] == b':' {
-            return;
+            return Ok(());
         }
         let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
@@ -114,6 +169,9 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                if self.data.len() + usize::from(self.has_data) + value.len() > self.max {
+                    return Err(self.too_large());
+                }
                 if self.has_data {
                     self.data.push(b'\n');
                 }
@@ -126,6 +184,7 @@ impl SseParser {
             }
             _ => {} // id, retry and unknown fields are not used by any provider
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
@@ -141,15 +200,22 @@ impl SseParser {
 }
 
 /// The translation of one provider's SSE stream, event by event. [`SseStream`] feeds it: the
-/// parsing, the any-split handling and the error plumbing are shared; a provider implements
-/// [`SseTranslate::event`] and, when it needs to, [`SseTranslate::end`] and
+/// parsing, the any-split handling, the size limit, the completeness check and the error
+/// plumbing are shared; a provider implements [`SseTranslate::event`] and
+/// [`SseTranslate::complete`] and, when it needs to, [`SseTranslate::end`] and
 /// [`SseTranslate::usage`].
 pub trait SseTranslate: Send {
     /// Translate one upstream event (`event` is empty without an `event:` line); append
     /// downstream events to `out`. An error ends the stream with one error event.
     fn event(&mut self, event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError>;
 
-    /// The upstream body ended: check that the stream was complete, flush anything held back.
+    /// Whether the events so far include the provider's end of stream (OpenAI's `[DONE]` or a
+    /// choice's `finish_reason`, Gemini's `finishReason`, Anthropic's `message_delta` or
+    /// `message_stop`). When the upstream body ends without it, the stream ends with the
+    /// [`incomplete`] error instead of passing for a whole answer.
+    fn complete(&self) -> bool;
+
+    /// The upstream body ended: flush anything held back (before the completeness check).
     fn end(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
         let _ = out;
         Ok(())
@@ -183,11 +249,15 @@ impl<T: SseTranslate> SseStream<T> {
                 *error = Some(x);
             }
         };
-        match chunk {
+        let parsed = match chunk {
             Some(c) => self.parser.feed(c, &mut on_event),
             None => self.parser.finish(&mut on_event),
+        };
+        // An event's error came before the line that was too long.
+        if let Some(e) = self.error.take() {
+            return Err(e);
         }
-        self.error.take().map_or(Ok(()), Err)
+        parsed.map_err(|e| event_too_large(e.limit))
     }
 }
 
@@ -198,12 +268,38 @@ impl<T: SseTranslate> StreamDecoder for SseStream<T> {
 
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
         self.run(None, out)?;
-        self.translate.end(out)
+        self.translate.end(out)?;
+        if self.translate.complete() { Ok(()) } else { Err(incomplete()) }
     }
 
     fn usage(&self) -> Option<&Usage> {
         self.translate.usage()
     }
+
+    fn set_max_event(&mut self, bytes: usize) {
+        self.parser.set_max_event(bytes);
+    }
+}
+
+/// The error of a stream whose upstream body ended, cleanly, before the provider's end of
+/// stream (its `[DONE]`, final event or finish reason): the answer may be cut short.
+pub fn incomplete() -> GatewayError {
+    GatewayError::bad_gateway("upstream stream ended before it was complete")
+}
+
+/// The error of a stream whose upstream body ended before any event was translated (an empty
+/// body, or only keep-alives and terminators).
+pub fn no_data() -> GatewayError {
+    GatewayError::bad_gateway("upstream stream ended without any data")
+}
+
+/// The error of one upstream stream event (an SSE line or event, an NDJSON line) larger than
+/// `limit` bytes (`aigw.max_response_body`); counted as `response_too_large`.
+pub fn event_too_large(limit: usize) -> GatewayError {
+    GatewayError::bad_gateway(format!(
+        "upstream sent a stream event larger than {limit} bytes (aigw.max_response_body)"
+    ))
+    .with_code("response_too_large")
 }
 
 /// Append one downstream event `data: <json>\n\n`.
@@ -249,10 +345,94 @@ mod tests {
         let mut p = SseParser::new();
         let mut out = Vec::new();
         for c in chunks {
-            p.feed(c, |e| out.push((e.event.to_owned(), e.data.to_owned())));
+            p.feed(c, |e| out.push((e.event.to_owned(), e.data.to_owned()))).unwrap();
         }
-        p.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
+        p.finish(|e| out.push((e.event.to_owned(), e.data.to_owned()))).unwrap();
         out
+    }
+
+    #[test]
+    fn lines_and_event_data_are_capped() {
+        let limit = 16;
+        let ok = |chunks: &[&[u8]]| {
+            let mut p = SseParser::new();
+            p.set_max_event(limit);
+            let mut n = 0;
+            for c in chunks {
+                p.feed(c, |_| n += 1)?;
+            }
+            p.finish(|_| n += 1).map(|()| n)
+        };
+        // Exactly at the limit: a 16-byte line, and 16 bytes of data over two lines.
+        assert_eq!(ok(&[b"data: 0123456789\n\n"]), Ok(1));
+        assert_eq!(ok(&[b"data: 0123456\ndata: 01234567\n\n"]), Ok(1));
+        let err = Err(EventTooLarge { limit });
+        // One line too long, whole in one chunk, or arriving in pieces without its line end.
+        assert_eq!(ok(&[b"data: 0123456789a\n\n"]), err);
+        assert_eq!(ok(&[b"data: 01234", b"56789", b"a"]), err);
+        // Data lines of one event that together exceed the limit.
+        assert_eq!(ok(&[b"data: 01234567\ndata: 01234567\n\n"]), err);
+        // Many small events are fine: the limit is per event.
+        assert_eq!(ok(&[b"data: 0123456789\n\n".repeat(100).as_slice()]), Ok(100));
+    }
+
+    #[test]
+    fn an_unending_line_is_refused_before_it_is_buffered() {
+        let mut p = SseParser::new();
+        p.set_max_event(1024);
+        let piece = [b'x'; 100];
+        assert_eq!(p.feed(b"data: ", |_| {}), Ok(()));
+        let mut fed = 6;
+        let err = loop {
+            match p.feed(&piece, |_| {}) {
+                Ok(()) => fed += piece.len(),
+                Err(e) => break e,
+            }
+            assert!(fed <= 1024, "{fed} bytes buffered past the limit");
+        };
+        assert_eq!(err.limit, 1024);
+        assert!(p.line.capacity() == 0 && p.data.capacity() == 0, "the buffers are released");
+    }
+
+    /// Counts events; complete once it saw `end`.
+    struct Counting {
+        events: usize,
+        complete: bool,
+    }
+
+    impl SseTranslate for Counting {
+        fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+            self.events += 1;
+            self.complete |= data == "end";
+            write_data(out, b"{}");
+            Ok(())
+        }
+
+        fn complete(&self) -> bool {
+            self.complete
+        }
+    }
+
+    #[test]
+    fn stream_decoder_checks_size_and_completeness() {
+        let decoder = || SseStream::new(Counting { events: 0, complete: false });
+        let mut out = BytesMut::new();
+
+        let mut d = decoder();
+        d.set_max_event(32);
+        let e = d.feed(&[b'y'; 40], &mut out).unwrap_err();
+        assert_eq!((e.status, e.code), (502, Some("response_too_large")));
+        assert!(e.message().contains("larger than 32 bytes"), "{}", e.message());
+
+        let mut d = decoder();
+        d.feed(b"data: a\n\ndata: b\n\n", &mut out).unwrap();
+        let e = d.finish(&mut out).unwrap_err();
+        assert_eq!((e.status, e.message()), (502, "upstream stream ended before it was complete".to_owned()));
+
+        let mut d = decoder();
+        d.feed(b"data: a\n\ndata: end", &mut out).unwrap();
+        assert!(d.finish(&mut out).is_ok(), "the last event may end without its blank line");
+        assert_eq!(d.translate.events, 2);
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn ndjson_lines(pieces: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut framing = NdjsonLines::default();
     let mut out = Vec::new();
     for p in pieces {
-        framing.feed(p, |l| out.push(l.to_vec()));
+        framing.feed(p, |l| out.push(l.to_vec())).expect("no line limit is set");
     }
     framing.finish(|l| out.push(l.to_vec()));
     out
@@ -467,7 +467,8 @@ fn stream_chunk_without_created_gets_the_call_time() {
         } else {
             r#"{"id":"x","model":"m","choices":[{"index":0,"text":"hi","finish_reason":null}]}"#
         };
-        let outcome = run_stream(case, &[format!("data: {chunk}\n\n").as_bytes()]);
+        // `[DONE]`: a stream without its end is an error.
+        let outcome = run_stream(case, &[format!("data: {chunk}\n\n").as_bytes(), b"data: [DONE]\n\n"]);
         assert_eq!(outcome.error, None, "{label}");
         let event: Value = serde_json::from_slice(outcome.out.strip_prefix(b"data: ").unwrap()).unwrap();
         assert_eq!(event["created"], json!(cases::CREATED), "{label}: {event}");

@@ -317,3 +317,99 @@ async fn stream_events_are_relayed_while_the_upstream_is_still_sending() {
     drop(response);
     gw.assert_alive().await;
 }
+
+/// An upstream that read the whole request and then closed the connection without answering
+/// may have acted on it (a billed completion): the client gets a 502, and the request is not
+/// sent again on another connection.
+#[tokio::test]
+async fn a_request_the_upstream_read_is_never_sent_twice() {
+    let upstream = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pingora_conf = one_worker(dir.path());
+    let gw =
+        Gateway::start_with(&config(&format!("{}/v1", upstream.url())), &[], &["-c", pingora_conf.to_str().unwrap()])
+            .await;
+    // The first request leaves the connection pooled, alive.
+    upstream.push(Reply::Json(200, chat_ok()));
+    let (status, _) = gw.post(NATIVE, &chat(false)).await;
+    assert_eq!(status, 200);
+    // The second goes out on that connection; the upstream reads all of it, then closes.
+    upstream.push(Reply::Close);
+    // Were it sent again, this would answer it.
+    upstream.always_json(200, chat_ok());
+    let (status, ct, text) = gw.post_text(NATIVE, &chat(false)).await;
+    assert_eq!(status, 502, "{text}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("connection"), "{body}");
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2, "the upstream saw the second request exactly once");
+    assert_eq!(requests[1].json()["messages"][0]["content"], "hi");
+    assert_eq!(upstream.connections(), 1, "no second connection was opened to resend it");
+
+    // The same on /v1, for a stream request: a JSON error, no stream.
+    upstream.clear();
+    upstream.push(Reply::Close);
+    let (status, ct, text) = gw.post_text(V1, &v1_chat(true)).await;
+    assert_eq!(status, 502, "{text}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["type"], "bad_gateway_error", "{body}");
+    assert_eq!(upstream.requests().len(), 1, "sent once");
+    gw.assert_alive().await;
+}
+
+/// A Pingora configuration with one worker thread (written into `dir`): upstream connections
+/// are pooled per worker, and a test of the pool needs every request to see the same one.
+fn one_worker(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("pingora.yaml");
+    std::fs::write(&path, "---\nversion: 1\nthreads: 1\n").unwrap();
+    path
+}
+
+/// Wait until the mock upstream has closed `n` connections, and a little longer for the FIN to
+/// reach the gateway's socket.
+async fn until_closed(upstream: &MockUpstream, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while upstream.closed() < n {
+        assert!(std::time::Instant::now() < deadline, "the mock upstream never closed the connection");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// A pooled connection the upstream closed while it was idle is not used: the next request
+/// succeeds on a new connection (and, above, nothing is resent after a write, so using the
+/// dead connection would have been a 502). Over TLS too, where the liveness check reads through
+/// rustls, and a live pooled connection (with the server's session tickets unread) is reused.
+#[tokio::test]
+async fn a_pooled_connection_closed_while_idle_is_not_used() {
+    let plain = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = tls_acceptor(dir.path());
+    let tls = MockUpstream::start_tls(acceptor).await;
+    let ca = ca.to_str().unwrap();
+    let pingora_conf = one_worker(dir.path());
+    let pingora_conf = pingora_conf.to_str().unwrap();
+    for (upstream, base) in
+        [(&plain, format!("{}/v1", plain.url())), (&tls, format!("https://localhost:{}/v1", tls.addr.port()))]
+    {
+        let gw = Gateway::start_with(&config(&base), &[("SSL_CERT_FILE", ca)], &["-c", pingora_conf]).await;
+        upstream.always_json(200, chat_ok());
+        // Live pooled connections are reused.
+        for _ in 0..3 {
+            assert_eq!(gw.post(NATIVE, &chat(false)).await.0, 200, "{base}");
+        }
+        assert_eq!(upstream.connections(), 1, "{base}: the pooled connection is reused");
+        // Answered, then closed by the upstream while idle in the gateway's pool.
+        upstream.push(Reply::CloseAfter(Box::new(Reply::Json(200, chat_ok())), Duration::from_millis(200)));
+        let (status, body) = gw.post(NATIVE, &chat(false)).await;
+        assert_eq!(status, 200, "{base}: {body}");
+        until_closed(upstream, 1).await;
+        let (status, body) = gw.post(NATIVE, &chat(false)).await;
+        assert_eq!(status, 200, "{base}: the closed connection was not used: {body}\n{}", gw.logs());
+        assert_eq!(upstream.requests().len(), 5, "{base}: every request was sent once");
+        assert_eq!(upstream.connections(), 2, "{base}: a new connection replaced the closed one");
+        gw.assert_alive().await;
+    }
+}

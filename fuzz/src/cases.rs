@@ -345,9 +345,9 @@ pub fn sse_events(pieces: &[&[u8]]) -> Vec<(String, String)> {
     let mut parser = aigw::sse::SseParser::new();
     let mut out = Vec::new();
     for p in pieces {
-        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned())));
+        parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned()))).expect("no event limit is set");
     }
-    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned())));
+    parser.finish(|e| out.push((e.event.to_owned(), e.data.to_owned()))).expect("no event limit is set");
     out
 }
 

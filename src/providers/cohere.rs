@@ -10,9 +10,12 @@
 //!   become `preamble_override`; the other user/assistant messages become `chat_history`
 //!   (`USER`/`CHATBOT`). The answer: `id` = `response_id`, `finish_reason` null, usage from
 //!   `token_count`.
-//! * Chat streaming: Cohere answers with newline-delimited JSON (not SSE). `stream-start` is
-//!   skipped; every other line becomes a chunk with its `text` and Cohere's raw `finish_reason`
-//!   (e.g. `COMPLETE`, as MLflow: not normalised); `stream-end` carries the id and the usage.
+//! * Chat streaming: Cohere answers with newline-delimited JSON (not SSE), content type
+//!   `application/stream+json`. `stream-start` is skipped; every other line becomes a chunk with
+//!   its `text` and Cohere's raw `finish_reason` (e.g. `COMPLETE`, as MLflow: not normalised);
+//!   `stream-end` carries the id and the usage. A stream without `stream-end` (or a line with
+//!   `is_finished: true`) is incomplete, an error; a plain `application/json` answer is not a
+//!   stream (the server answers it with an error).
 //! * Completions → `POST {base}/generate`: `stop` → `stop_sequences`, `n` → `num_generations`
 //!   (sending Cohere's own names is a 400). Streaming is NDJSON too.
 //! * Embeddings → `POST {base}/embed`: `input` → `texts` (a single string becomes a one-element
@@ -305,6 +308,7 @@ struct WireEmbed {
 #[derive(Deserialize)]
 struct WireEvent {
     event_type: Option<String>,
+    is_finished: Option<bool>,
     text: Option<String>,
     finish_reason: Option<String>,
     index: Option<u32>,
@@ -397,16 +401,33 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
 
 /// Incremental framing of newline-delimited JSON: complete lines (without the line ending and
 /// surrounding whitespace) are handed out as soon as their `\n` arrives, however the bytes are
-/// split; the last line may end without `\n`.
-#[derive(Debug, Default)]
+/// split; the last line may end without `\n`. A line longer than the limit
+/// ([`NdjsonLines::set_max_line`]) is refused before it is buffered.
+#[derive(Debug)]
 pub struct NdjsonLines {
     partial: Vec<u8>,
+    max: usize,
+}
+
+impl Default for NdjsonLines {
+    fn default() -> Self {
+        NdjsonLines { partial: Vec::new(), max: usize::MAX }
+    }
 }
 
 impl NdjsonLines {
-    /// Feed the next bytes; `on_line` gets every non-empty line they complete.
-    pub fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) {
+    /// Accept lines of at most `bytes` bytes (without the line ending).
+    pub fn set_max_line(&mut self, bytes: usize) {
+        self.max = bytes;
+    }
+
+    /// Feed the next bytes; `on_line` gets every non-empty line they complete. After an error
+    /// the stream cannot be read further (the buffer is released).
+    pub fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) -> Result<(), sse::EventTooLarge> {
         while let Some(pos) = memchr::memchr(b'\n', chunk) {
+            if self.partial.len() + pos > self.max {
+                return Err(self.too_large());
+            }
             if self.partial.is_empty() {
                 let line = chunk[..pos].trim_ascii();
                 if !line.is_empty() {
@@ -424,7 +445,16 @@ impl NdjsonLines {
             }
             chunk = &chunk[pos + 1..];
         }
+        if self.partial.len() + chunk.len() > self.max {
+            return Err(self.too_large());
+        }
         self.partial.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn too_large(&mut self) -> sse::EventTooLarge {
+        self.partial = Vec::new();
+        sse::EventTooLarge { limit: self.max }
     }
 
     /// The stream ended: hand out a last line left without its `\n`.
@@ -453,11 +483,13 @@ struct CohereStream {
     created: u64,
     usage: Option<Usage>,
     error: Option<GatewayError>,
+    /// `stream-end` (or `is_finished: true`) arrived.
+    complete: bool,
 }
 
 impl CohereStream {
     fn new(kind: Kind, model: Option<String>, created: u64) -> Self {
-        CohereStream { lines: NdjsonLines::default(), kind, model, created, usage: None, error: None }
+        CohereStream { lines: NdjsonLines::default(), kind, model, created, usage: None, error: None, complete: false }
     }
 
     fn line(&mut self, line: &[u8], out: &mut BytesMut) {
@@ -477,6 +509,7 @@ impl CohereStream {
             self.error = Some(GatewayError::new(502, ErrorKind::Upstream, message));
             return;
         };
+        self.complete |= event_type == "stream-end" || ev.is_finished == Some(true);
         match self.kind {
             Kind::Chat(provider) => {
                 if event_type == "stream-start" {
@@ -529,19 +562,33 @@ impl CohereStream {
 impl StreamDecoder for CohereStream {
     fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
         let mut lines = std::mem::take(&mut self.lines);
-        lines.feed(chunk, |l| self.line(l, out));
+        let framed = lines.feed(chunk, |l| self.line(l, out));
         self.lines = lines;
-        self.error.take().map_or(Ok(()), Err)
+        // A line's error came before the line that was too long.
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        framed.map_err(|e| sse::event_too_large(e.limit))
     }
 
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|l| self.line(l, out));
-        self.error.take().map_or(Ok(()), Err)
+        self.error.take().map_or(Ok(()), Err)?;
+        if self.complete { Ok(()) } else { Err(sse::incomplete()) }
     }
 
     fn usage(&self) -> Option<&Usage> {
         self.usage.as_ref()
+    }
+
+    fn set_max_event(&mut self, bytes: usize) {
+        self.lines.set_max_line(bytes);
+    }
+
+    /// Cohere's streams are `application/stream+json`: JSON by its suffix, but a stream.
+    fn is_whole_json(&self, content_type: &str) -> bool {
+        super::is_json(content_type) && !super::media_type(content_type).eq_ignore_ascii_case("application/stream+json")
     }
 }
 
@@ -709,6 +756,31 @@ mod tests {
         assert_eq!(d.finish(&mut out).unwrap_err().status, 502, "a truncated last line is unreadable");
     }
 
+    #[test]
+    fn stream_is_complete_at_stream_end_or_is_finished() {
+        let mut out = BytesMut::new();
+        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        d.feed(b"{\"is_finished\":false,\"event_type\":\"text-generation\",\"text\":\"a\"}\n", &mut out).unwrap();
+        assert_eq!(d.finish(&mut out).unwrap_err().message(), "upstream stream ended before it was complete");
+        let mut d = CohereStream::new(Kind::Completions, None, 1);
+        d.feed(b"{\"text\":\"a\",\"is_finished\":true,\"event_type\":\"text-generation\"}\n", &mut out).unwrap();
+        d.finish(&mut out).unwrap();
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_and_the_stream_type_is_not_whole_json() {
+        let mut out = BytesMut::new();
+        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        d.set_max_event(64);
+        d.feed(&[b' '; 60], &mut out).unwrap();
+        let e = d.feed(&[b' '; 5], &mut out).unwrap_err();
+        assert_eq!((e.status, e.code), (502, Some("response_too_large")));
+        assert!(d.lines.partial.capacity() == 0, "the partial line is released");
+        assert!(!d.is_whole_json("application/stream+json"));
+        assert!(!d.is_whole_json("Application/Stream+JSON; charset=utf-8"));
+        assert!(d.is_whole_json("application/json"));
+    }
+
     proptest! {
         /// The NDJSON framing gives the same lines, hence the same events, for any split.
         #[test]
@@ -741,7 +813,7 @@ mod tests {
                 s ^= s << 13; s ^= s >> 7; s ^= s << 17;
                 let n = 1 + (s % 5) as usize;
                 let end = (i + n).min(bytes.len());
-                framing.feed(&bytes[i..end], |l| got.push(String::from_utf8(l.to_vec()).unwrap()));
+                framing.feed(&bytes[i..end], |l| got.push(String::from_utf8(l.to_vec()).unwrap())).unwrap();
                 i = end;
             }
             framing.finish(|l| got.push(String::from_utf8(l.to_vec()).unwrap()));

@@ -355,17 +355,19 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
 }
 
 /// Mistral's chat stream (OpenAI-style SSE) as unified chunks. Usage is kept for the access log
-/// but not forwarded; nothing after `[DONE]` is read.
+/// but not forwarded; nothing after `[DONE]` is read. Complete once `[DONE]` or a choice's
+/// `finish_reason` arrived.
 struct ChatStream {
     provider: &'static str,
     created: u64,
     usage: Option<Usage>,
     done: bool,
+    finished: bool,
 }
 
 impl ChatStream {
     fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, done: false }
+        ChatStream { provider, created, usage: None, done: false, finished: false }
     }
 }
 
@@ -396,6 +398,7 @@ impl SseTranslate for ChatStream {
         if let Some(u) = chunk.usage {
             self.usage = Some(u.unified());
         }
+        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         let choices = chunk
             .choices
             .into_iter()
@@ -444,6 +447,10 @@ impl SseTranslate for ChatStream {
             },
         );
         Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.done || self.finished
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -571,6 +578,20 @@ mod tests {
         assert_eq!(ev[0]["usage"], Value::Null);
         assert_eq!(ev[0]["choices"][0]["finish_reason"], json!("stop"));
         assert_eq!(d.usage().and_then(|u| u.total_tokens), Some(2));
+    }
+
+    #[test]
+    fn stream_is_complete_at_done_or_a_finish_reason() {
+        let chunk = |finish: &str| {
+            format!(
+                "data: {{\"id\":\"s\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let run =
+            |chunks: &[&str]| crate::sse::testing::run(&mut SseStream::new(ChatStream::new("mistral", 1)), chunks).1;
+        assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
+        assert!(run(&[&chunk("\"stop\"")]).is_none());
+        assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());
     }
 
     #[test]

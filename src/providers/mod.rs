@@ -80,11 +80,26 @@ pub trait StreamDecoder: Send {
     /// Feed the next upstream bytes (split anywhere); append complete `data: …\n\n` events to
     /// `out`. An error ends the stream with one error event.
     fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError>;
-    /// The upstream body ended; flush what is left.
+    /// The upstream body ended: flush what is left, and check that the stream reached the
+    /// provider's end of stream (else [`crate::sse::incomplete`]).
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError>;
     /// Token usage reported by the stream so far.
     fn usage(&self) -> Option<&Usage> {
         None
+    }
+    /// Accept upstream events (an SSE line or event, an NDJSON line) of at most `bytes` bytes;
+    /// a bigger one ends the stream with [`crate::sse::event_too_large`] before it is buffered.
+    /// The server sets `aigw.max_response_body` before the first chunk. The default does
+    /// nothing, for framings with a cap of their own (Bedrock's event stream: 16 MiB).
+    fn set_max_event(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
+    /// Whether a 2xx answer of this content type is a whole JSON body rather than this
+    /// decoder's stream (an upstream or proxy that ignored `stream: true`, or reported an
+    /// error with a 2xx); the server then answers an error instead of starting the stream. The
+    /// default: any JSON type (`application/json`, `…+json`).
+    fn is_whole_json(&self, content_type: &str) -> bool {
+        is_json(content_type)
     }
 }
 
@@ -235,10 +250,17 @@ pub fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayEr
     err
 }
 
-/// Whether a content type is JSON (`application/json`, `application/problem+json`, …).
+/// Whether a content type is JSON (`application/json`, `application/problem+json`, …; any
+/// case, parameters ignored).
 pub fn is_json(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim();
-    ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
+    let ct = media_type(content_type).as_bytes();
+    ct.eq_ignore_ascii_case(b"application/json") || ct.len() > 5 && ct[ct.len() - 5..].eq_ignore_ascii_case(b"+json")
+}
+
+/// A content type without its parameters (`text/event-stream; charset=utf-8` →
+/// `text/event-stream`), not lower-cased.
+pub fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
 }
 
 /// The reason phrase of a status.

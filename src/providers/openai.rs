@@ -364,23 +364,26 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
     })
 }
 
-/// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed.
+/// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed;
+/// the stream is complete once `[DONE]` or a choice's `finish_reason` arrived.
 pub struct ChatStream {
     provider: &'static str,
     created: u64,
     usage: Option<Usage>,
+    complete: bool,
 }
 
 impl ChatStream {
     /// A decoder whose chunks carry `provider`, and `created` when a chunk has none.
     pub fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None }
+        ChatStream { provider, created, usage: None, complete: false }
     }
 }
 
 impl SseTranslate for ChatStream {
     fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
+            self.complete |= data == "[DONE]";
             return Ok(());
         }
         let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
@@ -389,6 +392,7 @@ impl SseTranslate for ChatStream {
         if let Some(err) = &chunk.error {
             return Err(stream_error(err));
         }
+        self.complete |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
             self.usage.clone_from(&usage);
@@ -438,6 +442,10 @@ impl SseTranslate for ChatStream {
         Ok(())
     }
 
+    fn complete(&self) -> bool {
+        self.complete
+    }
+
     fn usage(&self) -> Option<&Usage> {
         self.usage.as_ref()
     }
@@ -451,6 +459,7 @@ pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
             provider,
             created: call.created,
             usage: None,
+            complete: false,
         })));
     }
     let created = call.created;
@@ -487,11 +496,13 @@ struct CompletionsStream {
     provider: &'static str,
     created: u64,
     usage: Option<Usage>,
+    complete: bool,
 }
 
 impl SseTranslate for CompletionsStream {
     fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
+            self.complete |= data == "[DONE]";
             return Ok(());
         }
         let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
@@ -500,6 +511,7 @@ impl SseTranslate for CompletionsStream {
         if let Some(err) = &chunk.error {
             return Err(stream_error(err));
         }
+        self.complete |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
             self.usage.clone_from(&usage);
@@ -525,6 +537,10 @@ impl SseTranslate for CompletionsStream {
             },
         );
         Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.complete
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -598,6 +614,7 @@ mod tests {
         let (events, err) = stream(&[
             "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"think\"}]}]}}]}\n\n",
             "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}}]}\n\n",
+            "data: [DONE]\n\n",
         ]);
         assert!(err.is_none());
         assert_eq!(events[0]["choices"][0]["delta"]["content"], Value::Null);
@@ -612,6 +629,28 @@ mod tests {
         ]);
         assert_eq!(events.len(), 1);
         assert_eq!(err.unwrap().message(), "overloaded");
+    }
+
+    #[test]
+    fn a_stream_is_complete_at_done_or_a_finish_reason() {
+        let chunk = |finish: &str| {
+            format!(
+                "data: {{\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let (events, err) = stream(&[&chunk("null"), &chunk("null")]);
+        assert_eq!(events.len(), 2);
+        assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
+        assert!(stream(&[&chunk("null"), &chunk("\"stop\"")]).1.is_none(), "a finish_reason without [DONE]");
+        assert!(stream(&[&chunk("null"), "data: [DONE]\n\n"]).1.is_none(), "[DONE] without a finish_reason");
+
+        let mut d = SseStream::new(CompletionsStream { provider: "openai", created: 1, usage: None, complete: false });
+        let text = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n";
+        let (_, err) = crate::sse::testing::run(&mut d, [text]);
+        assert_eq!(err.unwrap().status, 502);
+        let mut d = SseStream::new(CompletionsStream { provider: "openai", created: 1, usage: None, complete: false });
+        let (_, err) = crate::sse::testing::run(&mut d, [text, "data: [DONE]\n\n"]);
+        assert!(err.is_none());
     }
 
     #[test]

@@ -299,17 +299,19 @@ enum Kind {
 
 /// TogetherAI's SSE stream as unified chunks: text from `choices[].text` (falling back to
 /// `delta.content`), choices indexed by position, `model` = `model.name`; ends at `[DONE]`.
+/// Complete once `[DONE]` or a choice's `finish_reason` arrived.
 struct TogetherStream {
     kind: Kind,
     model: Option<String>,
     created: u64,
     usage: Option<Usage>,
     done: bool,
+    finished: bool,
 }
 
 impl TogetherStream {
     fn new(kind: Kind, model: Option<String>, created: u64) -> SseStream<Self> {
-        SseStream::new(TogetherStream { kind, model, created, usage: None, done: false })
+        SseStream::new(TogetherStream { kind, model, created, usage: None, done: false, finished: false })
     }
 }
 
@@ -338,6 +340,7 @@ impl SseTranslate for TogetherStream {
             self.usage.clone_from(&usage);
         }
         let created = chunk.created.unwrap_or(self.created);
+        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         let texts =
             chunk.choices.into_iter().map(|c| (c.text.or_else(|| c.delta.and_then(|d| d.content)), c.finish_reason));
         match self.kind {
@@ -381,6 +384,10 @@ impl SseTranslate for TogetherStream {
             ),
         }
         Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.done || self.finished
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -453,6 +460,18 @@ mod tests {
         assert_eq!(ev[1]["choices"][0]["delta"]["content"], json!("!"));
         assert_eq!(ev[1]["usage"]["total_tokens"], json!(3));
         assert_eq!(d.usage().and_then(|u| u.prompt_tokens), Some(1));
+    }
+
+    #[test]
+    fn stream_is_complete_at_done_or_a_finish_reason() {
+        let chunk = |finish: &str| {
+            format!("data: {{\"id\":\"a\",\"choices\":[{{\"text\":\"x\",\"finish_reason\":{finish}}}]}}\n\n")
+        };
+        let run =
+            |chunks: &[&str]| crate::sse::testing::run(&mut TogetherStream::new(Kind::Completions, None, 1), chunks).1;
+        assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
+        assert!(run(&[&chunk("\"length\"")]).is_none());
+        assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! route family's shape (a failing stream request gets a JSON error with the right status, not
 //! an empty 200). Once a stream has started, an error is sent as one
 //! `data: {"error": {...}}` event and the stream ends (product fix 1).
+//!
+//! A stream request never ends as an empty success: a 2xx JSON answer to it (an upstream or
+//! proxy that ignored `stream: true`) is a 502 JSON error (the upstream's own error message when
+//! the body carries one), and a stream that ends without any translated event, or before the
+//! provider's end of stream, or with one event larger than `aigw.max_response_body`, ends with
+//! the error event.
 
 use std::task::Poll;
 use std::time::Duration;
@@ -314,6 +320,14 @@ impl Answer {
         }
     }
 
+    /// The `Content-Type` header as sent (no copy).
+    fn raw_content_type(&self) -> &str {
+        match self {
+            Answer::Upstream(r) => r.raw_content_type(),
+            Answer::Mock(m) => m.content_type,
+        }
+    }
+
     async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
         match self {
             Answer::Upstream(r) => r.chunk().await,
@@ -395,11 +409,8 @@ async fn execute(
                     "The returned data type from the route service is not supported. Received content type: {raw_ct}"
                 )));
             }
-            let body = answer.body(config.settings.max_response_body).await.inspect_err(|e| {
-                if e.code == Some("response_too_large") {
-                    state.metrics.rejected.with_label_values(&["response_too_large"]).inc();
-                }
-            })?;
+            let body =
+                answer.body(config.settings.max_response_body).await.inspect_err(|e| count_too_large(state, e))?;
             answer.release(state).await;
             let out = decode(&body)?;
             ctx.usage = crate::schema::answer_usage(&out);
@@ -416,10 +427,21 @@ async fn execute(
             .await)
         }
         Decoder::Stream(mut decoder) => {
+            if decoder.is_whole_json(answer.raw_content_type()) {
+                // Nothing is sent yet: a proper error answer, not a stream.
+                let body =
+                    answer.body(config.settings.max_response_body).await.inspect_err(|e| count_too_large(state, e))?;
+                let (ct, _) = answer.content_type();
+                answer.release(state).await;
+                return Err(whole_json_answer(provider, &ct, &body));
+            }
+            decoder.set_max_event(config.settings.max_response_body);
             if let Err(e) = respond::stream_start(session, ctx).await {
                 return Ok(Err(e));
             }
             let mut out = BytesMut::new();
+            // Whether any event was translated (a stream of nothing is not a success).
+            let mut produced = false;
             let outcome: Result<(), GatewayError> = loop {
                 // Translate everything the upstream has already delivered before writing: a
                 // burst of events costs one write to the client, not one per event. The
@@ -445,6 +467,7 @@ async fn execute(
                         if let Err(e) = decoder.feed(&chunk, &mut out) {
                             break Err(e);
                         }
+                        produced |= !out.is_empty();
                         if out.len() >= STREAM_FLUSH_BYTES
                             && let Err(e) = flush_stream(session, &mut out, ctx).await
                         {
@@ -452,7 +475,10 @@ async fn execute(
                             return Ok(Err(e));
                         }
                     }
-                    Ok(None) => break decoder.finish(&mut out),
+                    Ok(None) => {
+                        let end = decoder.finish(&mut out);
+                        break if produced || !out.is_empty() { end } else { Err(sse::no_data()) };
+                    }
                     Err(e) => break Err(e),
                 }
             };
@@ -465,6 +491,7 @@ async fn execute(
                     }
                 }
                 Err(e) => {
+                    count_too_large(state, &e);
                     let e = scrub(config, e);
                     log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
                     ctx.error = Some(e.kind);
@@ -476,6 +503,30 @@ async fn execute(
             }
             Ok(respond::stream_end(session, out.freeze(), ctx).await)
         }
+    }
+}
+
+/// Count an answer refused for its size (`aigw_rejected_total{reason="response_too_large"}`).
+fn count_too_large(state: &State, e: &GatewayError) {
+    if e.code == Some("response_too_large") {
+        state.metrics.rejected.with_label_values(&["response_too_large"]).inc();
+    }
+}
+
+/// The error for a 2xx JSON body answering a stream request: the upstream's error relayed
+/// through the provider's mapping (with status 502) when the body carries an `error` (also
+/// Gemini's one-element list of one), else a plain 502.
+fn whole_json_answer(provider: &dyn Provider, content_type: &str, body: &[u8]) -> GatewayError {
+    let has_error = |v: &Value| v.get("error").is_some_and(|e| !e.is_null());
+    let carries_error = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => matches!(items.as_slice(), [one] if has_error(one)),
+        Ok(v) => has_error(&v),
+        Err(_) => false,
+    };
+    if carries_error {
+        provider.upstream_error(502, content_type, body)
+    } else {
+        GatewayError::bad_gateway("upstream answered a streaming request with a non-streaming JSON body")
     }
 }
 

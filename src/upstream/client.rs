@@ -3,9 +3,21 @@
 //!
 //! Every step runs against one deadline (`MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`, default 300 s,
 //! streams included). Failures map to the gateway's errors: no answer in time → 504; refused,
-//! reset, TLS or protocol failures → 502. A request that fails on a pooled connection before any
-//! answer arrived is retried once on a fresh connection (the pooled one may have been closed by
-//! the server while idle).
+//! reset, TLS or protocol failures → 502.
+//!
+//! A request is never sent twice by this client (a POST that reached the upstream may have been
+//! billed):
+//! * a pooled connection is checked before it is used: Pingora's `TransportConnector` polls one
+//!   read on it without waiting (`test_reusable_stream`, run by `get_stream` for every reused
+//!   stream, TLS included: rustls may consume post-handshake records and report "pending",
+//!   which counts as alive) and discards it when the read says closed, failed, or returns
+//!   unexpected data, connecting afresh instead; while a connection is idle in the pool, a
+//!   watcher drops it as soon as the server closes it;
+//! * if writing the request to a reused connection fails, the upstream cannot have received a
+//!   whole request, and it is written once more on a fresh connection;
+//! * once the request is written, a closed or reset connection is a 502, never a resend (the
+//!   server may have read and acted on it). Retrying is the endpoint's `retry` policy's
+//!   decision, made in the open.
 
 use std::time::Duration;
 
@@ -89,35 +101,49 @@ impl Upstreams {
         } else {
             &req.body
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (stream, reused) = timeout_at(deadline, self.connector.get_stream(&peer))
-                .await
-                .map_err(|_| self.timed_out(req))?
-                .map_err(|e| self.failed(req, &e))?;
-            match timeout_at(deadline, exchange(stream, &peer, &wire, rest)).await {
-                Err(_) => return Err(self.timed_out(req)),
-                Ok(Ok((session, status))) => {
-                    // Boxed: the session is large (~1.5 KB) and the response moves through
-                    // several frames before it is released.
-                    return Ok(Box::new(UpstreamResponse {
-                        session,
-                        peer,
-                        deadline,
-                        status,
-                        route_timeout: self.route_timeout,
-                        authority: origin.authority.clone(),
-                        decoder: None,
-                        encoding_checked: false,
-                    }));
+        // `get_stream` hands out a pooled connection only after checking it is still open.
+        let (mut stream, reused) = timeout_at(deadline, self.connector.get_stream(&peer))
+            .await
+            .map_err(|_| self.timed_out(req))?
+            .map_err(|e| self.failed(req, &e))?;
+        match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
+            Err(_) => return Err(self.timed_out(req)),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if reused => {
+                // The write failed: the server has not received a whole request, so it cannot
+                // have acted on it. Once more, on a new connection.
+                log::debug!("pooled connection to {} failed on write ({e}); retrying on a new one", origin.authority);
+                drop(stream);
+                stream = timeout_at(deadline, self.connector.new_stream(&peer))
+                    .await
+                    .map_err(|_| self.timed_out(req))?
+                    .map_err(|e| self.failed(req, &e))?;
+                match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
+                    Err(_) => return Err(self.timed_out(req)),
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(self.failed(req, &e)),
                 }
-                Ok(Err(e)) if reused && attempt == 1 && is_stale_connection(&e) => {
-                    log::debug!("pooled connection to {} was closed; retrying on a new one", origin.authority);
-                }
-                Ok(Err(e)) => return Err(self.failed(req, &e)),
             }
+            Ok(Err(e)) => return Err(self.failed(req, &e)),
         }
+        // The request is out: whatever happens now, it is not sent again.
+        let (session, status) = match timeout_at(deadline, read_head(stream, &peer)).await {
+            Err(_) => return Err(self.timed_out(req)),
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(self.failed(req, &e)),
+        };
+        // Boxed: the session is large (~1.5 KB) and the response moves through several frames
+        // before it is released.
+        Ok(Box::new(UpstreamResponse {
+            session,
+            peer,
+            deadline,
+            status,
+            route_timeout: self.route_timeout,
+            authority: origin.authority.clone(),
+            decoder: None,
+            encoding_checked: false,
+        }))
     }
 
     /// A complete side call (token endpoints and the like): status and body, within `timeout`,
@@ -195,27 +221,21 @@ fn describe(e: &PError) -> String {
     what.to_owned()
 }
 
-fn is_stale_connection(e: &PError) -> bool {
-    matches!(e.etype, ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
-}
-
 /// Bodies up to this size are sent in the same write as the request head.
 const MERGED_BODY: usize = 64 * 1024;
 
-/// Write the request (`wire`, then `rest` when the body did not fit in it) and read the answer's
-/// head, skipping informational (1xx) answers.
-async fn exchange(
-    mut stream: Stream,
-    peer: &HttpPeer,
-    wire: &[u8],
-    rest: &[u8],
-) -> pingora::Result<(HttpSession, u16)> {
+/// Write the request: `wire`, then `rest` when the body did not fit in it.
+async fn write_request(stream: &mut Stream, wire: &[u8], rest: &[u8]) -> pingora::Result<()> {
     use pingora::OrErr;
     stream.write_all(wire).await.or_err(ErrorType::WriteError, "while writing the request")?;
     if !rest.is_empty() {
         stream.write_all(rest).await.or_err(ErrorType::WriteError, "while writing the request body")?;
     }
-    stream.flush().await.or_err(ErrorType::WriteError, "while flushing the request")?;
+    stream.flush().await.or_err(ErrorType::WriteError, "while flushing the request")
+}
+
+/// Read the answer's head, skipping informational (1xx) answers.
+async fn read_head(stream: Stream, peer: &HttpPeer) -> pingora::Result<(HttpSession, u16)> {
     let mut session = HttpSession::new_with_options(stream, peer);
     loop {
         session.read_response().await?;

@@ -50,6 +50,9 @@ pub enum Reply {
     Delay(Duration, Box<Reply>),
     /// Raw bytes on the wire (not HTTP).
     Garbage(Vec<u8>),
+    /// Answer with the inner reply (keep-alive, as far as the client can tell), wait, then
+    /// close the connection: a server dropping an idle keep-alive connection.
+    CloseAfter(Box<Reply>, Duration),
 }
 
 impl Reply {
@@ -78,6 +81,7 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
 struct Shared {
     connections: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicUsize,
     log: Mutex<Vec<Recorded>>,
     queue: Mutex<VecDeque<Reply>>,
     handler: Mutex<Option<Arc<Handler>>>,
@@ -106,6 +110,7 @@ impl MockUpstream {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             connections: std::sync::atomic::AtomicUsize::new(0),
+            closed: std::sync::atomic::AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
             handler: Mutex::new(None),
@@ -122,11 +127,12 @@ impl MockUpstream {
                     match tls {
                         Some(acc) => {
                             if let Ok(stream) = acc.accept(sock).await {
-                                serve(stream, s).await;
+                                serve(stream, s.clone()).await;
                             }
                         }
-                        None => serve(sock, s).await,
+                        None => serve(sock, s.clone()).await,
                     }
+                    s.closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
@@ -166,6 +172,11 @@ impl MockUpstream {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections this server has closed (or seen closed) so far.
+    pub fn closed(&self) -> usize {
+        self.shared.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn clear(&self) {
@@ -347,6 +358,12 @@ async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, reply: Reply) -> bool 
         Reply::Garbage(bytes) => {
             let _ = sock.write_all(&bytes).await;
             let _ = sock.flush().await;
+            false
+        }
+        Reply::CloseAfter(inner, d) => {
+            if Box::pin(write_reply(sock, *inner)).await {
+                tokio::time::sleep(d).await;
+            }
             false
         }
     }

@@ -388,14 +388,8 @@ impl SseTranslate for MessagesStream {
         Ok(())
     }
 
-    fn end(&mut self, _out: &mut BytesMut) -> Result<(), GatewayError> {
-        if !self.complete {
-            return Err(GatewayError::bad_gateway(format!(
-                "{}: the upstream stream ended before the message was complete",
-                self.provider
-            )));
-        }
-        Ok(())
+    fn complete(&self) -> bool {
+        self.complete
     }
 
     fn usage(&self) -> Option<&Usage> {

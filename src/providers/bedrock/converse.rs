@@ -364,7 +364,8 @@ struct Metadata {
     usage: Option<WireUsage>,
 }
 
-/// Decodes a ConverseStream body (event-stream frames) into unified chat chunks.
+/// Decodes a ConverseStream body (event-stream frames) into unified chat chunks. The stream is
+/// complete once `messageStop` or `metadata` arrived; ending before is an error.
 pub struct ConverseStream {
     frames: FrameDecoder,
     provider: &'static str,
@@ -373,12 +374,21 @@ pub struct ConverseStream {
     /// contentBlockIndex → tool call ordinal.
     tools: HashMap<u64, u32>,
     usage: Option<Usage>,
+    complete: bool,
 }
 
 impl ConverseStream {
     /// A decoder whose chunks carry `model` and `provider`.
     pub fn new(provider: &'static str, model: Option<String>, created: u64) -> Self {
-        ConverseStream { frames: FrameDecoder::new(), provider, model, created, tools: HashMap::new(), usage: None }
+        ConverseStream {
+            frames: FrameDecoder::new(),
+            provider,
+            model,
+            created,
+            tools: HashMap::new(),
+            usage: None,
+            complete: false,
+        }
     }
 
     fn chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
@@ -457,10 +467,12 @@ impl ConverseStream {
                 }
             }
             "messageStop" => {
+                self.complete = true;
                 let s: MessageStop = serde_json::from_slice(&m.payload).map_err(unreadable)?;
                 self.chunk(out, Some(finish_reason(s.stop_reason.as_deref())), Delta::default(), None);
             }
             "metadata" => {
+                self.complete = true;
                 let meta: Metadata = serde_json::from_slice(&m.payload).map_err(unreadable)?;
                 if let Some(u) = meta.usage {
                     let usage = u.unified();
@@ -492,7 +504,10 @@ impl StreamDecoder for ConverseStream {
 
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
         self.feed(&[], out)?;
-        self.frames.finish().map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))
+        self.frames
+            .finish()
+            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))?;
+        if self.complete { Ok(()) } else { Err(crate::sse::incomplete()) }
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -763,5 +778,20 @@ mod tests {
         // Not JSON inside a valid frame.
         let wire = event("contentBlockDelta", "nope");
         assert!(run(&wire, &[]).1.unwrap_err().message().contains("unreadable stream event"));
+    }
+
+    #[test]
+    fn stream_is_complete_at_message_stop_or_metadata() {
+        let mut wire = event("messageStart", r#"{"role":"assistant"}"#);
+        wire.extend(event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hel"}}"#));
+        let (events, result) = run(&wire, &[]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(result.unwrap_err().message(), "upstream stream ended before it was complete");
+        let mut stopped = wire.clone();
+        stopped.extend(event("messageStop", r#"{"stopReason":"end_turn"}"#));
+        run(&stopped, &[]).1.unwrap();
+        let mut metadata = wire;
+        metadata.extend(event("metadata", r#"{"usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}"#));
+        run(&metadata, &[]).1.unwrap();
     }
 }

@@ -347,7 +347,8 @@ enum StreamKind {
 /// calls arrive whole and become tool-call deltas indexed per candidate across the stream, and
 /// a `stop` after a candidate's calls is reported as `tool_calls`. Usage rides on the chunk
 /// whose event has `usageMetadata`. Completions chunks carry the first part's text and no
-/// usage. An `error` event or an unreadable event ends the stream with an error.
+/// usage. An `error` event or an unreadable event ends the stream with an error; so does a
+/// stream that ends before any candidate's `finishReason`.
 pub(crate) struct GeminiStream {
     kind: StreamKind,
     display: &'static str,
@@ -359,6 +360,8 @@ pub(crate) struct GeminiStream {
     calls_seen: Vec<u32>,
     usage: Option<Usage>,
     done: bool,
+    /// A candidate's `finishReason` arrived.
+    finished: bool,
 }
 
 impl GeminiStream {
@@ -396,6 +399,7 @@ impl GeminiStream {
             calls_seen: Vec::new(),
             usage: None,
             done: false,
+            finished: false,
         })
     }
 
@@ -492,6 +496,7 @@ impl SseTranslate for GeminiStream {
         if let Some(err) = &wire.error {
             return Err(embedded_error(self.display, err));
         }
+        self.finished |= wire.candidates.iter().flatten().any(|c| c.finish_reason.is_some());
         if let Some(meta) = &wire.usage_metadata {
             self.usage = Some(match self.kind {
                 StreamKind::Chat => chat_usage(meta),
@@ -503,6 +508,10 @@ impl SseTranslate for GeminiStream {
             StreamKind::Completions => self.completions_chunk(&wire, out),
         }
         Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.finished
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -662,6 +671,15 @@ mod tests {
         let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
         let (_, err) = stream(&mut d, &["data: {not json\n\n"]);
         assert_eq!(err.unwrap().status, 502);
+    }
+
+    #[test]
+    fn a_stream_without_a_finish_reason_is_incomplete() {
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (events, err) =
+            stream(&mut d, &["data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]}\n\n"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
     }
 
     #[test]
