@@ -111,6 +111,20 @@ fn main() {
     }
 
     let listen = cli.listen_addr();
+    // A fresh start binds its own sockets (an upgrade gets them from the running process, and
+    // `-t` only checks): a port already in use must stop the start with a clear error. Left to
+    // Pingora, it retries for 30 s, its service thread panics, and the process stays up
+    // listening on nothing (which a supervisor would take for a running gateway).
+    if !cli.pingora.test && !cli.pingora.upgrade {
+        let mut addrs = vec![listen.clone()];
+        addrs.extend(health_addr.map(|a| a.to_string()));
+        addrs.extend(metrics_addr.map(|a| a.to_string()));
+        for addr in &addrs {
+            if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+                fatal(format!("cannot listen on {addr}: {e}"));
+            }
+        }
+    }
     let server_conf =
         server_conf(&cli.pingora).unwrap_or_else(|e| fatal(format!("invalid Pingora configuration: {e}")));
     let mut server = Server::new_with_opt_and_conf(cli.pingora, server_conf);

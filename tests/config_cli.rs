@@ -70,9 +70,7 @@ fn dash_t_validates() {
     assert!(!err.contains("sk-should-not-leak"), "{err}");
     let out = run(&dir.path().join("missing.yaml"));
     assert_eq!(out.status.code(), Some(1));
-    let out =
-        std::process::Command::new(common::binary()).arg("-t").env_remove("MLFLOW_GATEWAY_CONFIG").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "no config given");
+    // No configuration at all: tests/config_validation.rs (exit 1 with -t).
 
     // Every example configuration loads.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
@@ -297,7 +295,6 @@ fn allowed_providers_policy() {
 /// A listen port already in use must stop aigw with an error, not leave a process that looks
 /// alive and serves nothing.
 #[test]
-#[ignore = "bug: on a port in use aigw logs 'listening on', Pingora retries the bind for 30 s, its service thread panics (pingora-core listening.rs:293) and the process stays up serving nothing"]
 fn listen_port_in_use_is_a_start_up_error() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();

@@ -180,6 +180,9 @@ async fn wait_ready(child: &mut Child, port: u16, log_path: &Path, client: &reqw
     let logs = || std::fs::read_to_string(log_path).unwrap_or_default();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            if logs().contains("cannot listen on") && logs().contains("in use") {
+                return false; // the port was taken meanwhile: the caller tries another
+            }
             panic!("gateway exited ({status}) before it became ready; log:\n{}", logs());
         }
         if logs().contains("is in use, will try again") {
