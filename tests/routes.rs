@@ -229,3 +229,34 @@ async fn model_defaults_apply_per_destination_before_provider_rules() {
     assert_eq!(upstream.last().json()["temperature"], json!(0.5));
     assert_eq!(upstream.last().json()["max_tokens"], json!(300));
 }
+
+/// An endpoint's `timeout_s` bounds each of its upstream calls: a slow primary of a FALLBACK
+/// route is given up after its own timeout (not the global 300 s) and the secondary answers;
+/// without a route, the timeout is a 504 naming it.
+#[tokio::test]
+async fn endpoint_timeouts_bound_each_attempt() {
+    let primary = MockUpstream::start().await;
+    primary.handle(|_| Reply::Delay(Duration::from_secs(4), Box::new(Reply::Json(200, chat_ok("from primary")))));
+    let secondary = MockUpstream::start().await;
+    secondary.always_json(200, chat_ok("from secondary"));
+    let mut slow = openai("primary", &format!("{}/v1", primary.url()));
+    slow["timeout_s"] = json!(0.5);
+    let gw = Gateway::start(&yaml(&json!({
+        "endpoints": [slow, openai("secondary", &format!("{}/v1", secondary.url()))],
+        "routes": [{"name": "ha", "task_type": "llm/v1/chat", "routing_strategy": "FALLBACK",
+                    "destinations": [{"name": "primary"}, {"name": "secondary"}]}]
+    })))
+    .await;
+    let (status, body) = gw.post("/endpoints/ha/invocations", &ask()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "from secondary");
+    assert_eq!(primary.requests().len(), 1);
+    let (status, body) = gw.post("/endpoints/primary/invocations", &ask()).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("did not answer within 0.5 s"), "{body}");
+    // A bad value is a load error naming the field.
+    let bad = yaml(&json!({"endpoints": [{"name": "x", "endpoint_type": "llm/v1/chat",
+        "model": {"provider": "mock"}, "timeout_s": -1}]}));
+    let err = aigw::config::GatewayConfig::parse(&bad, std::path::Path::new("g.yaml")).unwrap_err().to_string();
+    assert!(err.contains("timeout_s") && err.contains("endpoint 'x'"), "{err}");
+}

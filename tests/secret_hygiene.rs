@@ -45,6 +45,11 @@ impl Secrets {
             "AWS_SESSION",
             "AWS_BEARER",
             "GW_KEY_ONE",
+            // Not configuration: what the mock token endpoint hands out at run time, and the
+            // Vertex AI authorized-user credentials (inline JSON).
+            "OAUTH_TOKEN",
+            "VERTEX_CLIENT_SECRET",
+            "VERTEX_REFRESH_TOKEN",
         ];
         let vars = names
             .iter()
@@ -70,11 +75,12 @@ impl Secrets {
     }
 }
 
-/// An upstream that answers every call with an error quoting each header it received.
-fn echo_credentials(upstream: &MockUpstream) {
-    upstream.handle(|req: &Recorded| {
+/// An upstream that answers every call with an error quoting each header it received; its
+/// token endpoints hand out `token`.
+fn echo_credentials(upstream: &MockUpstream, token: String) {
+    upstream.handle(move |req: &Recorded| {
         if req.target.contains("/oidc/v1/token") || req.target.ends_with("/token") {
-            return Reply::Json(200, json!({"access_token": "oauth-token-from-mock", "expires_in": 3600, "token_type": "Bearer"}));
+            return Reply::Json(200, json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}));
         }
         let quoted: Vec<String> = req.headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let message = format!("Invalid credentials: {}", quoted.join("; "));
@@ -88,7 +94,7 @@ fn echo_credentials(upstream: &MockUpstream) {
     });
 }
 
-fn endpoints(base: &str, key_file: &str) -> Value {
+fn endpoints(base: &str, key_file: &str, secrets: &Secrets) -> Value {
     let ep = |name: &str, t: &str, provider: &str, model: &str, config: Value| json!({"name": name, "endpoint_type": t, "model": {"provider": provider, "name": model, "config": config}});
     let chat = "llm/v1/chat";
     json!([
@@ -171,6 +177,25 @@ fn endpoints(base: &str, key_file: &str) -> Value {
             "aws_config": {"aws_region": "us-east-1", "aws_bearer_token": "$HYG_AWS_BEARER"}})
         ),
         ep("hf", "llm/v1/completions", "huggingface-text-generation-inference", "m", json!({"hf_server_url": base})),
+        ep(
+            "vertex",
+            chat,
+            "vertex_ai",
+            "gemini-2.0-flash",
+            json!({"vertex_project": "p", "vertex_location": "us-central1", "vertex_api_base": base,
+            "vertex_credentials": json!({"type": "authorized_user", "client_id": "cid.apps.example",
+                "client_secret": secrets.value("VERTEX_CLIENT_SECRET"),
+                "refresh_token": secrets.value("VERTEX_REFRESH_TOKEN"),
+                "token_uri": format!("{base}/token")}).to_string()})
+        ),
+        // An upstream that cannot be reached (connection refused): the error names no secret.
+        ep(
+            "unreachable",
+            chat,
+            "openai",
+            "gpt",
+            json!({"openai_api_key": "$HYG_OPENAI", "openai_api_base": "http://127.0.0.1:9/v1"})
+        ),
         // The file-held gateway key is configured below; key_file is only used there.
         ep("mock", chat, "mock", "m", json!({"reply": key_file.len().to_string()})),
     ])
@@ -180,13 +205,13 @@ fn endpoints(base: &str, key_file: &str) -> Value {
 async fn no_secret_in_any_answer_log_audit_line_or_metric() {
     let secrets = Secrets::new();
     let upstream = MockUpstream::start().await;
-    echo_credentials(&upstream);
+    echo_credentials(&upstream, secrets.value("OAUTH_TOKEN").to_owned());
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("gateway.key");
     std::fs::write(&key_file, "file-held-gateway-key\n").unwrap();
     let audit = dir.path().join("audit.log");
     let config = json!({
-        "endpoints": endpoints(&upstream.url(), key_file.to_str().unwrap()),
+        "endpoints": endpoints(&upstream.url(), key_file.to_str().unwrap(), &secrets),
         "aigw": {"audit": {"path": audit}, "auth": {"keys": [
             {"name": "one", "key": "$HYG_GW_KEY_ONE"},
             {"name": "two", "key": key_file.to_str().unwrap()}]}}
@@ -230,9 +255,18 @@ async fn no_secret_in_any_answer_log_audit_line_or_metric() {
     // The upstream really did receive the secrets (so the echo was a real test).
     let seen: String =
         upstream.requests().iter().flat_map(|r| r.headers.iter().map(|(_, v)| v.clone())).collect::<Vec<_>>().join(" ");
-    for n in
-        ["OPENAI", "ANTHROPIC", "GEMINI", "MISTRAL", "DATABRICKS", "AWS_AKID", "AWS_SESSION", "AWS_BEARER", "PORTKEY"]
-    {
+    for n in [
+        "OPENAI",
+        "ANTHROPIC",
+        "GEMINI",
+        "MISTRAL",
+        "DATABRICKS",
+        "AWS_AKID",
+        "AWS_SESSION",
+        "AWS_BEARER",
+        "PORTKEY",
+        "OAUTH_TOKEN",
+    ] {
         assert!(seen.contains(secrets.value(n)), "{n} never reached the upstream");
     }
     assert!(answers.contains("***"), "echoed credentials are scrubbed, not dropped silently");

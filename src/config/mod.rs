@@ -151,6 +151,10 @@ pub struct Endpoint {
     pub defaults: Map<String, Value>,
     /// Retries of the upstream call.
     pub retry: RetryPolicy,
+    /// Total time one upstream call to this endpoint may take, streams included (the
+    /// endpoint's `timeout_s`, an aigw extension); `None`: `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`.
+    /// Each retry and each fallback destination gets its own.
+    pub timeout: Option<std::time::Duration>,
     /// Identity of this endpoint's quota counters: the name and the limit, so a reload that
     /// keeps both keeps the count.
     pub limit_id: Arc<str>,
@@ -166,6 +170,7 @@ impl fmt::Debug for Endpoint {
             .field("limit", &self.limit)
             .field("defaults", &self.defaults)
             .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -571,12 +576,32 @@ impl Loader {
             Some(Value::Object(m)) => parse_retry(m).map_err(|e| self.err(&entry, e.field, e.message))?,
             Some(_) => return Err(self.err(entry, "retry", NOT_A_MAPPING)),
         };
+        let timeout = match map.get("timeout_s") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(secs) if secs > 0.0 && secs <= 86_400.0 => Some(std::time::Duration::from_secs_f64(secs)),
+                _ => {
+                    return Err(self.err(entry, "timeout_s", "must be a number of seconds, above 0 and at most 86400"));
+                }
+            },
+        };
         let limit_id: Arc<str> = match &limit {
             Some(l) => format!("{name}\u{0}{}/{}/{:?}", l.calls, l.period_secs, l.scope).into(),
             None => name.as_str().into(),
         };
 
-        Ok(Endpoint { name, endpoint_type, model_name, provider_name, provider, limit, defaults, retry, limit_id })
+        Ok(Endpoint {
+            name,
+            endpoint_type,
+            model_name,
+            provider_name,
+            provider,
+            limit,
+            defaults,
+            retry,
+            timeout,
+            limit_id,
+        })
     }
 
     fn route(

@@ -30,7 +30,7 @@ use crate::providers::{self, Call, Decoder, Exchange, Provider, Source, mock::Mo
 use crate::routing;
 use crate::schema::{self, EndpointType, Request};
 use crate::sse;
-use crate::upstream::UpstreamResponse;
+use crate::upstream::{UpstreamRequest, UpstreamResponse};
 
 /// How the endpoint was named.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +126,8 @@ pub async fn run(
                 Ok(x) => x,
                 Err(e) => return fail(session, ctx, family, e).await,
             };
-            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange)
+            let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
+            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange, timeout)
                 .await
                 .map_err(|e| scrub(config, e))
             {
@@ -154,17 +155,52 @@ pub async fn run(
 }
 
 /// Remove configured secrets from an error's text (upstream messages could echo a credential).
-fn scrub(config: &GatewayConfig, mut e: GatewayError) -> GatewayError {
+fn scrub(config: &GatewayConfig, e: GatewayError) -> GatewayError {
+    rewrite_detail(e, |text| config.redact(text))
+}
+
+/// Headers whose values are credentials (after an auth scheme such as `Bearer`).
+const CREDENTIAL_HEADERS: &[&str] =
+    &["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-portkey-api-key", "x-amz-security-token"];
+
+/// Remove the credentials `sent` carried from an error's text: they may have been obtained at
+/// run time (OAuth access tokens, STS session tokens), so the configuration does not know them.
+fn scrub_sent(e: GatewayError, sent: Option<&UpstreamRequest>) -> GatewayError {
+    let Some(req) = sent else { return e };
+    let secrets: Vec<&str> = req
+        .headers
+        .iter()
+        .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.as_str()))
+        .filter_map(|(_, value)| value.to_str().ok())
+        // SigV4's Authorization is a signature, not a credential; its key id is configuration.
+        .filter(|v| !v.starts_with("AWS4-"))
+        .map(|v| v.split_once(' ').map_or(v, |(_, token)| token).trim())
+        .filter(|token| token.len() >= 8)
+        .collect();
+    if secrets.is_empty() {
+        return e;
+    }
+    rewrite_detail(e, |text| {
+        secrets
+            .iter()
+            .any(|s| text.contains(s))
+            .then(|| secrets.iter().fold(text.to_owned(), |t, s| t.replace(s, "***")))
+    })
+}
+
+/// Apply `clean` (which returns the cleaned text, or `None` when nothing changed) to an error's
+/// message or JSON detail.
+fn rewrite_detail(mut e: GatewayError, clean: impl Fn(&str) -> Option<String>) -> GatewayError {
     match &mut e.detail {
         Detail::Text(t) => {
-            if let Some(clean) = config.redact(t) {
-                *t = clean;
+            if let Some(c) = clean(t) {
+                *t = c;
             }
         }
         Detail::Json(v) | Detail::Body(v) => {
             let text = v.to_string();
-            if let Some(clean) = config.redact(&text) {
-                **v = serde_json::from_str(&clean).unwrap_or(Value::String(clean));
+            if let Some(c) = clean(&text) {
+                **v = serde_json::from_str(&c).unwrap_or(Value::String(c));
             }
         }
     }
@@ -357,6 +393,7 @@ impl Answer {
 
 /// Run the exchange and write the answer. The outer `Err` is an error to send as the answer
 /// (nothing written yet); the inner result is the outcome of writing.
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     session: &mut Session,
     state: &State,
@@ -365,19 +402,40 @@ async fn execute(
     family: Family,
     provider: &dyn Provider,
     exchange: Exchange,
+    timeout: Duration,
 ) -> Result<respond::WriteResult, GatewayError> {
-    let sent = Instant::now();
-    let deadline = sent + state.upstreams.route_timeout;
+    // The request as sent, kept for its credentials: an error that echoes one obtained at run
+    // time (an OAuth or STS token, not in the configuration) is scrubbed of it too.
+    let mut sent = None;
+    execute_with(session, state, config, ctx, family, provider, exchange, timeout, &mut sent)
+        .await
+        .map_err(|e| scrub_sent(e, sent.as_ref()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute_with(
+    session: &mut Session,
+    state: &State,
+    config: &GatewayConfig,
+    ctx: &mut RequestCtx,
+    family: Family,
+    provider: &dyn Provider,
+    exchange: Exchange,
+    timeout: Duration,
+    sent: &mut Option<UpstreamRequest>,
+) -> Result<respond::WriteResult, GatewayError> {
+    let started = Instant::now();
     let mut answer = match exchange.source {
         Source::Http(mut req) => {
             provider.authorize(&mut req, &state.upstreams).await?;
-            let response = state.upstreams.send(&req, Some(&ctx.request_id), deadline).await;
-            ctx.upstream_time = Some(sent.elapsed());
+            let response = state.upstreams.send(&req, Some(&ctx.request_id), timeout).await;
+            ctx.upstream_time = Some(started.elapsed());
+            *sent = Some(req);
             Answer::Upstream(response?)
         }
         Source::HttpMany(requests) => {
-            let bodies = fan_out(state, config, ctx, provider, requests, deadline).await?;
-            ctx.upstream_time = Some(sent.elapsed());
+            let bodies = fan_out(state, config, ctx, provider, requests, timeout).await?;
+            ctx.upstream_time = Some(started.elapsed());
             let Decoder::JsonMany(decode) = exchange.decoder else {
                 return Err(GatewayError::internal("a fan-out needs a JsonMany decoder"));
             };
@@ -492,7 +550,7 @@ async fn execute(
                 }
                 Err(e) => {
                     count_too_large(state, &e);
-                    let e = scrub(config, e);
+                    let e = scrub_sent(scrub(config, e), sent.as_ref());
                     log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
                     ctx.error = Some(e.kind);
                     out.extend_from_slice(&e.stream_event());
@@ -551,20 +609,23 @@ async fn fan_out(
     config: &GatewayConfig,
     ctx: &RequestCtx,
     provider: &dyn Provider,
-    requests: Vec<crate::upstream::UpstreamRequest>,
-    deadline: Instant,
+    requests: Vec<UpstreamRequest>,
+    timeout: Duration,
 ) -> Result<Vec<Bytes>, GatewayError> {
     let cap = config.settings.max_response_body;
     let calls = requests.into_iter().map(|mut req| async move {
         provider.authorize(&mut req, &state.upstreams).await?;
-        let mut resp = state.upstreams.send(&req, Some(&ctx.request_id), deadline).await?;
-        let body = resp.body(cap).await?;
-        let (status, ct) = (resp.status, resp.content_type());
-        state.upstreams.release(resp).await;
-        if !(200..300).contains(&status) {
-            return Err(provider.upstream_error(status, &ct, &body));
-        }
-        Ok(body)
+        let call = async {
+            let mut resp = state.upstreams.send(&req, Some(&ctx.request_id), timeout).await?;
+            let body = resp.body(cap).await?;
+            let (status, ct) = (resp.status, resp.content_type());
+            state.upstreams.release(resp).await;
+            if !(200..300).contains(&status) {
+                return Err(provider.upstream_error(status, &ct, &body));
+            }
+            Ok(body)
+        };
+        call.await.map_err(|e| scrub_sent(e, Some(&req)))
     });
     futures::future::try_join_all(calls).await
 }

@@ -68,17 +68,19 @@ impl Upstreams {
             .unwrap_or(DEFAULT_ROUTE_TIMEOUT)
     }
 
-    /// Send `req` and read the response header. The body is read from the returned response.
+    /// Send `req` and read the response header, all of it (the body too, read from the
+    /// returned response) within `timeout` from now.
     pub async fn send(
         &self,
         req: &UpstreamRequest,
         request_id: Option<&str>,
-        deadline: Instant,
+        timeout: Duration,
     ) -> Result<Box<UpstreamResponse>, GatewayError> {
+        let deadline = Instant::now() + timeout;
         let origin = &req.origin;
         let addr = timeout_at(deadline, self.resolver.resolve(&origin.host, origin.port))
             .await
-            .map_err(|_| self.timed_out(req))?
+            .map_err(|_| timed_out(req, timeout))?
             .map_err(|e| GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority)))?;
         let mut peer = HttpPeer::new(addr, origin.tls, origin.host.clone());
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
@@ -104,10 +106,10 @@ impl Upstreams {
         // `get_stream` hands out a pooled connection only after checking it is still open.
         let (mut stream, reused) = timeout_at(deadline, self.connector.get_stream(&peer))
             .await
-            .map_err(|_| self.timed_out(req))?
-            .map_err(|e| self.failed(req, &e))?;
+            .map_err(|_| timed_out(req, timeout))?
+            .map_err(|e| failed(req, &e, timeout))?;
         match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
-            Err(_) => return Err(self.timed_out(req)),
+            Err(_) => return Err(timed_out(req, timeout)),
             Ok(Ok(())) => {}
             Ok(Err(e)) if reused => {
                 // The write failed: the server has not received a whole request, so it cannot
@@ -116,21 +118,21 @@ impl Upstreams {
                 drop(stream);
                 stream = timeout_at(deadline, self.connector.new_stream(&peer))
                     .await
-                    .map_err(|_| self.timed_out(req))?
-                    .map_err(|e| self.failed(req, &e))?;
+                    .map_err(|_| timed_out(req, timeout))?
+                    .map_err(|e| failed(req, &e, timeout))?;
                 match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
-                    Err(_) => return Err(self.timed_out(req)),
+                    Err(_) => return Err(timed_out(req, timeout)),
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(self.failed(req, &e)),
+                    Ok(Err(e)) => return Err(failed(req, &e, timeout)),
                 }
             }
-            Ok(Err(e)) => return Err(self.failed(req, &e)),
+            Ok(Err(e)) => return Err(failed(req, &e, timeout)),
         }
         // The request is out: whatever happens now, it is not sent again.
         let (session, status) = match timeout_at(deadline, read_head(stream, &peer)).await {
-            Err(_) => return Err(self.timed_out(req)),
+            Err(_) => return Err(timed_out(req, timeout)),
             Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(self.failed(req, &e)),
+            Ok(Err(e)) => return Err(failed(req, &e, timeout)),
         };
         // Boxed: the session is large (~1.5 KB) and the response moves through several frames
         // before it is released.
@@ -139,7 +141,7 @@ impl Upstreams {
             peer,
             deadline,
             status,
-            route_timeout: self.route_timeout,
+            route_timeout: timeout,
             authority: origin.authority.clone(),
             decoder: None,
             encoding_checked: false,
@@ -149,8 +151,7 @@ impl Upstreams {
     /// A complete side call (token endpoints and the like): status and body, within `timeout`,
     /// the body capped at 1 MiB. The connection goes back to the pool.
     pub async fn fetch(&self, req: &UpstreamRequest, timeout: Duration) -> Result<(u16, Bytes), GatewayError> {
-        let deadline = Instant::now() + timeout;
-        let mut resp = self.send(req, None, deadline).await?;
+        let mut resp = self.send(req, None, timeout).await?;
         let body = resp.body(1 << 20).await?;
         let status = resp.status;
         self.release(resp).await;
@@ -169,18 +170,18 @@ impl Upstreams {
             session.shutdown().await;
         }
     }
+}
 
-    fn timed_out(&self, req: &UpstreamRequest) -> GatewayError {
-        GatewayError::timeout(format!(
-            "upstream {} did not answer within {} s",
-            req.origin.authority,
-            self.route_timeout.as_secs_f64()
-        ))
-    }
+fn timed_out(req: &UpstreamRequest, timeout: Duration) -> GatewayError {
+    GatewayError::timeout(format!(
+        "upstream {} did not answer within {} s",
+        req.origin.authority,
+        timeout.as_secs_f64()
+    ))
+}
 
-    fn failed(&self, req: &UpstreamRequest, e: &PError) -> GatewayError {
-        upstream_error(&req.origin.authority, e, self.route_timeout)
-    }
+fn failed(req: &UpstreamRequest, e: &PError, timeout: Duration) -> GatewayError {
+    upstream_error(&req.origin.authority, e, timeout)
 }
 
 /// A key for the current worker thread.
