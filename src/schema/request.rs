@@ -214,6 +214,9 @@ fn validate(endpoint_type: EndpointType, body: &mut Map<String, Value>, errors: 
             }
         }
         EndpointType::Embeddings => {
+            // Embeddings do not stream: `stream` is ignored, and not sent upstream (OpenAI's
+            // embeddings API refuses arguments it does not know).
+            body.remove("stream");
             require(body, "input", &snapshot, errors);
             if let Some(v) = body.get_mut("input") {
                 check_embedding_input(v, &Loc::Key(&Loc::Body, "input"), errors);
@@ -834,6 +837,14 @@ mod tests {
 
     fn errs(t: EndpointType, body: &str) -> Vec<Value> {
         parse_request(t, body.as_bytes()).unwrap_err().0
+    }
+
+    #[test]
+    fn embeddings_drop_stream() {
+        let r = parse_request(EndpointType::Embeddings, br#"{"input": "x", "stream": "yes"}"#).unwrap();
+        assert!(!r.body.contains_key("stream") && !r.stream());
+        let r = parse_request(EndpointType::Embeddings, br#"{"input": "x", "stream": true}"#).unwrap();
+        assert!(!r.body.contains_key("stream"));
     }
 
     #[test]
