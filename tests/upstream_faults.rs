@@ -235,36 +235,61 @@ async fn keep_alive_to_the_upstream_is_reused() {
     assert_eq!(upstream.connections(), 1, "the pooled upstream connection is reused");
 }
 
-fn tls_acceptor(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf) {
+/// The server names (SNI) TLS clients asked for, in order.
+type SniLog = Arc<std::sync::Mutex<Vec<Option<String>>>>;
+
+/// Serves one certificate and records each handshake's SNI.
+#[derive(Debug)]
+struct RecordSni {
+    key: Arc<tokio_rustls::rustls::sign::CertifiedKey>,
+    seen: SniLog,
+}
+
+impl tokio_rustls::rustls::server::ResolvesServerCert for RecordSni {
+    fn resolve(
+        &self,
+        hello: tokio_rustls::rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+        self.seen.lock().unwrap().push(hello.server_name().map(str::to_owned));
+        Some(self.key.clone())
+    }
+}
+
+/// A TLS acceptor for `localhost` (its CA file written into `dir`) that records SNI.
+fn tls_acceptor(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf, SniLog) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let ca_path = dir.join("ca.pem");
     std::fs::write(&ca_path, cert.cert.pem()).unwrap();
     let certs = vec![cert.cert.der().clone()];
     let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let signing = tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let seen = SniLog::default();
+    let resolver =
+        RecordSni { key: Arc::new(tokio_rustls::rustls::sign::CertifiedKey::new(certs, signing)), seen: seen.clone() };
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    (tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca_path)
+        .with_cert_resolver(Arc::new(resolver));
+    (tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca_path, seen)
 }
 
 #[tokio::test]
 async fn https_upstream_with_system_roots_and_sni() {
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca) = tls_acceptor(dir.path());
+    let (acceptor, ca, sni) = tls_acceptor(dir.path());
     let upstream = MockUpstream::start_tls(acceptor).await;
     upstream.always_json(200, chat_ok());
     let port = upstream.addr.port();
     let ca = ca.to_str().unwrap();
 
-    // The name in the certificate: verified and answered.
+    // The name in the certificate: verified and answered, with SNI = the host.
     let gw = Gateway::start_with(&config(&format!("https://localhost:{port}/v1")), &[("SSL_CERT_FILE", ca)], &[]).await;
     let (status, body) = gw.post(NATIVE, &chat(false)).await;
     assert_eq!(status, 200, "{body}\n{}", gw.logs());
     assert_eq!(upstream.last().header("host"), Some(format!("localhost:{port}").as_str()));
+    assert_eq!(sni.lock().unwrap().as_slice(), [Some("localhost".to_owned())]);
 
     // An address the certificate does not name: refused, 502, no request reaches the server.
     upstream.clear();
@@ -386,7 +411,7 @@ async fn until_closed(upstream: &MockUpstream, n: usize) {
 async fn a_pooled_connection_closed_while_idle_is_not_used() {
     let plain = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca) = tls_acceptor(dir.path());
+    let (acceptor, ca, _) = tls_acceptor(dir.path());
     let tls = MockUpstream::start_tls(acceptor).await;
     let ca = ca.to_str().unwrap();
     let pingora_conf = one_worker(dir.path());
