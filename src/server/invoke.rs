@@ -127,9 +127,12 @@ pub async fn run(
                 Err(e) => return fail(session, ctx, family, e).await,
             };
             let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
-            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange, timeout)
+            // The request as sent, kept for its credentials: an error that echoes one obtained
+            // at run time (an OAuth or STS token, not in the configuration) is scrubbed of it.
+            let mut sent = None;
+            match execute(session, state, config, ctx, family, &*endpoint.provider, exchange, timeout, &mut sent)
                 .await
-                .map_err(|e| scrub(config, e))
+                .map_err(|e| scrub_sent(scrub(config, e), sent.as_ref()))
             {
                 Ok(written) => return written,
                 Err(e) if !final_try && retryable(&e) => {
@@ -393,27 +396,9 @@ impl Answer {
 
 /// Run the exchange and write the answer. The outer `Err` is an error to send as the answer
 /// (nothing written yet); the inner result is the outcome of writing.
+/// `sent` receives the upstream request once it was sent (for [`scrub_sent`]).
 #[allow(clippy::too_many_arguments)]
 async fn execute(
-    session: &mut Session,
-    state: &State,
-    config: &GatewayConfig,
-    ctx: &mut RequestCtx,
-    family: Family,
-    provider: &dyn Provider,
-    exchange: Exchange,
-    timeout: Duration,
-) -> Result<respond::WriteResult, GatewayError> {
-    // The request as sent, kept for its credentials: an error that echoes one obtained at run
-    // time (an OAuth or STS token, not in the configuration) is scrubbed of it too.
-    let mut sent = None;
-    execute_with(session, state, config, ctx, family, provider, exchange, timeout, &mut sent)
-        .await
-        .map_err(|e| scrub_sent(e, sent.as_ref()))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn execute_with(
     session: &mut Session,
     state: &State,
     config: &GatewayConfig,

@@ -34,6 +34,17 @@ use tokio::time::{Instant, timeout_at};
 use super::{Resolver, UpstreamRequest};
 use crate::api::error::GatewayError;
 
+/// `timeout_at($deadline, $future).await`, with the future pinned where it is built: handing a
+/// large future to `timeout_at` by value moves it whole (Pingora's connect and session futures
+/// are kilobytes, measured as a few thousand instructions of copying per call).
+macro_rules! within {
+    ($deadline:expr, $future:expr) => {{
+        let future = $future;
+        tokio::pin!(future);
+        timeout_at($deadline, future).await
+    }};
+}
+
 /// Default total time for one upstream call (MLflow's `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`).
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,8 +89,7 @@ impl Upstreams {
     ) -> Result<Box<UpstreamResponse>, GatewayError> {
         let deadline = Instant::now() + timeout;
         let origin = &req.origin;
-        let addr = timeout_at(deadline, self.resolver.resolve(&origin.host, origin.port))
-            .await
+        let addr = within!(deadline, self.resolver.resolve(&origin.host, origin.port))
             .map_err(|_| timed_out(req, timeout))?
             .map_err(|e| GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority)))?;
         let mut peer = HttpPeer::new(addr, origin.tls, origin.host.clone());
@@ -104,35 +114,29 @@ impl Upstreams {
             &req.body
         };
         // `get_stream` hands out a pooled connection only after checking it is still open.
-        let (mut stream, reused) = timeout_at(deadline, self.connector.get_stream(&peer))
-            .await
+        let (stream, reused) = within!(deadline, self.connector.get_stream(&peer))
             .map_err(|_| timed_out(req, timeout))?
             .map_err(|e| failed(req, &e, timeout))?;
-        match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
+        // One future for writing and reading (each timeout-wrapped future is moved whole, and
+        // the reading half holds Pingora's ~1.5 KB session).
+        let (session, status) = match within!(deadline, exchange(stream, &peer, &wire, rest)) {
             Err(_) => return Err(timed_out(req, timeout)),
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if reused => {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(Failed::Write(e))) if reused => {
                 // The write failed: the server has not received a whole request, so it cannot
                 // have acted on it. Once more, on a new connection.
                 log::debug!("pooled connection to {} failed on write ({e}); retrying on a new one", origin.authority);
-                drop(stream);
-                stream = timeout_at(deadline, self.connector.new_stream(&peer))
-                    .await
+                let stream = within!(deadline, self.connector.new_stream(&peer))
                     .map_err(|_| timed_out(req, timeout))?
                     .map_err(|e| failed(req, &e, timeout))?;
-                match timeout_at(deadline, write_request(&mut stream, &wire, rest)).await {
+                match within!(deadline, exchange(stream, &peer, &wire, rest)) {
                     Err(_) => return Err(timed_out(req, timeout)),
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(failed(req, &e, timeout)),
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(Failed::Write(e) | Failed::Read(e))) => return Err(failed(req, &e, timeout)),
                 }
             }
-            Ok(Err(e)) => return Err(failed(req, &e, timeout)),
-        }
-        // The request is out: whatever happens now, it is not sent again.
-        let (session, status) = match timeout_at(deadline, read_head(stream, &peer)).await {
-            Err(_) => return Err(timed_out(req, timeout)),
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(failed(req, &e, timeout)),
+            // Once the request is written, whatever happens, it is not sent again.
+            Ok(Err(Failed::Write(e) | Failed::Read(e))) => return Err(failed(req, &e, timeout)),
         };
         // Boxed: the session is large (~1.5 KB) and the response moves through several frames
         // before it is released.
@@ -225,6 +229,18 @@ fn describe(e: &PError) -> String {
 /// Bodies up to this size are sent in the same write as the request head.
 const MERGED_BODY: usize = 64 * 1024;
 
+/// Where an exchange failed: writing the request (the server has no whole request) or after.
+enum Failed {
+    Write(Box<PError>),
+    Read(Box<PError>),
+}
+
+/// Write the request, then read the answer's head.
+async fn exchange(mut stream: Stream, peer: &HttpPeer, wire: &[u8], rest: &[u8]) -> Result<(HttpSession, u16), Failed> {
+    write_request(&mut stream, wire, rest).await.map_err(Failed::Write)?;
+    read_head(stream, peer).await.map_err(Failed::Read)
+}
+
 /// Write the request: `wire`, then `rest` when the body did not fit in it.
 async fn write_request(stream: &mut Stream, wire: &[u8], rest: &[u8]) -> pingora::Result<()> {
     use pingora::OrErr;
@@ -303,8 +319,7 @@ impl UpstreamResponse {
             }
         }
         loop {
-            let next = timeout_at(self.deadline, self.session.read_body_bytes())
-                .await
+            let next = within!(self.deadline, self.session.read_body_bytes())
                 .map_err(|_| {
                     GatewayError::timeout(format!(
                         "upstream {} did not finish within {} s",
