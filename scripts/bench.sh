@@ -100,7 +100,7 @@ if [ -n "${SOAK:-}" ]; then
   read -r creq _ _ cfail < "$work/soak-chat"
   read -r sreq _ _ sfail < "$work/soak-stream"
   echo "chat: $creq requests, $cfail failed; stream: $sreq requests, $sfail failed"
-  echo "aigw $(git describe --always --dirty 2>/dev/null), $(nproc) CPUs, soak ${SOAK}s"
+  echo "aigw ${AIGW_BIN:-$(git describe --always --dirty 2>/dev/null)}, $(nproc) CPUs, soak ${SOAK}s"
   [ "$cfail" = 0 ] && [ "$sfail" = 0 ]
   exit
 fi
@@ -129,4 +129,4 @@ for s in "${SCENARIOS[@]}"; do
   done
 done
 echo
-echo "aigw $(git describe --always --dirty 2>/dev/null), $(nproc) CPUs, ${DURATION}s per run, wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
+echo "aigw ${AIGW_BIN:-$(git describe --always --dirty 2>/dev/null)}, $(nproc) CPUs, ${DURATION}s per run, wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
