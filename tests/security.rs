@@ -548,6 +548,8 @@ async fn audit_lines_with_rotation() {
     let lines: Vec<Value> = read_lines(&audit, 3).into_iter().filter(|l| l["path"] != "/health").collect();
     let ok = &lines[0];
     assert_eq!(ok["request_id"], "req-audit-1");
+    // The same id went upstream.
+    assert_eq!(upstream.requests()[0].header("x-request-id"), Some("req-audit-1"));
     assert_eq!(ok["key"], "team-a");
     assert_eq!(ok["family"], "openai");
     assert_eq!(ok["target"], "r");

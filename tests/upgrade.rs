@@ -481,3 +481,47 @@ async fn the_systemd_unit_starts_checks_and_reloads() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The grace period bounds a stop: a stream that outlives `grace_period_seconds` does not keep
+/// the process alive; it exits (successfully) and the stream is cut.
+#[tokio::test]
+async fn the_grace_period_bounds_how_long_a_stop_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("gateway.yaml"), gateway_yaml()).unwrap();
+    std::fs::write(
+        d.join("pingora.yaml"),
+        format!(
+            "---\nversion: 1\nthreads: 2\npid_file: {}\nupgrade_sock: {}\ngrace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 1\n",
+            d.join("aigw.pid").display(),
+            d.join("upgrade.sock").display()
+        ),
+    )
+    .unwrap();
+    let conf = d.join("pingora.yaml");
+    let port = free_port();
+    let mut gw = spawn(d, port, &["-c", conf.to_str().unwrap()], "grace.log");
+    let client = common::client();
+    wait_ready(&client, port).await;
+    // About 5 s of stream (twelve words, 400 ms apart), far longer than the 1 s grace period.
+    let stream = {
+        let client = common::client();
+        tokio::spawn(async move {
+            let r = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await;
+            match r {
+                Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
+                Err(_) => (String::new(), false),
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    signal(gw.id(), "-TERM");
+    let status = wait_exit(&mut gw, Duration::from_secs(30)).await.expect("the stop is bounded");
+    let (text, clean) = stream.await.unwrap();
+    assert!(!clean && !text.ends_with("twelve"), "the stream outlived the grace period: {text:?}");
+    assert!(status.success(), "{status:?}");
+}
