@@ -141,14 +141,16 @@ async fn kubernetes_style_symlink_swap() {
     // The harness writes a plain file; start aigw on the symlink itself.
     let port = common::free_port();
     let log = conf.join("aigw.log");
-    let mut child = Command::new(common::binary())
-        .arg("--config-path")
-        .arg(conf.join("gateway.yaml"))
-        .args(["--port", &port.to_string()])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(conf.join("aigw.err")).unwrap())
-        .spawn()
-        .unwrap();
+    let _child = common::KillOnDrop(
+        Command::new(common::binary())
+            .arg("--config-path")
+            .arg(conf.join("gateway.yaml"))
+            .args(["--port", &port.to_string()])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(conf.join("aigw.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let client = common::client();
     let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
     let ask_once = || {
@@ -173,8 +175,6 @@ async fn kubernetes_style_symlink_swap() {
     std::fs::rename(conf.join("..data_tmp"), conf.join("..data")).unwrap();
     std::fs::remove_dir_all(&v1).unwrap();
     eventually("the swapped version serves", || async { ask_once().await.as_deref() == Some("two") }).await;
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
@@ -277,14 +277,16 @@ async fn a_repointed_symlink_is_followed() {
     let link = root.join("conf/gateway.yaml");
     std::os::unix::fs::symlink(root.join("a/one.yaml"), &link).unwrap();
     let port = common::free_port();
-    let mut child = Command::new(common::binary())
-        .arg("--config-path")
-        .arg(&link)
-        .args(["--port", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _child = common::KillOnDrop(
+        Command::new(common::binary())
+            .arg("--config-path")
+            .arg(&link)
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let client = common::client();
     let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
     let ask_once = || {
@@ -313,6 +315,4 @@ async fn a_repointed_symlink_is_followed() {
     std::fs::write(root.join("a/one.yaml"), yaml(&json!({"endpoints": [mock("chat", "stale")]}))).unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(ask_once().await.as_deref(), Some("three"));
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -415,13 +415,15 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
     std::fs::write(&file, yaml(&cfg)).unwrap();
     let port = free_port();
     let log = dir.path().join("log");
-    let mut child = Command::new(common::binary())
-        .args(["--port", &port.to_string(), "--config-path"])
-        .arg(&file)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
-        .spawn()
-        .unwrap();
+    let _child = common::KillOnDrop(
+        Command::new(common::binary())
+            .args(["--port", &port.to_string(), "--config-path"])
+            .arg(&file)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let plain = common::client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while plain.get(format!("http://127.0.0.1:{health_port}/health")).send().await.is_err() {
@@ -490,8 +492,6 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
         assert!(Instant::now() < deadline, "the completed renewal was never served");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]

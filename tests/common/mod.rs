@@ -201,6 +201,16 @@ async fn wait_ready(child: &mut Child, port: u16, log_path: &Path, client: &reqw
     }
 }
 
+/// A child process killed (and reaped) when dropped, so a failing test leaves no gateway behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_aigw")
 }
