@@ -151,7 +151,7 @@ fn main() {
     proxy.h2_options = Some(h2);
     let mut options = pingora::apps::HttpServerOptions::default();
     // HTTP/2 connections with nothing in flight close like idle HTTP/1 ones.
-    options.h2_idle_timeout = Some(std::time::Duration::from_secs(60));
+    options.h2_idle_timeout = Some(settings.limits.idle_timeout);
     proxy.server_options = Some(options);
     // Header deadline, JSON for Pingora's own refusals, connection cap: server::conn.
     let mut service = Service::new("aigw".to_owned(), Guarded::new(proxy, state));

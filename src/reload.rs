@@ -123,17 +123,47 @@ fn fingerprint(text: &str) -> u64 {
     h.finish()
 }
 
-/// File names whose changes may change the configuration: the file's own, its symlink
-/// target's, and Kubernetes' atomic-update entries (`..data`, `..2024_…`). Events that name only
+/// What to watch for `path`: the directories holding each link of the way to the file — the
+/// path itself, every symlink it goes through (the file's, and any directory's on the way, as
+/// in `/etc/aigw/gateway.yaml -> /srv/cfg/current/gateway.yaml` with `current -> releases/v2`),
+/// and the final file — and the names in them whose change matters. Kubernetes' atomic-update
+/// entries (`..data`, `..2024_…`) always matter (see [`is_relevant`]); events that name only
 /// other files (a log file in the same directory) are ignored.
-fn relevant_names(path: &Path) -> Vec<std::ffi::OsString> {
-    let mut names: Vec<std::ffi::OsString> = path.file_name().map(|n| n.to_owned()).into_iter().collect();
-    if let Ok(real) = std::fs::canonicalize(path)
-        && let Some(n) = real.file_name()
-    {
-        names.push(n.to_owned());
+fn watch_set(path: &Path) -> (Vec<PathBuf>, Vec<std::ffi::OsString>) {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    let mut add = |entry: &Path| {
+        let (Some(parent), Some(name)) = (entry.parent(), entry.file_name()) else { return };
+        let dir = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+        // Watched by what the directory is now (a symlinked directory's target changes when
+        // the link is repointed, and the watch must follow).
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    };
+    let mut next = Some(path.to_path_buf());
+    // Bounded like the kernel's own symlink resolution.
+    for _ in 0..40 {
+        let Some(p) = next.take() else { break };
+        add(&p);
+        // Symlinked directories on the way to `p`.
+        for ancestor in p.ancestors().skip(1) {
+            if std::fs::symlink_metadata(ancestor).is_ok_and(|m| m.file_type().is_symlink()) {
+                add(ancestor);
+            }
+        }
+        if let Ok(target) = std::fs::read_link(&p) {
+            next = Some(if target.is_absolute() { target } else { p.parent().unwrap_or(Path::new(".")).join(target) });
+        }
     }
-    names
+    if let Ok(real) = std::fs::canonicalize(path) {
+        add(&real);
+    }
+    (dirs, names)
 }
 
 fn is_relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
@@ -144,22 +174,7 @@ fn is_relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
         })
 }
 
-/// The directories to watch: the file's own, and its symlink target's when different.
-fn watched_dirs(path: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(parent) = path.parent() {
-        dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
-    }
-    if let Ok(real) = std::fs::canonicalize(path)
-        && let Some(parent) = real.parent()
-        && !dirs.iter().any(|d| std::fs::canonicalize(d).ok().as_deref() == Some(parent))
-    {
-        dirs.push(parent.to_path_buf());
-    }
-    dirs
-}
-
-/// Watch the directories `path` needs (see [`watched_dirs`]) and keep `names` current: a
+/// Watch the directories `path` needs (see [`watch_set`]) and keep `names` current: a
 /// symlink may be repointed to a file of another name or in another directory, which later
 /// edits must still reach. Directories no longer needed are unwatched.
 fn rewatch(
@@ -169,13 +184,12 @@ fn rewatch(
     dirs: &mut Vec<PathBuf>,
 ) {
     use notify::Watcher;
-    let fresh = relevant_names(path);
+    let (wanted, fresh) = watch_set(path);
     match names.write() {
         Ok(mut n) => *n = fresh,
         Err(poisoned) => *poisoned.into_inner() = fresh,
     }
     let Some(w) = watcher.as_mut() else { return };
-    let wanted = watched_dirs(path);
     for dir in dirs.iter().filter(|d| !wanted.contains(d)) {
         let _ = w.unwatch(dir); // it may be gone already (a replaced ConfigMap revision)
     }

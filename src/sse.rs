@@ -281,6 +281,31 @@ impl<T: SseTranslate> StreamDecoder for SseStream<T> {
     }
 }
 
+/// Which choices of an OpenAI-style stream have started and which have a `finish_reason`
+/// (choice indices 0..63; higher ones share the last slot): with `n > 1`, a stream cut after
+/// the first choice finished is not complete.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChoiceEnds {
+    started: u64,
+    finished: u64,
+}
+
+impl ChoiceEnds {
+    /// A chunk carried choice `index`, finished or not.
+    pub fn choice(&mut self, index: u32, finished: bool) {
+        let bit = 1u64 << index.min(63);
+        self.started |= bit;
+        if finished {
+            self.finished |= bit;
+        }
+    }
+
+    /// At least one choice started and every one that did has finished.
+    pub fn all_finished(&self) -> bool {
+        self.started != 0 && self.started & !self.finished == 0
+    }
+}
+
 /// The error of a stream whose upstream body ended, cleanly, before the provider's end of
 /// stream (its `[DONE]`, final event or finish reason): the answer may be cut short.
 pub fn incomplete() -> GatewayError {
@@ -333,6 +358,27 @@ impl std::io::Write for BytesMutWriter<'_> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod choice_ends_tests {
+    use super::ChoiceEnds;
+
+    #[test]
+    fn every_started_choice_must_finish() {
+        let mut e = ChoiceEnds::default();
+        assert!(!e.all_finished());
+        e.choice(0, false);
+        e.choice(1, false);
+        e.choice(0, true);
+        assert!(!e.all_finished(), "choice 1 has not finished");
+        e.choice(1, true);
+        assert!(e.all_finished());
+        e.choice(200, false);
+        assert!(!e.all_finished());
+        e.choice(90, true);
+        assert!(e.all_finished(), "indices past 63 share one slot");
     }
 }
 

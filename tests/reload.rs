@@ -316,3 +316,57 @@ async fn a_repointed_symlink_is_followed() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(ask_once().await.as_deref(), Some("three"));
 }
+
+/// A symlinked directory on the way to the file (`conf/gateway.yaml -> ../srv/current/gateway.yaml`,
+/// `current -> releases/v1`) repointed to another release: the new release serves, and later
+/// in-place edits of its file too.
+#[tokio::test]
+async fn a_repointed_directory_symlink_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for sub in ["conf", "srv/releases/v1", "srv/releases/v2"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::write(root.join("srv/releases/v1/gateway.yaml"), yaml(&json!({"endpoints": [mock("chat", "v1")]})))
+        .unwrap();
+    std::fs::write(root.join("srv/releases/v2/gateway.yaml"), yaml(&json!({"endpoints": [mock("chat", "v2")]})))
+        .unwrap();
+    std::os::unix::fs::symlink("releases/v1", root.join("srv/current")).unwrap();
+    let link = root.join("conf/gateway.yaml");
+    std::os::unix::fs::symlink(root.join("srv/current/gateway.yaml"), &link).unwrap();
+    let port = common::free_port();
+    let _child = common::KillOnDrop(
+        Command::new(common::binary())
+            .arg("--config-path")
+            .arg(&link)
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = common::client();
+    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
+    let ask_once = || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.post(&url).json(&ask()).send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
+                _ => None,
+            }
+        }
+    };
+    eventually("started", || async { ask_once().await.as_deref() == Some("v1") }).await;
+    let tmp = root.join("srv/current.new");
+    std::os::unix::fs::symlink("releases/v2", &tmp).unwrap();
+    std::fs::rename(&tmp, root.join("srv/current")).unwrap();
+    eventually("the new release serves", || async { ask_once().await.as_deref() == Some("v2") }).await;
+    std::fs::write(root.join("srv/releases/v2/gateway.yaml"), yaml(&json!({"endpoints": [mock("chat", "v2-edited")]})))
+        .unwrap();
+    eventually("an edit in the new release serves", || async { ask_once().await.as_deref() == Some("v2-edited") })
+        .await;
+}

@@ -399,3 +399,31 @@ async fn an_oversized_stream_event_ends_the_stream_and_is_counted() {
     assert_eq!(rejected_too_large(&metrics(&gw).await), 5);
     gw.assert_alive().await;
 }
+
+/// A JSON answer to a stream request is an answer: with retries configured and on a FALLBACK
+/// route, the call is not repeated (the upstream may have billed it).
+#[tokio::test]
+async fn json_answers_to_stream_requests_are_not_retried() {
+    let upstream = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let ep = |name: &str, base: String| {
+        json!({"name": name, "endpoint_type": "llm/v1/chat",
+        "model": {"provider": "openai", "name": "gpt-x", "config": {"openai_api_key": "sk-retry-0000000", "openai_api_base": base}},
+        "retry": {"max_attempts": 3, "backoff_ms": 1, "max_backoff_ms": 1}})
+    };
+    let gw = Gateway::start(&yaml(&json!({
+        "endpoints": [ep("primary", format!("{}/v1", upstream.url())), ep("backup", format!("{}/v1", backup.url()))],
+        "routes": [{"name": "ha", "task_type": "llm/v1/chat", "routing_strategy": "FALLBACK",
+                    "destinations": [{"name": "primary"}, {"name": "backup"}]}]})))
+    .await;
+    upstream.handle(|_| Reply::Json(200, json!({"error": {"message": "overloaded", "type": "server_error"}})));
+    let (status, _, text) = gw
+        .post_text(
+            "/endpoints/ha/invocations",
+            &json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .await;
+    assert_eq!(status, 502, "{text}");
+    assert_eq!(upstream.requests().len(), 1, "the answered call was repeated");
+    assert!(backup.requests().is_empty(), "the answered call fell back");
+}

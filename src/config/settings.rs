@@ -18,7 +18,7 @@
 //!   metrics: {enabled: true, listen: 127.0.0.1:9100}
 //!   audit: {path: /var/log/aigw/audit.log}   # or stderr (default), or off
 //!   limits: {max_header_bytes: 64KiB, max_inflight: 4096, max_connections: 10000,
-//!            header_read_timeout_s: 10, body_read_timeout_s: 60, h2_max_streams: 100}
+//!            header_read_timeout_s: 10, body_read_timeout_s: 60, idle_timeout_s: 60, h2_max_streams: 100}
 //! ```
 
 use std::fmt;
@@ -164,6 +164,9 @@ pub struct LimitSettings {
     pub header_read_timeout: Duration,
     /// Time allowed to receive a whole request body (408 after).
     pub body_read_timeout: Duration,
+    /// How long a client connection may sit idle between requests (HTTP/1: then closed
+    /// quietly; HTTP/2: read at start).
+    pub idle_timeout: Duration,
     /// Concurrent streams on one HTTP/2 connection.
     pub h2_max_streams: u32,
 }
@@ -176,6 +179,7 @@ impl Default for LimitSettings {
             max_connections: None,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
             h2_max_streams: 100,
         }
     }
@@ -258,6 +262,12 @@ impl Settings {
                     return Err(lm.error("header_read_timeout_s", "must be positive and at most 3600"));
                 }
                 s.limits.header_read_timeout = Duration::from_secs_f64(secs);
+            }
+            if let Some(secs) = lm.f64("idle_timeout_s")? {
+                if !(secs > 0.0 && secs <= 86_400.0) {
+                    return Err(lm.error("idle_timeout_s", "must be positive and at most 86400"));
+                }
+                s.limits.idle_timeout = Duration::from_secs_f64(secs);
             }
             if let Some(secs) = lm.f64("body_read_timeout_s")? {
                 if secs <= 0.0 {
@@ -433,7 +443,7 @@ mod tests {
     fn sections() {
         let s = parse(json!({"audit": "off", "metrics": false, "tls": {"cert": "c.pem", "key": "k.pem"},
                              "limits": {"max_header_bytes": "16KiB", "max_inflight": 10, "body_read_timeout_s": 5,
-                                        "max_connections": 3, "header_read_timeout_s": 2.5}}))
+                                        "max_connections": 3, "header_read_timeout_s": 2.5, "idle_timeout_s": 30}}))
         .unwrap();
         assert_eq!(s.audit, AuditSettings::Off);
         assert!(!s.metrics.enabled);
@@ -442,6 +452,7 @@ mod tests {
         assert_eq!(s.limits.max_inflight, Some(10));
         assert_eq!(s.limits.max_connections, Some(3));
         assert_eq!(s.limits.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(30));
         assert_eq!(
             parse(json!({"audit": {"path": "/var/log/a.log"}})).unwrap().audit,
             AuditSettings::File("/var/log/a.log".into())

@@ -362,12 +362,12 @@ struct ChatStream {
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    finished: bool,
+    ends: crate::sse::ChoiceEnds,
 }
 
 impl ChatStream {
     fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, done: false, finished: false }
+        ChatStream { provider, created, usage: None, done: false, ends: crate::sse::ChoiceEnds::default() }
     }
 }
 
@@ -398,7 +398,9 @@ impl SseTranslate for ChatStream {
         if let Some(u) = chunk.usage {
             self.usage = Some(u.unified());
         }
-        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        for (i, c) in chunk.choices.iter().enumerate() {
+            self.ends.choice(c.index.unwrap_or(i as u32), c.finish_reason.is_some());
+        }
         let choices = chunk
             .choices
             .into_iter()
@@ -450,7 +452,7 @@ impl SseTranslate for ChatStream {
     }
 
     fn complete(&self) -> bool {
-        self.done || self.finished
+        self.done || self.ends.all_finished()
     }
 
     fn usage(&self) -> Option<&Usage> {

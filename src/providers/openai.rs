@@ -365,25 +365,26 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
 }
 
 /// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed;
-/// the stream is complete once `[DONE]` or a choice's `finish_reason` arrived.
+/// the stream is complete once `[DONE]` arrived or every choice it started has a `finish_reason`.
 pub struct ChatStream {
     provider: &'static str,
     created: u64,
     usage: Option<Usage>,
-    complete: bool,
+    done: bool,
+    ends: sse::ChoiceEnds,
 }
 
 impl ChatStream {
     /// A decoder whose chunks carry `provider`, and `created` when a chunk has none.
     pub fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, complete: false }
+        ChatStream { provider, created, usage: None, done: false, ends: sse::ChoiceEnds::default() }
     }
 }
 
 impl SseTranslate for ChatStream {
     fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
-            self.complete |= data == "[DONE]";
+            self.done |= data == "[DONE]";
             return Ok(());
         }
         let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
@@ -392,7 +393,9 @@ impl SseTranslate for ChatStream {
         if let Some(err) = &chunk.error {
             return Err(stream_error(err));
         }
-        self.complete |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        for c in &chunk.choices {
+            self.ends.choice(c.index, c.finish_reason.is_some());
+        }
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
             self.usage.clone_from(&usage);
@@ -443,7 +446,7 @@ impl SseTranslate for ChatStream {
     }
 
     fn complete(&self) -> bool {
-        self.complete
+        self.done || self.ends.all_finished()
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -459,7 +462,8 @@ pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
             provider,
             created: call.created,
             usage: None,
-            complete: false,
+            done: false,
+            ends: sse::ChoiceEnds::default(),
         })));
     }
     let created = call.created;
@@ -496,13 +500,14 @@ struct CompletionsStream {
     provider: &'static str,
     created: u64,
     usage: Option<Usage>,
-    complete: bool,
+    done: bool,
+    ends: sse::ChoiceEnds,
 }
 
 impl SseTranslate for CompletionsStream {
     fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
-            self.complete |= data == "[DONE]";
+            self.done |= data == "[DONE]";
             return Ok(());
         }
         let chunk: WireChunk = serde_json::from_str(data).map_err(|e| {
@@ -511,7 +516,9 @@ impl SseTranslate for CompletionsStream {
         if let Some(err) = &chunk.error {
             return Err(stream_error(err));
         }
-        self.complete |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        for c in &chunk.choices {
+            self.ends.choice(c.index, c.finish_reason.is_some());
+        }
         let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
         if usage.is_some() {
             self.usage.clone_from(&usage);
@@ -540,7 +547,7 @@ impl SseTranslate for CompletionsStream {
     }
 
     fn complete(&self) -> bool {
-        self.complete
+        self.done || self.ends.all_finished()
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -643,12 +650,29 @@ mod tests {
         assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
         assert!(stream(&[&chunk("null"), &chunk("\"stop\"")]).1.is_none(), "a finish_reason without [DONE]");
         assert!(stream(&[&chunk("null"), "data: [DONE]\n\n"]).1.is_none(), "[DONE] without a finish_reason");
+        // n = 2: cut after the first choice finished is not complete; both finished is.
+        let second = |finish: &str| chunk(finish).replace("\"index\":0", "\"index\":1");
+        let (_, err) = stream(&[&chunk("null"), &second("null"), &chunk("\"stop\"")]);
+        assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
+        assert!(stream(&[&chunk("null"), &second("null"), &chunk("\"stop\""), &second("\"length\"")]).1.is_none());
 
-        let mut d = SseStream::new(CompletionsStream { provider: "openai", created: 1, usage: None, complete: false });
+        let mut d = SseStream::new(CompletionsStream {
+            provider: "openai",
+            created: 1,
+            usage: None,
+            done: false,
+            ends: Default::default(),
+        });
         let text = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n";
         let (_, err) = crate::sse::testing::run(&mut d, [text]);
         assert_eq!(err.unwrap().status, 502);
-        let mut d = SseStream::new(CompletionsStream { provider: "openai", created: 1, usage: None, complete: false });
+        let mut d = SseStream::new(CompletionsStream {
+            provider: "openai",
+            created: 1,
+            usage: None,
+            done: false,
+            ends: Default::default(),
+        });
         let (_, err) = crate::sse::testing::run(&mut d, [text, "data: [DONE]\n\n"]);
         assert!(err.is_none());
     }

@@ -299,19 +299,26 @@ enum Kind {
 
 /// TogetherAI's SSE stream as unified chunks: text from `choices[].text` (falling back to
 /// `delta.content`), choices indexed by position, `model` = `model.name`; ends at `[DONE]`.
-/// Complete once `[DONE]` or a choice's `finish_reason` arrived.
+/// Complete once `[DONE]` arrived or every choice it started has a `finish_reason`.
 struct TogetherStream {
     kind: Kind,
     model: Option<String>,
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    finished: bool,
+    ends: crate::sse::ChoiceEnds,
 }
 
 impl TogetherStream {
     fn new(kind: Kind, model: Option<String>, created: u64) -> SseStream<Self> {
-        SseStream::new(TogetherStream { kind, model, created, usage: None, done: false, finished: false })
+        SseStream::new(TogetherStream {
+            kind,
+            model,
+            created,
+            usage: None,
+            done: false,
+            ends: crate::sse::ChoiceEnds::default(),
+        })
     }
 }
 
@@ -340,7 +347,10 @@ impl SseTranslate for TogetherStream {
             self.usage.clone_from(&usage);
         }
         let created = chunk.created.unwrap_or(self.created);
-        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        // Choices are indexed by position.
+        for (i, c) in chunk.choices.iter().enumerate() {
+            self.ends.choice(i as u32, c.finish_reason.is_some());
+        }
         let texts =
             chunk.choices.into_iter().map(|c| (c.text.or_else(|| c.delta.and_then(|d| d.content)), c.finish_reason));
         match self.kind {
@@ -387,7 +397,7 @@ impl SseTranslate for TogetherStream {
     }
 
     fn complete(&self) -> bool {
-        self.done || self.finished
+        self.done || self.ends.all_finished()
     }
 
     fn usage(&self) -> Option<&Usage> {

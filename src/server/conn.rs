@@ -9,15 +9,20 @@
 //!
 //! * `aigw.limits.header_read_timeout_s` (default 10 s): once the first byte of a request
 //!   has arrived, its whole header must arrive within this time; otherwise the client gets a
-//!   JSON `408` and the connection is closed. Waiting *between* requests on a kept-alive
-//!   connection is Pingora's idle timeout (60 s), not this one.
+//!   JSON `408` and the connection is closed.
+//! * `aigw.limits.idle_timeout_s` (default 60 s): a connection with no request in progress is
+//!   closed quietly after this long, before its first request and between requests alike
+//!   (Pingora itself waits 60 s before the first request and forever between later ones).
 //! * An answer Pingora writes itself before the request reached the gateway (its empty error
 //!   answers) is replaced by the same status with a JSON body in the route family's shape
 //!   (OpenAI's when the request line named a `/v1/` path, MLflow's otherwise).
 //! * `aigw.limits.max_connections`: a connection over the cap gets a JSON `503` and is closed.
+//!   Connections to the health-only and metrics-only listeners are counted but never refused:
+//!   a full gateway must still answer its load balancer and its scraper.
 //!
-//! Each of these is counted in `aigw_rejected_total{reason}` (`header_timeout`,
-//! `bad_request`, `too_many_connections`); `aigw_connections` is the number of open client
+//! Each refusal is counted in `aigw_rejected_total{reason}` (`header_timeout`,
+//! `bad_request`, `refused_request` for Pingora's other refusals such as `CONNECT`'s 405,
+//! `too_many_connections`); `aigw_connections` is the number of open client
 //! connections. HTTP/2 connections (TLS with ALPN `h2`) are counted and capped but not
 //! wrapped: their framing is the `h2` crate's, and idle ones close after Pingora's
 //! `h2_idle_timeout`.
@@ -107,7 +112,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         let _open = Open(self.state.clone());
         let limits = self.state.config.load().settings.limits.clone();
         let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
-        if limits.max_connections.is_some_and(|max| open > max) {
+        let local_port =
+            stream.get_socket_digest().and_then(|d| d.local_addr().and_then(|a| a.as_inet()).map(|a| a.port()));
+        let side_listener = local_port.is_some_and(|port| {
+            [self.state.health_addr, self.state.metrics_addr].iter().flatten().any(|a| a.port() == port)
+        });
+        if !side_listener && limits.max_connections.is_some_and(|max| open > max) {
             self.state.metrics.rejected.with_label_values(&["too_many_connections"]).inc();
             if !h2 {
                 let e = GatewayError::new(503, ErrorKind::Unavailable, "The gateway has too many open connections")
@@ -122,7 +132,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             return self.inner.process_new(stream, shutdown).await;
         }
         let phase = Arc::new(Phase::default());
-        let guarded = GuardedStream::new(stream, phase.clone(), limits.header_read_timeout, self.state.clone());
+        let guarded = GuardedStream::new(
+            stream,
+            phase.clone(),
+            limits.header_read_timeout,
+            limits.idle_timeout,
+            self.state.clone(),
+        );
         PHASE.scope(phase, self.inner.process_new(Box::new(guarded), shutdown)).await
     }
 
@@ -170,7 +186,11 @@ pub struct GuardedStream {
     inner: Stream,
     phase: Arc<Phase>,
     header_timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
+    idle_timeout: Duration,
+    /// The one timer of the connection, reset for each wait it bounds.
+    deadline: Pin<Box<Sleep>>,
+    /// What `deadline` is set for: the phase it was armed in (`BUSY`: not armed).
+    armed: u8,
     state: Arc<State>,
     /// The first bytes of the current request.
     start: [u8; START],
@@ -188,12 +208,20 @@ impl std::fmt::Debug for GuardedStream {
 }
 
 impl GuardedStream {
-    fn new(inner: Stream, phase: Arc<Phase>, header_timeout: Duration, state: Arc<State>) -> Self {
+    fn new(
+        inner: Stream,
+        phase: Arc<Phase>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        state: Arc<State>,
+    ) -> Self {
         GuardedStream {
             inner,
             phase,
             header_timeout,
-            deadline: None,
+            idle_timeout,
+            deadline: Box::pin(tokio::time::sleep(idle_timeout)),
+            armed: IDLE,
             state,
             start: [0; START],
             start_len: 0,
@@ -214,7 +242,8 @@ impl GuardedStream {
     fn header_timed_out(&mut self, cx: &mut Context<'_>) -> io::Error {
         self.state.metrics.rejected.with_label_values(&["header_timeout"]).inc();
         let peer = self.inner.get_socket_digest().and_then(|d| d.peer_addr().map(|a| a.to_string()));
-        log::info!(
+        // Pingora logs the failed read too; this line (debug) adds who and why.
+        log::debug!(
             "client {}: request header incomplete after {} s; closing the connection",
             peer.as_deref().unwrap_or("?"),
             self.header_timeout.as_secs_f64()
@@ -237,8 +266,14 @@ impl AsyncRead for GuardedStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let phase = this.phase();
-        if phase != HEADER {
-            this.deadline = None;
+        if phase != this.armed {
+            // A new wait begins: between requests (IDLE), or for the rest of a header
+            // (HEADER, armed below when its first bytes arrive); none while the gateway has
+            // the request (BUSY: its body has its own timeout).
+            if phase == IDLE {
+                this.deadline.as_mut().reset(tokio::time::Instant::now() + this.idle_timeout);
+            }
+            this.armed = phase;
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -246,7 +281,8 @@ impl AsyncRead for GuardedStream {
                 let got = &buf.filled()[before..];
                 if !got.is_empty() && phase == IDLE {
                     this.phase.0.store(HEADER, Ordering::Release);
-                    this.deadline = Some(Box::pin(tokio::time::sleep(this.header_timeout)));
+                    this.deadline.as_mut().reset(tokio::time::Instant::now() + this.header_timeout);
+                    this.armed = HEADER;
                     this.start_len = 0;
                     this.replaced = false;
                 }
@@ -258,11 +294,14 @@ impl AsyncRead for GuardedStream {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut()
-                    && deadline.as_mut().poll(cx).is_ready()
-                {
-                    this.deadline = None;
-                    return Poll::Ready(Err(this.header_timed_out(cx)));
+                if this.armed != BUSY && this.deadline.as_mut().poll(cx).is_ready() {
+                    let waited = this.armed;
+                    this.armed = BUSY;
+                    if waited == HEADER {
+                        return Poll::Ready(Err(this.header_timed_out(cx)));
+                    }
+                    // Idle too long: end the connection as if the client had closed it.
+                    return Poll::Ready(Ok(()));
                 }
                 Poll::Pending
             }
@@ -280,14 +319,17 @@ impl AsyncWrite for GuardedStream {
                 return Poll::Ready(Ok(buf.len()));
             }
             if let Some(status) = answer_status(buf).filter(|s| *s >= 400) {
-                let reason = if status == 400 { "bad_request" } else { "refused_request" };
+                let (reason, message) = match status {
+                    400 => (
+                        "bad_request",
+                        "The request could not be read: a malformed request line or header, more than 256 \
+                         headers, or a header block over 1 MiB",
+                    ),
+                    405 => ("refused_request", "Method Not Allowed (CONNECT is not served)"),
+                    _ => ("refused_request", "The request was refused before it could be handled"),
+                };
                 this.state.metrics.rejected.with_label_values(&[reason]).inc();
-                let e = GatewayError::new(
-                    status,
-                    ErrorKind::InvalidRequest,
-                    "The request could not be read: a malformed request line or header, more than 256 \
-                     headers, or a header block over 1 MiB",
-                );
+                let e = GatewayError::new(status, ErrorKind::InvalidRequest, message);
                 this.replacement = Some((Bytes::from(raw_answer(&e, this.family())), 0));
             }
         }

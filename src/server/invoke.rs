@@ -132,7 +132,7 @@ pub async fn run(
             let mut sent = None;
             match execute(session, state, config, ctx, family, &*endpoint.provider, exchange, timeout, &mut sent)
                 .await
-                .map_err(|e| scrub_sent(scrub(config, e), sent.as_ref()))
+                .map_err(|e| scrub_sent(scrub(config, e), sent.as_deref()))
             {
                 Ok(written) => return written,
                 Err(e) if !final_try && retryable(&e) => {
@@ -166,12 +166,14 @@ fn scrub(config: &GatewayConfig, e: GatewayError) -> GatewayError {
 const CREDENTIAL_HEADERS: &[&str] =
     &["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-portkey-api-key", "x-amz-security-token"];
 
+/// A header of the request as it was sent upstream.
+type SentHeader = (http::HeaderName, http::HeaderValue);
+
 /// Remove the credentials `sent` carried from an error's text: they may have been obtained at
 /// run time (OAuth access tokens, STS session tokens), so the configuration does not know them.
-fn scrub_sent(e: GatewayError, sent: Option<&UpstreamRequest>) -> GatewayError {
-    let Some(req) = sent else { return e };
-    let secrets: Vec<&str> = req
-        .headers
+fn scrub_sent(e: GatewayError, sent: Option<&[SentHeader]>) -> GatewayError {
+    let Some(headers) = sent else { return e };
+    let secrets: Vec<&str> = headers
         .iter()
         .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.as_str()))
         .filter_map(|(_, value)| value.to_str().ok())
@@ -267,9 +269,15 @@ fn rate_limited(limit: &Limit, quota: &Quota) -> GatewayError {
 /// Whether another attempt (or the next fallback destination) may succeed where this failed:
 /// connection failures, timeouts, 429 and 5xx other than 501.
 fn retryable(e: &GatewayError) -> bool {
+    if e.code == Some(ANSWERED) {
+        return false;
+    }
     matches!(e.kind, ErrorKind::BadGateway | ErrorKind::Timeout | ErrorKind::RateLimited)
         || (e.kind == ErrorKind::Upstream && (e.status == 429 || (e.status >= 500 && e.status != 501)))
 }
+
+/// The code of an error made from an answer the upstream did give (not retried).
+const ANSWERED: &str = "upstream_answered";
 
 /// Exponential backoff with ±20 % jitter.
 fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
@@ -396,7 +404,7 @@ impl Answer {
 
 /// Run the exchange and write the answer. The outer `Err` is an error to send as the answer
 /// (nothing written yet); the inner result is the outcome of writing.
-/// `sent` receives the upstream request once it was sent (for [`scrub_sent`]).
+/// `sent` receives the upstream request's headers once it was sent (for [`scrub_sent`]).
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     session: &mut Session,
@@ -407,7 +415,7 @@ async fn execute(
     provider: &dyn Provider,
     exchange: Exchange,
     timeout: Duration,
-    sent: &mut Option<UpstreamRequest>,
+    sent: &mut Option<Vec<SentHeader>>,
 ) -> Result<respond::WriteResult, GatewayError> {
     let started = Instant::now();
     let mut answer = match exchange.source {
@@ -415,7 +423,8 @@ async fn execute(
             provider.authorize(&mut req, &state.upstreams).await?;
             let response = state.upstreams.send(&req, Some(&ctx.request_id), timeout).await;
             ctx.upstream_time = Some(started.elapsed());
-            *sent = Some(req);
+            // Only the headers are kept (the body may be megabytes, and a stream runs long).
+            *sent = Some(req.headers);
             Answer::Upstream(response?)
         }
         Source::HttpMany(requests) => {
@@ -535,7 +544,7 @@ async fn execute(
                 }
                 Err(e) => {
                     count_too_large(state, &e);
-                    let e = scrub_sent(scrub(config, e), sent.as_ref());
+                    let e = scrub_sent(scrub(config, e), sent.as_deref());
                     log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
                     ctx.error = Some(e.kind);
                     out.extend_from_slice(&e.stream_event());
@@ -566,11 +575,13 @@ fn whole_json_answer(provider: &dyn Provider, content_type: &str, body: &[u8]) -
         Ok(v) => has_error(&v),
         Err(_) => false,
     };
-    if carries_error {
+    let e = if carries_error {
         provider.upstream_error(502, content_type, body)
     } else {
         GatewayError::bad_gateway("upstream answered a streaming request with a non-streaming JSON body")
-    }
+    };
+    // The upstream did answer (and may have billed the call): not worth repeating.
+    e.with_code(ANSWERED)
 }
 
 /// Translated stream output is written once this much is pending, even while more upstream
@@ -610,7 +621,7 @@ async fn fan_out(
             }
             Ok(body)
         };
-        call.await.map_err(|e| scrub_sent(e, Some(&req)))
+        call.await.map_err(|e| scrub_sent(e, Some(&req.headers)))
     });
     futures::future::try_join_all(calls).await
 }
