@@ -176,29 +176,34 @@ fn is_relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
 
 /// Watch the directories `path` needs (see [`watch_set`]) and keep `names` current: a
 /// symlink may be repointed to a file of another name or in another directory, which later
-/// edits must still reach. Directories no longer needed are unwatched.
+/// edits must still reach. Directories no longer needed are unwatched. True when a directory
+/// was added: a change made in it before its watch began was missed, so the caller checks the
+/// file once more.
 fn rewatch(
     watcher: &mut Option<notify::RecommendedWatcher>,
     path: &Path,
     names: &std::sync::RwLock<Vec<std::ffi::OsString>>,
     dirs: &mut Vec<PathBuf>,
-) {
+) -> bool {
     use notify::Watcher;
     let (wanted, fresh) = watch_set(path);
     match names.write() {
         Ok(mut n) => *n = fresh,
         Err(poisoned) => *poisoned.into_inner() = fresh,
     }
-    let Some(w) = watcher.as_mut() else { return };
+    let Some(w) = watcher.as_mut() else { return false };
     for dir in dirs.iter().filter(|d| !wanted.contains(d)) {
         let _ = w.unwatch(dir); // it may be gone already (a replaced ConfigMap revision)
     }
+    let mut added = false;
     for dir in wanted.iter().filter(|d| !dirs.contains(d)) {
-        if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
-            log::error!("cannot watch {} for configuration changes: {e}", dir.display());
+        match w.watch(dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => added = true,
+            Err(e) => log::error!("cannot watch {} for configuration changes: {e}", dir.display()),
         }
     }
     *dirs = wanted;
+    added
 }
 
 #[async_trait]
@@ -236,6 +241,14 @@ impl BackgroundService for Reloader {
         let mut last = self.loaded;
         self.reload(&mut last, false).await;
         loop {
+            // A newly watched directory may have changed before its watch began (the link
+            // repointed meanwhile is caught by its own event): check once more. Bounded.
+            for _ in 0..4 {
+                if !rewatch(&mut watcher, &self.path, &names, &mut dirs) {
+                    break;
+                }
+                self.reload(&mut last, false).await;
+            }
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
@@ -249,7 +262,6 @@ impl BackgroundService for Reloader {
                     self.reload(&mut last, false).await;
                 }
             }
-            rewatch(&mut watcher, &self.path, &names, &mut dirs);
         }
     }
 }
