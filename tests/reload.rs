@@ -42,6 +42,52 @@ where
     }
 }
 
+/// aigw started on `config` as it is (a symlink stays one; the harness writes a plain file),
+/// its output to `log` when given (a file in the watched directory must not matter).
+struct OnPath {
+    _child: common::KillOnDrop,
+    client: reqwest::Client,
+    url: String,
+}
+
+impl OnPath {
+    fn start(config: &Path, log: Option<&Path>) -> OnPath {
+        let port = common::free_port();
+        let (out, err) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).unwrap();
+                (std::process::Stdio::from(file.try_clone().unwrap()), std::process::Stdio::from(file))
+            }
+            None => (std::process::Stdio::null(), std::process::Stdio::null()),
+        };
+        let child = Command::new(common::binary())
+            .arg("--config-path")
+            .arg(config)
+            .args(["--port", &port.to_string()])
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        OnPath {
+            _child: common::KillOnDrop(child),
+            client: common::client(),
+            url: format!("http://127.0.0.1:{port}/endpoints/chat/invocations"),
+        }
+    }
+
+    /// The `chat` endpoint's reply, `None` while it does not answer 200.
+    async fn reply(&self) -> Option<String> {
+        match self.client.post(&self.url).json(&ask()).send().await {
+            Ok(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
+            _ => None,
+        }
+    }
+}
+
 async fn answer(gw: &Gateway, name: &str) -> Option<String> {
     let (status, body) = gw.post(&format!("/endpoints/{name}/invocations"), &ask()).await;
     (status == 200).then(|| body["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned())
@@ -139,33 +185,8 @@ async fn kubernetes_style_symlink_swap() {
     std::os::unix::fs::symlink("..data/gateway.yaml", conf.join("gateway.yaml")).unwrap();
 
     // The harness writes a plain file; start aigw on the symlink itself.
-    let port = common::free_port();
-    let log = conf.join("aigw.log");
-    let _child = common::KillOnDrop(
-        Command::new(common::binary())
-            .arg("--config-path")
-            .arg(conf.join("gateway.yaml"))
-            .args(["--port", &port.to_string()])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(conf.join("aigw.err")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let client = common::client();
-    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
-    let ask_once = || {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            match client.post(&url).json(&ask()).send().await {
-                Ok(r) if r.status().is_success() => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
-                _ => None,
-            }
-        }
-    };
+    let gw = OnPath::start(&conf.join("gateway.yaml"), Some(&conf.join("aigw.log")));
+    let ask_once = || gw.reply();
     eventually("started", || async { ask_once().await.as_deref() == Some("one") }).await;
 
     let v2 = conf.join("..v2");
@@ -276,32 +297,8 @@ async fn a_repointed_symlink_is_followed() {
     std::fs::write(root.join("b/two.yaml"), yaml(&json!({"endpoints": [mock("chat", "two")]}))).unwrap();
     let link = root.join("conf/gateway.yaml");
     std::os::unix::fs::symlink(root.join("a/one.yaml"), &link).unwrap();
-    let port = common::free_port();
-    let _child = common::KillOnDrop(
-        Command::new(common::binary())
-            .arg("--config-path")
-            .arg(&link)
-            .args(["--port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = common::client();
-    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
-    let ask_once = || {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            match client.post(&url).json(&ask()).send().await {
-                Ok(r) if r.status().is_success() => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
-                _ => None,
-            }
-        }
-    };
+    let gw = OnPath::start(&link, None);
+    let ask_once = || gw.reply();
     eventually("started", || async { ask_once().await.as_deref() == Some("one") }).await;
     // Repoint the link atomically.
     let tmp = root.join("conf/gateway.yaml.new");
@@ -334,32 +331,8 @@ async fn a_repointed_directory_symlink_is_followed() {
     std::os::unix::fs::symlink("releases/v1", root.join("srv/current")).unwrap();
     let link = root.join("conf/gateway.yaml");
     std::os::unix::fs::symlink(root.join("srv/current/gateway.yaml"), &link).unwrap();
-    let port = common::free_port();
-    let _child = common::KillOnDrop(
-        Command::new(common::binary())
-            .arg("--config-path")
-            .arg(&link)
-            .args(["--port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = common::client();
-    let url = format!("http://127.0.0.1:{port}/endpoints/chat/invocations");
-    let ask_once = || {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            match client.post(&url).json(&ask()).send().await {
-                Ok(r) if r.status().is_success() => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["choices"][0]["message"]["content"].as_str().map(str::to_owned)),
-                _ => None,
-            }
-        }
-    };
+    let gw = OnPath::start(&link, None);
+    let ask_once = || gw.reply();
     eventually("started", || async { ask_once().await.as_deref() == Some("v1") }).await;
     let tmp = root.join("srv/current.new");
     std::os::unix::fs::symlink("releases/v2", &tmp).unwrap();
