@@ -104,29 +104,14 @@ impl Limits {
     }
 
     fn peek_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Quota {
-        let period = limit.period_secs.max(1);
-        let index = now / period;
-        let reset_secs = (index + 1) * period - now;
-        let key = Key { id: id.clone(), scope };
-        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
-        let map = match shard.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let used = map.get(&key).filter(|w| w.index == index).map_or(0, |w| w.count);
+        let (key, index, reset_secs) = window(id, limit, scope, now);
+        let used = self.shard(&key).get(&key).filter(|w| w.index == index).map_or(0, |w| w.count);
         Quota { limit: limit.calls, remaining: limit.calls.saturating_sub(used), reset_secs }
     }
 
     fn acquire_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Verdict {
-        let period = limit.period_secs.max(1);
-        let index = now / period;
-        let reset_secs = (index + 1) * period - now;
-        let key = Key { id: id.clone(), scope };
-        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
-        let mut map = match shard.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let (key, index, reset_secs) = window(id, limit, scope, now);
+        let mut map = self.shard(&key);
         if map.len() >= SWEEP_AT {
             // Windows that ended are worth nothing; drop them (bounded memory with many callers).
             map.retain(|_, w| w.index >= index);
@@ -142,6 +127,15 @@ impl Limits {
         Verdict::Allowed(Quota { limit: limit.calls, remaining: limit.calls - w.count, reset_secs })
     }
 
+    /// The locked shard holding `key`'s counter.
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Window>> {
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        match shard.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// Enter `endpoint`'s concurrency cap: the guard releases the slot when dropped; `Err` with
     /// the cap when it is full.
     pub fn enter(&self, endpoint: &Endpoint, scope: u64) -> Result<Option<Guard>, u64> {
@@ -154,6 +148,14 @@ impl Limits {
         }
         Ok(Some(guard))
     }
+}
+
+/// The counter key of `id`/`scope`, the index of the window `now` falls in, and the seconds
+/// until that window renews.
+fn window(id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> (Key, u64, u64) {
+    let period = limit.period_secs.max(1);
+    let index = now / period;
+    (Key { id: id.clone(), scope }, index, (index + 1) * period - now)
 }
 
 fn now_secs() -> u64 {

@@ -458,13 +458,7 @@ impl SseTranslate for ChatStream {
 pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
     if stream {
-        return Decoder::Stream(Box::new(SseStream::new(CompletionsStream {
-            provider,
-            created: call.created,
-            usage: None,
-            done: false,
-            ends: sse::ChoiceEnds::default(),
-        })));
+        return Decoder::Stream(Box::new(SseStream::new(CompletionsStream::new(provider, call.created))));
     }
     let created = call.created;
     Decoder::Json(Box::new(move |body| decode_completions(body, provider, created)))
@@ -502,6 +496,12 @@ struct CompletionsStream {
     usage: Option<Usage>,
     done: bool,
     ends: sse::ChoiceEnds,
+}
+
+impl CompletionsStream {
+    fn new(provider: &'static str, created: u64) -> Self {
+        CompletionsStream { provider, created, usage: None, done: false, ends: sse::ChoiceEnds::default() }
+    }
 }
 
 impl SseTranslate for CompletionsStream {
@@ -656,23 +656,11 @@ mod tests {
         assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
         assert!(stream(&[&chunk("null"), &second("null"), &chunk("\"stop\""), &second("\"length\"")]).1.is_none());
 
-        let mut d = SseStream::new(CompletionsStream {
-            provider: "openai",
-            created: 1,
-            usage: None,
-            done: false,
-            ends: Default::default(),
-        });
+        let mut d = SseStream::new(CompletionsStream::new("openai", 1));
         let text = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n";
         let (_, err) = crate::sse::testing::run(&mut d, [text]);
         assert_eq!(err.unwrap().status, 502);
-        let mut d = SseStream::new(CompletionsStream {
-            provider: "openai",
-            created: 1,
-            usage: None,
-            done: false,
-            ends: Default::default(),
-        });
+        let mut d = SseStream::new(CompletionsStream::new("openai", 1));
         let (_, err) = crate::sse::testing::run(&mut d, [text, "data: [DONE]\n\n"]);
         assert!(err.is_none());
     }
