@@ -110,14 +110,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         let open = self.state.connections.fetch_add(1, Ordering::AcqRel) + 1;
         self.state.metrics.connections.inc();
         let _open = Open(self.state.clone());
-        let limits = self.state.config.load().settings.limits.clone();
+        let (max_connections, header_timeout, idle_timeout) = {
+            let limits = &self.state.config.load().settings.limits;
+            (limits.max_connections, limits.header_read_timeout, limits.idle_timeout)
+        };
         let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
-        let local_port =
-            stream.get_socket_digest().and_then(|d| d.local_addr().and_then(|a| a.as_inet()).map(|a| a.port()));
-        let side_listener = local_port.is_some_and(|port| {
-            [self.state.health_addr, self.state.metrics_addr].iter().flatten().any(|a| a.port() == port)
-        });
-        if !side_listener && limits.max_connections.is_some_and(|max| open > max) {
+        // Asked only over the cap (it costs a getsockname): the side listeners are never refused.
+        let side_listener = |stream: &Stream| {
+            let local =
+                stream.get_socket_digest().and_then(|d| d.local_addr().and_then(|a| a.as_inet()).map(|a| a.port()));
+            local.is_some_and(|port| {
+                [self.state.health_addr, self.state.metrics_addr].iter().flatten().any(|a| a.port() == port)
+            })
+        };
+        if max_connections.is_some_and(|max| open > max) && !side_listener(&stream) {
             self.state.metrics.rejected.with_label_values(&["too_many_connections"]).inc();
             if !h2 {
                 let e = GatewayError::new(503, ErrorKind::Unavailable, "The gateway has too many open connections")
@@ -132,13 +138,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             return self.inner.process_new(stream, shutdown).await;
         }
         let phase = Arc::new(Phase::default());
-        let guarded = GuardedStream::new(
-            stream,
-            phase.clone(),
-            limits.header_read_timeout,
-            limits.idle_timeout,
-            self.state.clone(),
-        );
+        let guarded = GuardedStream::new(stream, phase.clone(), header_timeout, idle_timeout, self.state.clone());
         PHASE.scope(phase, self.inner.process_new(Box::new(guarded), shutdown)).await
     }
 
