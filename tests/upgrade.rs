@@ -66,6 +66,23 @@ async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::
     }
 }
 
+/// Start the ~5 s `long` stream (twelve words, 400 ms apart) on `port`: its text, and whether
+/// it ended cleanly (not when the request or the body failed).
+fn long_stream(port: u16) -> tokio::task::JoinHandle<(String, bool)> {
+    let client = common::client();
+    tokio::spawn(async move {
+        let r = client
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await;
+        match r {
+            Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
+            Err(_) => (String::new(), false),
+        }
+    })
+}
+
 /// The text a stream carried, and whether it ended cleanly.
 fn stream_text(body: &str) -> (String, bool) {
     let mut text = String::new();
@@ -159,19 +176,7 @@ async fn graceful_upgrade_under_load_loses_nothing() {
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     // A ~5 s stream that starts on the old process and must finish across the hand-over.
-    let long = {
-        let client = common::client();
-        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
-                .send()
-                .await
-                .unwrap();
-            stream_text(&r.text().await.unwrap())
-        })
-    };
+    let long = long_stream(port);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The hand-over, in systemd's ExecReload order: QUIT the old process, start the new one.
@@ -234,18 +239,7 @@ async fn sigterm_finishes_in_flight_then_exits_and_idle_exits_at_once() {
     let port = free_port();
     let mut gw = spawn(dir.path(), port, &[], "busy.log");
     wait_ready(&client, port).await;
-    let stream = {
-        let client = common::client();
-        tokio::spawn(async move {
-            let r = client
-                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
-                .send()
-                .await
-                .unwrap();
-            stream_text(&r.text().await.unwrap())
-        })
-    };
+    let stream = long_stream(port);
     tokio::time::sleep(Duration::from_millis(800)).await;
     signal(gw.id(), "-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -275,20 +269,7 @@ async fn sigint_exits_now_and_sighup_does_not_kill() {
     assert!(gw.try_wait().unwrap().is_none());
     assert_eq!(client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().status().as_u16(), 200);
 
-    let stream = {
-        let client = common::client();
-        tokio::spawn(async move {
-            let r = client
-                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
-                .send()
-                .await;
-            match r {
-                Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
-                Err(_) => (String::new(), false),
-            }
-        })
-    };
+    let stream = long_stream(port);
     tokio::time::sleep(Duration::from_millis(800)).await;
     signal(gw.id(), "-INT");
     assert!(wait_exit(&mut gw, Duration::from_secs(5)).await.is_some(), "SIGINT exits now");
@@ -504,20 +485,7 @@ async fn the_grace_period_bounds_how_long_a_stop_waits() {
     let client = common::client();
     wait_ready(&client, port).await;
     // About 5 s of stream (twelve words, 400 ms apart), far longer than the 1 s grace period.
-    let stream = {
-        let client = common::client();
-        tokio::spawn(async move {
-            let r = client
-                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-                .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
-                .send()
-                .await;
-            match r {
-                Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
-                Err(_) => (String::new(), false),
-            }
-        })
-    };
+    let stream = long_stream(port);
     tokio::time::sleep(Duration::from_millis(600)).await;
     signal(gw.id(), "-TERM");
     let status = wait_exit(&mut gw, Duration::from_secs(30)).await.expect("the stop is bounded");
