@@ -118,19 +118,7 @@ async fn chunked_upload_over_the_configured_limit_is_413() {
 #[tokio::test]
 async fn bodies_over_two_mib_on_v1_embeddings_completions_and_gateway_route() {
     let upstream = MockUpstream::start().await;
-    upstream.handle(|r| {
-        let answer = if r.target.ends_with("/embeddings") {
-            json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-                   "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
-        } else if r.target.ends_with("/chat/completions") {
-            OK()
-        } else {
-            json!({"id": "c", "object": "text_completion", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-        };
-        common::upstream::Reply::Json(200, answer)
-    });
+    upstream.handle(|r| common::upstream::Reply::Json(200, common::upstream::openai_answer(&r.target)));
     let base = format!("{}/v1", upstream.url());
     let ep = |name: &str, ty: &str| {
         json!({"name": name, "endpoint_type": ty,

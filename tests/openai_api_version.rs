@@ -12,21 +12,7 @@ use serde_json::json;
 #[tokio::test]
 async fn api_version_joins_an_existing_query_string() {
     let upstream = MockUpstream::start().await;
-    upstream.handle(|r| {
-        let answer = if r.target.contains("/embeddings") {
-            json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-                   "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
-        } else if r.target.contains("/chat/completions") {
-            json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-        } else {
-            json!({"id": "c", "object": "text_completion", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-        };
-        Reply::Json(200, answer)
-    });
+    upstream.handle(|r| common::upstream::Reply::Json(200, common::upstream::openai_answer(&r.target)));
     let ep = |name: &str, ty: &str, base: String, version: Option<&str>| {
         let mut config = json!({"openai_api_key": "sk-v", "openai_api_base": base});
         if let Some(v) = version {

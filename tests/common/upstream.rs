@@ -12,6 +12,24 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// A minimal valid OpenAI answer for a request to `target`: an embeddings list, a chat
+/// completion or a text completion, by the path.
+pub fn openai_answer(target: &str) -> serde_json::Value {
+    let path = target.split('?').next().unwrap_or_default();
+    if path.ends_with("/embeddings") {
+        serde_json::json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+               "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+    } else if path.ends_with("/chat/completions") {
+        serde_json::json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+    } else {
+        serde_json::json!({"id": "c", "object": "text_completion", "created": 1, "model": "m",
+               "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+    }
+}
+
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
