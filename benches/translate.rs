@@ -16,9 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aigw::config::{Endpoint, GatewayConfig};
-use aigw::providers::{self, Call, Decoder, Source};
+use aigw::api::encode::{self, StreamEncoder};
+use aigw::api::error::Family;
+use aigw::config::Endpoint;
+use aigw::providers::{self, Call, Decoder, Exchange, Provider};
 use aigw::schema::{EndpointType, parse_request};
+use aigw::snapshot::Snapshot;
 use bytes::BytesMut;
 
 const CONFIG: &str = r#"
@@ -107,41 +110,55 @@ fn measure(mut op: impl FnMut()) -> f64 {
     runs[2]
 }
 
-fn endpoint(config: &GatewayConfig, name: &str) -> Arc<Endpoint> {
-    Arc::clone(config.endpoint(name).unwrap_or_else(|| panic!("the bench config has {name}")))
+fn endpoint<'s>(snapshot: &'s Snapshot, name: &str) -> (Arc<Endpoint>, &'s dyn Provider) {
+    let endpoint = Arc::clone(snapshot.config.endpoint(name).unwrap_or_else(|| panic!("the bench config has {name}")));
+    let provider = snapshot.provider(&endpoint).expect("every endpoint has a provider");
+    (endpoint, provider)
 }
 
 /// One full request through `name`: parse, translate; then decode `answer` (JSON) or feed
-/// `stream` event by event.
-fn exchange(endpoint: &Endpoint, request: &[u8], answer: &[u8], stream: &[Vec<u8>]) {
+/// `stream` event by event, and encode the result for an OpenAI-compatible client.
+fn exchange(target: &(Arc<Endpoint>, &dyn Provider), request: &[u8], answer: &[u8], stream: &[Vec<u8>]) {
+    let (endpoint, provider) = target;
     let req = parse_request(EndpointType::Chat, request).expect("a valid request");
     let call = Call { endpoint, created: 1_700_000_000 };
-    let ex = providers::prepare(&*endpoint.provider, req, &call).expect("a translatable request");
-    if let Source::Http(up) = &ex.source {
-        black_box(up.body.len());
-    }
-    match ex.decoder {
+    let Exchange::Call { request, decoder } =
+        providers::prepare(*provider, req, &call).expect("a translatable request")
+    else {
+        unreachable!("chat is one call")
+    };
+    black_box(request.body.len());
+    match decoder {
         Decoder::Json(decode) => {
-            black_box(decode(answer).expect("a decodable answer"));
+            let answer = decode(answer).expect("a decodable answer");
+            black_box(encode::answer(Family::OpenAi, &answer).expect("an encodable answer"));
         }
         Decoder::Stream(mut decoder) => {
+            let mut chunks = Vec::new();
             let mut out = BytesMut::with_capacity(4096);
+            let mut encoder = StreamEncoder::new(Family::OpenAi);
             for event in stream {
-                decoder.feed(event, &mut out).expect("a decodable event");
+                decoder.feed(event, &mut chunks).expect("a decodable event");
+                for c in chunks.drain(..) {
+                    encoder.chunk(&c, &mut out);
+                }
             }
-            decoder.finish(&mut out).expect("a complete stream");
+            decoder.finish(&mut chunks).expect("a complete stream");
+            for c in chunks.drain(..) {
+                encoder.chunk(&c, &mut out);
+            }
+            encoder.finish(&mut out);
             black_box(out.len());
         }
-        Decoder::JsonMany(_) => unreachable!("chat is one call"),
     }
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else is a name filter.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let config = GatewayConfig::parse(CONFIG, Path::new("bench.yaml")).expect("the bench config loads");
+    let snapshot = Snapshot::parse(CONFIG, Path::new("bench.yaml")).expect("the bench config loads");
     let (openai, anthropic, gemini) =
-        (endpoint(&config, "chat"), endpoint(&config, "claude"), endpoint(&config, "gemini"));
+        (endpoint(&snapshot, "chat"), endpoint(&snapshot, "claude"), endpoint(&snapshot, "gemini"));
     let (openai_events, anthropic_events, gemini_events) = (openai_stream(), anthropic_stream(), gemini_stream());
 
     type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>);

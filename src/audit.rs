@@ -32,7 +32,6 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::AuditSettings;
-use crate::server::State;
 
 /// Lines waiting to be written before new ones are dropped.
 pub const QUEUE: usize = 65_536;
@@ -242,16 +241,23 @@ impl Output {
     }
 }
 
+/// The current audit settings (they follow configuration reloads).
+pub type SettingsSource = Box<dyn Fn() -> AuditSettings + Send + Sync>;
+
+/// Whether the process is draining to stop (the writer then writes without resting).
+pub type DrainingSource = Box<dyn Fn() -> bool + Send + Sync>;
+
 /// The writer service.
 pub struct AuditWriter {
-    state: Arc<State>,
     queue: Mutex<Option<AuditQueue>>,
+    settings: SettingsSource,
+    draining: DrainingSource,
 }
 
 impl AuditWriter {
-    /// A writer draining `queue`, following `state`'s configuration.
-    pub fn new(state: Arc<State>, queue: Mutex<Option<AuditQueue>>) -> Self {
-        AuditWriter { state, queue }
+    /// A writer draining `queue`, writing where `settings` says (checked every second).
+    pub fn new(queue: Mutex<Option<AuditQueue>>, settings: SettingsSource, draining: DrainingSource) -> Self {
+        AuditWriter { queue, settings, draining }
     }
 }
 
@@ -260,7 +266,7 @@ impl BackgroundService for AuditWriter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Keeps running through a graceful shutdown so the last requests are logged.
         let Some(AuditQueue { mut rx, counts }) = self.queue.lock().await.take() else { return };
-        let mut output = Output::for_settings(&self.state.config.load().settings.audit);
+        let mut output = Output::for_settings(&(self.settings)());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
         loop {
@@ -283,12 +289,12 @@ impl BackgroundService for AuditWriter {
                     counts.written.fetch_add(lines, Ordering::Release);
                     // Rest while lines collect (a send to a writer that is not waiting on the
                     // queue wakes nothing); not while the process drains to stop.
-                    if !self.state.draining.load(Ordering::Acquire) {
+                    if !(self.draining)() {
                         tokio::time::sleep(FLUSH_PAUSE).await;
                     }
                 }
                 _ = tick.tick() => {
-                    let settings = self.state.config.load().settings.audit.clone();
+                    let settings = (self.settings)();
                     if !output.matches(&settings) {
                         output = Output::for_settings(&settings);
                     }

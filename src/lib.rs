@@ -31,6 +31,7 @@ pub mod reload;
 pub mod routing;
 pub mod schema;
 pub mod server;
+pub mod snapshot;
 pub mod sse;
 pub mod tls;
 pub mod upstream;

@@ -13,10 +13,10 @@ use pingora::services::listening::Service;
 
 use aigw::audit::{AuditWriter, channel};
 use aigw::cli::Cli;
-use aigw::config::GatewayConfig;
 use aigw::reload::Reloader;
 use aigw::server::conn::Guarded;
-use aigw::server::{Gateway, Lifecycle, State};
+use aigw::server::{GatewayProxy, Lifecycle, State};
+use aigw::snapshot::Snapshot;
 use aigw::tls::{CertStore, CertWatcher};
 use aigw::upstream::Upstreams;
 
@@ -87,7 +87,8 @@ fn main() {
     };
     // Absolute, because a daemon runs from `/`.
     let path = std::path::absolute(&path).unwrap_or(path);
-    let config = GatewayConfig::load(&path).unwrap_or_else(|e| fatal(format!("invalid gateway configuration: {e}")));
+    let snapshot = Snapshot::load(&path).unwrap_or_else(|e| fatal(format!("invalid gateway configuration: {e}")));
+    let config = &snapshot.config;
     let settings = config.settings.clone();
 
     // No keys: loopback only, unless the operator explicitly allows otherwise.
@@ -133,7 +134,7 @@ fn main() {
 
     let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
     let (sink, audit_rx) = channel();
-    let mut state = State::new(config, upstreams);
+    let mut state = State::new(snapshot, upstreams);
     state.audit = Some(sink);
     state.public = public;
     state.health_addr = health_addr;
@@ -143,9 +144,15 @@ fn main() {
     let phases = server.watch_execution_phase();
     server.add_service(background_service("config reload", Reloader::new(state.clone(), path.clone())));
     server.add_service(background_service("lifecycle", Lifecycle::new(state.clone(), phases)));
-    server.add_service(background_service("audit", AuditWriter::new(state.clone(), audit_rx)));
+    let (for_settings, for_draining) = (state.clone(), state.clone());
+    let audit = AuditWriter::new(
+        audit_rx,
+        Box::new(move || for_settings.config.load().config.settings.audit.clone()),
+        Box::new(move || for_draining.draining.load(std::sync::atomic::Ordering::Acquire)),
+    );
+    server.add_service(background_service("audit", audit));
 
-    let mut proxy = http_proxy(&server.configuration, Gateway::new(state.clone()));
+    let mut proxy = http_proxy(&server.configuration, GatewayProxy::new(state.clone()));
     let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(settings.limits.h2_max_streams);
     proxy.h2_options = Some(h2);

@@ -18,6 +18,7 @@
 //! | `aigw_config_reloads_total` | counter | `outcome` (`ok`, `rejected`) |
 //! | `aigw_config_generation` | gauge | |
 //! | `aigw_audit_dropped_total` | counter | |
+//! | `aigw_client_closed_total` | counter (requests whose client left before the answer was complete; the upstream call was cancelled) | |
 
 use std::sync::LazyLock;
 
@@ -57,6 +58,8 @@ pub struct Metrics {
     pub generation: IntGauge,
     /// Audit lines dropped because the writer fell behind.
     pub audit_dropped: IntCounter,
+    /// Requests whose client closed its connection before the answer was complete.
+    pub client_closed: IntCounter,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -102,6 +105,11 @@ impl Default for Metrics {
                 .unwrap_or_else(|e| panic!("metric: {e}")),
             audit_dropped: IntCounter::new("aigw_audit_dropped_total", "Audit lines dropped")
                 .unwrap_or_else(|e| panic!("metric: {e}")),
+            client_closed: IntCounter::new(
+                "aigw_client_closed_total",
+                "Requests whose client closed its connection before the answer was complete",
+            )
+            .unwrap_or_else(|e| panic!("metric: {e}")),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.requests.clone()),
@@ -117,6 +125,7 @@ impl Default for Metrics {
             Box::new(m.reloads.clone()),
             Box::new(m.generation.clone()),
             Box::new(m.audit_dropped.clone()),
+            Box::new(m.client_closed.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {

@@ -24,8 +24,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::mpsc;
 
-use crate::config::GatewayConfig;
 use crate::server::State;
+use crate::snapshot::Snapshot;
 
 /// Quiet time after the last file event before reading the file.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -73,23 +73,24 @@ impl Reloader {
         // Parsing reads secret files and may be large: keep it off the async workers.
         let public = self.state.public;
         let parsed = tokio::task::spawn_blocking(move || {
-            let config = GatewayConfig::parse(&text, &path)?;
+            let snapshot = Snapshot::parse(&text, &path)?;
             // A reload may not drop authentication from a public listener.
-            config.check_exposure(public)?;
-            Ok::<_, crate::config::ConfigError>(config)
+            snapshot.config.check_exposure(public)?;
+            Ok::<_, crate::config::ConfigError>(snapshot)
         })
         .await;
         let metrics = &self.state.metrics;
         match parsed {
-            Ok(Ok(config)) => {
+            Ok(Ok(snapshot)) => {
+                let config = &snapshot.config;
                 let (endpoints, routes) = (config.endpoints.len(), config.routes.len());
                 let listeners_changed = {
-                    let old = self.state.config.load();
+                    let old = &self.state.config.load().config;
                     old.settings.tls != config.settings.tls
                         || old.settings.health_listen != config.settings.health_listen
                         || old.settings.metrics.listen != config.settings.metrics.listen
                 };
-                self.state.config.store(Arc::new(config));
+                self.state.config.store(Arc::new(snapshot));
                 metrics.generation.inc();
                 metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!(

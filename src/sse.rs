@@ -26,7 +26,7 @@ use bytes::BytesMut;
 
 use crate::api::error::GatewayError;
 use crate::providers::StreamDecoder;
-use crate::schema::Usage;
+use crate::schema::{Chunk, Usage};
 
 /// One dispatched event. Borrowed from the parser; copy what you keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,9 +205,9 @@ impl SseParser {
 /// [`SseTranslate::complete`] and, when it needs to, [`SseTranslate::end`] and
 /// [`SseTranslate::usage`].
 pub trait SseTranslate: Send {
-    /// Translate one upstream event (`event` is empty without an `event:` line); append
-    /// downstream events to `out`. An error ends the stream with one error event.
-    fn event(&mut self, event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError>;
+    /// Translate one upstream event (`event` is empty without an `event:` line); push the
+    /// unified chunks it completes to `out`. An error ends the stream with one error event.
+    fn event(&mut self, event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
 
     /// Whether the events so far include the provider's end of stream (OpenAI's `[DONE]` or a
     /// choice's `finish_reason`, Gemini's `finishReason`, Anthropic's `message_delta` or
@@ -216,7 +216,7 @@ pub trait SseTranslate: Send {
     fn complete(&self) -> bool;
 
     /// The upstream body ended: flush anything held back (before the completeness check).
-    fn end(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn end(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let _ = out;
         Ok(())
     }
@@ -240,7 +240,7 @@ impl<T: SseTranslate> SseStream<T> {
         SseStream { parser: SseParser::new(), translate, error: None }
     }
 
-    fn run(&mut self, chunk: Option<&[u8]>, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn run(&mut self, chunk: Option<&[u8]>, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let (translate, error) = (&mut self.translate, &mut self.error);
         let mut on_event = |e: Event<'_>| {
             if error.is_none()
@@ -262,11 +262,11 @@ impl<T: SseTranslate> SseStream<T> {
 }
 
 impl<T: SseTranslate> StreamDecoder for SseStream<T> {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         self.run(Some(chunk), out)
     }
 
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         self.run(None, out)?;
         self.translate.end(out)?;
         if self.translate.complete() { Ok(()) } else { Err(incomplete()) }
@@ -325,14 +325,7 @@ pub fn event_too_large(limit: usize) -> GatewayError {
         "upstream sent a stream event larger than {limit} bytes (aigw.max_response_body)"
     ))
     .with_code("response_too_large")
-}
-
-/// Append one downstream event `data: <json>\n\n`.
-pub fn write_data(out: &mut BytesMut, json: &[u8]) {
-    out.reserve(json.len() + 8);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(json);
-    out.extend_from_slice(b"\n\n");
+    .rejected(crate::api::error::Reject::ResponseTooLarge)
 }
 
 /// Serialise `value` as one downstream event.
@@ -447,10 +440,9 @@ mod tests {
     }
 
     impl SseTranslate for Counting {
-        fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+        fn event(&mut self, _event: &str, data: &str, _out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
             self.events += 1;
             self.complete |= data == "end";
-            write_data(out, b"{}");
             Ok(())
         }
 
@@ -462,12 +454,12 @@ mod tests {
     #[test]
     fn stream_decoder_checks_size_and_completeness() {
         let decoder = || SseStream::new(Counting { events: 0, complete: false });
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
 
         let mut d = decoder();
         d.set_max_event(32);
         let e = d.feed(&[b'y'; 40], &mut out).unwrap_err();
-        assert_eq!((e.status, e.code), (502, Some("response_too_large")));
+        assert_eq!((e.status, e.code.as_deref()), (502, Some("response_too_large")));
         assert!(e.message().contains("larger than 32 bytes"), "{}", e.message());
 
         let mut d = decoder();
@@ -549,20 +541,15 @@ mod tests {
 /// Helpers for the providers' stream tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use bytes::BytesMut;
     use serde_json::Value;
 
     use crate::api::error::GatewayError;
     use crate::providers::StreamDecoder;
+    use crate::schema::Chunk;
 
-    /// The `data:` payloads of a downstream stream, parsed as JSON.
-    pub(crate) fn events(out: &[u8]) -> Vec<Value> {
-        std::str::from_utf8(out)
-            .expect("the gateway writes UTF-8")
-            .split("\n\n")
-            .filter(|s| !s.is_empty())
-            .map(|s| serde_json::from_str(s.strip_prefix("data: ").expect("a data line")).expect("JSON data"))
-            .collect()
+    /// Unified chunks as the JSON a native or `/v1` client reads.
+    pub(crate) fn events(out: &[Chunk]) -> Vec<Value> {
+        out.iter().map(|c| serde_json::to_value(c).expect("chunks serialise")).collect()
     }
 
     /// Feed `chunks` in order, then finish; stop at the first error. Returns the events
@@ -571,7 +558,7 @@ pub(crate) mod testing {
         decoder: &mut dyn StreamDecoder,
         chunks: impl IntoIterator<Item = C>,
     ) -> (Vec<Value>, Option<GatewayError>) {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let mut err = None;
         for c in chunks {
             if let Err(e) = decoder.feed(c.as_ref(), &mut out) {

@@ -58,7 +58,7 @@ fn only_j2_models_load() {
             "model": {"provider": "ai21labs", "name": "j2-foo", "config": {"ai21labs_api_key": "k"}}}]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(
         msg.contains(
             "An Unsupported AI21Labs model has been specified: 'j2-foo'. Please see documentation for supported models."

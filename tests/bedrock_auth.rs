@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use aigw::config::GatewayConfig;
+use aigw::snapshot::Snapshot;
 use bedrock_util::{
     chat, config, converse_ok, endpoint, env_with, event_frame, event_stream_reply, parse_authorization, start,
     sts_answer, verify_sigv4,
@@ -398,7 +398,7 @@ fn partial_aws_config_is_rejected_at_load() {
     for (i, (aws, field)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("c{i}.yaml"));
         std::fs::write(&path, config(&[endpoint("x", "llm/v1/chat", MODEL, json!({ "aws_config": aws }))])).unwrap();
-        let msg = GatewayConfig::load(&path).err().unwrap_or_else(|| panic!("{aws} must be rejected")).to_string();
+        let msg = Snapshot::load(&path).err().unwrap_or_else(|| panic!("{aws} must be rejected")).to_string();
         assert!(msg.contains("aws_config") && msg.contains(field), "{aws}: {msg}");
         assert!(!msg.contains("S3CR3T") && !msg.contains("T0K3N"), "secret in {msg}");
     }
@@ -412,7 +412,7 @@ fn partial_aws_config_is_rejected_at_load() {
     ] {
         let path = dir.path().join("ok.yaml");
         std::fs::write(&path, config(&[endpoint("x", "llm/v1/chat", MODEL, json!({ "aws_config": aws }))])).unwrap();
-        if let Err(e) = GatewayConfig::load(&path) {
+        if let Err(e) = Snapshot::load(&path) {
             panic!("{aws} must load: {e}");
         }
     }

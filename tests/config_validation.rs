@@ -6,6 +6,7 @@
 mod common;
 
 use aigw::config::GatewayConfig;
+use aigw::snapshot::Snapshot;
 use common::{fixture, yaml};
 use serde_json::json;
 
@@ -99,7 +100,7 @@ fn mlflow_config_cases() {
         let text = yaml(&case["config"]).replace("<tmp>/key.txt", key_file.to_str().unwrap());
         let path = dir.path().join(format!("case{i}.yaml"));
         std::fs::write(&path, &text).unwrap();
-        let result = GatewayConfig::load(&path);
+        let result = Snapshot::load(&path).map(|s| s.config);
         match (expectation(i), result) {
             (Want::Accept(check), Ok(cfg)) => check(&cfg),
             (Want::Reject(fragments), Err(e)) => {

@@ -266,6 +266,6 @@ fn missing_credentials_name_the_field() {
         yaml(&json!({"endpoints": [endpoint("c", "llm/v1/chat", "databricks", "m", json!({"host": "https://h", "client_id": "x"}))]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.client_secret"), "{msg}");
 }

@@ -78,6 +78,6 @@ fn server_url_is_required() {
             "model": {"provider": "huggingface-text-generation-inference", "name": "f", "config": {}}}]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.hf_server_url") && msg.contains("Field required"), "{msg}");
 }

@@ -146,6 +146,6 @@ fn missing_key_names_the_field() {
             "model": {"provider": "mistral", "name": "m", "config": {"mistral_api_base": "https://x/v1"}}}]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.mistral_api_key") && msg.contains("Field required"), "{msg}");
 }

@@ -92,6 +92,6 @@ fn server_url_is_required() {
             "model": {"provider": "mlflow-model-serving", "name": "m", "config": {"model_server_url": 5}}}]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.model_server_url"), "{msg}");
 }

@@ -93,7 +93,7 @@ fn chat_model_must_be_llama2() {
             "model": {"provider": "mosaicml", "name": "mpt-7b", "config": {"mosaicml_api_key": "k"}}}]})),
     )
     .unwrap();
-    let msg = aigw::config::GatewayConfig::load(&path).err().unwrap().to_string();
+    let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(
         msg.contains(
             "An invalid model has been specified for the chat route. 'mpt-7b'. Ensure the model selected starts with one of: ['llama2']"

@@ -15,10 +15,10 @@ mod common;
 
 use std::path::Path;
 
-use aigw::config::GatewayConfig;
 use aigw::providers::bedrock::eventstream::FrameDecoder;
 use aigw::providers::cohere::NdjsonLines;
 use aigw::schema::{EndpointType, parse_request};
+use aigw::snapshot::Snapshot;
 use cases::{Case, Kind, cases, run_stream, split_at, sse_events};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -125,8 +125,9 @@ proptest! {
     /// Any text: the loader answers Ok or Err, never panics, and an error starts with the file.
     #[test]
     fn config_parse_garbage(text in prop_oneof![any::<String>(), yaml_soup(), mutated_config()]) {
-        match GatewayConfig::parse(&text, Path::new(CONFIG_PATH)) {
-            Ok(config) => {
+        match Snapshot::parse(&text, Path::new(CONFIG_PATH)) {
+            Ok(snapshot) => {
+                let config = &snapshot.config;
                 for e in &config.endpoints {
                     prop_assert!(config.endpoint(&e.name).is_some());
                 }

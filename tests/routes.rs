@@ -257,6 +257,6 @@ async fn endpoint_timeouts_bound_each_attempt() {
     // A bad value is a load error naming the field.
     let bad = yaml(&json!({"endpoints": [{"name": "x", "endpoint_type": "llm/v1/chat",
         "model": {"provider": "mock"}, "timeout_s": -1}]}));
-    let err = aigw::config::GatewayConfig::parse(&bad, std::path::Path::new("g.yaml")).unwrap_err().to_string();
+    let err = aigw::snapshot::Snapshot::parse(&bad, std::path::Path::new("g.yaml")).unwrap_err().to_string();
     assert!(err.contains("timeout_s") && err.contains("endpoint 'x'"), "{err}");
 }

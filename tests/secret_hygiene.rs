@@ -368,13 +368,14 @@ async fn no_secret_in_any_answer_log_audit_line_or_metric() {
         .output()
         .unwrap();
     assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
-    let literal = aigw::config::GatewayConfig::parse(
+    let literal = aigw::snapshot::Snapshot::parse(
         &yaml(&json!({"endpoints": [{"name": "x", "endpoint_type": "llm/v1/chat",
         "model": {"provider": "openai", "config": {"openai_api_key": secrets.value("OPENAI")}}}],
         "aigw": {"auth": {"keys": [{"name": "k", "key": secrets.value("GW_KEY_ONE")}]}}})),
         std::path::Path::new("x.yaml"),
     )
-    .unwrap();
+    .unwrap()
+    .config;
     secrets.assert_absent(&format!("{literal:?}"), "Debug of the configuration");
     assert_eq!(literal.redact(&format!("echo {}", secrets.value("OPENAI"))).as_deref(), Some("echo ***"));
 }

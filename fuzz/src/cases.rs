@@ -16,9 +16,12 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use aigw::config::{Endpoint, GatewayConfig};
-use aigw::providers::{self, Call, Decoder, Exchange, Source};
+use aigw::api::encode::{self, StreamEncoder};
+use aigw::api::error::Family;
+use aigw::config::Endpoint;
+use aigw::providers::{self, Call, Decoder, Exchange};
 use aigw::schema::{EndpointType, Request, parse_request};
+use aigw::snapshot::Snapshot;
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
@@ -57,7 +60,11 @@ impl Case {
     /// A fresh exchange for this case (a decoder is consumed by use).
     pub fn exchange(&self) -> Exchange {
         let call = Call { endpoint: &self.endpoint, created: CREATED };
-        match providers::prepare(&*self.endpoint.provider, self.request.clone(), &call) {
+        let provider = match cases().snapshot.provider(&self.endpoint) {
+            Ok(p) => p,
+            Err(e) => panic!("{}: {}", self.label, e.message()),
+        };
+        match providers::prepare(provider, self.request.clone(), &call) {
             Ok(x) => x,
             Err(e) => panic!("{}: prepare failed: {}", self.label, e.message()),
         }
@@ -66,6 +73,8 @@ impl Case {
 
 /// All cases, built once.
 pub struct Cases {
+    /// The configuration the cases' endpoints come from, with their providers.
+    pub snapshot: Snapshot,
     /// Cases whose answer is one or several JSON bodies.
     pub response: Vec<Case>,
     /// Cases whose answer is a stream.
@@ -259,13 +268,17 @@ fn build() -> Cases {
         })
         .collect();
     let text = json!({ "endpoints": list }).to_string();
-    let config = match GatewayConfig::parse(&text, Path::new("fuzz-providers.yaml")) {
+    let snapshot = match Snapshot::parse(&text, Path::new("fuzz-providers.yaml")) {
         Ok(c) => c,
         Err(e) => panic!("the provider configuration does not load: {e}"),
     };
-    let mut cases = Cases { response: Vec::new(), stream: Vec::new() };
+    let (mut response, mut streamed) = (Vec::new(), Vec::new());
     for Ep(name, _, provider, _, _, streams) in &eps {
-        let endpoint = config.endpoint(name).unwrap_or_else(|| panic!("{name}: not configured")).clone();
+        let endpoint = snapshot.config.endpoint(name).unwrap_or_else(|| panic!("{name}: not configured")).clone();
+        let built = match snapshot.provider(&endpoint) {
+            Ok(p) => p,
+            Err(e) => panic!("{name}: {}", e.message()),
+        };
         for stream in [false, true] {
             for (variant, body, required) in requests(endpoint.endpoint_type, stream) {
                 let required = required && (!stream || *streams);
@@ -275,24 +288,33 @@ fn build() -> Cases {
                     Err(e) => panic!("{label}: invalid request {:?}", e.0),
                 };
                 let call = Call { endpoint: &endpoint, created: CREATED };
-                let exchange = match providers::prepare(&*endpoint.provider, request.clone(), &call) {
+                let exchange = match providers::prepare(built, request.clone(), &call) {
                     Ok(x) => x,
                     Err(e) if required => panic!("{label}: prepare failed: {}", e.message()),
                     Err(_) => continue,
                 };
-                let kind = match (&exchange.decoder, &exchange.source) {
-                    (Decoder::Json(_), _) => Kind::Json,
-                    (Decoder::Stream(_), _) => Kind::Stream,
-                    (Decoder::JsonMany(_), Source::HttpMany(calls)) => Kind::Many(calls.len()),
-                    (Decoder::JsonMany(_), _) => panic!("{label}: a fan-out decoder without a fan-out source"),
+                let kind = match &exchange {
+                    Exchange::Call { decoder: Decoder::Json(_), .. }
+                    | Exchange::Local { decoder: Decoder::Json(_), .. } => Kind::Json,
+                    Exchange::Call { decoder: Decoder::Stream(_), .. }
+                    | Exchange::Local { decoder: Decoder::Stream(_), .. } => Kind::Stream,
+                    Exchange::FanOut { requests, .. } => Kind::Many(requests.len()),
                 };
                 assert_eq!(kind == Kind::Stream, stream, "{label}: streamed iff the request asks for it");
                 let case = Case { label, provider: provider.to_string(), endpoint: endpoint.clone(), request, kind };
-                if stream { cases.stream.push(case) } else { cases.response.push(case) }
+                if stream { streamed.push(case) } else { response.push(case) }
             }
         }
     }
-    cases
+    Cases { snapshot, response, stream: streamed }
+}
+
+/// The decoder of a single call's (or the mock's) answer.
+fn decoder_of(case: &Case) -> Decoder {
+    match case.exchange() {
+        Exchange::Call { decoder, .. } | Exchange::Local { decoder, .. } => decoder,
+        Exchange::FanOut { .. } => panic!("{}: a fan-out has no single decoder", case.label),
+    }
 }
 
 /// The cases (built on first use; panics if a provider cannot be configured or refuses a
@@ -375,20 +397,30 @@ pub struct StreamOutcome {
 /// Feed `pieces` to a fresh stream decoder of `case`, then `finish`, the way the server does:
 /// stop at the first error. Checks what the decoder wrote is whole `data: <json>\n\n` events.
 pub fn run_stream(case: &Case, pieces: &[&[u8]]) -> StreamOutcome {
-    let Decoder::Stream(mut decoder) = case.exchange().decoder else { panic!("{}: not a stream decoder", case.label) };
+    let Decoder::Stream(mut decoder) = decoder_of(case) else { panic!("{}: not a stream decoder", case.label) };
+    let mut chunks = Vec::new();
     let mut out = BytesMut::new();
+    let mut encoder = StreamEncoder::new(Family::OpenAi);
     let mut error = None;
     for piece in pieces {
-        if let Err(e) = decoder.feed(piece, &mut out) {
+        let fed = decoder.feed(piece, &mut chunks);
+        for c in chunks.drain(..) {
+            encoder.chunk(&c, &mut out);
+        }
+        if let Err(e) = fed {
             error = Some(e);
             break;
         }
         let _ = decoder.usage();
     }
-    if error.is_none()
-        && let Err(e) = decoder.finish(&mut out)
-    {
-        error = Some(e);
+    if error.is_none() {
+        let end = decoder.finish(&mut chunks);
+        for c in chunks.drain(..) {
+            encoder.chunk(&c, &mut out);
+        }
+        if let Err(e) = end {
+            error = Some(e);
+        }
     }
     let _ = decoder.usage();
     if let Some(e) = &error {
@@ -401,14 +433,16 @@ pub fn run_stream(case: &Case, pieces: &[&[u8]]) -> StreamOutcome {
 /// Decode `input` as the JSON answer (or fan-out answers) of `case`; checks an `Ok` answer is
 /// JSON and an error is well formed. Returns the answer or the error status.
 pub fn run_response(case: &Case, input: &Input<'_>) -> Result<Vec<u8>, u16> {
-    let result = match case.exchange().decoder {
-        Decoder::Json(decode) => decode(input.body),
-        Decoder::JsonMany(decode) => {
+    let result = match case.exchange() {
+        Exchange::Call { decoder: Decoder::Json(decode), .. }
+        | Exchange::Local { decoder: Decoder::Json(decode), .. } => decode(input.body),
+        Exchange::FanOut { decode, .. } => {
             let Kind::Many(n) = case.kind else { panic!("{}: fan-out kind", case.label) };
             decode(input.bodies(n))
         }
-        Decoder::Stream(_) => panic!("{}: a stream decoder for a non-stream request", case.label),
+        _ => panic!("{}: a stream decoder for a non-stream request", case.label),
     };
+    let result = result.and_then(|a| encode::answer(Family::OpenAi, &a).map(|b| b.to_vec()));
     match result {
         Ok(answer) => {
             if let Err(e) = serde_json::from_slice::<Value>(&answer) {

@@ -8,6 +8,8 @@
 //! Messages never contain secrets: they are built from client input, configuration names and
 //! upstream answers, never from credentials.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -53,6 +55,9 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug in the gateway.
     Internal,
+    /// The client closed its connection before the answer was complete (recorded as status
+    /// 499; nothing can be sent).
+    ClientClosed,
 }
 
 impl ErrorKind {
@@ -72,7 +77,7 @@ impl ErrorKind {
             ErrorKind::BadGateway => "bad_gateway_error",
             ErrorKind::Timeout => "timeout_error",
             ErrorKind::Unavailable => "service_unavailable_error",
-            ErrorKind::Internal => "server_error",
+            ErrorKind::Internal | ErrorKind::ClientClosed => "server_error",
         }
     }
 
@@ -93,6 +98,39 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::ClientClosed => "client_closed",
+        }
+    }
+}
+
+/// Why the gateway refused a request or an answer on its own (the `reason` label of
+/// `aigw_rejected_total`). Carried by the error as a typed value, never in its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// More requests in flight than `aigw.limits.max_inflight`.
+    TooManyInflight,
+    /// A request header over `aigw.limits.max_header_bytes`.
+    HeaderTooLarge,
+    /// A request body over `aigw.max_request_body`.
+    BodyTooLarge,
+    /// A request body that stalled past `aigw.limits.body_read_timeout_s`.
+    ReadTimeout,
+    /// An endpoint's `limit.max_concurrent` was full.
+    ConcurrencyLimit,
+    /// An upstream answer, or one streamed event, over `aigw.max_response_body`.
+    ResponseTooLarge,
+}
+
+impl Reject {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::TooManyInflight => "too_many_inflight",
+            Reject::HeaderTooLarge => "header_too_large",
+            Reject::BodyTooLarge => "body_too_large",
+            Reject::ReadTimeout => "read_timeout",
+            Reject::ConcurrencyLimit => "concurrency_limit",
+            Reject::ResponseTooLarge => "response_too_large",
         }
     }
 }
@@ -119,10 +157,16 @@ pub struct GatewayError {
     pub detail: Detail,
     /// The request field at fault, for OpenAI's `param`.
     pub param: Option<String>,
-    /// OpenAI's `code`.
-    pub code: Option<&'static str>,
+    /// OpenAI's `code`: the gateway's own, or the one an upstream error carried (relayed as
+    /// sent).
+    pub code: Option<Cow<'static, str>>,
     /// Extra response headers (`Retry-After`, `Allow`, …).
     pub headers: Vec<(&'static str, String)>,
+    /// The upstream gave an answer (which it may have billed): not worth another attempt.
+    /// Internal, never shown to the client.
+    pub answered: bool,
+    /// Counted as a refusal of this kind in `aigw_rejected_total`. Internal.
+    pub reject: Option<Reject>,
 }
 
 impl GatewayError {
@@ -135,6 +179,8 @@ impl GatewayError {
             param: None,
             code: None,
             headers: Vec::new(),
+            answered: false,
+            reject: None,
         }
     }
 
@@ -145,9 +191,33 @@ impl GatewayError {
     }
 
     /// Set the OpenAI `code`.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = Some(code.into());
         self
+    }
+
+    /// Mark the error as made from an answer the upstream did give: it is not retried and
+    /// does not fall back.
+    pub fn answered(mut self) -> Self {
+        self.answered = true;
+        self
+    }
+
+    /// Mark the error as a refusal counted under `reason`.
+    pub fn rejected(mut self, reason: Reject) -> Self {
+        self.reject = Some(reason);
+        self
+    }
+
+    /// Whether another attempt (or the next fallback destination) may succeed where this
+    /// failed: connection failures, timeouts, the gateway's own 429s, and upstream 429 and 5xx
+    /// other than 501, unless the upstream gave an answer.
+    pub fn retryable(&self) -> bool {
+        if self.answered {
+            return false;
+        }
+        matches!(self.kind, ErrorKind::BadGateway | ErrorKind::Timeout | ErrorKind::RateLimited)
+            || (self.kind == ErrorKind::Upstream && (self.status == 429 || (self.status >= 500 && self.status != 501)))
     }
 
     /// Add a response header.
@@ -166,6 +236,8 @@ impl GatewayError {
             param,
             code: None,
             headers: Vec::new(),
+            answered: false,
+            reject: None,
         }
     }
 
@@ -206,6 +278,12 @@ impl GatewayError {
     /// The upstream did not answer in time (504).
     pub fn timeout(message: impl Into<String>) -> Self {
         GatewayError::new(504, ErrorKind::Timeout, message)
+    }
+
+    /// The client closed its connection while the gateway was working on its request: nothing
+    /// is sent; the audit line and the metrics record status 499 (nginx's convention).
+    pub fn client_closed() -> Self {
+        GatewayError::new(499, ErrorKind::ClientClosed, "the client closed the connection")
     }
 
     /// A gateway bug (500).

@@ -1,11 +1,13 @@
-//! The HTTP API surface: the route table, the REST answers, and the error shapes.
+//! The HTTP API surface: the operation table, the REST answers, the error shapes, and the
+//! answers' encodings per route family.
 //!
 //! Invocations (the routes that call a provider) are driven by [`crate::server`]; everything
 //! here answers locally.
 
+pub mod encode;
 pub mod error;
+pub mod operations;
 pub mod rest;
-pub mod routes;
 
 use bytes::Bytes;
 

@@ -39,8 +39,28 @@ pub use provider_name::ProviderName;
 pub use secret::Secret;
 pub use settings::{ApiKey, AuditSettings, AuthSettings, LimitSettings, MetricsSettings, Settings, TlsSettings};
 
-use crate::providers::{self, Provider};
 use crate::schema::{self, EndpointType};
+
+/// What a provider is told about its endpoint when it is built from `model.config`.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointSpec<'a> {
+    /// Endpoint name.
+    pub name: &'a str,
+    /// Position of the endpoint in the file (0-based), the same as [`Endpoint::index`].
+    pub index: usize,
+    /// The unified API it serves.
+    pub endpoint_type: EndpointType,
+    /// `model.name`.
+    pub model_name: Option<&'a str>,
+    /// The provider name as configured.
+    pub provider_name: ProviderName,
+}
+
+/// Called once per endpoint, in file order, while a configuration is validated: reads the
+/// provider's own settings from `model.config` (what it leaves unread becomes model defaults or
+/// a warning) and fails with the field at fault. The configuration layer knows no provider; the
+/// layer above passes the function that builds them (`crate::snapshot`).
+pub type ModelBuilder<'b> = dyn FnMut(&EndpointSpec<'_>, &mut ConfigMap<'_>) -> Result<(), FieldError> + 'b;
 
 /// Environment variable that restricts which providers may be configured (comma list).
 pub const ALLOWED_PROVIDERS_ENV: &str = "MLFLOW_GATEWAY_ALLOWED_PROVIDERS";
@@ -143,8 +163,8 @@ pub struct Endpoint {
     pub model_name: Option<String>,
     /// The provider name as configured (after MLflow's normalisation).
     pub provider_name: ProviderName,
-    /// The provider implementation, built from `model.config`.
-    pub provider: Arc<dyn Provider>,
+    /// Position in the file (0-based): the provider built for it is found by this index.
+    pub index: usize,
     /// Call quota.
     pub limit: Option<Limit>,
     /// Request parameters from `model.config` used when a request leaves them unset.
@@ -281,8 +301,8 @@ impl fmt::Debug for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Load and validate a file.
-    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+    /// Load and validate a file; `build` reads each endpoint's provider settings.
+    pub fn load(path: &Path, build: &mut ModelBuilder<'_>) -> Result<GatewayConfig, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
@@ -290,12 +310,13 @@ impl GatewayConfig {
             field: String::new(),
             message: format!("cannot read the file: {e}"),
         })?;
-        Self::parse(&text, path)
+        Self::parse(&text, path, build)
     }
 
-    /// Validate YAML text; `path` is used in messages and kept for reloads.
-    pub fn parse(text: &str, path: &Path) -> Result<GatewayConfig, ConfigError> {
-        let (loaded, mut secrets) = secret::collect(|| Loader::new(path).load(text));
+    /// Validate YAML text; `path` is used in messages and kept for reloads; `build` reads each
+    /// endpoint's provider settings.
+    pub fn parse(text: &str, path: &Path, build: &mut ModelBuilder<'_>) -> Result<GatewayConfig, ConfigError> {
+        let (loaded, mut secrets) = secret::collect(|| Loader::new(path).load(text, build));
         let mut config = loaded?;
         // Short values would scrub ordinary words; real credentials are long.
         secrets.retain(|s| s.len() >= 8);
@@ -382,7 +403,7 @@ impl Loader {
         ConfigError { file: self.file.clone(), entry: entry.into(), field: field.into(), message: message.into() }
     }
 
-    fn load(&self, text: &str) -> Result<GatewayConfig, ConfigError> {
+    fn load(&self, text: &str, build: &mut ModelBuilder<'_>) -> Result<GatewayConfig, ConfigError> {
         let yaml: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
         let root: Value =
@@ -418,7 +439,7 @@ impl Loader {
         let mut names: HashMap<String, Slot> = HashMap::new();
         let mut endpoints = Vec::with_capacity(raw_endpoints.len());
         for (i, raw) in raw_endpoints.iter().enumerate() {
-            let endpoint = self.endpoint(i, raw)?;
+            let endpoint = self.endpoint(i, raw, build)?;
             if names.insert(endpoint.name.clone(), Slot::Endpoint(i)).is_some() {
                 return Err(self.duplicate(&format!("endpoint '{}' (endpoints[{i}])", endpoint.name)));
             }
@@ -457,7 +478,7 @@ impl Loader {
         )
     }
 
-    fn endpoint(&self, index: usize, raw: &Value) -> Result<Endpoint, ConfigError> {
+    fn endpoint(&self, index: usize, raw: &Value, build: &mut ModelBuilder<'_>) -> Result<Endpoint, ConfigError> {
         let mut entry = format!("endpoints[{index}]");
         let Value::Object(map) = raw else {
             return Err(self.err(entry, "", NOT_A_MAPPING));
@@ -536,10 +557,9 @@ impl Loader {
             Some(_) => return Err(self.err(entry, "model.config", NOT_A_MAPPING)),
         };
 
-        let spec =
-            providers::EndpointSpec { name: &name, endpoint_type, model_name: model_name.as_deref(), provider_name };
+        let spec = EndpointSpec { name: &name, index, endpoint_type, model_name: model_name.as_deref(), provider_name };
         let mut cfg = ConfigMap::new(config, "model.config");
-        let provider = providers::build(&spec, &mut cfg).map_err(|e| self.err(&entry, e.field, e.message))?;
+        build(&spec, &mut cfg).map_err(|e| self.err(&entry, e.field, e.message))?;
 
         // What the provider did not read: request parameters become defaults, the rest is
         // ignored with a warning (MLflow ignores unknown keys silently).
@@ -595,7 +615,7 @@ impl Loader {
             endpoint_type,
             model_name,
             provider_name,
-            provider,
+            index,
             limit,
             defaults,
             retry,

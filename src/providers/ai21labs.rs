@@ -12,10 +12,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
-use crate::schema::{CompletionChoice, CompletionsResponse, Request, Usage, object};
+use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default AI21 Labs base URL.
@@ -105,9 +105,9 @@ struct WireFinish {
     reason: Option<String>,
 }
 
-fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireComplete = super::parse_upstream_json(body, DISPLAY)?;
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
@@ -123,7 +123,7 @@ fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, G
             })
             .collect(),
         usage: Usage::default(),
-    })
+    }))
 }
 
 impl Provider for Ai21Labs {
@@ -138,13 +138,11 @@ impl Provider for Ai21Labs {
         }
         let body = super::to_json(&complete_body(req)?)?;
         let (model, created) = (call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
-            source: Source::Http(
-                UpstreamRequest::post_json(&self.model_base, "complete", body)
-                    .header_value(http::header::AUTHORIZATION, self.auth.clone()),
-            ),
-            decoder: Decoder::Json(Box::new(move |b| decode(b, model, created))),
-        })
+        Ok(Exchange::call(
+            UpstreamRequest::post_json(&self.model_base, "complete", body)
+                .header_value(http::header::AUTHORIZATION, self.auth.clone()),
+            Decoder::Json(Box::new(move |b| decode(b, model, created))),
+        ))
     }
 }
 
@@ -157,6 +155,7 @@ mod tests {
 
     fn spec(name: Option<&'static str>) -> EndpointSpec<'static> {
         EndpointSpec {
+            index: 0,
             name: "a",
             endpoint_type: EndpointType::Completions,
             model_name: name,
@@ -205,7 +204,7 @@ mod tests {
         let body =
             json!({"id": "x", "completions": [{"data": {"text": " a"}, "finishReason": {"reason": "endoftext"}}]});
         let v: Value =
-            serde_json::from_slice(&decode(body.to_string().as_bytes(), Some("j2-ultra".into()), 4).unwrap()).unwrap();
+            serde_json::to_value(decode(body.to_string().as_bytes(), Some("j2-ultra".into()), 4).unwrap()).unwrap();
         assert_eq!(v["choices"], json!([{"index": 0, "text": " a", "finish_reason": "endoftext"}]));
         assert_eq!(v["id"], Value::Null);
         assert_eq!(v["model"], json!("j2-ultra"));

@@ -21,17 +21,16 @@
 //! * Embeddings → `POST {base}/embed`: `input` → `texts` (a single string becomes a one-element
 //!   list, product fix 8); sending `texts` is a 422.
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source, StreamDecoder};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider, StreamDecoder};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
-    CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, ResponseMessage, Usage,
-    object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
+    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
+    ResponseMessage, Usage, object,
 };
 use crate::sse;
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
@@ -235,7 +234,7 @@ impl Provider for Cohere {
         } else {
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created)))
         };
-        Ok(Exchange { source: Source::Http(self.request("chat", body)), decoder })
+        Ok(Exchange::call(self.request("chat", body), decoder))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -248,16 +247,13 @@ impl Provider for Cohere {
         } else {
             Decoder::Json(Box::new(move |b| decode_completions(b, model, created)))
         };
-        Ok(Exchange { source: Source::Http(self.request("generate", body)), decoder })
+        Ok(Exchange::call(self.request("generate", body), decoder))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = super::to_json(&embed_body(req, call.model())?)?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::Http(self.request("embed", body)),
-            decoder: Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        })
+        Ok(Exchange::call(self.request("embed", body), Decoder::Json(Box::new(move |b| decode_embeddings(b, model)))))
     }
 }
 
@@ -332,9 +328,9 @@ fn decode_chat(
     provider: &'static str,
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
-    super::to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: wire.response_id,
         object: object::CHAT,
         created,
@@ -352,12 +348,12 @@ fn decode_chat(
         }],
         usage: wire.token_count.unwrap_or_default().unified(),
         provider,
-    })
+    }))
 }
 
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireGenerate = super::parse_upstream_json(body, DISPLAY)?;
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
@@ -373,10 +369,10 @@ fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Resul
             })
             .collect(),
         usage: Usage::default(),
-    })
+    }))
 }
 
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
     let wire: WireEmbed = super::parse_upstream_json(body, DISPLAY)?;
     // `embeddings` is a list of vectors; with `embedding_types` Cohere groups them by type.
     let vectors = match wire.embeddings {
@@ -387,7 +383,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
         },
         _ => return Err(GatewayError::bad_gateway("Cohere returned a response without embeddings")),
     };
-    super::to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: vectors
             .into_iter()
@@ -396,7 +392,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .collect(),
         model,
         usage: EmbeddingsUsage::default(),
-    })
+    }))
 }
 
 /// Incremental framing of newline-delimited JSON: complete lines (without the line ending and
@@ -492,7 +488,7 @@ impl CohereStream {
         CohereStream { lines: NdjsonLines::default(), kind, model, created, usage: None, error: None, complete: false }
     }
 
-    fn line(&mut self, line: &[u8], out: &mut BytesMut) {
+    fn line(&mut self, line: &[u8], out: &mut Vec<Chunk>) {
         if self.error.is_some() {
             return;
         }
@@ -523,44 +519,38 @@ impl CohereStream {
                     }
                     None => (None, Usage::default()),
                 };
-                sse::write_json(
-                    out,
-                    &ChatChunk {
-                        id,
-                        object: object::CHAT_CHUNK,
-                        created: self.created,
-                        model: self.model.clone(),
-                        choices: vec![ChunkChoice {
-                            index: 0,
-                            finish_reason: ev.finish_reason,
-                            delta: Delta { role: None, content: ev.text, tool_calls: None, reasoning_content: None },
-                        }],
-                        usage: Some(usage),
-                        provider,
-                    },
-                );
-            }
-            Kind::Completions => sse::write_json(
-                out,
-                &CompletionsChunk {
-                    id: ev.response.and_then(|r| r.id),
-                    object: object::COMPLETION_CHUNK,
+                out.push(Chunk::Chat(ChatChunk {
+                    id,
+                    object: object::CHAT_CHUNK,
                     created: self.created,
                     model: self.model.clone(),
-                    choices: vec![CompletionChunkChoice {
-                        index: ev.index.unwrap_or(0),
+                    choices: vec![ChunkChoice {
+                        index: 0,
                         finish_reason: ev.finish_reason,
-                        text: ev.text,
+                        delta: Delta { role: None, content: ev.text, tool_calls: None, reasoning_content: None },
                     }],
-                    usage: Some(Usage::default()),
-                },
-            ),
+                    usage: Some(usage),
+                    provider,
+                }));
+            }
+            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk {
+                id: ev.response.and_then(|r| r.id),
+                object: object::COMPLETION_CHUNK,
+                created: self.created,
+                model: self.model.clone(),
+                choices: vec![CompletionChunkChoice {
+                    index: ev.index.unwrap_or(0),
+                    finish_reason: ev.finish_reason,
+                    text: ev.text,
+                }],
+                usage: Some(Usage::default()),
+            })),
         }
     }
 }
 
 impl StreamDecoder for CohereStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let mut lines = std::mem::take(&mut self.lines);
         let framed = lines.feed(chunk, |l| self.line(l, out));
         self.lines = lines;
@@ -571,7 +561,7 @@ impl StreamDecoder for CohereStream {
         framed.map_err(|e| sse::event_too_large(e.limit))
     }
 
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|l| self.line(l, out));
         self.error.take().map_or(Ok(()), Err)?;
@@ -675,8 +665,8 @@ mod tests {
     #[test]
     fn answers() {
         let chat = json!({"response_id": "r", "text": "t", "token_count": {"prompt_tokens": 1, "response_tokens": 2, "total_tokens": 3, "billed_tokens": 3}});
-        let v: Value = serde_json::from_slice(
-            &decode_chat(chat.to_string().as_bytes(), "cohere", Some("command".into()), 7).unwrap(),
+        let v: Value = serde_json::to_value(
+            decode_chat(chat.to_string().as_bytes(), "cohere", Some("command".into()), 7).unwrap(),
         )
         .unwrap();
         assert_eq!(v["id"], json!("r"));
@@ -685,14 +675,14 @@ mod tests {
 
         let gen_ = json!({"id": "g", "generations": [{"text": "a"}, {"text": "b"}]});
         let v: Value =
-            serde_json::from_slice(&decode_completions(gen_.to_string().as_bytes(), Some("c".into()), 7).unwrap())
+            serde_json::to_value(decode_completions(gen_.to_string().as_bytes(), Some("c".into()), 7).unwrap())
                 .unwrap();
         assert_eq!(v["id"], Value::Null);
         assert_eq!(v["choices"][1], json!({"index": 1, "text": "b", "finish_reason": null}));
 
         let emb = json!({"embeddings": {"float": [[1.0, 2.0]]}});
         let v: Value =
-            serde_json::from_slice(&decode_embeddings(emb.to_string().as_bytes(), Some("e".into())).unwrap()).unwrap();
+            serde_json::to_value(decode_embeddings(emb.to_string().as_bytes(), Some("e".into())).unwrap()).unwrap();
         assert_eq!(v["data"][0]["embedding"], json!([1.0, 2.0]));
         assert_eq!(decode_embeddings(b"{\"embeddings\": 3}", None).unwrap_err().status, 502);
     }
@@ -706,14 +696,14 @@ mod tests {
         "\"response\":{\"response_id\":\"r1\",\"token_count\":{\"prompt_tokens\":3,\"response_tokens\":4,\"total_tokens\":7}}}"
     );
 
-    fn run_chat_stream(pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>) {
+    fn run_chat_stream(pieces: &[&[u8]]) -> (Vec<Chunk>, Option<Usage>) {
         let mut d = CohereStream::new(Kind::Chat("cohere"), Some("command".into()), 1);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         for p in pieces {
             d.feed(p, &mut out).unwrap();
         }
         d.finish(&mut out).unwrap();
-        (out.to_vec(), d.usage().cloned())
+        (out, d.usage().cloned())
     }
 
     #[test]
@@ -734,7 +724,7 @@ mod tests {
     #[test]
     fn completions_stream_events() {
         let mut d = CohereStream::new(Kind::Completions, Some("command".into()), 1);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         d.feed(b"{\"text\":\" Hi\",\"is_finished\":false,\"event_type\":\"text-generation\",\"index\":1}\n{\"is_finished\":true,\"event_type\":\"stream-end\",\"finish_reason\":\"MAX_TOKENS\",\"response\":{\"id\":\"g1\"}}\n", &mut out).unwrap();
         let ev = events(&out);
         assert_eq!(ev[0]["choices"][0], json!({"index": 1, "finish_reason": null, "text": " Hi"}));
@@ -746,7 +736,7 @@ mod tests {
     #[test]
     fn stream_failures_are_errors() {
         let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let e = d.feed(b"{\"message\":\"invalid api token\"}\n", &mut out).unwrap_err();
         assert_eq!(e.message(), "invalid api token");
         let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
@@ -758,7 +748,7 @@ mod tests {
 
     #[test]
     fn stream_is_complete_at_stream_end_or_is_finished() {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
         d.feed(b"{\"is_finished\":false,\"event_type\":\"text-generation\",\"text\":\"a\"}\n", &mut out).unwrap();
         assert_eq!(d.finish(&mut out).unwrap_err().message(), "upstream stream ended before it was complete");
@@ -769,12 +759,12 @@ mod tests {
 
     #[test]
     fn a_line_over_the_limit_is_refused_and_the_stream_type_is_not_whole_json() {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
         d.set_max_event(64);
         d.feed(&[b' '; 60], &mut out).unwrap();
         let e = d.feed(&[b' '; 5], &mut out).unwrap_err();
-        assert_eq!((e.status, e.code), (502, Some("response_too_large")));
+        assert_eq!((e.status, e.code.as_deref()), (502, Some("response_too_large")));
         assert!(d.lines.partial.capacity() == 0, "the partial line is released");
         assert!(!d.is_whole_json("application/stream+json"));
         assert!(!d.is_whole_json("Application/Stream+JSON; charset=utf-8"));

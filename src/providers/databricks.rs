@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
-use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::schema::Request;
@@ -258,15 +258,12 @@ impl Provider for Databricks {
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = passthrough_body(req, Some(call.model()), true)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("chat/completions", body)),
-            decoder: chat_decoder(stream, call),
-        })
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange { source: Source::Http(self.request("embeddings", body)), decoder: embeddings_decoder(call) })
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
     }
 
     async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {
@@ -288,6 +285,7 @@ mod tests {
 
     fn build(model: Option<&'static str>, cfg: Value) -> Result<Databricks, FieldError> {
         let spec = EndpointSpec {
+            index: 0,
             name: "d",
             endpoint_type: EndpointType::Chat,
             model_name: model,

@@ -10,10 +10,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
-use crate::schema::{CompletionChoice, CompletionsResponse, Request, Usage, object};
+use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
 use crate::upstream::{BaseUrl, UpstreamRequest};
 
 const DISPLAY: &str = "Hugging Face Text Generation Inference";
@@ -93,14 +93,14 @@ struct WireDetails {
     prefill: Option<Vec<Value>>,
 }
 
-fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireGenerate = super::parse_upstream_json(body, DISPLAY)?;
     let (finish_reason, prompt_tokens, completion_tokens) = match wire.details {
         Some(d) => (d.finish_reason, d.prefill.map(|p| p.len() as u64), d.generated_tokens),
         None => (None, None, None),
     };
     let total_tokens = prompt_tokens.zip(completion_tokens).map(|(p, c)| p + c);
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
@@ -111,7 +111,7 @@ fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, G
             finish_reason,
         }],
         usage: Usage { prompt_tokens, completion_tokens, total_tokens, ..Usage::default() },
-    })
+    }))
 }
 
 impl Provider for HuggingFaceTgi {
@@ -125,10 +125,10 @@ impl Provider for HuggingFaceTgi {
         }
         let body = super::to_json(&generate_body(req)?)?;
         let (model, created) = (call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
-            source: Source::Http(UpstreamRequest::post_json(&self.base, "generate", body)),
-            decoder: Decoder::Json(Box::new(move |b| decode(b, model, created))),
-        })
+        Ok(Exchange::call(
+            UpstreamRequest::post_json(&self.base, "generate", body),
+            Decoder::Json(Box::new(move |b| decode(b, model, created))),
+        ))
     }
 }
 
@@ -145,6 +145,7 @@ mod tests {
     #[test]
     fn config_needs_the_server_url() {
         let spec = EndpointSpec {
+            index: 0,
             name: "t",
             endpoint_type: EndpointType::Completions,
             model_name: None,
@@ -190,8 +191,7 @@ mod tests {
     fn answer() {
         let body = json!({"generated_text": "x", "details": {"finish_reason": "eos_token", "generated_tokens": 3,
             "prefill": [{"id": 1}, {"id": 2}]}});
-        let v: Value =
-            serde_json::from_slice(&decode(body.to_string().as_bytes(), Some("m".into()), 5).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode(body.to_string().as_bytes(), Some("m".into()), 5).unwrap()).unwrap();
         assert_eq!(v["usage"], json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}));
         assert_eq!(v["choices"][0]["finish_reason"], json!("eos_token"));
         assert_eq!(decode(b"[1]", None, 0).unwrap_err().status, 502);

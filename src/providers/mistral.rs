@@ -15,19 +15,18 @@
 //! * Embeddings → `POST {base}/embeddings` with `{"model", …request}`; indexes come from the
 //!   upstream, `model` = `model.name`.
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionsResponse, Delta, Embedding,
-    EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage, ToolCall,
-    ToolCallDelta, Usage, object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionsResponse, Delta,
+    Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
+    ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseStream, SseTranslate};
+use crate::sse::{SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
@@ -111,7 +110,7 @@ impl Provider for Mistral {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, created)))
         };
-        Ok(Exchange { source: Source::Http(self.request("chat/completions", body)), decoder })
+        Ok(Exchange::call(self.request("chat/completions", body), decoder))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -121,19 +120,19 @@ impl Provider for Mistral {
         let body = super::to_json(&completions_body(req, call.model()))?;
         let model = call.model().map(str::to_owned);
         let created = call.created;
-        Ok(Exchange {
-            source: Source::Http(self.request("chat/completions", body)),
-            decoder: Decoder::Json(Box::new(move |b| decode_completions(b, model, created))),
-        })
+        Ok(Exchange::call(
+            self.request("chat/completions", body),
+            Decoder::Json(Box::new(move |b| decode_completions(b, model, created))),
+        ))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = super::to_json(&with_model(call.model(), req.body))?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::Http(self.request("embeddings", body)),
-            decoder: Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        })
+        Ok(Exchange::call(
+            self.request("embeddings", body),
+            Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
+        ))
     }
 }
 
@@ -263,7 +262,7 @@ fn arguments(v: Option<Value>) -> Option<String> {
 
 // ---- decoders ----
 
-fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .choices
@@ -301,7 +300,7 @@ fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<
             }
         })
         .collect();
-    super::to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: wire.id,
         object: object::CHAT,
         created: wire.created.unwrap_or(created),
@@ -309,10 +308,10 @@ fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<
         choices,
         usage: wire.usage.unwrap_or_default().unified(),
         provider,
-    })
+    }))
 }
 
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .choices
@@ -324,20 +323,20 @@ fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Resul
             finish_reason: c.finish_reason,
         })
         .collect();
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
         model,
         choices,
         usage: wire.usage.unwrap_or_default().unified(),
-    })
+    }))
 }
 
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = super::parse_upstream_json(body, DISPLAY)?;
     let usage = wire.usage.unwrap_or_default();
-    super::to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: wire
             .data
@@ -351,7 +350,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .collect(),
         model,
         usage: EmbeddingsUsage { prompt_tokens: usage.prompt_tokens, total_tokens: usage.total_tokens },
-    })
+    }))
 }
 
 /// Mistral's chat stream (OpenAI-style SSE) as unified chunks. Usage is kept for the access log
@@ -372,7 +371,7 @@ impl ChatStream {
 }
 
 impl SseTranslate for ChatStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         if self.done || data.trim().is_empty() {
             return Ok(());
         }
@@ -436,18 +435,15 @@ impl SseTranslate for ChatStream {
                 }
             })
             .collect();
-        sse::write_json(
-            out,
-            &ChatChunk {
-                id: chunk.id,
-                object: object::CHAT_CHUNK,
-                created: chunk.created.unwrap_or(self.created),
-                model: chunk.model,
-                choices,
-                usage: None,
-                provider: self.provider,
-            },
-        );
+        out.push(Chunk::Chat(ChatChunk {
+            id: chunk.id,
+            object: object::CHAT_CHUNK,
+            created: chunk.created.unwrap_or(self.created),
+            model: chunk.model,
+            choices,
+            usage: None,
+            provider: self.provider,
+        }));
         Ok(())
     }
 
@@ -474,6 +470,7 @@ mod tests {
     #[test]
     fn config_needs_key_and_accepts_base() {
         let spec = EndpointSpec {
+            index: 0,
             name: "m",
             endpoint_type: EndpointType::Chat,
             model_name: Some("mistral-small"),
@@ -521,8 +518,7 @@ mod tests {
             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "",
                 "tool_calls": [{"id": "t1", "function": {"name": "f", "arguments": {"a": 1}}}]}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3, "extra": 9}});
-        let v: Value =
-            serde_json::from_slice(&decode_chat(body.to_string().as_bytes(), "mistral", 0).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "mistral", 0).unwrap()).unwrap();
         assert_eq!(v["usage"], json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}));
         assert_eq!(
             v["choices"][0]["message"]["tool_calls"],
@@ -538,8 +534,7 @@ mod tests {
             "choices": [{"message": {"role": "assistant", "content": [
                 {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
                 {"type": "text", "text": "Answer"}]}, "finish_reason": "stop"}]});
-        let v: Value =
-            serde_json::from_slice(&decode_chat(body.to_string().as_bytes(), "mistral", 0).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "mistral", 0).unwrap()).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], json!("Answer"));
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));
     }
@@ -550,7 +545,7 @@ mod tests {
             "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "length"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}});
         let v: Value =
-            serde_json::from_slice(&decode_completions(body.to_string().as_bytes(), Some("cfg".into()), 77).unwrap())
+            serde_json::to_value(decode_completions(body.to_string().as_bytes(), Some("cfg".into()), 77).unwrap())
                 .unwrap();
         assert_eq!(v["id"], Value::Null);
         assert_eq!(v["model"], json!("cfg"));
@@ -563,7 +558,7 @@ mod tests {
         let body = json!({"data": [{"embedding": [0.1], "index": 1}, {"embedding": [0.2], "index": 0}],
             "usage": {"prompt_tokens": 2, "total_tokens": 2}});
         let v: Value =
-            serde_json::from_slice(&decode_embeddings(body.to_string().as_bytes(), Some("e".into())).unwrap()).unwrap();
+            serde_json::to_value(decode_embeddings(body.to_string().as_bytes(), Some("e".into())).unwrap()).unwrap();
         assert_eq!(v["data"][0]["index"], json!(1));
         assert_eq!(v["model"], json!("e"));
         assert_eq!(v["usage"]["total_tokens"], json!(2));
@@ -572,7 +567,7 @@ mod tests {
     #[test]
     fn stream_drops_usage_and_stops_at_done() {
         let mut d = SseStream::new(ChatStream::new("mistral", 1));
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
         let ev = events(&out);
@@ -599,7 +594,7 @@ mod tests {
     #[test]
     fn stream_error_object_is_an_error() {
         let mut d = SseStream::new(ChatStream::new("mistral", 1));
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let err = d
             .feed(b"data: {\"object\":\"error\",\"message\":\"Service unavailable\",\"type\":\"x\"}\n\n", &mut out)
             .unwrap_err();

@@ -14,12 +14,12 @@
 
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
 use crate::schema::{
-    ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage,
-    Request, ResponseMessage, Usage, object,
+    Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
+    EmbeddingsUsage, Request, ResponseMessage, Usage, object,
 };
 use crate::upstream::{BaseUrl, UpstreamRequest};
 
@@ -145,11 +145,11 @@ impl Provider for MlflowModelServing {
             )));
         }
         let content = messages.into_iter().next().and_then(|m| m.get("content").cloned()).unwrap_or(Value::Null);
-        let source = Source::Http(self.request(&invocation(vec![content], rest))?);
+        let source = self.request(&invocation(vec![content], rest))?;
         let (provider, model, created) = (call.provider_label(), call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
+        Ok(Exchange::call(
             source,
-            decoder: Decoder::Json(Box::new(move |b| {
+            Decoder::Json(Box::new(move |b| {
                 let choices = text_predictions(b)?
                     .into_iter()
                     .enumerate()
@@ -165,7 +165,7 @@ impl Provider for MlflowModelServing {
                         finish_reason: None,
                     })
                     .collect();
-                super::to_json(&ChatResponse {
+                Ok(Answer::Chat(ChatResponse {
                     id: None,
                     object: object::CHAT,
                     created,
@@ -173,9 +173,9 @@ impl Provider for MlflowModelServing {
                     choices,
                     usage: Usage::default(),
                     provider,
-                })
+                }))
             })),
-        })
+        ))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -184,49 +184,49 @@ impl Provider for MlflowModelServing {
         }
         let mut rest = req.body;
         let prompt = rest.remove("prompt").unwrap_or(Value::Null);
-        let source = Source::Http(self.request(&invocation(as_inputs(prompt), rest))?);
+        let source = self.request(&invocation(as_inputs(prompt), rest))?;
         let (model, created) = (call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
+        Ok(Exchange::call(
             source,
-            decoder: Decoder::Json(Box::new(move |b| {
+            Decoder::Json(Box::new(move |b| {
                 let choices = text_predictions(b)?
                     .into_iter()
                     .enumerate()
                     .map(|(i, text)| CompletionChoice { index: i as u32, text: Some(text), finish_reason: None })
                     .collect();
-                super::to_json(&CompletionsResponse {
+                Ok(Answer::Completions(CompletionsResponse {
                     id: None,
                     object: object::COMPLETION,
                     created,
                     model,
                     choices,
                     usage: Usage::default(),
-                })
+                }))
             })),
-        })
+        ))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let mut rest = req.body;
         let input = rest.remove("input").unwrap_or(Value::Null);
-        let source = Source::Http(self.request(&invocation(as_inputs(input), rest))?);
+        let source = self.request(&invocation(as_inputs(input), rest))?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
+        Ok(Exchange::call(
             source,
-            decoder: Decoder::Json(Box::new(move |b| {
+            Decoder::Json(Box::new(move |b| {
                 let data = vector_predictions(b)?
                     .into_iter()
                     .enumerate()
                     .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
                     .collect();
-                super::to_json(&EmbeddingsResponse {
+                Ok(Answer::Embeddings(EmbeddingsResponse {
                     object: object::LIST,
                     data,
                     model,
                     usage: EmbeddingsUsage::default(),
-                })
+                }))
             })),
-        })
+        ))
     }
 }
 

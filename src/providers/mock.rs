@@ -25,7 +25,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::openai::{chat_decoder, completions_decoder, embeddings_decoder};
-use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{EndpointType, Request};
@@ -163,7 +163,7 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange { source: Source::Mock(self.answer(chunks, stream)), decoder: chat_decoder(stream, call) })
+        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: chat_decoder(stream, call) })
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -192,7 +192,7 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange { source: Source::Mock(self.answer(chunks, stream)), decoder: completions_decoder(stream, call) })
+        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: completions_decoder(stream, call) })
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -226,8 +226,8 @@ impl Provider for Mock {
             .collect();
         let body = json!({"object": "list", "data": data, "model": call.model().unwrap_or("mock"),
                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
-        Ok(Exchange {
-            source: Source::Mock(self.answer(vec![Bytes::from(body.to_string())], false)),
+        Ok(Exchange::Local {
+            answer: self.answer(vec![Bytes::from(body.to_string())], false),
             decoder: embeddings_decoder(call),
         })
     }

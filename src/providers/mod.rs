@@ -27,26 +27,13 @@ pub mod vertex_ai;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use serde_json::Value;
 
 use crate::api::error::{ErrorKind, GatewayError};
+pub use crate::config::EndpointSpec;
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
-use crate::schema::{EndpointType, Request, Usage};
+use crate::schema::{Answer, Chunk, EndpointType, Request, Usage};
 use crate::upstream::{UpstreamRequest, Upstreams};
-
-/// What a provider is told about its endpoint when it is built.
-#[derive(Debug, Clone, Copy)]
-pub struct EndpointSpec<'a> {
-    /// Endpoint name.
-    pub name: &'a str,
-    /// The unified API it serves.
-    pub endpoint_type: EndpointType,
-    /// `model.name`.
-    pub model_name: Option<&'a str>,
-    /// The provider name as configured.
-    pub provider_name: ProviderName,
-}
 
 /// Per-request context for a provider.
 #[derive(Debug, Clone, Copy)]
@@ -69,20 +56,20 @@ impl Call<'_> {
     }
 }
 
-/// Decodes a complete (non-streamed) 2xx upstream body into the unified JSON answer.
-pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, GatewayError> + Send>;
+/// Decodes a complete (non-streamed) 2xx upstream body into the unified answer.
+pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Answer, GatewayError> + Send>;
 
 /// Decodes the 2xx bodies of several upstream calls (in request order) into one answer.
-pub type ManyDecoder = Box<dyn FnOnce(Vec<bytes::Bytes>) -> Result<Vec<u8>, GatewayError> + Send>;
+pub type ManyDecoder = Box<dyn FnOnce(Vec<bytes::Bytes>) -> Result<Answer, GatewayError> + Send>;
 
-/// Translates a streamed upstream body, chunk by chunk, into unified SSE events.
+/// Translates a streamed upstream body, chunk by chunk, into unified stream chunks.
 pub trait StreamDecoder: Send {
-    /// Feed the next upstream bytes (split anywhere); append complete `data: …\n\n` events to
+    /// Feed the next upstream bytes (split anywhere); push the unified chunks they complete to
     /// `out`. An error ends the stream with one error event.
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError>;
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
     /// The upstream body ended: flush what is left, and check that the stream reached the
     /// provider's end of stream (else [`crate::sse::incomplete`]).
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError>;
+    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
     /// Token usage reported by the stream so far.
     fn usage(&self) -> Option<&Usage> {
         None
@@ -103,33 +90,78 @@ pub trait StreamDecoder: Send {
     }
 }
 
-/// How the answer is decoded.
+/// How the answer of one call is decoded.
 pub enum Decoder {
     /// One JSON body.
     Json(JsonDecoder),
     /// A stream.
     Stream(Box<dyn StreamDecoder>),
-    /// The JSON bodies of a [`Source::HttpMany`] fan-out.
-    JsonMany(ManyDecoder),
 }
 
-/// Where the answer comes from.
-pub enum Source {
-    /// An upstream HTTP call.
-    Http(UpstreamRequest),
-    /// Several independent upstream calls made concurrently, all of which must succeed
-    /// (e.g. Bedrock Titan embeddings: one call per input). Decoded by [`Decoder::JsonMany`].
-    HttpMany(Vec<UpstreamRequest>),
-    /// The built-in mock provider, answering in OpenAI's wire format.
-    Mock(mock::MockAnswer),
+/// One provider call, ready to run. Only valid shapes can be built: a call and the decoder of
+/// its answer, a fan-out and the decoder of all its answers, or an answer made in process.
+pub enum Exchange {
+    /// One upstream HTTP call.
+    Call {
+        /// What to send.
+        request: UpstreamRequest,
+        /// How to read its answer.
+        decoder: Decoder,
+    },
+    /// Several independent upstream calls made concurrently, all of which must succeed (e.g.
+    /// Bedrock Titan embeddings: one call per input).
+    FanOut {
+        /// What to send, in order.
+        requests: Vec<UpstreamRequest>,
+        /// How to read their 2xx JSON answers, in the same order.
+        decode: ManyDecoder,
+    },
+    /// An answer made in process by the built-in mock provider, in OpenAI's wire format.
+    Local {
+        /// The wire bytes, delivered with the configured delays.
+        answer: mock::MockAnswer,
+        /// How to read them (the OpenAI wire decoders).
+        decoder: Decoder,
+    },
 }
 
-/// One provider call, ready to run.
-pub struct Exchange {
-    /// What to call.
-    pub source: Source,
-    /// How to read its answer.
-    pub decoder: Decoder,
+impl Exchange {
+    /// One upstream call.
+    pub fn call(request: UpstreamRequest, decoder: Decoder) -> Exchange {
+        Exchange::Call { request, decoder }
+    }
+
+    /// Concurrent upstream calls decoded together.
+    pub fn fan_out(requests: Vec<UpstreamRequest>, decode: ManyDecoder) -> Exchange {
+        Exchange::FanOut { requests, decode }
+    }
+}
+
+#[cfg(test)]
+impl Exchange {
+    /// The request of a single call (panics on other shapes: for tests).
+    pub(crate) fn http(&self) -> &UpstreamRequest {
+        match self {
+            Exchange::Call { request, .. } => request,
+            _ => panic!("a single upstream call was expected"),
+        }
+    }
+
+    /// The requests of a fan-out (panics on other shapes: for tests).
+    pub(crate) fn fan_out_requests(&self) -> &[UpstreamRequest] {
+        match self {
+            Exchange::FanOut { requests, .. } => requests,
+            _ => panic!("a fan-out was expected"),
+        }
+    }
+
+    /// Whether the answer is decoded as a stream.
+    pub(crate) fn streams(&self) -> bool {
+        matches!(
+            self,
+            Exchange::Call { decoder: Decoder::Stream(_), .. } | Exchange::Local { decoder: Decoder::Stream(_), .. }
+        )
+    }
 }
 
 /// A provider serving one endpoint.
@@ -163,9 +195,10 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// Map an upstream error answer (status ≥ 300) to the client's error.
-    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
-        upstream_error(status, content_type, body)
+    /// Map an upstream's error answer (status ≥ 300) to the client's error. The default is
+    /// MLflow's mapping, [`default_error_answer`].
+    fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        default_error_answer(status, content_type, body)
     }
 }
 
@@ -216,11 +249,12 @@ pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<Arc<dyn
 
 /// MLflow's mapping of an upstream error answer (`send_request` in its providers/utils.py),
 /// with its crash on `{"error": "<string>"}` fixed:
-/// * JSON with an `error` object → its `message` (or the status reason when it has none);
+/// * JSON with an `error` object → its `message` (or the status reason when it has none), and
+///   its `code` and `param` relayed as sent (OpenAI's `context_length_exceeded` and the like);
 /// * JSON with an `error` string → that string;
 /// * other JSON → the whole object as the detail;
 /// * anything else → `{"message": "<text>"}`.
-pub fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+pub fn default_error_answer(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
     let status = if (400..=599).contains(&status) { status } else { 502 };
     let mut err = GatewayError::new(status, ErrorKind::Upstream, String::new());
     let json = if is_json(content_type) || content_type.is_empty() {
@@ -230,10 +264,20 @@ pub fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayEr
     };
     err.detail = match json {
         Some(Value::Object(mut o)) => match o.remove("error") {
-            Some(Value::Object(e)) => match e.get("message").and_then(Value::as_str) {
-                Some(m) => crate::api::error::Detail::Text(m.to_owned()),
-                None => crate::api::error::Detail::Text(reason(status).to_owned()),
-            },
+            Some(Value::Object(e)) => {
+                match e.get("code") {
+                    Some(Value::String(c)) => err.code = Some(c.clone().into()),
+                    Some(Value::Number(n)) => err.code = Some(n.to_string().into()),
+                    _ => {}
+                }
+                if let Some(Value::String(p)) = e.get("param") {
+                    err.param = Some(p.clone());
+                }
+                match e.get("message").and_then(Value::as_str) {
+                    Some(m) => crate::api::error::Detail::Text(m.to_owned()),
+                    None => crate::api::error::Detail::Text(reason(status).to_owned()),
+                }
+            }
             Some(Value::String(s)) => crate::api::error::Detail::Text(s),
             Some(other) => {
                 o.insert("error".into(), other);
@@ -274,7 +318,7 @@ pub fn parse_upstream_json<T: serde::de::DeserializeOwned>(body: &[u8], provider
         .map_err(|e| GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}")))
 }
 
-/// Serialise a unified answer.
+/// Serialise an upstream request body.
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, GatewayError> {
     serde_json::to_vec(value).map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}")))
 }
@@ -389,25 +433,28 @@ mod tests {
 
     #[test]
     fn upstream_error_shapes() {
-        let e = upstream_error(
+        let e = default_error_answer(
             400,
             "application/json",
-            br#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error"}}"#,
+            br#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#,
         );
         assert_eq!(e.status, 400);
         assert_eq!(e.detail, Detail::Text("Invalid value for 'temperature'".into()));
+        assert_eq!((e.code.as_deref(), e.param.as_deref()), (Some("invalid_value"), Some("temperature")));
+        let v: Value = serde_json::from_slice(&e.body(Family::OpenAi)).unwrap();
+        assert_eq!(v["error"]["code"], json!("invalid_value"), "the upstream's own code reaches the client");
 
-        let e = upstream_error(429, "application/json", br#"{"error":{"type":"x"}}"#);
+        let e = default_error_answer(429, "application/json", br#"{"error":{"type":"x"}}"#);
         assert_eq!(e.detail, Detail::Text("Too Many Requests".into()));
 
-        let e = upstream_error(500, "application/json", br#"{"error":"boom"}"#);
+        let e = default_error_answer(500, "application/json", br#"{"error":"boom"}"#);
         assert_eq!(e.detail, Detail::Text("boom".into()));
 
-        let e = upstream_error(503, "application/json", br#"{"message":"overloaded"}"#);
+        let e = default_error_answer(503, "application/json", br#"{"message":"overloaded"}"#);
         assert_eq!(e.detail, Detail::Json(Box::new(json!({"message": "overloaded"}))));
         assert_eq!(e.message(), "overloaded");
 
-        let e = upstream_error(502, "text/plain", b"bad gateway");
+        let e = default_error_answer(502, "text/plain", b"bad gateway");
         assert_eq!(e.body(Family::Native), bytes::Bytes::from(r#"{"detail":{"message":"bad gateway"}}"#));
     }
 }

@@ -16,12 +16,12 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::{Detail, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
-    ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage,
-    EndpointType, Request, ResponseMessage, Usage, object,
+    Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
+    EmbeddingsUsage, EndpointType, Request, ResponseMessage, Usage, object,
 };
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
@@ -212,9 +212,9 @@ impl Provider for MosaicMl {
         }
         let body = super::to_json(&chat_body(req)?)?;
         let (provider, model, created) = (call.provider_label(), call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
-            source: Source::Http(self.request(body)),
-            decoder: Decoder::Json(Box::new(move |b| {
+        Ok(Exchange::call(
+            self.request(body),
+            Decoder::Json(Box::new(move |b| {
                 let choices = outputs(b)?
                     .into_iter()
                     .enumerate()
@@ -230,7 +230,7 @@ impl Provider for MosaicMl {
                         finish_reason: None,
                     })
                     .collect();
-                super::to_json(&ChatResponse {
+                Ok(Answer::Chat(ChatResponse {
                     id: None,
                     object: object::CHAT,
                     created,
@@ -238,9 +238,9 @@ impl Provider for MosaicMl {
                     choices,
                     usage: Usage::default(),
                     provider,
-                })
+                }))
             })),
-        })
+        ))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -249,49 +249,49 @@ impl Provider for MosaicMl {
         }
         let body = super::to_json(&completions_body(req)?)?;
         let (model, created) = (call.model().map(str::to_owned), call.created);
-        Ok(Exchange {
-            source: Source::Http(self.request(body)),
-            decoder: Decoder::Json(Box::new(move |b| {
+        Ok(Exchange::call(
+            self.request(body),
+            Decoder::Json(Box::new(move |b| {
                 let choices = outputs(b)?
                     .into_iter()
                     .enumerate()
                     .map(|(i, o)| CompletionChoice { index: i as u32, text: Some(output_text(o)), finish_reason: None })
                     .collect();
-                super::to_json(&CompletionsResponse {
+                Ok(Answer::Completions(CompletionsResponse {
                     id: None,
                     object: object::COMPLETION,
                     created,
                     model,
                     choices,
                     usage: Usage::default(),
-                })
+                }))
             })),
-        })
+        ))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = super::to_json(&embeddings_body(req)?)?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::Http(self.request(body)),
-            decoder: Decoder::Json(Box::new(move |b| {
+        Ok(Exchange::call(
+            self.request(body),
+            Decoder::Json(Box::new(move |b| {
                 let data = outputs(b)?
                     .into_iter()
                     .enumerate()
                     .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
                     .collect();
-                super::to_json(&EmbeddingsResponse {
+                Ok(Answer::Embeddings(EmbeddingsResponse {
                     object: object::LIST,
                     data,
                     model,
                     usage: EmbeddingsUsage::default(),
-                })
+                }))
             })),
-        })
+        ))
     }
 
-    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
-        let mut err = super::upstream_error(status, content_type, body);
+    fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        let mut err = super::default_error_answer(status, content_type, body);
         if status == 500 && is_token_allowance_error(&err.detail) {
             // MosaicML reports these request problems as server errors; MLflow maps them to 422.
             err.status = 422;
@@ -337,7 +337,7 @@ mod tests {
     use crate::schema::testing::req;
 
     fn spec(t: EndpointType, name: Option<&'static str>) -> EndpointSpec<'static> {
-        EndpointSpec { name: "m", endpoint_type: t, model_name: name, provider_name: ProviderName::MosaicMl }
+        EndpointSpec { index: 0, name: "m", endpoint_type: t, model_name: name, provider_name: ProviderName::MosaicMl }
     }
 
     #[test]
@@ -437,17 +437,13 @@ mod tests {
             &mut ConfigMap::new(cfg.as_object().unwrap(), "model.config"),
         )
         .unwrap();
-        let e = p.upstream_error(
-            500,
-            "application/json",
-            br#"{"message":"Error: prompt token count (5000) exceeds 4096"}"#,
-        );
+        let e =
+            p.error_answer(500, "application/json", br#"{"message":"Error: prompt token count (5000) exceeds 4096"}"#);
         assert_eq!(e.status, 422);
         assert_eq!(e.message(), "Error: prompt token count (5000) exceeds 4096");
-        let e = p.upstream_error(500, "application/json", br#"{"message":"Error: out of memory"}"#);
+        let e = p.error_answer(500, "application/json", br#"{"message":"Error: out of memory"}"#);
         assert_eq!(e.status, 500);
-        let e =
-            p.upstream_error(400, "application/json", br#"{"message":"Error: max output tokens is limited to 10"}"#);
+        let e = p.error_answer(400, "application/json", br#"{"message":"Error: max output tokens is limited to 10"}"#);
         assert_eq!(e.status, 400);
     }
 

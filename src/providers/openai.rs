@@ -6,17 +6,16 @@
 //! removed, `n` defaulted) with `model` set for type `openai`, and `stream_options.include_usage`
 //! injected for streams so the final chunk carries usage.
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
-    CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta,
-    Request, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
+    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall,
+    FunctionCallDelta, Request, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
 use crate::sse::{self, SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
@@ -139,24 +138,18 @@ impl Provider for OpenAi {
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = passthrough_body(req, self.model(call), true)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("chat/completions", body)),
-            decoder: chat_decoder(stream, call),
-        })
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = passthrough_body(req, self.model(call), true)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("completions", body)),
-            decoder: completions_decoder(stream, call),
-        })
+        Ok(Exchange::call(self.request("completions", body), completions_decoder(stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, self.model(call), false)?;
-        Ok(Exchange { source: Source::Http(self.request("embeddings", body)), decoder: embeddings_decoder(call) })
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
     }
 }
 
@@ -315,7 +308,7 @@ pub fn chat_decoder(stream: bool, call: &Call<'_>) -> Decoder {
 }
 
 /// Decode an OpenAI-format chat answer.
-pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<u8>, GatewayError> {
+pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, provider)?;
     let choices = wire
         .choices
@@ -353,7 +346,7 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
             }
         })
         .collect();
-    super::to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: wire.id,
         object: object::CHAT,
         created: wire.created.unwrap_or(created),
@@ -361,7 +354,7 @@ pub fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<
         choices,
         usage: wire.usage.as_ref().map(Usage::from_openai).unwrap_or_default(),
         provider,
-    })
+    }))
 }
 
 /// Streams OpenAI-format chat chunks, re-serialised as unified chunks. `[DONE]` is consumed;
@@ -382,7 +375,7 @@ impl ChatStream {
 }
 
 impl SseTranslate for ChatStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
             self.done |= data == "[DONE]";
             return Ok(());
@@ -430,18 +423,15 @@ impl SseTranslate for ChatStream {
                 }
             })
             .collect();
-        sse::write_json(
-            out,
-            &ChatChunk {
-                id: chunk.id,
-                object: object::CHAT_CHUNK,
-                created: chunk.created.unwrap_or(self.created),
-                model: chunk.model,
-                choices,
-                usage,
-                provider: self.provider,
-            },
-        );
+        out.push(Chunk::Chat(ChatChunk {
+            id: chunk.id,
+            object: object::CHAT_CHUNK,
+            created: chunk.created.unwrap_or(self.created),
+            model: chunk.model,
+            choices,
+            usage,
+            provider: self.provider,
+        }));
         Ok(())
     }
 
@@ -466,7 +456,7 @@ pub fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
 
 /// Decode an OpenAI-format completions answer (text from `choices[].text`, or from
 /// `choices[].message.content` for servers that answer chat-style).
-pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<u8>, GatewayError> {
+pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, provider)?;
     let choices = wire
         .choices
@@ -478,14 +468,14 @@ pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> 
             finish_reason: c.finish_reason,
         })
         .collect();
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: wire.id,
         object: object::COMPLETION,
         created: wire.created.unwrap_or(created),
         model: wire.model,
         choices,
         usage: wire.usage.as_ref().map(Usage::from_openai).unwrap_or_default(),
-    })
+    }))
 }
 
 /// Streams OpenAI-format completions chunks: real `/v1/completions` chunks (`choices[].text`)
@@ -505,7 +495,7 @@ impl CompletionsStream {
 }
 
 impl SseTranslate for CompletionsStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         if data == "[DONE]" || data.is_empty() {
             self.done |= data == "[DONE]";
             return Ok(());
@@ -532,17 +522,14 @@ impl SseTranslate for CompletionsStream {
                 text: c.text.or_else(|| c.delta.and_then(|d| content_text(d.content))),
             })
             .collect();
-        sse::write_json(
-            out,
-            &CompletionsChunk {
-                id: chunk.id,
-                object: object::COMPLETION_CHUNK,
-                created: chunk.created.unwrap_or(self.created),
-                model: chunk.model,
-                choices,
-                usage,
-            },
-        );
+        out.push(Chunk::Completions(CompletionsChunk {
+            id: chunk.id,
+            object: object::COMPLETION_CHUNK,
+            created: chunk.created.unwrap_or(self.created),
+            model: chunk.model,
+            choices,
+            usage,
+        }));
         Ok(())
     }
 
@@ -562,10 +549,10 @@ pub fn embeddings_decoder(call: &Call<'_>) -> Decoder {
 }
 
 /// Decode an OpenAI-format embeddings answer (vectors re-indexed in order).
-pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>, GatewayError> {
+pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = super::parse_upstream_json(body, provider)?;
     let usage = wire.usage.unwrap_or(Value::Null);
-    super::to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: wire
             .data
@@ -578,7 +565,7 @@ pub fn decode_embeddings(body: &[u8], provider: &'static str) -> Result<Vec<u8>,
             prompt_tokens: usage.get("prompt_tokens").and_then(Value::as_u64),
             total_tokens: usage.get("total_tokens").and_then(Value::as_u64),
         },
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -595,7 +582,7 @@ mod tests {
     fn embedding_vectors_pass_through_as_sent() {
         // The vectors are copied, not parsed and printed again: the upstream's number text stays.
         let body = br#"{"object":"list","data":[{"object":"embedding","index":5,"embedding":[0.10000000000000001,-2.5E-7,3]},{"object":"embedding","index":0,"embedding":"AACAPw=="}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
-        let out = String::from_utf8(decode_embeddings(body, "openai").unwrap()).unwrap();
+        let out = serde_json::to_string(&decode_embeddings(body, "openai").unwrap()).unwrap();
         assert!(out.contains(r#""embedding":[0.10000000000000001,-2.5E-7,3],"index":0"#), "{out}");
         assert!(out.contains(r#""embedding":"AACAPw==","index":1"#), "{out}");
         let v: Value = serde_json::from_str(&out).unwrap();
@@ -674,7 +661,7 @@ mod tests {
     #[test]
     fn completions_text_from_either_shape() {
         let body = br#"{"id":"c","created":5,"model":"m","choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"},{"text":"yo","finish_reason":"length"}]}"#;
-        let v: Value = serde_json::from_slice(&decode_completions(body, "openai", 9).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_completions(body, "openai", 9).unwrap()).unwrap();
         assert_eq!(v["choices"][0]["text"], json!("hi"));
         assert_eq!(v["choices"][1]["text"], json!("yo"));
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));

@@ -8,7 +8,7 @@
 //! `virtual_key` (`x-portkey-virtual-key`) and `provider_api_key` (sent as the bearer token).
 
 use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
-use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError, ProviderName};
 use crate::schema::Request;
@@ -92,14 +92,11 @@ impl Provider for OpenAiCompatible {
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = passthrough_body(req, Some(call.model()), true)?;
-        Ok(Exchange {
-            source: Source::Http(self.request("chat/completions", body)),
-            decoder: chat_decoder(stream, call),
-        })
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange { source: Source::Http(self.request("embeddings", body)), decoder: embeddings_decoder(call) })
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
     }
 }

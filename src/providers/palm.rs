@@ -12,12 +12,12 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source, gemini, parse_upstream_json, to_json};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider, gemini, parse_upstream_json, to_json};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
-    ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage,
-    Request, ResponseMessage, Usage, object,
+    Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
+    EmbeddingsUsage, Request, ResponseMessage, Usage, object,
 };
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
@@ -122,10 +122,10 @@ impl Provider for Palm {
         let provider = call.provider_label();
         let model = call.model().map(str::to_owned);
         let created = call.created;
-        Ok(Exchange {
-            source: Source::Http(self.request(":generateMessage", &body)?),
-            decoder: Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created))),
-        })
+        Ok(Exchange::call(
+            self.request(":generateMessage", &body)?,
+            Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created))),
+        ))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -142,20 +142,20 @@ impl Provider for Palm {
 
         let model = call.model().map(str::to_owned);
         let created = call.created;
-        Ok(Exchange {
-            source: Source::Http(self.request(":generateText", &body)?),
-            decoder: Decoder::Json(Box::new(move |b| decode_completions(b, model, created))),
-        })
+        Ok(Exchange::call(
+            self.request(":generateText", &body)?,
+            Decoder::Json(Box::new(move |b| decode_completions(b, model, created))),
+        ))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let mut body = req.body;
         rename(&mut body, &[("input", "texts")])?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::Http(self.request(":batchEmbedText", &body)?),
-            decoder: Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        })
+        Ok(Exchange::call(
+            self.request(":batchEmbedText", &body)?,
+            Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
+        ))
     }
 }
 
@@ -196,7 +196,7 @@ fn decode_chat(
     provider: &'static str,
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireMessages = parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .candidates
@@ -215,7 +215,7 @@ fn decode_chat(
             finish_reason: None,
         })
         .collect();
-    to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: None,
         object: object::CHAT,
         created,
@@ -223,11 +223,11 @@ fn decode_chat(
         choices,
         usage: Usage::default(),
         provider,
-    })
+    }))
 }
 
 /// `generateText` answer: one choice per candidate `output`.
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireTexts = parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .candidates
@@ -236,20 +236,20 @@ fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Resul
         .enumerate()
         .map(|(i, c)| CompletionChoice { index: i as u32, text: c.output, finish_reason: None })
         .collect();
-    to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
         model,
         choices,
         usage: Usage::default(),
-    })
+    }))
 }
 
 /// `batchEmbedText` answer: `embeddings[].value`.
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = parse_upstream_json(body, DISPLAY)?;
-    to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: wire
             .embeddings
@@ -264,7 +264,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .collect(),
         model,
         usage: EmbeddingsUsage::default(),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -277,6 +277,7 @@ mod tests {
     fn palm() -> Palm {
         let map: Map<String, Value> = serde_json::from_value(json!({"palm_api_key": "k"})).unwrap();
         let spec = EndpointSpec {
+            index: 0,
             name: "p",
             endpoint_type: EndpointType::Chat,
             model_name: Some("chat-bison"),
@@ -287,15 +288,12 @@ mod tests {
 
     fn endpoint() -> std::sync::Arc<crate::config::Endpoint> {
         let yaml = "endpoints:\n  - name: p\n    endpoint_type: llm/v1/chat\n    model:\n      provider: palm\n      name: chat-bison\n      config:\n        palm_api_key: k\n";
-        let cfg = crate::config::GatewayConfig::parse(yaml, std::path::Path::new("test.yaml")).expect("config");
-        cfg.endpoints[0].clone()
+        let snapshot = crate::snapshot::Snapshot::parse(yaml, std::path::Path::new("test.yaml")).expect("config");
+        snapshot.config.endpoints[0].clone()
     }
 
     fn body_of(x: &Exchange) -> Value {
-        match &x.source {
-            Source::Http(r) => serde_json::from_slice(&r.body).unwrap(),
-            _ => panic!("http source expected"),
-        }
+        serde_json::from_slice(&x.http().body).unwrap()
     }
 
     #[test]
@@ -317,9 +315,7 @@ mod tests {
             json!({"candidateCount": 1, "temperature": 0.5, "stopSequences": ["s"], "top_k": 3,
                    "prompt": {"messages": [{"content": "hi", "author": "user"}], "examples": [], "context": "ctx"}})
         );
-        if let Source::Http(r) = &x.source {
-            assert_eq!(r.target, "/v1beta3/models/chat-bison:generateMessage");
-        }
+        assert_eq!(x.http().target, "/v1beta3/models/chat-bison:generateMessage");
 
         let err = p.chat(req(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})), &call).err();
         assert_eq!(err.unwrap().message(), "Max tokens is not supported for PaLM chat.");
@@ -353,8 +349,8 @@ mod tests {
 
     #[test]
     fn answers() {
-        let v: Value = serde_json::from_slice(
-            &decode_chat(br#"{"candidates":[{"author":"1","content":"Hi"}]}"#, "palm", Some("m".into()), 3).unwrap(),
+        let v: Value = serde_json::to_value(
+            decode_chat(br#"{"candidates":[{"author":"1","content":"Hi"}]}"#, "palm", Some("m".into()), 3).unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -363,11 +359,10 @@ mod tests {
         );
         assert_eq!(v["id"], Value::Null);
         let v: Value =
-            serde_json::from_slice(&decode_completions(br#"{"candidates":[{"output":"o"}]}"#, None, 3).unwrap())
-                .unwrap();
+            serde_json::to_value(decode_completions(br#"{"candidates":[{"output":"o"}]}"#, None, 3).unwrap()).unwrap();
         assert_eq!(v["choices"], json!([{"index": 0, "text": "o", "finish_reason": null}]));
         let v: Value =
-            serde_json::from_slice(&decode_embeddings(br#"{"embeddings":[{"value":[1.5]}]}"#, None).unwrap()).unwrap();
+            serde_json::to_value(decode_embeddings(br#"{"embeddings":[{"value":[1.5]}]}"#, None).unwrap()).unwrap();
         assert_eq!(v["data"], json!([{"object": "embedding", "embedding": [1.5], "index": 0}]));
         assert_eq!(decode_chat(b"[", "palm", None, 1).unwrap_err().status, 502);
     }

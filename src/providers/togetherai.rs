@@ -12,19 +12,18 @@
 //! * embeddings → `/embeddings` with `model` set (product fix 8: MLflow omits it, which
 //!   TogetherAI rejects); `usage` is null.
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
-    CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, ResponseMessage, Usage,
-    object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
+    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
+    ResponseMessage, Usage, object,
 };
-use crate::sse::{self, SseStream, SseTranslate};
+use crate::sse::{SseStream, SseTranslate};
 use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
 
 /// Default TogetherAI base URL.
@@ -109,7 +108,7 @@ impl Provider for TogetherAi {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created)))
         };
-        Ok(Exchange { source: Source::Http(self.request("chat/completions", body)), decoder })
+        Ok(Exchange::call(self.request("chat/completions", body), decoder))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -126,17 +125,17 @@ impl Provider for TogetherAi {
             let created = call.created;
             Decoder::Json(Box::new(move |b| decode_completions(b, model, created)))
         };
-        Ok(Exchange { source: Source::Http(self.request("completions", body)), decoder })
+        Ok(Exchange::call(self.request("completions", body), decoder))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         // Product fix 8: the body carries the configured model (MLflow sends the request as is).
         let body = super::openai::passthrough_body(req, Some(call.model()), false)?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::Http(self.request("embeddings", body)),
-            decoder: Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        })
+        Ok(Exchange::call(
+            self.request("embeddings", body),
+            Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
+        ))
     }
 }
 
@@ -221,7 +220,7 @@ fn decode_chat(
     provider: &'static str,
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireAnswer = super::parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .choices
@@ -240,7 +239,7 @@ fn decode_chat(
             finish_reason: None,
         })
         .collect();
-    super::to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: wire.id,
         object: object::CHAT,
         created: wire.created.unwrap_or(created),
@@ -248,10 +247,10 @@ fn decode_chat(
         choices,
         usage: wire.usage.unwrap_or_default().unified(),
         provider,
-    })
+    }))
 }
 
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Vec<u8>, GatewayError> {
+fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireAnswer = super::parse_upstream_json(body, DISPLAY)?;
     let choices = wire
         .choices
@@ -259,19 +258,19 @@ fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Resul
         .enumerate()
         .map(|(i, c)| CompletionChoice { index: i as u32, text: Some(c.text.unwrap_or_default()), finish_reason: None })
         .collect();
-    super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: wire.id,
         object: object::COMPLETION,
         created: wire.created.unwrap_or(created),
         model,
         choices,
         usage: wire.usage.unwrap_or_default().unified(),
-    })
+    }))
 }
 
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = super::parse_upstream_json(body, DISPLAY)?;
-    super::to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: wire
             .data
@@ -285,7 +284,7 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Vec<u8>, Gate
             .collect(),
         model,
         usage: EmbeddingsUsage::default(),
-    })
+    }))
 }
 
 /// Which unified chunks a stream produces.
@@ -323,7 +322,7 @@ impl TogetherStream {
 }
 
 impl SseTranslate for TogetherStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let data = data.trim();
         if self.done || data.is_empty() {
             return Ok(());
@@ -354,44 +353,34 @@ impl SseTranslate for TogetherStream {
         let texts =
             chunk.choices.into_iter().map(|c| (c.text.or_else(|| c.delta.and_then(|d| d.content)), c.finish_reason));
         match self.kind {
-            Kind::Chat(provider) => sse::write_json(
-                out,
-                &ChatChunk {
-                    id: chunk.id,
-                    object: object::CHAT_CHUNK,
-                    created,
-                    model: self.model.clone(),
-                    choices: texts
-                        .enumerate()
-                        .map(|(i, (text, finish_reason))| ChunkChoice {
-                            index: i as u32,
-                            finish_reason,
-                            delta: Delta { role: None, content: text, tool_calls: None, reasoning_content: None },
-                        })
-                        .collect(),
-                    usage,
-                    provider,
-                },
-            ),
-            Kind::Completions => sse::write_json(
-                out,
-                &CompletionsChunk {
-                    id: chunk.id,
-                    object: object::COMPLETION_CHUNK,
-                    created,
-                    model: self.model.clone(),
-                    choices: texts
-                        .enumerate()
-                        .map(|(i, (text, finish_reason))| CompletionChunkChoice {
-                            index: i as u32,
-                            finish_reason,
-                            text,
-                        })
-                        .collect(),
-                    // MLflow does not forward usage on completions chunks.
-                    usage: None,
-                },
-            ),
+            Kind::Chat(provider) => out.push(Chunk::Chat(ChatChunk {
+                id: chunk.id,
+                object: object::CHAT_CHUNK,
+                created,
+                model: self.model.clone(),
+                choices: texts
+                    .enumerate()
+                    .map(|(i, (text, finish_reason))| ChunkChoice {
+                        index: i as u32,
+                        finish_reason,
+                        delta: Delta { role: None, content: text, tool_calls: None, reasoning_content: None },
+                    })
+                    .collect(),
+                usage,
+                provider,
+            })),
+            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk {
+                id: chunk.id,
+                object: object::COMPLETION_CHUNK,
+                created,
+                model: self.model.clone(),
+                choices: texts
+                    .enumerate()
+                    .map(|(i, (text, finish_reason))| CompletionChunkChoice { index: i as u32, finish_reason, text })
+                    .collect(),
+                // MLflow does not forward usage on completions chunks.
+                usage: None,
+            })),
         }
         Ok(())
     }
@@ -444,8 +433,8 @@ mod tests {
     fn chat_answer_model_from_config_and_null_finish_reason() {
         let body = json!({"id": "i", "created": 3, "model": "up", "choices": [{"message": {"role": "assistant", "content": "c"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}});
-        let v: Value = serde_json::from_slice(
-            &decode_chat(body.to_string().as_bytes(), "togetherai", Some("cfg".into()), 0).unwrap(),
+        let v: Value = serde_json::to_value(
+            decode_chat(body.to_string().as_bytes(), "togetherai", Some("cfg".into()), 0).unwrap(),
         )
         .unwrap();
         assert_eq!(v["model"], json!("cfg"));
@@ -456,7 +445,7 @@ mod tests {
     #[test]
     fn chat_stream_text_and_usage() {
         let mut d = TogetherStream::new(Kind::Chat("togetherai"), Some("cfg".into()), 1);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":3,\"text\":\" hi\",\"finish_reason\":null}],\"usage\":null}\n\n", &mut out).unwrap();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
@@ -487,7 +476,7 @@ mod tests {
     #[test]
     fn completions_stream_has_no_usage() {
         let mut d = TogetherStream::new(Kind::Completions, Some("cfg".into()), 1);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"text\":\"x\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n", &mut out).unwrap();
         let ev = events(&out);
         assert_eq!(ev[0]["object"], json!("text_completion_chunk"));
@@ -501,8 +490,7 @@ mod tests {
     fn embeddings_answer() {
         let body = json!({"data": [{"embedding": [1.0], "index": 0}], "model": "up"});
         let v: Value =
-            serde_json::from_slice(&decode_embeddings(body.to_string().as_bytes(), Some("cfg".into())).unwrap())
-                .unwrap();
+            serde_json::to_value(decode_embeddings(body.to_string().as_bytes(), Some("cfg".into())).unwrap()).unwrap();
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "total_tokens": null}));
         assert_eq!(v["model"], json!("cfg"));
     }

@@ -320,16 +320,51 @@ pub struct EmbeddingsResponse {
     pub usage: EmbeddingsUsage,
 }
 
-/// The token usage of a serialised unified answer (chat, completions, embeddings), read
-/// without parsing the rest of it: the answers' serialisers write the top-level `usage` after
-/// `choices`/`data`, and a key cannot appear unescaped inside a string, so the last `"usage":`
-/// is the top-level one.
-pub fn answer_usage(answer: &[u8]) -> Option<Usage> {
-    let at = memchr::memmem::rfind(answer, b"\"usage\":")?;
-    let mut values = serde_json::Deserializer::from_slice(&answer[at + 8..]).into_iter::<Value>();
-    match values.next()? {
-        Ok(v @ Value::Object(_)) => Some(Usage::from_openai(&v)),
-        _ => None,
+/// A whole unified answer, as a provider's decoder returns it. The server serialises it in the
+/// shape of the client's API (MLflow's unified JSON on native and `/v1` routes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// A chat answer.
+    Chat(ChatResponse),
+    /// A completions answer.
+    Completions(CompletionsResponse),
+    /// An embeddings answer.
+    Embeddings(EmbeddingsResponse),
+}
+
+impl Answer {
+    /// The token usage the upstream reported, when it reported any count.
+    pub fn usage(&self) -> Option<Usage> {
+        let usage = match self {
+            Answer::Chat(c) => c.usage.clone(),
+            Answer::Completions(c) => c.usage.clone(),
+            Answer::Embeddings(e) => {
+                Usage { prompt_tokens: e.usage.prompt_tokens, total_tokens: e.usage.total_tokens, ..Usage::default() }
+            }
+        };
+        usage.is_known().then_some(usage)
+    }
+}
+
+/// One unified stream chunk, as a provider's stream decoder produces it. The server writes it
+/// in the shape of the client's API (one `data: {json}` event on native and `/v1` routes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Chunk {
+    /// A chat chunk.
+    Chat(ChatChunk),
+    /// A completions chunk.
+    Completions(CompletionsChunk),
+}
+
+impl Chunk {
+    /// The usage this chunk carries, if any.
+    pub fn usage(&self) -> Option<&Usage> {
+        match self {
+            Chunk::Chat(c) => c.usage.as_ref(),
+            Chunk::Completions(c) => c.usage.as_ref(),
+        }
     }
 }
 
@@ -352,39 +387,29 @@ pub mod object {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn usage_of_an_answer() {
+        let usage =
+            Usage { prompt_tokens: Some(3), completion_tokens: Some(4), total_tokens: Some(7), ..Usage::default() };
         let chat = ChatResponse {
             id: None,
             object: object::CHAT,
             created: 1,
             model: None,
-            choices: vec![ChatChoice {
-                index: 0,
-                message: ResponseMessage {
-                    role: "assistant".into(),
-                    content: Some("a \"usage\": {\"prompt_tokens\": 99} trap".into()),
-                    tool_calls: None,
-                    refusal: None,
-                    reasoning_content: None,
-                },
-                finish_reason: None,
-            }],
-            usage: Usage {
-                prompt_tokens: Some(3),
-                completion_tokens: Some(4),
-                total_tokens: Some(7),
-                ..Usage::default()
-            },
+            choices: Vec::new(),
+            usage: usage.clone(),
             provider: "openai",
         };
-        let bytes = serde_json::to_vec(&chat).unwrap();
-        let u = answer_usage(&bytes).unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens), (Some(3), Some(4)));
-        let emb = json!({"object": "list", "data": [], "model": "m", "usage": {"prompt_tokens": 5, "total_tokens": 5}});
-        assert_eq!(answer_usage(&serde_json::to_vec(&emb).unwrap()).unwrap().prompt_tokens, Some(5));
-        assert!(answer_usage(b"{}").is_none());
+        assert_eq!(Answer::Chat(chat.clone()).usage(), Some(usage));
+        let unknown = Answer::Chat(ChatResponse { usage: Usage::default(), ..chat });
+        assert_eq!(unknown.usage(), None, "no count known: no usage");
+        let emb = Answer::Embeddings(EmbeddingsResponse {
+            object: object::LIST,
+            data: Vec::new(),
+            model: None,
+            usage: EmbeddingsUsage { prompt_tokens: Some(5), total_tokens: Some(5) },
+        });
+        assert_eq!(emb.usage().and_then(|u| u.prompt_tokens), Some(5));
     }
 }

@@ -111,7 +111,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         self.state.metrics.connections.inc();
         let _open = Open(self.state.clone());
         let (max_connections, header_timeout, idle_timeout) = {
-            let limits = &self.state.config.load().settings.limits;
+            let limits = &self.state.config.load().config.settings.limits;
             (limits.max_connections, limits.header_read_timeout, limits.idle_timeout)
         };
         let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));

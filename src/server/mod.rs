@@ -9,9 +9,11 @@
 
 mod body;
 pub mod conn;
+mod dispatch;
+mod downstream;
 mod invoke;
 mod lifecycle;
-mod respond;
+mod write;
 
 pub use lifecycle::Lifecycle;
 
@@ -28,20 +30,18 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::api::error::{ErrorKind, Family, GatewayError};
-use crate::api::routes::{Match, Route, match_path};
-use crate::api::{Reply, rest};
 use crate::audit::{AuditSink, RateLimitRecord, Record};
-use crate::auth;
-use crate::config::{ApiKey, GatewayConfig};
 use crate::limits::{Limits, Quota};
 use crate::metrics::{Metrics, status_label};
 use crate::schema::Usage;
+use crate::snapshot::Snapshot;
 use crate::upstream::Upstreams;
+use write::Response;
 
 /// Everything requests share: the current configuration and long-lived runtime state.
 pub struct State {
     /// The configuration snapshot; a reload swaps it, requests keep the one they started with.
-    pub config: ArcSwap<GatewayConfig>,
+    pub config: ArcSwap<Snapshot>,
     /// Upstream connections, name resolution and timeouts.
     pub upstreams: Upstreams,
     /// Requests being served right now (graceful shutdown waits for zero).
@@ -66,7 +66,7 @@ pub struct State {
 
 impl State {
     /// State serving `config`.
-    pub fn new(config: GatewayConfig, upstreams: Upstreams) -> State {
+    pub fn new(config: Snapshot, upstreams: Upstreams) -> State {
         State {
             config: ArcSwap::from_pointee(config),
             upstreams,
@@ -136,18 +136,20 @@ pub struct RequestCtx {
     pub concurrency: Option<pingora_limits::inflight::Guard>,
     /// Name of the gateway API key the client authenticated with.
     pub api_key: Option<String>,
+    /// The configuration snapshot the request started with (its audit line follows it too).
+    pub snapshot: Option<Arc<Snapshot>>,
     inflight: Option<InflightGuard>,
 }
 
-/// The gateway service.
-pub struct Gateway {
+/// aigw's Pingora application: the [`ProxyHttp`] implementation that answers every request.
+pub struct GatewayProxy {
     state: Arc<State>,
 }
 
-impl Gateway {
-    /// A gateway serving from `state`.
+impl GatewayProxy {
+    /// The application serving from `state`.
     pub fn new(state: Arc<State>) -> Self {
-        Gateway { state }
+        GatewayProxy { state }
     }
 }
 
@@ -163,31 +165,8 @@ fn request_id(session: &Session) -> String {
     }
 }
 
-/// Which listener a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listener {
-    Main,
-    HealthOnly,
-    MetricsOnly,
-}
-
-fn listener(state: &State, session: &Session) -> Listener {
-    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
-    match local {
-        Some(a) if state.health_addr.is_some_and(|h| h.port() == a.port()) => Listener::HealthOnly,
-        Some(a) if state.metrics_addr.is_some_and(|m| m.port() == a.port()) => Listener::MetricsOnly,
-        _ => Listener::Main,
-    }
-}
-
-fn header_bytes(session: &Session) -> usize {
-    let h = session.req_header();
-    let line = h.method.as_str().len() + h.uri.path().len() + h.uri.query().map_or(0, str::len) + 12;
-    line + h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
-}
-
 #[async_trait]
-impl ProxyHttp for Gateway {
+impl ProxyHttp for GatewayProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
@@ -206,8 +185,10 @@ impl ProxyHttp for Gateway {
             // Handing over or stopping: let the client reconnect (to the new process) next time.
             session.set_keepalive(None);
         }
-        let config = self.state.config.load_full();
-        let handled = AssertUnwindSafe(handle(session, &self.state, &config, ctx, inflight)).catch_unwind().await;
+        let snapshot = self.state.config.load_full();
+        ctx.snapshot = Some(snapshot.clone());
+        let handled =
+            AssertUnwindSafe(dispatch::handle(session, &self.state, &snapshot, ctx, inflight)).catch_unwind().await;
         match handled {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -223,7 +204,7 @@ impl ProxyHttp for Gateway {
                 if session.response_written().is_none() {
                     let family = ctx.family.unwrap_or(Family::Native);
                     let err = GatewayError::internal("Internal error while handling the request");
-                    let _ = respond::reply(session, Reply::error(&err, family), ctx).await;
+                    let _ = write::respond(session, &self.state, &snapshot, ctx, family, Response::Error(err)).await;
                 }
             }
         }
@@ -244,7 +225,8 @@ impl ProxyHttp for Gateway {
         };
         if session.response_written().is_none() {
             let err = GatewayError::new(code, ErrorKind::Internal, "The request could not be processed");
-            let _ = respond::reply(session, Reply::error(&err, family), ctx).await;
+            let snapshot = ctx.snapshot.clone().unwrap_or_else(|| self.state.config.load_full());
+            let _ = write::respond(session, &self.state, &snapshot, ctx, family, Response::Error(err)).await;
         }
         FailToProxy { error_code: code, can_reuse_downstream: false }
     }
@@ -279,8 +261,12 @@ impl ProxyHttp for Gateway {
             m.rate_limited.with_label_values(&[endpoint]).inc();
         }
 
+        let audit_on = match &ctx.snapshot {
+            Some(s) => !matches!(s.config.settings.audit, crate::config::AuditSettings::Off),
+            None => !matches!(self.state.config.load().config.settings.audit, crate::config::AuditSettings::Off),
+        };
         if let Some(sink) = &self.state.audit
-            && !matches!(self.state.config.load().settings.audit, crate::config::AuditSettings::Off)
+            && audit_on
         {
             let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
             let record = Record {
@@ -316,144 +302,7 @@ impl ProxyHttp for Gateway {
             }
         }
         ctx.inflight = None;
+        ctx.snapshot = None;
         conn::request_finished();
     }
-}
-
-/// Answer one request. `Err` only when writing to the client failed.
-async fn handle(
-    session: &mut Session,
-    state: &State,
-    config: &GatewayConfig,
-    ctx: &mut RequestCtx,
-    inflight: usize,
-) -> respond::WriteResult {
-    let method = session.req_header().method.as_str().to_owned();
-    let path = session.req_header().uri.path().to_owned();
-    let family = if path.starts_with("/v1/") { Family::OpenAi } else { Family::Native };
-    ctx.family = Some(family);
-    #[cfg(debug_assertions)]
-    if session.req_header().headers.contains_key("x-aigw-test-panic") {
-        // Test builds only: proves panics are contained and their payload is not logged.
-        panic!("test panic carrying sk-test-panic-secret-value");
-    }
-
-    // Protective limits first: they cost nothing to check.
-    let limits = &config.settings.limits;
-    if let Some(max) = limits.max_inflight
-        && inflight > max
-    {
-        state.metrics.rejected.with_label_values(&["too_many_inflight"]).inc();
-        let e = GatewayError::new(503, ErrorKind::Unavailable, "The gateway is at capacity; retry shortly")
-            .with_header("retry-after", "1");
-        return fail(session, ctx, family, e).await;
-    }
-    if header_bytes(session) > limits.max_header_bytes {
-        state.metrics.rejected.with_label_values(&["header_too_large"]).inc();
-        session.set_keepalive(None);
-        let e = GatewayError::new(
-            431,
-            ErrorKind::TooLarge,
-            format!("Request header fields too large (limit {} bytes)", limits.max_header_bytes),
-        );
-        return fail(session, ctx, family, e).await;
-    }
-
-    let role = listener(state, session);
-    let route = match match_path(&path) {
-        Match::Found(r) => r,
-        Match::Redirect(_) | Match::NotFound if role != Listener::Main => {
-            return fail(session, ctx, family, GatewayError::not_found()).await;
-        }
-        Match::Redirect(to) => {
-            let location = match session.req_header().uri.query() {
-                Some(q) => format!("{to}?{q}"),
-                None => to,
-            };
-            return respond::reply(session, Reply::redirect(location), ctx).await;
-        }
-        Match::NotFound => return fail(session, ctx, family, GatewayError::not_found()).await,
-    };
-    let open = match (role, route) {
-        (Listener::HealthOnly, Route::Health) | (Listener::MetricsOnly, Route::Metrics) => true,
-        (Listener::HealthOnly | Listener::MetricsOnly, _) => {
-            return fail(session, ctx, family, GatewayError::not_found()).await;
-        }
-        (Listener::Main, Route::Health) => true,
-        (Listener::Main, _) => false,
-    };
-    // Authentication, before anything is revealed about the configuration.
-    let key: Option<&ApiKey> = if open {
-        None
-    } else {
-        match auth::authenticate(&config.settings.auth, &session.req_header().headers) {
-            Ok(k) => k,
-            Err(rejection) => {
-                state.metrics.auth_rejected.with_label_values(&[rejection.as_str()]).inc();
-                return fail(session, ctx, family, rejection.error()).await;
-            }
-        }
-    };
-    ctx.api_key = key.map(|k| k.name.clone());
-
-    // An invocation of an unknown name is a plain 404 whatever the method (MLflow registers
-    // those routes per configured name).
-    if let Route::Invoke(name) = route
-        && config.target(name).is_none()
-    {
-        return fail(session, ctx, family, GatewayError::not_found()).await;
-    }
-    if !route.accepts(&method) {
-        return fail(session, ctx, family, GatewayError::method_not_allowed(route.allow())).await;
-    }
-    let query = session.req_header().uri.query().map(str::to_owned);
-    let local = match route {
-        Route::Index => Ok(Reply::redirect("/docs".into())),
-        Route::Docs => Ok(rest::docs_page(false)),
-        Route::Redoc => Ok(rest::docs_page(true)),
-        Route::OpenApi => Ok(rest::openapi(config)),
-        Route::Favicon => Err(rest::favicon()),
-        Route::Health => Ok(rest::health()),
-        // Metrics name every endpoint: a key restricted to some of them may not read them.
-        Route::Metrics if key.is_some_and(|k| !k.unrestricted()) => {
-            state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
-            Err(crate::auth::forbidden(key.map_or("", |k| k.name.as_str()), "/metrics"))
-        }
-        Route::Metrics if config.settings.metrics.enabled => Ok(Reply {
-            status: 200,
-            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            body: bytes::Bytes::from(state.metrics.render()),
-            headers: Vec::new(),
-        }),
-        Route::Metrics => Err(GatewayError::not_found()),
-        Route::ListEndpoints => rest::list_endpoints(config, query.as_deref(), key),
-        Route::GetEndpoint(name) => rest::get_endpoint(config, name, key),
-        Route::ListLegacyRoutes => rest::list_legacy_routes(config, query.as_deref(), key),
-        Route::GetLegacyRoute(name) => rest::get_legacy_route(config, name, key),
-        Route::GetTrafficRoute(name) => rest::get_traffic_route(config, name, key),
-        Route::GetLimits => Err(rest::limits(false)),
-        Route::SetLimits => Err(rest::limits(true)),
-        Route::Models => Ok(rest::models(config, key)),
-        Route::Model(id) => rest::model(config, id, key),
-        Route::Invoke(name) => {
-            let name = name.to_owned();
-            return invoke::run(session, state, config, ctx, key, invoke::Via::Native(&name)).await;
-        }
-        Route::OpenAi(endpoint_type) => {
-            return invoke::run(session, state, config, ctx, key, invoke::Via::OpenAi(endpoint_type)).await;
-        }
-    };
-    match local {
-        Ok(reply) => respond::reply(session, reply, ctx).await,
-        Err(e) => fail(session, ctx, family, e).await,
-    }
-}
-
-/// Answer with an error in the family's shape.
-async fn fail(session: &mut Session, ctx: &mut RequestCtx, family: Family, err: GatewayError) -> respond::WriteResult {
-    ctx.error = Some(err.kind);
-    if err.status_for(family) >= 500 {
-        log::warn!("request {}: {err}", ctx.request_id);
-    }
-    respond::reply(session, Reply::error(&err, family), ctx).await
 }

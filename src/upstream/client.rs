@@ -1,4 +1,4 @@
-//! One upstream exchange: connect (pooled), send the request, read the answer, give the
+//! One upstream call: connect (pooled), send the request, read the answer, give the
 //! connection back to the pool.
 //!
 //! Every step runs against one deadline (`MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`, default 300 s,
@@ -119,7 +119,7 @@ impl Upstreams {
             .map_err(|e| failed(req, &e, timeout))?;
         // One future for writing and reading (each timeout-wrapped future is moved whole, and
         // the reading half holds Pingora's ~1.5 KB session).
-        let (session, status) = match within!(deadline, exchange(stream, &peer, &wire, rest)) {
+        let (session, status) = match within!(deadline, round_trip(stream, &peer, &wire, rest)) {
             Err(_) => return Err(timed_out(req, timeout)),
             Ok(Ok(answer)) => answer,
             Ok(Err(Failed::Write(e))) if reused => {
@@ -129,7 +129,7 @@ impl Upstreams {
                 let stream = within!(deadline, self.connector.new_stream(&peer))
                     .map_err(|_| timed_out(req, timeout))?
                     .map_err(|e| failed(req, &e, timeout))?;
-                match within!(deadline, exchange(stream, &peer, &wire, rest)) {
+                match within!(deadline, round_trip(stream, &peer, &wire, rest)) {
                     Err(_) => return Err(timed_out(req, timeout)),
                     Ok(Ok(answer)) => answer,
                     Ok(Err(Failed::Write(e) | Failed::Read(e))) => return Err(failed(req, &e, timeout)),
@@ -185,7 +185,7 @@ fn timed_out(req: &UpstreamRequest, timeout: Duration) -> GatewayError {
 }
 
 fn failed(req: &UpstreamRequest, e: &PError, timeout: Duration) -> GatewayError {
-    upstream_error(&req.origin.authority, e, timeout)
+    transport_error(&req.origin.authority, e, timeout)
 }
 
 /// A key for the current worker thread.
@@ -201,7 +201,7 @@ fn worker_key() -> u64 {
     KEY.with(|k| *k)
 }
 
-fn upstream_error(authority: &str, e: &PError, route_timeout: Duration) -> GatewayError {
+fn transport_error(authority: &str, e: &PError, route_timeout: Duration) -> GatewayError {
     match e.etype {
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => GatewayError::timeout(
             format!("upstream {authority} did not answer within {} s", route_timeout.as_secs_f64()),
@@ -229,14 +229,19 @@ fn describe(e: &PError) -> String {
 /// Bodies up to this size are sent in the same write as the request head.
 const MERGED_BODY: usize = 64 * 1024;
 
-/// Where an exchange failed: writing the request (the server has no whole request) or after.
+/// Where a round trip failed: writing the request (the server has no whole request) or after.
 enum Failed {
     Write(Box<PError>),
     Read(Box<PError>),
 }
 
 /// Write the request, then read the answer's head.
-async fn exchange(mut stream: Stream, peer: &HttpPeer, wire: &[u8], rest: &[u8]) -> Result<(HttpSession, u16), Failed> {
+async fn round_trip(
+    mut stream: Stream,
+    peer: &HttpPeer,
+    wire: &[u8],
+    rest: &[u8],
+) -> Result<(HttpSession, u16), Failed> {
     write_request(&mut stream, wire, rest).await.map_err(Failed::Write)?;
     read_head(stream, peer).await.map_err(Failed::Read)
 }
@@ -327,7 +332,7 @@ impl UpstreamResponse {
                         self.route_timeout.as_secs_f64()
                     ))
                 })?
-                .map_err(|e| upstream_error(&self.authority, &e, self.route_timeout))?;
+                .map_err(|e| transport_error(&self.authority, &e, self.route_timeout))?;
             let Some(decoder) = self.decoder.as_mut() else {
                 return Ok(next);
             };
@@ -365,7 +370,8 @@ impl UpstreamResponse {
                     "upstream {} answered with more than {cap} bytes (aigw.max_response_body)",
                     self.authority
                 ))
-                .with_code("response_too_large"));
+                .with_code("response_too_large")
+                .rejected(crate::api::error::Reject::ResponseTooLarge));
             }
             match (&first, buf.is_empty()) {
                 (None, true) => first = Some(chunk),

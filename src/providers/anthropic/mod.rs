@@ -28,7 +28,7 @@ pub(crate) use response::{
     usage_from,
 };
 
-use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::Request;
@@ -84,7 +84,7 @@ impl Anthropic {
     ) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = messages_body(req, &BodyOptions { model: call.model(), url_images: true })?;
-        Ok(Exchange { source: Source::Http(self.request(super::to_json(&body)?)), decoder: decoder(stream, call) })
+        Ok(Exchange::call(self.request(super::to_json(&body)?), decoder(stream, call)))
     }
 }
 
@@ -111,6 +111,7 @@ mod tests {
 
     fn spec() -> EndpointSpec<'static> {
         EndpointSpec {
+            index: 0,
             name: "claude",
             endpoint_type: EndpointType::Chat,
             model_name: Some("claude-x"),

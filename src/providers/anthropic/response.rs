@@ -3,18 +3,17 @@
 //! The decoders here read the Messages API's wire format only, so Claude on Vertex AI
 //! (`:rawPredict` / `:streamRawPredict`, same answers) uses them as they are.
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::super::{Call, Decoder};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
-    CompletionsResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage, ToolCall, ToolCallDelta, Usage,
-    object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
+    CompletionsChunk, CompletionsResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage, ToolCall,
+    ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseStream, SseTranslate};
+use crate::sse::{SseStream, SseTranslate};
 
 // ---- wire types ----
 
@@ -162,7 +161,7 @@ pub(crate) fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
 /// `content`, `thinking` blocks into `reasoning_content` (product fix 9: not merged into
 /// `content`), `tool_use` blocks into `tool_calls` (arguments encoded like Python's
 /// `json.dumps`).
-pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<u8>, GatewayError> {
+pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireMessage = super::super::parse_upstream_json(body, provider)?;
     let mut content: Option<String> = None;
     let mut reasoning: Option<String> = None;
@@ -185,7 +184,7 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
             _ => {}
         }
     }
-    super::super::to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: wire.id,
         object: object::CHAT,
         created,
@@ -203,12 +202,12 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
         }],
         usage: wire.usage.as_ref().map(usage_from).unwrap_or_default(),
         provider,
-    })
+    }))
 }
 
 /// Decode a Messages API answer into a unified completions answer (the text blocks
 /// concatenated).
-pub(crate) fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> Result<Vec<u8>, GatewayError> {
+pub(crate) fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireMessage = super::super::parse_upstream_json(body, provider)?;
     let mut text = String::new();
     for block in wire.content.unwrap_or_default() {
@@ -216,7 +215,7 @@ pub(crate) fn decode_completions(body: &[u8], provider: &'static str, created: u
             text.push_str(block.text.as_deref().unwrap_or(""));
         }
     }
-    super::super::to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: wire.id,
         object: object::COMPLETION,
         created,
@@ -227,7 +226,7 @@ pub(crate) fn decode_completions(body: &[u8], provider: &'static str, created: u
             finish_reason: Some(finish_reason(wire.stop_reason.as_deref()).to_owned()),
         }],
         usage: wire.usage.as_ref().map(usage_from).unwrap_or_default(),
-    })
+    }))
 }
 
 // ---- streams ----
@@ -291,7 +290,7 @@ impl MessagesStream {
 }
 
 impl SseTranslate for MessagesStream {
-    fn event(&mut self, name: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, name: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -398,37 +397,37 @@ impl SseTranslate for MessagesStream {
 }
 
 impl MessagesStream {
-    fn chat_chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta) {
+    fn chat_chunk(&self, out: &mut Vec<Chunk>, finish_reason: Option<String>, delta: Delta) {
         self.write_chat(out, finish_reason, delta, None);
     }
 
-    fn write_chat(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
-        sse::write_json(
-            out,
-            &ChatChunk {
-                id: self.id.clone(),
-                object: object::CHAT_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
-                usage,
-                provider: self.provider,
-            },
-        );
+    fn write_chat(&self, out: &mut Vec<Chunk>, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
+        out.push(Chunk::Chat(ChatChunk {
+            id: self.id.clone(),
+            object: object::CHAT_CHUNK,
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
+            usage,
+            provider: self.provider,
+        }));
     }
 
-    fn completions_chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, text: String, usage: Option<Usage>) {
-        sse::write_json(
-            out,
-            &CompletionsChunk {
-                id: self.id.clone(),
-                object: object::COMPLETION_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![CompletionChunkChoice { index: 0, finish_reason, text: Some(text) }],
-                usage,
-            },
-        );
+    fn completions_chunk(
+        &self,
+        out: &mut Vec<Chunk>,
+        finish_reason: Option<String>,
+        text: String,
+        usage: Option<Usage>,
+    ) {
+        out.push(Chunk::Completions(CompletionsChunk {
+            id: self.id.clone(),
+            object: object::COMPLETION_CHUNK,
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![CompletionChunkChoice { index: 0, finish_reason, text: Some(text) }],
+            usage,
+        }));
     }
 }
 
@@ -471,8 +470,7 @@ mod tests {
             ],
             "stop_reason": "max_tokens",
             "usage": {"input_tokens": 3, "output_tokens": 5}});
-        let v: Value =
-            serde_json::from_slice(&decode_chat(body.to_string().as_bytes(), "anthropic", 9).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "anthropic", 9).unwrap()).unwrap();
         assert_eq!(
             v["choices"][0],
             json!({"index": 0, "finish_reason": "length", "message": {"role": "assistant",
@@ -484,8 +482,7 @@ mod tests {
         // No thinking: the key is not emitted at all.
         let body = json!({"id": "m", "role": "assistant", "model": "c", "content": [{"type": "text", "text": "x"}],
                           "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}});
-        let v: Value =
-            serde_json::from_slice(&decode_chat(body.to_string().as_bytes(), "anthropic", 9).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "anthropic", 9).unwrap()).unwrap();
         assert!(v["choices"][0]["message"].as_object().unwrap().get("reasoning_content").is_none());
     }
 
@@ -513,8 +510,7 @@ mod tests {
         let body = json!({"id": "m", "role": "assistant", "model": "c", "stop_reason": "tool_use",
             "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"city": "Zürich", "n": [1, 2]}},
                         {"type": "tool_use", "id": "t2", "name": "g"}]});
-        let v: Value =
-            serde_json::from_slice(&decode_chat(body.to_string().as_bytes(), "anthropic", 1).unwrap()).unwrap();
+        let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "anthropic", 1).unwrap()).unwrap();
         let m = &v["choices"][0]["message"];
         assert_eq!(m["content"], Value::Null);
         assert_eq!(m["tool_calls"][0]["function"]["arguments"], json!("{\"city\": \"Z\\u00fcrich\", \"n\": [1, 2]}"));
@@ -708,7 +704,7 @@ mod tests {
             "content": [{"type": "text", "text": "A car "}, {"type": "text", "text": "drives."}],
             "usage": {"input_tokens": 6, "output_tokens": 4}});
         let v: Value =
-            serde_json::from_slice(&decode_completions(body.to_string().as_bytes(), "anthropic", 3).unwrap()).unwrap();
+            serde_json::to_value(decode_completions(body.to_string().as_bytes(), "anthropic", 3).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"id": "msg_9", "object": "text_completion", "created": 3, "model": "claude-x",

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -11,10 +10,9 @@ use super::eventstream::{FrameDecoder, Message};
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::providers::{StreamDecoder, parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, Delta, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
-    ToolCall, ToolCallDelta, Usage, object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, FunctionCall, FunctionCallDelta, Request,
+    ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse;
 
 const DISPLAY: &str = "Amazon Bedrock";
 
@@ -257,7 +255,7 @@ pub fn decode(
     model: Option<String>,
     provider: &'static str,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireConverse = parse_upstream_json(body, DISPLAY)?;
     let message = wire.output.and_then(|o| o.message);
     let (role, blocks) = match message {
@@ -284,7 +282,7 @@ pub fn decode(
             reasoning.push(t);
         }
     }
-    to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: None,
         object: object::CHAT,
         created,
@@ -302,7 +300,7 @@ pub fn decode(
         }],
         usage: wire.usage.map(WireUsage::unified).unwrap_or_default(),
         provider,
-    })
+    }))
 }
 
 // ---- stream ----
@@ -391,22 +389,19 @@ impl ConverseStream {
         }
     }
 
-    fn chunk(&self, out: &mut BytesMut, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
-        sse::write_json(
-            out,
-            &ChatChunk {
-                id: None,
-                object: object::CHAT_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
-                usage,
-                provider: self.provider,
-            },
-        );
+    fn chunk(&self, out: &mut Vec<Chunk>, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
+        out.push(Chunk::Chat(ChatChunk {
+            id: None,
+            object: object::CHAT_CHUNK,
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
+            usage,
+            provider: self.provider,
+        }));
     }
 
-    fn message(&mut self, m: &Message, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn message(&mut self, m: &Message, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         match m.header_str(":message-type").unwrap_or("event") {
             "event" => {}
             "exception" => {
@@ -488,7 +483,7 @@ impl ConverseStream {
 }
 
 impl StreamDecoder for ConverseStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         self.frames.push(chunk);
         loop {
             let next = self
@@ -502,7 +497,7 @@ impl StreamDecoder for ConverseStream {
         }
     }
 
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         self.feed(&[], out)?;
         self.frames
             .finish()
@@ -633,7 +628,7 @@ mod tests {
             7,
         )
         .unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::to_value(&out).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "a\nb");
         assert_eq!(v["choices"][0]["message"]["reasoning_content"], "hmm");
         assert_eq!(
@@ -655,7 +650,7 @@ mod tests {
             assert_eq!(finish_reason(Some(stop)), want);
         }
         let out = decode(br#"{"output":{"message":{"role":"assistant","content":[]}}}"#, None, "bedrock", 1).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::to_value(&out).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
         assert_eq!(v["usage"]["total_tokens"], Value::Null);
 

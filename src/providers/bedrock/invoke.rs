@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::api::error::GatewayError;
 use crate::providers::{parse_upstream_json, to_json};
 use crate::schema::{
-    CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, Usage, object,
+    Answer, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, Usage,
+    object,
 };
 
 const DISPLAY: &str = "Amazon Bedrock";
@@ -229,7 +230,7 @@ pub fn decode_completions(
     body: &[u8],
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let choice = |i: usize, text: Option<String>, finish: Option<String>| CompletionChoice {
         index: i as u32,
         text,
@@ -254,14 +255,14 @@ pub fn decode_completions(
             a.generations.into_iter().enumerate().map(|(i, g)| choice(i, g.text, None)).collect()
         }
     };
-    to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
         model,
         choices,
         usage: Usage::default(),
-    })
+    }))
 }
 
 /// The texts to embed: a string or a list of strings (Titan takes text, not token ids).
@@ -287,7 +288,7 @@ struct TitanEmbedding {
 }
 
 /// Decode the answers of the per-input calls (in input order) into one embeddings answer.
-pub fn decode_embeddings(bodies: Vec<Bytes>, model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+pub fn decode_embeddings(bodies: Vec<Bytes>, model: Option<String>) -> Result<Answer, GatewayError> {
     let mut data = Vec::with_capacity(bodies.len());
     let mut tokens = 0u64;
     for (i, body) in bodies.iter().enumerate() {
@@ -295,12 +296,12 @@ pub fn decode_embeddings(bodies: Vec<Bytes>, model: Option<String>) -> Result<Ve
         tokens += e.tokens.unwrap_or(0);
         data.push(Embedding { object: object::EMBEDDING, embedding: e.embedding.into(), index: i as u32 });
     }
-    to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data,
         model,
         usage: EmbeddingsUsage { prompt_tokens: Some(tokens), total_tokens: Some(tokens) },
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -378,7 +379,7 @@ mod tests {
     #[test]
     fn decodes_completions() {
         let v = |f, b: &str| -> Value {
-            serde_json::from_slice(&decode_completions(f, b.as_bytes(), Some("m.x".into()), 3).unwrap()).unwrap()
+            serde_json::to_value(decode_completions(f, b.as_bytes(), Some("m.x".into()), 3).unwrap()).unwrap()
         };
         let a = v(Family::Anthropic, r#"{"completion":" hi","stop_reason":"stop_sequence"}"#);
         assert_eq!(a["choices"], json!([{"index": 0, "text": " hi", "finish_reason": "stop"}]));
@@ -407,7 +408,7 @@ mod tests {
             Some("amazon.titan-embed-text-v1".into()),
         )
         .unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::to_value(&out).unwrap();
         assert_eq!(v["data"][1], json!({"object": "embedding", "embedding": [0.2], "index": 1}));
         assert_eq!(v["usage"], json!({"prompt_tokens": 5, "total_tokens": 5}));
         assert_eq!(decode_embeddings(vec![Bytes::from_static(b"{}")], None).unwrap_err().status, 502);

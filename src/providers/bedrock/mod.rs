@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::api::error::{Detail, GatewayError};
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::Request;
@@ -160,15 +160,15 @@ impl Provider for Bedrock {
         if stream {
             let upstream =
                 self.request("converse-stream", body)?.header("accept", "application/vnd.amazon.eventstream");
-            return Ok(Exchange {
-                source: Source::Http(upstream),
-                decoder: Decoder::Stream(Box::new(converse::ConverseStream::new(provider, model, created))),
-            });
+            return Ok(Exchange::call(
+                upstream,
+                Decoder::Stream(Box::new(converse::ConverseStream::new(provider, model, created))),
+            ));
         }
-        Ok(Exchange {
-            source: Source::Http(self.request("converse", body)?.header("accept", "application/json")),
-            decoder: Decoder::Json(Box::new(move |b| converse::decode(b, model, provider, created))),
-        })
+        Ok(Exchange::call(
+            self.request("converse", body)?.header("accept", "application/json"),
+            Decoder::Json(Box::new(move |b| converse::decode(b, model, provider, created))),
+        ))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -178,10 +178,10 @@ impl Provider for Bedrock {
         let family = Family::of_model(self.model.as_deref()).ok_or_else(invoke::unknown_family)?;
         let body = invoke::completions_body(family, &req)?;
         let (model, created) = (self.model.clone(), call.created);
-        Ok(Exchange {
-            source: Source::Http(self.request("invoke", body)?.header("accept", "application/json")),
-            decoder: Decoder::Json(Box::new(move |b| invoke::decode_completions(family, b, model, created))),
-        })
+        Ok(Exchange::call(
+            self.request("invoke", body)?.header("accept", "application/json"),
+            Decoder::Json(Box::new(move |b| invoke::decode_completions(family, b, model, created))),
+        ))
     }
 
     fn embeddings(&self, req: Request, _call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -191,10 +191,7 @@ impl Provider for Bedrock {
             .map(|text| Ok(self.request("invoke", invoke::embedding_body(text)?)?.header("accept", "application/json")))
             .collect::<Result<Vec<_>, GatewayError>>()?;
         let model = self.model.clone();
-        Ok(Exchange {
-            source: Source::HttpMany(requests),
-            decoder: Decoder::JsonMany(Box::new(move |bodies| invoke::decode_embeddings(bodies, model))),
-        })
+        Ok(Exchange::fan_out(requests, Box::new(move |bodies| invoke::decode_embeddings(bodies, model))))
     }
 
     async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {
@@ -213,8 +210,8 @@ impl Provider for Bedrock {
 
     /// Bedrock answers errors as `{"message": "..."}` (the error type travels in the
     /// `x-amzn-errortype` header): the detail is the message, with the upstream status.
-    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
-        let mut err = super::upstream_error(status, content_type, body);
+    fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        let mut err = super::default_error_answer(status, content_type, body);
         let message = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
             let o = v.as_object()?;
             if o.contains_key("error") {
@@ -238,6 +235,7 @@ mod tests {
 
     fn spec(model: Option<&str>) -> EndpointSpec<'_> {
         EndpointSpec {
+            index: 0,
             name: "b",
             endpoint_type: EndpointType::Chat,
             model_name: model,
@@ -310,11 +308,11 @@ mod tests {
     #[test]
     fn bedrock_error_bodies() {
         let b = build(json!({"aws_config": {"aws_region": "us-east-1"}}), &[]).unwrap();
-        let e = b.upstream_error(400, "application/json", br#"{"message":"Malformed input request"}"#);
+        let e = b.error_answer(400, "application/json", br#"{"message":"Malformed input request"}"#);
         assert_eq!((e.status, e.detail.clone()), (400, Detail::Text("Malformed input request".into())));
-        let e = b.upstream_error(403, "application/json", br#"{"Message":"User is not authorized"}"#);
+        let e = b.error_answer(403, "application/json", br#"{"Message":"User is not authorized"}"#);
         assert_eq!(e.detail, Detail::Text("User is not authorized".into()));
-        let e = b.upstream_error(500, "text/plain", b"oops");
+        let e = b.error_answer(500, "text/plain", b"oops");
         assert_eq!(e.detail, Detail::Json(Box::new(json!({"message": "oops"}))));
     }
 

@@ -13,7 +13,7 @@
 pub(crate) mod request;
 pub(crate) mod response;
 
-use super::{Call, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
 use crate::schema::Request;
@@ -101,45 +101,36 @@ impl Provider for Gemini {
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = request::chat_body(req, BodyOptions::default())?;
-        Ok(Exchange {
-            source: Source::Http(self.generate(body, stream)?),
-            decoder: response::chat_decoder(stream, call, DISPLAY),
-        })
+        Ok(Exchange::call(self.generate(body, stream)?, response::chat_decoder(stream, call, DISPLAY)))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = request::completions_body(req, BodyOptions::default())?;
-        Ok(Exchange {
-            source: Source::Http(self.generate(body, stream)?),
-            decoder: response::completions_decoder(stream, call, DISPLAY),
-        })
+        Ok(Exchange::call(self.generate(body, stream)?, response::completions_decoder(stream, call, DISPLAY)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let (body, method) = request::embeddings_body(req, &self.model)?;
-        Ok(Exchange {
-            source: Source::Http(self.request(method.suffix(), &body, false)?),
-            decoder: response::embeddings_decoder(call, DISPLAY),
-        })
+        Ok(Exchange::call(self.request(method.suffix(), &body, false)?, response::embeddings_decoder(call, DISPLAY)))
     }
 
-    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
-        upstream_error(status, content_type, body)
+    fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        error_answer(status, content_type, body)
     }
 }
 
 /// Gemini's error answers are `{"error": {"code", "message", "status"}}`, which the generic
 /// mapping reads; the non-SSE stream method wraps them in a one-element list, unwrapped here.
-pub(crate) fn upstream_error(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+pub(crate) fn error_answer(status: u16, content_type: &str, body: &[u8]) -> GatewayError {
     if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(body)
         && let [first] = items.as_slice()
         && first.get("error").is_some()
     {
         let inner = serde_json::to_vec(first).unwrap_or_default();
-        return super::upstream_error(status, "application/json", &inner);
+        return super::default_error_answer(status, "application/json", &inner);
     }
-    super::upstream_error(status, content_type, body)
+    super::default_error_answer(status, content_type, body)
 }
 
 #[cfg(test)]
@@ -152,6 +143,7 @@ mod tests {
 
     fn spec(model: Option<&str>) -> EndpointSpec<'_> {
         EndpointSpec {
+            index: 0,
             name: "g",
             endpoint_type: EndpointType::Chat,
             model_name: model,
@@ -191,10 +183,10 @@ mod tests {
     #[test]
     fn error_shapes() {
         let body = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#;
-        let e = upstream_error(400, "application/json; charset=UTF-8", body);
+        let e = error_answer(400, "application/json; charset=UTF-8", body);
         assert_eq!((e.status, e.detail), (400, Detail::Text("API key not valid.".into())));
         let body = br#"[{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}]"#;
-        let e = upstream_error(429, "application/json", body);
+        let e = error_answer(429, "application/json", body);
         assert_eq!((e.status, e.detail), (429, Detail::Text("Quota exceeded".into())));
     }
 }

@@ -11,19 +11,18 @@
 
 use std::fmt::Write as _;
 
-use bytes::BytesMut;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::error::{ErrorKind, GatewayError};
-use crate::providers::{Call, Decoder, parse_upstream_json, python_json, to_json};
+use crate::providers::{Call, Decoder, parse_upstream_json, python_json};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatResponse, ChunkChoice, CompletionChoice, CompletionChunkChoice, CompletionsChunk,
-    CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta,
-    ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
+    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall,
+    FunctionCallDelta, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseStream, SseTranslate};
+use crate::sse::{SseStream, SseTranslate};
 
 /// `object` of Gemini completions stream chunks, as MLflow emits it (not
 /// `text_completion_chunk`).
@@ -211,7 +210,7 @@ pub(crate) fn decode_chat(
     provider: &'static str,
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireResponse = parse_upstream_json(body, display)?;
     if let Some(err) = &wire.error {
         return Err(embedded_error(display, err));
@@ -256,7 +255,7 @@ pub(crate) fn decode_chat(
         };
         choices.push(ChatChoice { index: idx as u32, message, finish_reason: Some(finish) });
     }
-    to_json(&ChatResponse {
+    Ok(Answer::Chat(ChatResponse {
         id: Some(format!("gemini-chat-{created}")),
         object: object::CHAT,
         created,
@@ -264,7 +263,7 @@ pub(crate) fn decode_chat(
         choices,
         usage: wire.usage_metadata.as_ref().map(chat_usage).unwrap_or_default(),
         provider,
-    })
+    }))
 }
 
 /// Decode a `generateContent` answer into a unified completions answer (only candidates
@@ -274,7 +273,7 @@ pub(crate) fn decode_completions(
     display: &'static str,
     model: Option<String>,
     created: u64,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireResponse = parse_upstream_json(body, display)?;
     if let Some(err) = &wire.error {
         return Err(embedded_error(display, err));
@@ -293,14 +292,14 @@ pub(crate) fn decode_completions(
             })
         })
         .collect();
-    to_json(&CompletionsResponse {
+    Ok(Answer::Completions(CompletionsResponse {
         id: None,
         object: object::COMPLETION,
         created,
         model,
         choices,
         usage: completions_usage(wire.usage_metadata.as_ref()),
-    })
+    }))
 }
 
 /// Decode an `embedContent` (`embedding.values`) or `batchEmbedContents`
@@ -309,7 +308,7 @@ pub(crate) fn decode_embeddings(
     body: &[u8],
     display: &'static str,
     model: Option<String>,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = parse_upstream_json(body, display)?;
     let items = match (wire.embeddings, wire.embedding) {
         (Some(list), _) if !list.is_empty() => list,
@@ -317,7 +316,7 @@ pub(crate) fn decode_embeddings(
         (Some(list), None) => list,
         (None, None) => Vec::new(),
     };
-    to_json(&EmbeddingsResponse {
+    Ok(Answer::Embeddings(EmbeddingsResponse {
         object: object::LIST,
         data: items
             .into_iter()
@@ -330,7 +329,7 @@ pub(crate) fn decode_embeddings(
             .collect(),
         model,
         usage: EmbeddingsUsage::default(),
-    })
+    }))
 }
 
 // ---- streams ----
@@ -403,7 +402,7 @@ impl GeminiStream {
         })
     }
 
-    fn chat_chunk(&mut self, wire: &WireResponse, out: &mut BytesMut) {
+    fn chat_chunk(&mut self, wire: &WireResponse, out: &mut Vec<Chunk>) {
         let mut choices = Vec::new();
         for (idx, cand) in wire.candidates.iter().flatten().enumerate() {
             if self.calls_seen.len() <= idx {
@@ -442,21 +441,18 @@ impl GeminiStream {
             }
             choices.push(ChunkChoice { index: idx as u32, finish_reason: finish, delta });
         }
-        sse::write_json(
-            out,
-            &ChatChunk {
-                id: Some(self.id.clone()),
-                object: object::CHAT_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices,
-                usage: wire.usage_metadata.as_ref().map(chat_usage),
-                provider: self.provider,
-            },
-        );
+        out.push(Chunk::Chat(ChatChunk {
+            id: Some(self.id.clone()),
+            object: object::CHAT_CHUNK,
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: wire.usage_metadata.as_ref().map(chat_usage),
+            provider: self.provider,
+        }));
     }
 
-    fn completions_chunk(&mut self, wire: &WireResponse, out: &mut BytesMut) {
+    fn completions_chunk(&mut self, wire: &WireResponse, out: &mut Vec<Chunk>) {
         let choices = wire
             .candidates
             .iter()
@@ -468,22 +464,19 @@ impl GeminiStream {
                 text: Some(cand.parts().first().and_then(|p| p.text.clone()).unwrap_or_default()),
             })
             .collect();
-        sse::write_json(
-            out,
-            &CompletionsChunk {
-                id: Some(self.id.clone()),
-                object: COMPLETION_CHUNK_OBJECT,
-                created: self.created,
-                model: self.model.clone(),
-                choices,
-                usage: None,
-            },
-        );
+        out.push(Chunk::Completions(CompletionsChunk {
+            id: Some(self.id.clone()),
+            object: COMPLETION_CHUNK_OBJECT,
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: None,
+        }));
     }
 }
 
 impl SseTranslate for GeminiStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut BytesMut) -> Result<(), GatewayError> {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
         let data = data.trim();
         if self.done || data.is_empty() {
             return Ok(());
@@ -526,7 +519,7 @@ mod tests {
 
     fn chat(body: Value) -> Value {
         let out = decode_chat(body.to_string().as_bytes(), "Gemini", "gemini", Some("g".into()), 42).unwrap();
-        serde_json::from_slice(&out).unwrap()
+        serde_json::to_value(&out).unwrap()
     }
 
     fn stream(decoder: &mut SseStream<GeminiStream>, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
@@ -598,7 +591,7 @@ mod tests {
             {"content": {"parts": [{"text": "ok"}]}, "finishReason": "MAX_TOKENS"}
         ], "usageMetadata": {"promptTokenCount": 1, "totalTokenCount": 3, "cachedContentTokenCount": 1}});
         let out = decode_completions(body.to_string().as_bytes(), "Gemini", Some("g".into()), 5).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::to_value(&out).unwrap();
         assert_eq!(v["id"], Value::Null);
         assert_eq!(v["choices"], json!([{"index": 1, "text": "ok", "finish_reason": "length"}]));
         assert_eq!(v["usage"], json!({"prompt_tokens": 1, "completion_tokens": null, "total_tokens": 3}));
@@ -607,12 +600,12 @@ mod tests {
     #[test]
     fn embeddings_single_and_batch_shapes() {
         let single = decode_embeddings(br#"{"embedding":{"values":[0.5]}}"#, "Gemini", Some("e".into())).unwrap();
-        let v: Value = serde_json::from_slice(&single).unwrap();
+        let v: Value = serde_json::to_value(&single).unwrap();
         assert_eq!(v["data"], json!([{"object": "embedding", "embedding": [0.5], "index": 0}]));
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "total_tokens": null}));
         let batch = decode_embeddings(br#"{"embeddings":[{"values":[1]},{"values":[2]}]}"#, "Gemini", Some("e".into()))
             .unwrap();
-        let v: Value = serde_json::from_slice(&batch).unwrap();
+        let v: Value = serde_json::to_value(&batch).unwrap();
         assert_eq!(v["data"][1]["embedding"], json!([2]));
         assert_eq!(v["data"][1]["index"], json!(1));
         assert!(decode_embeddings(b"not json", "Gemini", None).unwrap_err().status == 502);

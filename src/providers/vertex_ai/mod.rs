@@ -36,10 +36,10 @@ mod auth;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, Source};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
-use crate::schema::{Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, object};
+use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, object};
 use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams};
 
 use super::{anthropic, gemini, openai};
@@ -202,10 +202,10 @@ impl VertexAi {
     fn gemini_embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let (body, method) = gemini::request::embeddings_body(req, &self.model)?;
         if method == gemini::request::EmbedMethod::Single {
-            return Ok(Exchange {
-                source: Source::Http(self.gemini(":embedContent", &body, false)?),
-                decoder: gemini::response::embeddings_decoder(call, DISPLAY),
-            });
+            return Ok(Exchange::call(
+                self.gemini(":embedContent", &body, false)?,
+                gemini::response::embeddings_decoder(call, DISPLAY),
+            ));
         }
         let Value::Object(mut body) = body else {
             return Err(GatewayError::internal("Vertex AI: unexpected embeddings body"));
@@ -219,10 +219,7 @@ impl VertexAi {
             .map(|mut item| self.gemini(":embedContent", &json!({"content": item["content"].take()}), false))
             .collect::<Result<Vec<_>, _>>()?;
         let model = call.model().map(str::to_owned);
-        Ok(Exchange {
-            source: Source::HttpMany(requests),
-            decoder: Decoder::JsonMany(Box::new(move |bodies| decode_embeddings_many(&bodies, model))),
-        })
+        Ok(Exchange::fan_out(requests, Box::new(move |bodies| decode_embeddings_many(&bodies, model))))
     }
 }
 
@@ -265,7 +262,7 @@ struct WireValues {
 
 /// Several `:embedContent` answers (in input order) as one unified answer; usage is unknown
 /// (nulls), as for the single-input answer.
-fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Result<Vec<u8>, GatewayError> {
+fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Result<Answer, GatewayError> {
     let mut data = Vec::with_capacity(bodies.len());
     for (i, body) in bodies.iter().enumerate() {
         let wire: WireEmbedContent = super::parse_upstream_json(body, DISPLAY)?;
@@ -274,7 +271,7 @@ fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Res
         })?;
         data.push(Embedding { object: object::EMBEDDING, embedding: values.into(), index: i as u32 });
     }
-    super::to_json(&EmbeddingsResponse { object: object::LIST, data, model, usage: EmbeddingsUsage::default() })
+    Ok(Answer::Embeddings(EmbeddingsResponse { object: object::LIST, data, model, usage: EmbeddingsUsage::default() }))
 }
 
 #[async_trait::async_trait]
@@ -289,10 +286,10 @@ impl Provider for VertexAi {
             ModelClass::Gemini => {
                 let body = gemini::request::chat_body(req, gemini::request::BodyOptions { strip_ids: true })?;
                 let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
-                Ok(Exchange {
-                    source: Source::Http(self.gemini(method, &body, stream)?),
-                    decoder: gemini::response::chat_decoder(stream, call, DISPLAY),
-                })
+                Ok(Exchange::call(
+                    self.gemini(method, &body, stream)?,
+                    gemini::response::chat_decoder(stream, call, DISPLAY),
+                ))
             }
             ModelClass::Claude => {
                 let mut body: Map<String, Value> =
@@ -303,14 +300,14 @@ impl Provider for VertexAi {
                 if let Some(betas) = &self.betas {
                     upstream = upstream.header_value(http::HeaderName::from_static("anthropic-beta"), betas.clone());
                 }
-                Ok(Exchange { source: Source::Http(upstream), decoder: anthropic::chat_decoder(stream, call) })
+                Ok(Exchange::call(upstream, anthropic::chat_decoder(stream, call)))
             }
             ModelClass::OpenAiCompatible => {
                 let body = openai::passthrough_body(req, Some(Some(&self.model)), true)?;
-                Ok(Exchange {
-                    source: Source::Http(UpstreamRequest::post_json(&self.base, "chat/completions", body)),
-                    decoder: openai::chat_decoder(stream, call),
-                })
+                Ok(Exchange::call(
+                    UpstreamRequest::post_json(&self.base, "chat/completions", body),
+                    openai::chat_decoder(stream, call),
+                ))
             }
         }
     }
@@ -322,10 +319,10 @@ impl Provider for VertexAi {
         let stream = req.stream();
         let body = gemini::request::completions_body(req, gemini::request::BodyOptions { strip_ids: true })?;
         let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
-        Ok(Exchange {
-            source: Source::Http(self.gemini(method, &body, stream)?),
-            decoder: gemini::response::completions_decoder(stream, call, DISPLAY),
-        })
+        Ok(Exchange::call(
+            self.gemini(method, &body, stream)?,
+            gemini::response::completions_decoder(stream, call, DISPLAY),
+        ))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -343,8 +340,8 @@ impl Provider for VertexAi {
 
     /// Google's error shape (also for Claude and partner models, whose errors Vertex wraps
     /// the same way, or relays in their own shape, which the generic mapping reads).
-    fn upstream_error(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
-        gemini::upstream_error(status, content_type, body)
+    fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
+        gemini::error_answer(status, content_type, body)
     }
 }
 
@@ -357,6 +354,7 @@ mod tests {
 
     fn spec(model: &str) -> EndpointSpec<'_> {
         EndpointSpec {
+            index: 0,
             name: "v",
             endpoint_type: EndpointType::Chat,
             model_name: Some(model),
@@ -381,8 +379,8 @@ mod tests {
     fn endpoint() -> std::sync::Arc<crate::config::Endpoint> {
         let yaml = json!({"endpoints": [{"name": "v", "endpoint_type": "llm/v1/chat",
             "model": {"provider": "vertex_ai", "name": "gemini-2.0-flash", "config": config(json!({}))}}]});
-        let cfg = crate::config::GatewayConfig::parse(&yaml.to_string(), std::path::Path::new("test.yaml")).unwrap();
-        cfg.endpoints[0].clone()
+        let snapshot = crate::snapshot::Snapshot::parse(&yaml.to_string(), std::path::Path::new("test.yaml")).unwrap();
+        snapshot.config.endpoints[0].clone()
     }
 
     fn request(ty: EndpointType, body: Value) -> Request {
@@ -398,10 +396,7 @@ mod tests {
     }
 
     fn http(x: &Exchange) -> &UpstreamRequest {
-        match &x.source {
-            Source::Http(r) => r,
-            _ => panic!("one HTTP call expected"),
-        }
+        x.http()
     }
 
     fn body(r: &UpstreamRequest) -> Value {
@@ -502,7 +497,7 @@ mod tests {
         assert_eq!(err.field, "model.config.vertex_anthropic_betas");
         let map = Map::new();
         let err = VertexAi::from_config(
-            &EndpointSpec { model_name: None, ..spec("x") },
+            &EndpointSpec { index: 0, model_name: None, ..spec("x") },
             &mut ConfigMap::new(&map, "model.config"),
         )
         .unwrap_err();
@@ -553,7 +548,7 @@ mod tests {
         );
         let x = v.chat(chat(true), &call).unwrap();
         assert!(http(&x).target.ends_with("/gemini-2.0-flash:streamGenerateContent?alt=sse"), "{}", http(&x).target);
-        assert!(matches!(x.decoder, Decoder::Stream(_)));
+        assert!(x.streams());
 
         // functionCall / functionResponse ids are left out.
         let req = request(
@@ -584,15 +579,15 @@ mod tests {
         assert_eq!(body(http(&x)), json!({"content": {"parts": [{"text": "a"}]}}));
         // Several inputs: one :embedContent call each.
         let x = v.embeddings(request(EndpointType::Embeddings, json!({"input": ["a", "b"]})), &call).unwrap();
-        let Source::HttpMany(reqs) = &x.source else { panic!("fan-out expected") };
+        let reqs = x.fan_out_requests();
         assert_eq!(reqs.len(), 2);
         for (r, text) in reqs.iter().zip(["a", "b"]) {
             assert!(r.target.ends_with("/gemini-2.0-flash:embedContent"));
             assert_eq!(body(r), json!({"content": {"parts": [{"text": text}]}}));
         }
-        let Decoder::JsonMany(decode) = x.decoder else { panic!("JsonMany expected") };
-        let out: Value = serde_json::from_slice(
-            &decode(vec![
+        let Exchange::FanOut { decode, .. } = x else { panic!("fan-out expected") };
+        let out: Value = serde_json::to_value(
+            decode(vec![
                 bytes::Bytes::from_static(br#"{"embedding":{"values":[0.1,0.2]}}"#),
                 bytes::Bytes::from_static(br#"{"embedding":{"values":[0.3]},"usageMetadata":{"promptTokenCount":1}}"#),
             ])

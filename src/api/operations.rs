@@ -1,6 +1,7 @@
-//! The route table: every path the gateway answers, matched without allocation.
+//! The operation table: every method and path the gateway answers (OpenAPI's "operations"),
+//! matched without allocation. ("Route" in aigw means an MLflow traffic route only.)
 //!
-//! | method | path | route |
+//! | method | path | operation |
 //! |---|---|---|
 //! | GET | `/` | 307 to `/docs` |
 //! | GET | `/docs`, `/redoc`, `/openapi.json`, `/favicon.ico` | docs |
@@ -21,9 +22,9 @@
 
 use crate::schema::EndpointType;
 
-/// A matched route.
+/// A matched operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
+pub enum Operation<'a> {
     /// `GET /`
     Index,
     /// `GET /docs`
@@ -62,11 +63,11 @@ pub enum Route<'a> {
     Metrics,
 }
 
-impl Route<'_> {
-    /// The methods the route accepts (for 405 and `Allow`).
+impl Operation<'_> {
+    /// The methods the operation accepts (for 405 and `Allow`).
     pub fn allow(&self) -> &'static str {
         match self {
-            Route::SetLimits | Route::Invoke(_) | Route::OpenAi(_) => "POST",
+            Operation::SetLimits | Operation::Invoke(_) | Operation::OpenAi(_) => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -83,8 +84,8 @@ impl Route<'_> {
 /// The result of matching a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match<'a> {
-    /// A route.
-    Found(Route<'a>),
+    /// An operation.
+    Found(Operation<'a>),
     /// Redirect to this path (trailing slash toggled).
     Redirect(String),
     /// Nothing.
@@ -93,7 +94,7 @@ pub enum Match<'a> {
 
 /// Match `path` (without the query string).
 pub fn match_path(path: &str) -> Match<'_> {
-    if let Some(r) = route(path) {
+    if let Some(r) = operation(path) {
         return Match::Found(r);
     }
     let toggled = match path.strip_suffix('/') {
@@ -101,49 +102,49 @@ pub fn match_path(path: &str) -> Match<'_> {
         Some(_) => return Match::NotFound,
         None => format!("{path}/"),
     };
-    if route(&toggled).is_some() { Match::Redirect(toggled) } else { Match::NotFound }
+    if operation(&toggled).is_some() { Match::Redirect(toggled) } else { Match::NotFound }
 }
 
 fn name_segment(s: &str) -> Option<&str> {
     (!s.is_empty() && !s.contains('/')).then_some(s)
 }
 
-fn route(path: &str) -> Option<Route<'_>> {
+fn operation(path: &str) -> Option<Operation<'_>> {
     Some(match path {
-        "/" => Route::Index,
-        "/docs" => Route::Docs,
-        "/redoc" => Route::Redoc,
-        "/openapi.json" => Route::OpenApi,
-        "/favicon.ico" => Route::Favicon,
-        "/health" => Route::Health,
-        "/api/2.0/endpoints/" => Route::ListEndpoints,
-        "/api/2.0/gateway/routes/" => Route::ListLegacyRoutes,
-        "/api/2.0/endpoints/limits/" | "/api/2.0/gateway/limits/" => Route::SetLimits,
-        "/v1/chat/completions" => Route::OpenAi(EndpointType::Chat),
-        "/v1/completions" => Route::OpenAi(EndpointType::Completions),
-        "/v1/embeddings" => Route::OpenAi(EndpointType::Embeddings),
-        "/v1/models" => Route::Models,
-        "/metrics" => Route::Metrics,
+        "/" => Operation::Index,
+        "/docs" => Operation::Docs,
+        "/redoc" => Operation::Redoc,
+        "/openapi.json" => Operation::OpenApi,
+        "/favicon.ico" => Operation::Favicon,
+        "/health" => Operation::Health,
+        "/api/2.0/endpoints/" => Operation::ListEndpoints,
+        "/api/2.0/gateway/routes/" => Operation::ListLegacyRoutes,
+        "/api/2.0/endpoints/limits/" | "/api/2.0/gateway/limits/" => Operation::SetLimits,
+        "/v1/chat/completions" => Operation::OpenAi(EndpointType::Chat),
+        "/v1/completions" => Operation::OpenAi(EndpointType::Completions),
+        "/v1/embeddings" => Operation::OpenAi(EndpointType::Embeddings),
+        "/v1/models" => Operation::Models,
+        "/metrics" => Operation::Metrics,
         _ => {
             if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/limits/") {
                 name_segment(rest)?;
-                Route::GetLimits
+                Operation::GetLimits
             } else if let Some(rest) = path.strip_prefix("/api/2.0/gateway/limits/") {
                 name_segment(rest)?;
-                Route::GetLimits
+                Operation::GetLimits
             } else if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/") {
-                Route::GetEndpoint(name_segment(rest)?)
+                Operation::GetEndpoint(name_segment(rest)?)
             } else if let Some(rest) = path.strip_prefix("/api/3.0/gateway/endpoint/") {
-                Route::GetEndpoint(name_segment(rest)?)
+                Operation::GetEndpoint(name_segment(rest)?)
             } else if let Some(rest) = path.strip_prefix("/api/2.0/gateway/routes/") {
-                Route::GetLegacyRoute(name_segment(rest)?)
+                Operation::GetLegacyRoute(name_segment(rest)?)
             } else if let Some(rest) = path.strip_prefix("/api/3.0/gateway/route/") {
-                Route::GetTrafficRoute(name_segment(rest)?)
+                Operation::GetTrafficRoute(name_segment(rest)?)
             } else if let Some(rest) = path.strip_prefix("/v1/models/") {
-                Route::Model(name_segment(rest)?)
+                Operation::Model(name_segment(rest)?)
             } else {
                 let rest = path.strip_prefix("/endpoints/").or_else(|| path.strip_prefix("/gateway/"))?;
-                Route::Invoke(name_segment(rest.strip_suffix("/invocations")?)?)
+                Operation::Invoke(name_segment(rest.strip_suffix("/invocations")?)?)
             }
         }
     })
@@ -155,18 +156,18 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(match_path("/health"), Match::Found(Route::Health));
-        assert_eq!(match_path("/api/2.0/endpoints/chat"), Match::Found(Route::GetEndpoint("chat")));
+        assert_eq!(match_path("/health"), Match::Found(Operation::Health));
+        assert_eq!(match_path("/api/2.0/endpoints/chat"), Match::Found(Operation::GetEndpoint("chat")));
         assert_eq!(match_path("/api/2.0/endpoints"), Match::Redirect("/api/2.0/endpoints/".into()));
         assert_eq!(match_path("/api/2.0/endpoints/chat/"), Match::Redirect("/api/2.0/endpoints/chat".into()));
-        assert_eq!(match_path("/endpoints/chat/invocations"), Match::Found(Route::Invoke("chat")));
-        assert_eq!(match_path("/gateway/a.b-c/invocations"), Match::Found(Route::Invoke("a.b-c")));
+        assert_eq!(match_path("/endpoints/chat/invocations"), Match::Found(Operation::Invoke("chat")));
+        assert_eq!(match_path("/gateway/a.b-c/invocations"), Match::Found(Operation::Invoke("a.b-c")));
         assert_eq!(match_path("/endpoints/a/b/invocations"), Match::NotFound);
-        assert_eq!(match_path("/api/2.0/endpoints/limits/chat"), Match::Found(Route::GetLimits));
-        assert_eq!(match_path("/v1/chat/completions"), Match::Found(Route::OpenAi(EndpointType::Chat)));
+        assert_eq!(match_path("/api/2.0/endpoints/limits/chat"), Match::Found(Operation::GetLimits));
+        assert_eq!(match_path("/v1/chat/completions"), Match::Found(Operation::OpenAi(EndpointType::Chat)));
         assert_eq!(match_path("/nope"), Match::NotFound);
-        assert!(Route::Invoke("x").accepts("POST"));
-        assert!(!Route::Invoke("x").accepts("GET"));
-        assert!(Route::Health.accepts("HEAD"));
+        assert!(Operation::Invoke("x").accepts("POST"));
+        assert!(!Operation::Invoke("x").accepts("GET"));
+        assert!(Operation::Health.accepts("HEAD"));
     }
 }

@@ -1,0 +1,184 @@
+//! One request, from its parsed header to its [`Response`]: protective limits, the listener's
+//! role, the operation the path names ([`crate::api::operations`]), authentication, then a local
+//! answer ([`crate::api::rest`]) or an invocation ([`super::invoke`]). Whatever the outcome, it
+//! is written once, by [`super::write::respond`].
+
+use pingora::proxy::Session;
+
+use super::invoke::{self, Invocation};
+use super::write::{self, Response, WriteResult};
+use super::{RequestCtx, State};
+use crate::api::error::{ErrorKind, Family, GatewayError, Reject};
+use crate::api::operations::{Match, Operation, match_path};
+use crate::api::{Reply, rest};
+use crate::auth;
+use crate::config::ApiKey;
+use crate::snapshot::Snapshot;
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Main,
+    HealthOnly,
+    MetricsOnly,
+}
+
+fn listener(state: &State, session: &Session) -> Listener {
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    match local {
+        Some(a) if state.health_addr.is_some_and(|h| h.port() == a.port()) => Listener::HealthOnly,
+        Some(a) if state.metrics_addr.is_some_and(|m| m.port() == a.port()) => Listener::MetricsOnly,
+        _ => Listener::Main,
+    }
+}
+
+fn header_bytes(session: &Session) -> usize {
+    let h = session.req_header();
+    let line = h.method.as_str().len() + h.uri.path().len() + h.uri.query().map_or(0, str::len) + 12;
+    line + h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+/// Answer one request. `Err` only when writing to the client failed.
+pub async fn handle(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    inflight: usize,
+) -> WriteResult {
+    let family = if session.req_header().uri.path().starts_with("/v1/") { Family::OpenAi } else { Family::Native };
+    ctx.family = Some(family);
+    #[cfg(debug_assertions)]
+    if session.req_header().headers.contains_key("x-aigw-test-panic") {
+        // Test builds only: proves panics are contained and their payload is not logged.
+        panic!("test panic carrying sk-test-panic-secret-value");
+    }
+    let response = route(session, state, snapshot, ctx, inflight).await;
+    write::respond(session, state, snapshot, ctx, family, response).await
+}
+
+/// Decide the answer.
+async fn route(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    inflight: usize,
+) -> Response {
+    let config = &snapshot.config;
+    // Protective limits first: they cost nothing to check.
+    let limits = &config.settings.limits;
+    if let Some(max) = limits.max_inflight
+        && inflight > max
+    {
+        let e = GatewayError::new(503, ErrorKind::Unavailable, "The gateway is at capacity; retry shortly")
+            .with_header("retry-after", "1")
+            .rejected(Reject::TooManyInflight);
+        return Response::Error(e);
+    }
+    if header_bytes(session) > limits.max_header_bytes {
+        let e = GatewayError::new(
+            431,
+            ErrorKind::TooLarge,
+            format!("Request header fields too large (limit {} bytes)", limits.max_header_bytes),
+        )
+        .rejected(Reject::HeaderTooLarge);
+        return Response::Unread(e);
+    }
+
+    let path = session.req_header().uri.path().to_owned();
+    let role = listener(state, session);
+    let operation = match match_path(&path) {
+        Match::Found(op) => op,
+        Match::Redirect(_) | Match::NotFound if role != Listener::Main => {
+            return Response::Error(GatewayError::not_found());
+        }
+        Match::Redirect(to) => {
+            let location = match session.req_header().uri.query() {
+                Some(q) => format!("{to}?{q}"),
+                None => to,
+            };
+            return Response::Reply(Reply::redirect(location));
+        }
+        Match::NotFound => return Response::Error(GatewayError::not_found()),
+    };
+    let open = match (role, operation) {
+        (Listener::HealthOnly, Operation::Health) | (Listener::MetricsOnly, Operation::Metrics) => true,
+        (Listener::HealthOnly | Listener::MetricsOnly, _) => return Response::Error(GatewayError::not_found()),
+        (Listener::Main, Operation::Health) => true,
+        (Listener::Main, _) => false,
+    };
+    // Authentication, before anything is revealed about the configuration.
+    let key: Option<&ApiKey> = if open {
+        None
+    } else {
+        match auth::authenticate(&config.settings.auth, &session.req_header().headers) {
+            Ok(k) => k,
+            Err(rejection) => {
+                state.metrics.auth_rejected.with_label_values(&[rejection.as_str()]).inc();
+                return Response::Error(rejection.error());
+            }
+        }
+    };
+    ctx.api_key = key.map(|k| k.name.clone());
+
+    // An invocation of an unknown name is a plain 404 whatever the method (MLflow registers
+    // those routes per configured name).
+    let native_target = match operation {
+        Operation::Invoke(name) => match config.target(name) {
+            Some(t) => Some(t),
+            None => return Response::Error(GatewayError::not_found()),
+        },
+        _ => None,
+    };
+    let method = session.req_header().method.as_str();
+    if !operation.accepts(method) {
+        return Response::Error(GatewayError::method_not_allowed(operation.allow()));
+    }
+    let query = session.req_header().uri.query().map(str::to_owned);
+    let local = match operation {
+        Operation::Index => Ok(Reply::redirect("/docs".into())),
+        Operation::Docs => Ok(rest::docs_page(false)),
+        Operation::Redoc => Ok(rest::docs_page(true)),
+        Operation::OpenApi => Ok(rest::openapi(config)),
+        Operation::Favicon => Err(rest::favicon()),
+        Operation::Health => Ok(rest::health()),
+        // Metrics name every endpoint: a key restricted to some of them may not read them.
+        Operation::Metrics if key.is_some_and(|k| !k.unrestricted()) => {
+            state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
+            Err(crate::auth::forbidden(key.map_or("", |k| k.name.as_str()), "/metrics"))
+        }
+        Operation::Metrics if config.settings.metrics.enabled => Ok(Reply {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            body: bytes::Bytes::from(state.metrics.render()),
+            headers: Vec::new(),
+        }),
+        Operation::Metrics => Err(GatewayError::not_found()),
+        Operation::ListEndpoints => rest::list_endpoints(config, query.as_deref(), key),
+        Operation::GetEndpoint(name) => rest::get_endpoint(config, name, key),
+        Operation::ListLegacyRoutes => rest::list_legacy_routes(config, query.as_deref(), key),
+        Operation::GetLegacyRoute(name) => rest::get_legacy_route(config, name, key),
+        Operation::GetTrafficRoute(name) => rest::get_traffic_route(config, name, key),
+        Operation::GetLimits => Err(rest::limits(false)),
+        Operation::SetLimits => Err(rest::limits(true)),
+        Operation::Models => Ok(rest::models(config, key)),
+        Operation::Model(id) => rest::model(config, id, key),
+        Operation::Invoke(_) => {
+            let Some(target) = native_target else { return Response::Error(GatewayError::not_found()) };
+            // The target is in the URL: refuse a key that may not use it before reading (up to
+            // max_request_body of) a body that would be thrown away.
+            if let Err(e) = invoke::allowed(state, key, target.name()) {
+                return Response::Refusal(e);
+            }
+            return invoke::run(session, state, snapshot, ctx, key, Invocation::Native(target)).await;
+        }
+        Operation::OpenAi(endpoint_type) => {
+            return invoke::run(session, state, snapshot, ctx, key, Invocation::OpenAi(endpoint_type)).await;
+        }
+    };
+    match local {
+        Ok(reply) => Response::Reply(reply),
+        Err(e) => Response::Error(e),
+    }
+}

@@ -1,0 +1,276 @@
+//! The one place that writes answers to the client, success or error, whole or streamed.
+//!
+//! Every request ends in one [`Response`] handed to [`respond`]: local REST answers, errors in
+//! the route family's shape, decoded provider answers, and provider streams relayed as they
+//! arrive. It sets the answer's status, `x-request-id` and `x-ratelimit-*` headers, records
+//! what the audit line and the metrics need (status, bytes, error kind, rejections), and for a
+//! stream translates whatever the upstream has delivered before each write (one write per
+//! burst), watches for the client leaving between events, and ends the stream with the
+//! family's end marker or its error event.
+
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::invoke::execute::LiveStream;
+use super::invoke::scrub::Scrubber;
+use super::{RequestCtx, State, body, downstream};
+use crate::api::Reply;
+use crate::api::encode::{self, StreamEncoder};
+use crate::api::error::{ErrorKind, Family, GatewayError};
+use crate::schema::{Answer, Chunk};
+use crate::snapshot::Snapshot;
+use crate::sse;
+
+/// Result of a write to the client; an error means the client is gone.
+pub type WriteResult = pingora::Result<()>;
+
+/// What to answer.
+pub enum Response {
+    /// A complete local answer (REST, health, docs, metrics, redirects).
+    Reply(Reply),
+    /// An error, in the family's shape. [`ErrorKind::ClientClosed`] writes nothing.
+    Error(GatewayError),
+    /// An error answered before (all of) the request body was read, after which the
+    /// connection closes; what the client still sends is drained for a while, so it reads the
+    /// answer instead of a reset (413, 403 on a native route).
+    Refusal(GatewayError),
+    /// An error answered while the body was being read (408, a failed read): the connection
+    /// closes; nothing is drained.
+    Unread(GatewayError),
+    /// A provider's whole answer.
+    Answer(Answer),
+    /// A provider's stream.
+    Stream(Box<LiveStream>),
+}
+
+/// Write `response` for a request of `family`.
+pub async fn respond(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    family: Family,
+    response: Response,
+) -> WriteResult {
+    match response {
+        Response::Reply(reply) => reply_whole(session, reply, ctx).await,
+        Response::Error(e) => error(session, state, ctx, family, e).await,
+        Response::Refusal(e) => {
+            session.set_keepalive(None);
+            error(session, state, ctx, family, e).await?;
+            body::drain_after_refusal(session).await;
+            Ok(())
+        }
+        Response::Unread(e) => {
+            session.set_keepalive(None);
+            error(session, state, ctx, family, e).await
+        }
+        Response::Answer(answer) => {
+            ctx.usage = answer.usage();
+            match encode::answer(family, &answer) {
+                Ok(body) => {
+                    let reply =
+                        Reply { status: 200, content_type: Some("application/json"), body, headers: Vec::new() };
+                    reply_whole(session, reply, ctx).await
+                }
+                Err(e) => error(session, state, ctx, family, e).await,
+            }
+        }
+        Response::Stream(stream) => relay(session, state, snapshot, ctx, family, *stream).await,
+    }
+}
+
+/// Count a refusal once, where it is answered.
+fn count_rejection(state: &State, e: &GatewayError) {
+    if let Some(reason) = e.reject {
+        state.metrics.rejected.with_label_values(&[reason.as_str()]).inc();
+    }
+}
+
+async fn error(
+    session: &mut Session,
+    state: &State,
+    ctx: &mut RequestCtx,
+    family: Family,
+    e: GatewayError,
+) -> WriteResult {
+    count_rejection(state, &e);
+    ctx.error = Some(e.kind);
+    if e.kind == ErrorKind::ClientClosed {
+        log::debug!("request {}: the client closed the connection", ctx.request_id);
+        state.metrics.client_closed.inc();
+        ctx.status = e.status;
+        session.set_keepalive(None);
+        return Ok(());
+    }
+    if e.status_for(family) >= 500 {
+        log::warn!("request {}: {e}", ctx.request_id);
+    }
+    reply_whole(session, Reply::error(&e, family), ctx).await
+}
+
+fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
+    let mut h = ResponseHeader::build(status, Some(7 + extra))?;
+    h.insert_header("x-request-id", &ctx.request_id)?;
+    if let Some(q) = &ctx.quota {
+        h.insert_header("x-ratelimit-limit", q.limit)?;
+        h.insert_header("x-ratelimit-remaining", q.remaining)?;
+        h.insert_header("x-ratelimit-reset", q.reset_secs)?;
+    }
+    Ok(h)
+}
+
+/// Write a complete answer.
+async fn reply_whole(session: &mut Session, reply: Reply, ctx: &mut RequestCtx) -> WriteResult {
+    let mut h = base_header(reply.status, reply.headers.len() + 2, ctx)?;
+    if let Some(ct) = reply.content_type {
+        h.insert_header("content-type", ct)?;
+    }
+    h.insert_header("content-length", reply.body.len())?;
+    for (name, value) in &reply.headers {
+        h.insert_header(*name, value)?;
+    }
+    ctx.status = reply.status;
+    ctx.bytes_out += reply.body.len();
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(h), false).await?;
+    let body = if head_only { None } else { Some(reply.body) };
+    session.write_response_body(body, true).await
+}
+
+/// Translated stream output is written once this much is pending, even while more upstream
+/// data is ready.
+const STREAM_FLUSH_BYTES: usize = 64 * 1024;
+
+/// Relay a stream: a 200 event stream, then the translated events as they arrive, then the
+/// family's end (or one error event). A stream never ends as an empty success: one whose
+/// upstream ends without any translated event ends with [`sse::no_data`].
+async fn relay(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    family: Family,
+    stream: LiveStream,
+) -> WriteResult {
+    let LiveStream { mut incoming, mut decoder, sent } = stream;
+    let scrubber = Scrubber::with_sent(&snapshot.config, sent);
+    let mut encoder = StreamEncoder::new(family);
+    stream_start(session, ctx).await?;
+    let mut out = BytesMut::new();
+    let mut chunks: Vec<Chunk> = Vec::new();
+    // Whether any event was translated (a stream of nothing is not a success).
+    let mut produced = false;
+    let outcome: Result<(), GatewayError> = loop {
+        // Translate everything the upstream has already delivered before writing: a burst of
+        // events costs one write to the client, not one per event. The translated output goes
+        // out as soon as the next read would have to wait; while it waits, a client that
+        // leaves ends the stream at once.
+        let next = {
+            let read = incoming.chunk();
+            tokio::pin!(read);
+            match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    if let Err(e) = flush(session, &mut out, ctx).await {
+                        // The client left: stop reading the upstream (the connection is
+                        // dropped, not pooled).
+                        ctx.usage = decoder.usage().cloned();
+                        return Err(e);
+                    }
+                    match downstream::unless_gone(session, read).await {
+                        Ok(next) => next,
+                        Err(gone) => break Err(gone),
+                    }
+                }
+            }
+        };
+        let fed = match next {
+            Ok(Some(bytes)) => decoder.feed(&bytes, &mut chunks),
+            Ok(None) => {
+                let end = decoder.finish(&mut chunks);
+                produced |= !chunks.is_empty();
+                encode_all(&mut encoder, &mut chunks, &mut out);
+                break if produced { end } else { Err(sse::no_data()) };
+            }
+            Err(e) => break Err(e),
+        };
+        produced |= !chunks.is_empty();
+        encode_all(&mut encoder, &mut chunks, &mut out);
+        if let Err(e) = fed {
+            break Err(e);
+        }
+        if out.len() >= STREAM_FLUSH_BYTES
+            && let Err(e) = flush(session, &mut out, ctx).await
+        {
+            ctx.usage = decoder.usage().cloned();
+            return Err(e);
+        }
+    };
+    ctx.usage = decoder.usage().cloned();
+    match outcome {
+        Ok(()) => {
+            incoming.release(state).await;
+            encoder.finish(&mut out);
+        }
+        Err(e) if e.kind == ErrorKind::ClientClosed => {
+            ctx.error = Some(e.kind);
+            ctx.status = e.status;
+            state.metrics.client_closed.inc();
+            session.set_keepalive(None);
+            log::debug!("request {}: the client closed the connection during the stream", ctx.request_id);
+            return Ok(());
+        }
+        Err(e) => {
+            count_rejection(state, &e);
+            let e = scrubber.clean(e);
+            log::warn!("request {}: stream ended with an error: {e}", ctx.request_id);
+            ctx.error = Some(e.kind);
+            encoder.error(&e, &mut out);
+        }
+    }
+    if ctx.first_byte.is_none() {
+        ctx.first_byte = ctx.started.map(|s| s.elapsed());
+    }
+    ctx.bytes_out += out.len();
+    let data = (!out.is_empty()).then(|| out.freeze());
+    session.write_response_body(data, true).await
+}
+
+/// Encode the chunks a decoder produced.
+fn encode_all(encoder: &mut StreamEncoder, chunks: &mut Vec<Chunk>, out: &mut BytesMut) {
+    for chunk in chunks.drain(..) {
+        encoder.chunk(&chunk, out);
+    }
+}
+
+/// Start a 200 event stream.
+async fn stream_start(session: &mut Session, ctx: &mut RequestCtx) -> WriteResult {
+    let mut h = base_header(200, 4, ctx)?;
+    h.insert_header("content-type", "text/event-stream; charset=utf-8")?;
+    h.insert_header("cache-control", "no-cache")?;
+    h.insert_header("x-accel-buffering", "no")?;
+    if session.req_header().version == http::Version::HTTP_11 {
+        // Without a length or chunked framing HTTP/1.1 falls back to close-delimited bodies;
+        // Pingora's HTTP/2 writer drops this header itself.
+        h.insert_header("transfer-encoding", "chunked")?;
+    }
+    ctx.status = 200;
+    session.write_response_header(Box::new(h), false).await
+}
+
+/// Write the translated stream output gathered so far, noting the time of the first byte.
+async fn flush(session: &mut Session, out: &mut BytesMut, ctx: &mut RequestCtx) -> WriteResult {
+    if out.is_empty() {
+        return Ok(());
+    }
+    if ctx.first_byte.is_none() {
+        ctx.first_byte = ctx.started.map(|s| s.elapsed());
+    }
+    let data: Bytes = out.split().freeze();
+    ctx.bytes_out += data.len();
+    session.write_response_body(Some(data), false).await
+}
