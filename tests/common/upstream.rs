@@ -100,6 +100,9 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 struct Shared {
     connections: std::sync::atomic::AtomicUsize,
     closed: std::sync::atomic::AtomicUsize,
+    /// Connections the client closed while a reply was still being made (a delay or a pause
+    /// between pieces of the answer).
+    peer_closed: std::sync::atomic::AtomicUsize,
     log: Mutex<Vec<Recorded>>,
     queue: Mutex<VecDeque<Reply>>,
     handler: Mutex<Option<Arc<Handler>>>,
@@ -129,6 +132,7 @@ impl MockUpstream {
         let shared = Arc::new(Shared {
             connections: std::sync::atomic::AtomicUsize::new(0),
             closed: std::sync::atomic::AtomicUsize::new(0),
+            peer_closed: std::sync::atomic::AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
             handler: Mutex::new(None),
@@ -197,8 +201,27 @@ impl MockUpstream {
         self.shared.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Connections the client (the gateway) closed while this server was still answering on
+    /// them: during a `Delay` or a pause between the pieces of an answer.
+    pub fn peer_closed(&self) -> usize {
+        self.shared.peer_closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn clear(&self) {
         self.shared.log.lock().unwrap().clear();
+    }
+}
+
+/// Wait `d`, unless the client closes the connection first (counted in `peer_closed`; then
+/// false: the answer is abandoned).
+async fn pause<S: AsyncRead + Unpin>(sock: &mut S, d: Duration, shared: &Shared) -> bool {
+    let mut probe = [0u8; 1];
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = sock.read(&mut probe) => {
+            shared.peer_closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            false
+        }
     }
 }
 
@@ -217,7 +240,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, shared: Arc<Share
                 },
             }
         };
-        if !write_reply(&mut sock, reply).await {
+        if !write_reply(&mut sock, reply, &shared).await {
             return;
         }
     }
@@ -301,7 +324,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Write one reply; false when the connection must close.
-async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, reply: Reply) -> bool {
+async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(sock: &mut S, reply: Reply, shared: &Shared) -> bool {
     match reply {
         Reply::Json(status, v) => {
             let body = serde_json::to_vec(&v).unwrap();
@@ -329,8 +352,8 @@ async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, reply: Reply) -> bool 
                 return false;
             }
             for (piece, delay) in pieces {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                if !delay.is_zero() && !pause(sock, delay, shared).await {
+                    return false;
                 }
                 if piece.is_empty() {
                     continue;
@@ -369,17 +392,14 @@ async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, reply: Reply) -> bool 
             }
             false
         }
-        Reply::Delay(d, inner) => {
-            tokio::time::sleep(d).await;
-            Box::pin(write_reply(sock, *inner)).await
-        }
+        Reply::Delay(d, inner) => pause(sock, d, shared).await && Box::pin(write_reply(sock, *inner, shared)).await,
         Reply::Garbage(bytes) => {
             let _ = sock.write_all(&bytes).await;
             let _ = sock.flush().await;
             false
         }
         Reply::CloseAfter(inner, d) => {
-            if Box::pin(write_reply(sock, *inner)).await {
+            if Box::pin(write_reply(sock, *inner, shared)).await {
                 tokio::time::sleep(d).await;
             }
             false
