@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigw::api::encode::{self, StreamEncoder};
-use aigw::api::error::Family;
 use aigw::config::Endpoint;
+use aigw::error::Family;
 use aigw::providers::{self, Call, Decoder, Exchange, Provider};
 use aigw::schema::{EndpointType, parse_request};
 use aigw::snapshot::Snapshot;

@@ -12,9 +12,9 @@
 use base64::Engine;
 use http::HeaderMap;
 
-use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::settings::sha256;
 use crate::config::{ApiKey, AuthSettings};
+use crate::error::{ErrorKind, GatewayError};
 
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod providers;

@@ -18,8 +18,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::api::error::GatewayError;
 use crate::config::{ConfigError, ConfigMap, Endpoint, EndpointSpec, FieldError, GatewayConfig};
+use crate::error::GatewayError;
 use crate::providers::{self, Provider};
 
 /// A validated configuration and its providers.

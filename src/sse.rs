@@ -24,7 +24,7 @@
 
 use bytes::BytesMut;
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::providers::StreamDecoder;
 use crate::schema::{Chunk, Usage};
 
@@ -325,7 +325,7 @@ pub fn event_too_large(limit: usize) -> GatewayError {
         "upstream sent a stream event larger than {limit} bytes (aigw.max_response_body)"
     ))
     .with_code("response_too_large")
-    .rejected(crate::api::error::Reject::ResponseTooLarge)
+    .rejected(crate::error::Reject::ResponseTooLarge)
 }
 
 /// Serialise `value` as one downstream event.
@@ -543,7 +543,7 @@ mod tests {
 pub(crate) mod testing {
     use serde_json::Value;
 
-    use crate::api::error::GatewayError;
+    use crate::error::GatewayError;
     use crate::providers::StreamDecoder;
     use crate::schema::Chunk;
 

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use aigw::api::encode::{self, StreamEncoder};
-use aigw::api::error::Family;
 use aigw::config::Endpoint;
+use aigw::error::Family;
 use aigw::providers::{self, Call, Decoder, Exchange};
 use aigw::schema::{EndpointType, Request, parse_request};
 use aigw::snapshot::Snapshot;
@@ -457,7 +457,7 @@ pub fn run_response(case: &Case, input: &Input<'_>) -> Result<Vec<u8>, u16> {
     }
 }
 
-fn check_error(case: &Case, e: &aigw::api::error::GatewayError) {
+fn check_error(case: &Case, e: &aigw::error::GatewayError) {
     assert!((400..=599).contains(&e.status), "{}: error status {}", case.label, e.status);
     let _ = e.message();
 }

@@ -10,7 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::error::{Family, GatewayError};
+use crate::error::{Family, GatewayError};
 use crate::schema::{Answer, Chunk};
 use crate::sse;
 

@@ -1,11 +1,10 @@
 //! The HTTP API surface: the operation table, the REST answers, the error shapes, and the
 //! answers' encodings per route family.
 //!
-//! Invocations (the routes that call a provider) are driven by [`crate::server`]; everything
-//! here answers locally.
+//! Invocations (the operations that call a provider) are driven by the server; everything here
+//! answers locally or shapes an answer.
 
 pub mod encode;
-pub mod error;
 pub mod operations;
 pub mod rest;
 
@@ -41,7 +40,7 @@ impl Reply {
     }
 
     /// The answer for an error, in `family`'s shape.
-    pub fn error(err: &error::GatewayError, family: error::Family) -> Reply {
+    pub fn error(err: &crate::error::GatewayError, family: crate::error::Family) -> Reply {
         Reply {
             status: err.status_for(family),
             content_type: Some("application/json"),

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::Reply;
-use super::error::GatewayError;
 use crate::config::{ApiKey, Endpoint, GatewayConfig, Limit, Target, TrafficRoute};
+use crate::error::GatewayError;
 
 /// Whether the authenticated key (if any) may see `name`.
 fn visible(key: Option<&ApiKey>, name: &str) -> bool {
@@ -122,7 +122,7 @@ pub fn get_endpoint(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) -> Re
         Some(e) => Ok(Reply::json(200, &endpoint_json(e))),
         None => Err(GatewayError::new(
             404,
-            super::error::ErrorKind::NotFound,
+            crate::error::ErrorKind::NotFound,
             format!("The endpoint '{name}' is not present or active on the server. Please verify the endpoint name."),
         )),
     }
@@ -131,7 +131,7 @@ pub fn get_endpoint(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) -> Re
 fn route_not_found(name: &str) -> GatewayError {
     GatewayError::new(
         404,
-        super::error::ErrorKind::NotFound,
+        crate::error::ErrorKind::NotFound,
         format!("The route '{name}' is not present or active on the server. Please verify the route name."),
     )
 }
@@ -155,7 +155,7 @@ pub fn get_traffic_route(cfg: &GatewayConfig, name: &str, key: Option<&ApiKey>) 
 /// The limits API MLflow never implemented.
 pub fn limits(set: bool) -> GatewayError {
     let what = if set { "set_limits" } else { "get_limits" };
-    GatewayError::new(501, super::error::ErrorKind::NotImplemented, format!("The {what} API is not available yet."))
+    GatewayError::new(501, crate::error::ErrorKind::NotImplemented, format!("The {what} API is not available yet."))
 }
 
 fn model_json(target: Target<'_>) -> Value {
@@ -186,7 +186,7 @@ pub fn models(cfg: &GatewayConfig, key: Option<&ApiKey>) -> Reply {
 /// `GET /v1/models/{id}`
 pub fn model(cfg: &GatewayConfig, id: &str, key: Option<&ApiKey>) -> Result<Reply, GatewayError> {
     cfg.target(id).filter(|_| visible(key, id)).map(|t| Reply::json(200, &model_json(t))).ok_or_else(|| {
-        GatewayError::new(404, super::error::ErrorKind::NotFound, format!("The model '{id}' does not exist"))
+        GatewayError::new(404, crate::error::ErrorKind::NotFound, format!("The model '{id}' does not exist"))
             .with_param("model")
             .with_code("model_not_found")
     })
@@ -194,7 +194,7 @@ pub fn model(cfg: &GatewayConfig, id: &str, key: Option<&ApiKey>) -> Result<Repl
 
 /// `GET /favicon.ico`
 pub fn favicon() -> GatewayError {
-    GatewayError::new(404, super::error::ErrorKind::NotFound, "favicon.ico not found")
+    GatewayError::new(404, crate::error::ErrorKind::NotFound, "favicon.ico not found")
 }
 
 /// `GET /openapi.json`: the API described for Swagger UI and client generators.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::secret::{self, Secret};
-use crate::upstream::BaseUrl;
+use crate::config::BaseUrl;
 
 /// A problem with one field, relative to the endpoint (e.g. `model.config.openai_api_key`).
 #[derive(Debug, Clone, PartialEq, Eq)]

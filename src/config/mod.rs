@@ -26,6 +26,7 @@ pub mod fields;
 pub mod provider_name;
 pub mod secret;
 pub mod settings;
+pub mod url;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +39,7 @@ pub use fields::{ConfigMap, FieldError};
 pub use provider_name::ProviderName;
 pub use secret::Secret;
 pub use settings::{ApiKey, AuditSettings, AuthSettings, LimitSettings, MetricsSettings, Settings, TlsSettings};
+pub use url::{BaseUrl, Origin};
 
 use crate::schema::{self, EndpointType};
 
@@ -59,7 +61,7 @@ pub struct EndpointSpec<'a> {
 /// Called once per endpoint, in file order, while a configuration is validated: reads the
 /// provider's own settings from `model.config` (what it leaves unread becomes model defaults or
 /// a warning) and fails with the field at fault. The configuration layer knows no provider; the
-/// layer above passes the function that builds them (`crate::snapshot`).
+/// layer above passes the function that builds them (see `docs/architecture.md`).
 pub type ModelBuilder<'b> = dyn FnMut(&EndpointSpec<'_>, &mut ConfigMap<'_>) -> Result<(), FieldError> + 'b;
 
 /// Environment variable that restricts which providers may be configured (comma list).

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default AI21 Labs base URL.
 pub const DEFAULT_BASE: &str = "https://api.ai21.com/studio/v1";

@@ -25,15 +25,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider, StreamDecoder};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
     ResponseMessage, Usage, object,
 };
 use crate::sse;
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Cohere base URL.
 pub const DEFAULT_BASE: &str = "https://api.cohere.ai/v1";

@@ -29,10 +29,11 @@ use serde_json::Value;
 
 use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::Request;
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, secret_header};
+use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 const DISPLAY: &str = "Databricks";
 

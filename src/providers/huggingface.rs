@@ -11,10 +11,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
+use crate::error::GatewayError;
 use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
-use crate::upstream::{BaseUrl, UpstreamRequest};
+use crate::upstream::UpstreamRequest;
 
 const DISPLAY: &str = "Hugging Face Text Generation Inference";
 

@@ -19,15 +19,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionsResponse, Delta,
     Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
     ToolCall, ToolCallDelta, Usage, object,
 };
 use crate::sse::{SseStream, SseTranslate};
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
 pub const DEFAULT_BASE: &str = "https://api.mistral.ai/v1";

@@ -15,13 +15,14 @@
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
+use crate::error::GatewayError;
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
     EmbeddingsUsage, Request, ResponseMessage, Usage, object,
 };
-use crate::upstream::{BaseUrl, UpstreamRequest};
+use crate::upstream::UpstreamRequest;
 
 const DISPLAY: &str = "MLflow Model Serving";
 

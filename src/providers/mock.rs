@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use super::openai::{chat_decoder, completions_decoder, embeddings_decoder};
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::{EndpointType, Request};
 
 /// Longest piece of the user's message echoed back.

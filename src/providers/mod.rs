@@ -29,9 +29,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::api::error::{ErrorKind, GatewayError};
 pub use crate::config::EndpointSpec;
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{Answer, Chunk, EndpointType, Request, Usage};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
@@ -135,6 +135,15 @@ impl Exchange {
     pub fn fan_out(requests: Vec<UpstreamRequest>, decode: ManyDecoder) -> Exchange {
         Exchange::FanOut { requests, decode }
     }
+}
+
+/// A configuration for provider tests, validated with every endpoint's provider settings.
+#[cfg(test)]
+pub(crate) fn test_config(yaml: &str) -> crate::config::GatewayConfig {
+    crate::config::GatewayConfig::parse(yaml, std::path::Path::new("test.yaml"), &mut |spec, cfg| {
+        build(spec, cfg).map(drop)
+    })
+    .expect("a valid test configuration")
 }
 
 #[cfg(test)]
@@ -274,21 +283,21 @@ pub fn default_error_answer(status: u16, content_type: &str, body: &[u8]) -> Gat
                     err.param = Some(p.clone());
                 }
                 match e.get("message").and_then(Value::as_str) {
-                    Some(m) => crate::api::error::Detail::Text(m.to_owned()),
-                    None => crate::api::error::Detail::Text(reason(status).to_owned()),
+                    Some(m) => crate::error::Detail::Text(m.to_owned()),
+                    None => crate::error::Detail::Text(reason(status).to_owned()),
                 }
             }
-            Some(Value::String(s)) => crate::api::error::Detail::Text(s),
+            Some(Value::String(s)) => crate::error::Detail::Text(s),
             Some(other) => {
                 o.insert("error".into(), other);
-                crate::api::error::Detail::Json(Box::new(Value::Object(o)))
+                crate::error::Detail::Json(Box::new(Value::Object(o)))
             }
-            None => crate::api::error::Detail::Json(Box::new(Value::Object(o))),
+            None => crate::error::Detail::Json(Box::new(Value::Object(o))),
         },
-        Some(other) => crate::api::error::Detail::Json(Box::new(other)),
+        Some(other) => crate::error::Detail::Json(Box::new(other)),
         None => {
             let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
-            crate::api::error::Detail::Json(Box::new(serde_json::json!({ "message": text })))
+            crate::error::Detail::Json(Box::new(serde_json::json!({ "message": text })))
         }
     };
     err
@@ -407,7 +416,7 @@ pub fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::{Detail, Family};
+    use crate::error::{Detail, Family};
     use serde_json::json;
 
     #[test]

@@ -17,13 +17,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::{Detail, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::{Detail, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
     EmbeddingsUsage, EndpointType, Request, ResponseMessage, Usage, object,
 };
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default MosaicML base URL.
 pub const DEFAULT_BASE: &str = "https://models.hosted-on.mosaicml.hosting";
@@ -295,7 +296,7 @@ impl Provider for MosaicMl {
         if status == 500 && is_token_allowance_error(&err.detail) {
             // MosaicML reports these request problems as server errors; MLflow maps them to 422.
             err.status = 422;
-            err.kind = crate::api::error::ErrorKind::InvalidRequest;
+            err.kind = crate::error::ErrorKind::InvalidRequest;
         }
         err
     }

@@ -10,15 +10,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall,
     FunctionCallDelta, Request, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
 use crate::sse::{self, SseStream, SseTranslate};
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default OpenAI base URL.
 pub const DEFAULT_BASE: &str = "https://api.openai.com/v1";

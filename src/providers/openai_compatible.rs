@@ -9,10 +9,11 @@
 
 use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, ProviderName};
+use crate::error::GatewayError;
 use crate::schema::Request;
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// One OpenAI-compatible provider.
 pub struct OpenAiCompatible {

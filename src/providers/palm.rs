@@ -13,13 +13,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider, gemini, parse_upstream_json, to_json};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
     EmbeddingsUsage, Request, ResponseMessage, Usage, object,
 };
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default PaLM API base URL.
 pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com/v1beta3/models";
@@ -288,8 +289,7 @@ mod tests {
 
     fn endpoint() -> std::sync::Arc<crate::config::Endpoint> {
         let yaml = "endpoints:\n  - name: p\n    endpoint_type: llm/v1/chat\n    model:\n      provider: palm\n      name: chat-bison\n      config:\n        palm_api_key: k\n";
-        let snapshot = crate::snapshot::Snapshot::parse(yaml, std::path::Path::new("test.yaml")).expect("config");
-        snapshot.config.endpoints[0].clone()
+        crate::providers::test_config(yaml).endpoints[0].clone()
     }
 
     fn body_of(x: &Exchange) -> Value {

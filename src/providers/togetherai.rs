@@ -16,15 +16,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
     ResponseMessage, Usage, object,
 };
 use crate::sse::{SseStream, SseTranslate};
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default TogetherAI base URL.
 pub const DEFAULT_BASE: &str = "https://api.together.xyz/v1";

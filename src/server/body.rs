@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError};
 
 /// How long the gateway waits for the next piece of a request body.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);

@@ -53,7 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
 use super::State;
-use crate::api::error::{ErrorKind, Family, GatewayError};
+use crate::error::{ErrorKind, Family, GatewayError};
 
 /// Between requests: no header deadline.
 const IDLE: u8 = 0;

@@ -8,11 +8,11 @@ use pingora::proxy::Session;
 use super::invoke::{self, Invocation};
 use super::write::{self, Response, WriteResult};
 use super::{RequestCtx, State};
-use crate::api::error::{ErrorKind, Family, GatewayError, Reject};
 use crate::api::operations::{Match, Operation, match_path};
 use crate::api::{Reply, rest};
 use crate::auth;
 use crate::config::ApiKey;
+use crate::error::{ErrorKind, Family, GatewayError, Reject};
 use crate::snapshot::Snapshot;
 
 /// Which listener a request arrived on.

@@ -16,7 +16,7 @@ use std::future::Future;
 
 use pingora::proxy::Session;
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 
 /// Resolves when the client has gone away (its request body must have been read whole).
 pub async fn gone(session: &mut Session) -> GatewayError {

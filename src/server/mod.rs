@@ -29,8 +29,8 @@ use futures::FutureExt;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::api::error::{ErrorKind, Family, GatewayError};
 use crate::audit::{AuditSink, RateLimitRecord, Record};
+use crate::error::{ErrorKind, Family, GatewayError};
 use crate::limits::{Limits, Quota};
 use crate::metrics::{Metrics, status_label};
 use crate::schema::Usage;

@@ -19,7 +19,7 @@ use super::invoke::scrub::Scrubber;
 use super::{RequestCtx, State, body, downstream};
 use crate::api::Reply;
 use crate::api::encode::{self, StreamEncoder};
-use crate::api::error::{ErrorKind, Family, GatewayError};
+use crate::error::{ErrorKind, Family, GatewayError};
 use crate::schema::{Answer, Chunk};
 use crate::snapshot::Snapshot;
 use crate::sse;

@@ -32,7 +32,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Resolver, UpstreamRequest};
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 
 /// `timeout_at($deadline, $future).await`, with the future pinned where it is built: handing a
 /// large future to `timeout_at` by value moves it whole (Pingora's connect and session futures
@@ -371,7 +371,7 @@ impl UpstreamResponse {
                     self.authority
                 ))
                 .with_code("response_too_large")
-                .rejected(crate::api::error::Reject::ResponseTooLarge));
+                .rejected(crate::error::Reject::ResponseTooLarge));
             }
             match (&first, buf.is_empty()) {
                 (None, true) => first = Some(chunk),

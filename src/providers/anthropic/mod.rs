@@ -29,10 +29,11 @@ pub(crate) use response::{
 };
 
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::Request;
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Anthropic base URL.
 pub const DEFAULT_BASE: &str = "https://api.anthropic.com/v1";

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Number, Value, json};
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::schema::{EndpointType, Request};
 
 /// `max_tokens` when the request sets neither `max_tokens` nor `max_completion_tokens`

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::super::{Call, Decoder};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage, ToolCall,

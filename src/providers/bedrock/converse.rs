@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::eventstream::{FrameDecoder, Message};
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{StreamDecoder, parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, FunctionCall, FunctionCallDelta, Request,

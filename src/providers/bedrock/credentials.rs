@@ -22,9 +22,10 @@ use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
 
 use super::sigv4;
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, secret_header};
+use crate::error::{ErrorKind, GatewayError};
+use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 /// MLflow's default `session_length_seconds`.
 pub const DEFAULT_SESSION_SECONDS: u64 = 900;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::providers::{parse_upstream_json, to_json};
 use crate::schema::{
     Answer, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, Usage,

@@ -28,10 +28,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
-use crate::api::error::{Detail, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::{Detail, GatewayError};
 use crate::schema::Request;
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams};
+use crate::upstream::{UpstreamRequest, Upstreams};
 use credentials::{Auth, Resolved};
 use invoke::Family;
 

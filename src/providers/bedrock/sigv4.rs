@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::upstream::UpstreamRequest;
 
 /// Sign `req` in place for `service` in `region`, at `time`.
@@ -62,7 +62,7 @@ pub fn sign_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::BaseUrl;
+    use crate::config::BaseUrl;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn header<'a>(req: &'a UpstreamRequest, name: &str) -> Option<&'a str> {

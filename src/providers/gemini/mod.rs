@@ -14,10 +14,11 @@ pub(crate) mod request;
 pub(crate) mod response;
 
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::Request;
-use crate::upstream::{BaseUrl, UpstreamRequest, secret_header};
+use crate::upstream::{UpstreamRequest, secret_header};
 
 use request::BodyOptions;
 
@@ -136,8 +137,8 @@ pub(crate) fn error_answer(status: u16, content_type: &str, body: &[u8]) -> Gate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::Detail;
     use crate::config::ProviderName;
+    use crate::error::Detail;
     use crate::schema::EndpointType;
     use serde_json::{Map, Value, json};
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::providers::parse_data_url;
 use crate::schema::Request;
 

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Call, Decoder, parse_upstream_json, python_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,

@@ -31,9 +31,10 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::error::{ErrorKind, GatewayError};
+use crate::config::BaseUrl;
 use crate::config::Secret;
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, secret_header};
+use crate::error::{ErrorKind, GatewayError};
+use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 /// The OAuth scope Vertex AI needs.
 pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";

@@ -37,10 +37,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Call, EndpointSpec, Exchange, Provider};
-use crate::api::error::GatewayError;
+use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
+use crate::error::GatewayError;
 use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, object};
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams};
+use crate::upstream::{UpstreamRequest, Upstreams};
 
 use super::{anthropic, gemini, openai};
 
@@ -379,8 +380,7 @@ mod tests {
     fn endpoint() -> std::sync::Arc<crate::config::Endpoint> {
         let yaml = json!({"endpoints": [{"name": "v", "endpoint_type": "llm/v1/chat",
             "model": {"provider": "vertex_ai", "name": "gemini-2.0-flash", "config": config(json!({}))}}]});
-        let snapshot = crate::snapshot::Snapshot::parse(&yaml.to_string(), std::path::Path::new("test.yaml")).unwrap();
-        snapshot.config.endpoints[0].clone()
+        crate::providers::test_config(&yaml.to_string()).endpoints[0].clone()
     }
 
     fn request(ty: EndpointType, body: Value) -> Request {

@@ -5,8 +5,8 @@
 
 use pingora::proxy::Session;
 
-use crate::api::error::{Detail, ErrorKind, GatewayError, Reject};
 use crate::config::{Endpoint, Limit, LimitScope};
+use crate::error::{Detail, ErrorKind, GatewayError, Reject};
 use crate::limits::{Quota, Verdict};
 use crate::server::{RequestCtx, State};
 

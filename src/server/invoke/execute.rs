@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::scrub::{Scrubber, SentHeader, scrub_sent};
-use crate::api::error::GatewayError;
+use crate::error::GatewayError;
 use crate::providers::{self, Decoder, Exchange, ManyDecoder, Provider, StreamDecoder, mock::MockAnswer};
 use crate::schema::Answer;
 use crate::server::{RequestCtx, State, downstream};

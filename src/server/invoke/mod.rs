@@ -25,8 +25,8 @@ use pingora::proxy::Session;
 
 use super::write::Response;
 use super::{RequestCtx, State, body};
-use crate::api::error::{ErrorKind, GatewayError, Reject};
 use crate::config::{ApiKey, Target};
+use crate::error::{ErrorKind, GatewayError, Reject};
 use crate::schema::EndpointType;
 use crate::snapshot::Snapshot;
 

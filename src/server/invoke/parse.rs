@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{GatewayConfig, Target};
+use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{self, EndpointType, Request};
 
 /// A native invocation's body for `target`.

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::api::error::GatewayError;
 use crate::config::{Endpoint, Target};
+use crate::error::GatewayError;
 use crate::providers::Provider;
 use crate::routing;
 use crate::snapshot::Snapshot;

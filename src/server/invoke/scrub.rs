@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::api::error::{Detail, GatewayError};
 use crate::config::GatewayConfig;
+use crate::error::{Detail, GatewayError};
 
 /// Headers whose values are credentials (after an auth scheme such as `Bearer`).
 const CREDENTIAL_HEADERS: &[&str] =
@@ -90,7 +90,7 @@ fn rewrite_detail(mut e: GatewayError, clean: impl Fn(&str) -> Option<String>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn credentials_sent_upstream_are_scrubbed() {
