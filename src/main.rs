@@ -133,7 +133,7 @@ fn main() {
 
     let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
     let (sink, audit_rx) = channel();
-    let mut state = State::new(config, upstreams);
+    let mut state = State::new(config, upstreams).unwrap_or_else(|e| fatal(format!("metrics: {e}")));
     state.audit = Some(sink);
     state.public = public;
     state.health_addr = health_addr;

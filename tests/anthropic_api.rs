@@ -2,6 +2,9 @@
 //! violations (422 natively and OpenAI-shaped on /v1), embeddings 501, streams on /v1 (with
 //! `[DONE]`, reasoning kept out of content) and an upstream `error` event mid-stream.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! Cohere's error bodies, product fix 8 (a single embedding string becomes a list), and the
 //! deprecation warning at load.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

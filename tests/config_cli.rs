@@ -1,6 +1,9 @@
 //! The configuration on the command line and on the wire: `aigw -t`, secrets resolved from the
 //! environment and files as they reach the upstream, and every shipped example loading.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! does, except where product.md §4 decides otherwise (each such case names the decision).
 //! Messages may be clearer than MLflow's, but every one names the file, the entry and the field.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use aigw::config::GatewayConfig;

@@ -3,6 +3,9 @@
 //! routing parameter): the upstream sees the path before the query and both parameters, on
 //! every endpoint type.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

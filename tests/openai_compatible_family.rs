@@ -6,6 +6,9 @@
 //! answer and expected events are `openai-chat-stream.json`'s (spec §9.8: "exactly as OpenAI
 //! type openai"), with `provider` the family member's name.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::replay::{default_reply, expected_events};

@@ -7,6 +7,9 @@
 //! `providers::prepare` as the server does) are shared with the cargo-fuzz targets in `fuzz/`.
 //! `cargo test --test properties -- --ignored write_fuzz_seeds` regenerates `fuzz/seeds/`.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 #[path = "../fuzz/src/cases.rs"]
 #[allow(dead_code)]

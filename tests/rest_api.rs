@@ -5,6 +5,9 @@
 //! Where aigw deliberately differs (product.md §3, §4), the expectation is overridden here
 //! with the reason.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::MockUpstream;

@@ -2,6 +2,9 @@
 //! the logprobs and max_tokens rules answer 422 before any upstream call (streams too), `/v1`
 //! streams end with `[DONE]`, and TogetherAI's error bodies are relayed.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -5,6 +5,9 @@
 //! * `SIGTERM` stops accepting, finishes what is in flight, and exits (an idle gateway at once,
 //!   not after Pingora's 300 s grace period); `SIGINT` exits now; `SIGHUP` does not kill.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;
