@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use super::sigv4;
 use crate::api::error::{ErrorKind, GatewayError};
 use crate::config::{ConfigMap, FieldError, Secret};
-use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, secret_header};
+use crate::upstream::{BaseUrl, UpstreamRequest, Upstreams, encode_unreserved, secret_header};
 
 /// MLflow's default `session_length_seconds`.
 pub const DEFAULT_SESSION_SECONDS: u64 = 900;
@@ -422,7 +422,7 @@ impl RoleProvider {
         };
         let body = format!(
             "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={ROLE_SESSION_NAME}&DurationSeconds={}",
-            form_encode(&self.arn),
+            encode_unreserved(&self.arn),
             self.session_seconds
         );
         let mut req = UpstreamRequest {
@@ -462,19 +462,6 @@ impl RoleProvider {
         let refresh_at = if lifetime.is_zero() { now } else { expires - REFRESH_MARGIN.min(lifetime / 2) };
         Ok(Cached { creds: Credentials::new(id, secret, Some(token), Some(expires), "sts"), expires, refresh_at })
     }
-}
-
-/// `application/x-www-form-urlencoded` value encoding (RFC 3986 unreserved kept).
-fn form_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 8);
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The text of the first `<tag>…</tag>` (XML entities decoded).
@@ -734,7 +721,7 @@ mod tests {
         assert_eq!(xml_tag(xml, "AccessKeyId").as_deref(), Some("ASIAEXAMPLE"));
         assert_eq!(xml_tag(xml, "SessionToken").as_deref(), Some("AQoD&YXdz"));
         assert_eq!(xml_tag(xml, "Missing"), None);
-        assert_eq!(form_encode("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
+        assert_eq!(encode_unreserved("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
     }
 
     #[test]
