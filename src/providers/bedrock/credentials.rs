@@ -16,10 +16,12 @@
 //! Secret values go through [`ConfigMap::secret`], so `$VAR`, `${VAR}` and files work.
 
 use std::sync::Mutex as StdMutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::sigv4;
 use crate::api::error::{ErrorKind, GatewayError};
@@ -481,82 +483,24 @@ fn xml_tag(xml: &str, tag: &str) -> Option<String> {
 }
 
 /// `2024-01-02T03:04:05Z`, with optional fractional seconds and a `Z` or `±hh:mm` offset.
-/// `None` for anything else. The text comes from an STS answer, so it is read as bytes: a
-/// multi-byte character anywhere is malformed input, never a slice off a char boundary.
+/// `None` for anything else, and for a time before 1970. The text comes from an STS answer:
+/// malformed input of any kind (multi-byte characters included) is `None`, never a panic.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.trim().as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let s = s.trim();
+    // RFC 3339 allows another separator between date and time; STS writes 'T', and only 'T',
+    // 't' and a space are taken.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    // Fixed-width unsigned decimal fields (no sign, no other characters).
-    let num = |r: std::ops::Range<usize>| {
-        b.get(r)?.iter().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix(b".") {
-        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        let mut n: u32 = 0;
-        for (i, c) in frac[..digits].iter().enumerate() {
-            if i < 9 {
-                n = n * 10 + u32::from(c - b'0');
-            }
-        }
-        for _ in digits..9 {
-            n *= 10;
-        }
-        nanos = n;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let two = |a: u8, b: u8| {
-                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let (oh, om) = (two(*h1, *h2)?, two(*m1, *m2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let secs = oh * 3600 + om * 60;
-            if *sign == b'-' { -secs } else { secs }
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    (t >= OffsetDateTime::UNIX_EPOCH).then(|| SystemTime::from(t))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::UNIX_EPOCH;
 
     fn parse(v: Value) -> Result<AwsConfig, FieldError> {
         let map = json!({ "aws_config": v });
@@ -737,6 +681,13 @@ mod tests {
         assert_eq!(t("yesterday"), None);
         assert_eq!(t("2023-11-14T22:13:20"), None);
         assert_eq!(t("2023-11-14T22:13:20-05:30"), Some(1_700_019_800.0));
+        let nanos = parse_rfc3339(" 2023-11-14t22:13:20.123456789z\n").map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(nanos, Some(Duration::new(1_700_000_000, 123_456_789)));
+        assert_eq!(t("2023-11-14 22:13:20Z"), Some(1_700_000_000.0));
+        assert_eq!(t("2023-11-14X22:13:20Z"), None);
+        assert_eq!(t("1969-12-31T23:59:59Z"), None);
+        assert_eq!(t("2023-11-14T22:13:20.Z"), None);
+        assert_eq!(t("2023-11-14T22:13:20Zjunk"), None);
     }
 
     /// An STS answer is untrusted text: multi-byte UTF-8 anywhere in the timestamp (the offset
