@@ -509,7 +509,11 @@ fn write_fuzz_seeds() {
     let validation: Value =
         serde_json::from_slice(&std::fs::read(fixtures.join("config-validation.json")).unwrap()).unwrap();
     for (i, case) in validation["cases"].as_array().unwrap().iter().enumerate() {
-        write("config", &format!("validation-{i:02}.yaml"), serde_yaml::to_string(&case["config"]).unwrap().as_bytes());
+        write(
+            "config",
+            &format!("validation-{i:02}.yaml"),
+            serde_saphyr::to_string(&case["config"]).unwrap().as_bytes(),
+        );
     }
 
     let mut fixture_list: Vec<(String, Value)> = std::fs::read_dir(&fixtures)
