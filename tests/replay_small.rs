@@ -27,7 +27,7 @@ macro_rules! replay_tests {
     )*};
 }
 
-/// Product fix 8: TogetherAI embeddings carry the configured `model` (MLflow omits it, and
+/// docs/mlflow-compat.md#fix-8: TogetherAI embeddings carry the configured `model` (MLflow omits it, and
 /// TogetherAI refuses a request without it).
 fn together_embeddings_model(p: &mut Value) {
     p["model"] = json!("togethercomputer/m2-bert-80M-8k-retrieval");

@@ -1,4 +1,4 @@
-//! TogetherAI through the real gateway: the configured model always wins (product fix 8),
+//! TogetherAI through the real gateway: the configured model always wins (docs/mlflow-compat.md#fix-8),
 //! the logprobs and max_tokens rules answer 422 before any upstream call (streams too), `/v1`
 //! streams end with `[DONE]`, and TogetherAI's error bodies are relayed.
 

@@ -73,7 +73,7 @@ pub fn encode_page_token(index: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{{\"index\": {index}}}"))
 }
 
-/// Decode a page token; malformed → 400 (product fix 13; MLflow answers 500).
+/// Decode a page token; malformed → 400 (docs/mlflow-compat.md#fix-13; MLflow answers 500).
 pub fn decode_page_token(token: &str) -> Result<usize, GatewayError> {
     let bad = || GatewayError::bad_request(format!("Invalid page token: '{token}'")).with_param("page_token");
     let bytes = base64::engine::general_purpose::STANDARD

@@ -10,7 +10,7 @@
 //!       name: gpt-4o-mini
 //!       config:
 //!         openai_api_key: $OPENAI_API_KEY
-//!         temperature: 0.2          # a model default (product fix 5)
+//!         temperature: 0.2          # a model default (docs/mlflow-compat.md#fix-5)
 //!     limit: {calls: 100, renewal_period: minute}
 //! routes:
 //!   - name: chat-route
@@ -643,7 +643,7 @@ impl Loader {
             Some(_) => return Err(self.err(entry, "name", "Input should be a valid string")),
         };
         entry = format!("route '{name}' ({entry})");
-        // Product fix 12: route names are URL path segments too, so validate them like endpoints.
+        // docs/mlflow-compat.md#fix-12: route names are URL path segments too, so validate them like endpoints.
         if !is_valid_name(&name) {
             return Err(self.err(entry, "name", invalid_name_message(&name)));
         }

@@ -4,7 +4,7 @@
 //! Errors found before the first byte of the answer is sent become a proper HTTP error in the
 //! route family's shape (a failing stream request gets a JSON error with the right status, not
 //! an empty 200). Once a stream has started, an error is sent as one
-//! `data: {"error": {...}}` event and the stream ends (product fix 1).
+//! `data: {"error": {...}}` event and the stream ends (docs/mlflow-compat.md#fix-1).
 //!
 //! A stream request never ends as an empty success: a 2xx JSON answer to it (an upstream or
 //! proxy that ignored `stream: true`) is a 502 JSON error (the upstream's own error message when

@@ -1,5 +1,5 @@
 //! AWS credentials for Bedrock: `model.config.aws_config`, the default credential chain, and
-//! STS AssumeRole with a cached, single-flight refresh (product fix 11: MLflow re-assumes the
+//! STS AssumeRole with a cached, single-flight refresh (docs/mlflow-compat.md#fix-11: MLflow re-assumes the
 //! role on every call and silently ignores a partial `aws_config`).
 //!
 //! `aws_config` is exactly one of
