@@ -11,6 +11,9 @@
 //! Each case runs for about a second after a warm-up; the report is the median of five runs,
 //! in nanoseconds per operation.
 
+// A measuring tool: unwrap, expect and panic stop the run, which is what a failure should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! * `POST /v1/embeddings`: one 1536-dimension embedding;
 //! * `POST /v1/messages`: an Anthropic message, or a 20-delta Anthropic stream.
 
+// A measuring tool: unwrap, expect and panic stop the run, which is what a failure should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -29,6 +29,9 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::AuditSettings;
@@ -152,28 +155,20 @@ impl AuditSink {
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
+/// The audit time: RFC 3339, UTC, always three fraction digits (`2023-11-14T22:13:20.123Z`).
+const AUDIT_TIME: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// RFC 3339 UTC with milliseconds. A time before the epoch (a clock set wrong) is written as
+/// the epoch: the line is still worth writing.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let at = i128::try_from(since_epoch.as_nanos())
+        .ok()
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // Formatting fails only for years past 9999, which from_unix_timestamp_nanos refuses.
+    at.format(AUDIT_TIME).unwrap_or_default()
 }
 
 enum Output {
@@ -314,5 +309,8 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999_999)), "1970-01-01T00:00:01.999Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(253_402_300_799)), "9999-12-31T23:59:59.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00.000Z");
     }
 }

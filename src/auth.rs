@@ -11,6 +11,7 @@
 
 use base64::Engine;
 use http::HeaderMap;
+use subtle::ConstantTimeEq;
 
 use crate::config::settings::sha256;
 use crate::config::{ApiKey, AuthSettings};
@@ -85,8 +86,7 @@ fn trim(b: &[u8]) -> &[u8] {
 
 /// Equality of two digests in time independent of their content.
 fn equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    bool::from(a[..].ct_eq(&b[..]))
 }
 
 /// Authenticate a request: `Ok(None)` when authentication is off (no keys configured),
@@ -150,6 +150,18 @@ mod tests {
         assert_eq!(name(&headers(&[("authorization", "Token key-a-0123456789")])), Err(Rejection::Missing));
         // Off when no keys are configured.
         assert_eq!(authenticate(&AuthSettings::default(), &headers(&[])), Ok(None));
+    }
+
+    #[test]
+    fn digests_compare_by_content() {
+        let a = sha256(b"key-a-0123456789");
+        assert!(equal(&a, &sha256(b"key-a-0123456789")));
+        assert!(!equal(&a, &sha256(b"key-b-0123456789")));
+        for i in [0, 15, 31] {
+            let mut b = a;
+            b[i] ^= 1;
+            assert!(!equal(&a, &b), "byte {i}");
+        }
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl GatewayError {
         Bytes::from(v.to_string())
     }
 
-    /// The mid-stream error event (product fix 1): `{"error": {"message", "type"}}`.
+    /// The mid-stream error event (docs/mlflow-compat.md#fix-1): `{"error": {"message", "type"}}`.
     pub fn stream_event(&self) -> Bytes {
         let v = json!({"error": {"message": self.message(), "type": self.kind.openai_type()}});
         Bytes::from(format!("data: {v}\n\n"))

@@ -4,7 +4,7 @@
 //! (a `minute` window renews at every whole minute, a `day` window at 00:00 UTC): N calls pass,
 //! the N+1-th gets 429 until the window renews. Pingora's `Rate` estimator is not used for them:
 //! it is approximate (count-min sketch) and its windows are neither per key nor clock-aligned
-//! (pingora-notes §5). Counters are keyed by the endpoint name and its limit, so a reload that
+//! (docs/limits.md). Counters are keyed by the endpoint name and its limit, so a reload that
 //! leaves an endpoint's limit unchanged keeps its count, and a changed limit starts afresh.
 //!
 //! `limit.key` scopes the counter: `client_ip`, `header:<name>` (e.g. the gateway API key's

@@ -83,7 +83,7 @@ fn main() {
     let Some(path) = cli.config_path.clone() else {
         eprintln!("aigw: no gateway configuration: pass --config-path <file> or set {}", aigw::cli::CONFIG_ENV);
         // `-t` answers 0 (valid) or 1 (not); a usage error otherwise.
-        exit(if cli.pingora.test { 1 } else { 2 });
+        exit(if cli.test { 1 } else { 2 });
     };
     // Absolute, because a daemon runs from `/`.
     let path = std::path::absolute(&path).unwrap_or(path);
@@ -102,7 +102,7 @@ fn main() {
         .tls
         .as_ref()
         .map(|t| CertStore::open(&t.cert, &t.key).unwrap_or_else(|e| fatal(format!("aigw.tls: {e}"))));
-    if cli.pingora.test {
+    if cli.test {
         println!(
             "aigw: gateway configuration {} is valid ({} endpoints, {} routes)",
             path.display(),
@@ -116,7 +116,7 @@ fn main() {
     // `-t` only checks): a port already in use must stop the start with a clear error. Left to
     // Pingora, it retries for 30 s, its service thread panics, and the process stays up
     // listening on nothing (which a supervisor would take for a running gateway).
-    if !cli.pingora.test && !cli.pingora.upgrade {
+    if !cli.test && !cli.upgrade {
         let mut addrs = vec![listen.clone()];
         addrs.extend(health_addr.map(|a| a.to_string()));
         addrs.extend(metrics_addr.map(|a| a.to_string()));
@@ -126,15 +126,15 @@ fn main() {
             }
         }
     }
-    let server_conf =
-        server_conf(&cli.pingora).unwrap_or_else(|e| fatal(format!("invalid Pingora configuration: {e}")));
-    let mut server = Server::new_with_opt_and_conf(cli.pingora, server_conf);
+    let opt = cli.pingora_opt();
+    let server_conf = server_conf(&opt).unwrap_or_else(|e| fatal(format!("invalid Pingora configuration: {e}")));
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     // With -t this validates the Pingora configuration and exits 0.
     server.bootstrap();
 
     let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
     let (sink, audit_rx) = channel();
-    let mut state = State::new(snapshot, upstreams);
+    let mut state = State::new(snapshot, upstreams).unwrap_or_else(|e| fatal(format!("metrics: {e}")));
     state.audit = Some(sink);
     state.public = public;
     state.health_addr = health_addr;

@@ -62,54 +62,49 @@ pub struct Metrics {
     pub client_closed: IntCounter,
 }
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    // Names and labels are constants: a failure is a programming error caught by the tests.
-    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"))
+fn counter(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
 }
 
-fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
     HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
-        .unwrap_or_else(|e| panic!("metric {name}: {e}"))
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// Every metric, registered. Names, help texts and labels are constants, so an error here is
+    /// a programming error (the tests build the set); it stops the start instead of a request.
+    pub fn new() -> prometheus::Result<Self> {
         let m = Metrics {
             registry: Registry::new(),
             requests: counter(
                 "aigw_requests_total",
                 "Requests answered",
                 &["family", "endpoint", "provider", "status"],
-            ),
-            duration: histogram("aigw_request_duration_seconds", "Request duration", &["family", "endpoint"]),
+            )?,
+            duration: histogram("aigw_request_duration_seconds", "Request duration", &["family", "endpoint"])?,
             upstream_duration: histogram(
                 "aigw_upstream_duration_seconds",
                 "Upstream time to the answer's header",
                 &["provider"],
-            ),
+            )?,
             first_byte: histogram(
                 "aigw_stream_first_byte_seconds",
                 "Time to the first byte of a stream",
                 &["endpoint"],
-            ),
-            tokens: counter("aigw_tokens_total", "Tokens reported by providers", &["endpoint", "kind"]),
-            rate_limited: counter("aigw_rate_limited_total", "Requests refused by a quota", &["endpoint"]),
-            auth_rejected: counter("aigw_auth_rejected_total", "Requests refused by authentication", &["reason"]),
-            rejected: counter("aigw_rejected_total", "Requests refused by a protective limit", &["reason"]),
-            inflight: IntGauge::new("aigw_inflight_requests", "Requests being served")
-                .unwrap_or_else(|e| panic!("metric: {e}")),
-            connections: IntGauge::new("aigw_connections", "Open client connections")
-                .unwrap_or_else(|e| panic!("metric: {e}")),
-            reloads: counter("aigw_config_reloads_total", "Configuration reloads", &["outcome"]),
-            generation: IntGauge::new("aigw_config_generation", "Configuration generation")
-                .unwrap_or_else(|e| panic!("metric: {e}")),
-            audit_dropped: IntCounter::new("aigw_audit_dropped_total", "Audit lines dropped")
-                .unwrap_or_else(|e| panic!("metric: {e}")),
+            )?,
+            tokens: counter("aigw_tokens_total", "Tokens reported by providers", &["endpoint", "kind"])?,
+            rate_limited: counter("aigw_rate_limited_total", "Requests refused by a quota", &["endpoint"])?,
+            auth_rejected: counter("aigw_auth_rejected_total", "Requests refused by authentication", &["reason"])?,
+            rejected: counter("aigw_rejected_total", "Requests refused by a protective limit", &["reason"])?,
+            inflight: IntGauge::new("aigw_inflight_requests", "Requests being served")?,
+            connections: IntGauge::new("aigw_connections", "Open client connections")?,
+            reloads: counter("aigw_config_reloads_total", "Configuration reloads", &["outcome"])?,
+            generation: IntGauge::new("aigw_config_generation", "Configuration generation")?,
+            audit_dropped: IntCounter::new("aigw_audit_dropped_total", "Audit lines dropped")?,
             client_closed: IntCounter::new(
                 "aigw_client_closed_total",
                 "Requests whose client closed its connection before the answer was complete",
-            )
-            .unwrap_or_else(|e| panic!("metric: {e}")),
+            )?,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.requests.clone()),
@@ -128,16 +123,12 @@ impl Default for Metrics {
             Box::new(m.client_closed.clone()),
         ];
         for c in collectors {
-            if let Err(e) = m.registry.register(c) {
-                log::error!("metric registration: {e}");
-            }
+            m.registry.register(c)?;
         }
         m.generation.set(1);
-        m
+        Ok(m)
     }
-}
 
-impl Metrics {
     /// The text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
@@ -161,7 +152,7 @@ mod tests {
 
     #[test]
     fn renders_every_family() {
-        let m = Metrics::default();
+        let m = Metrics::new().unwrap();
         m.requests.with_label_values(&["native", "chat", "openai", status_label(200)]).inc();
         m.duration.with_label_values(&["native", "chat"]).observe(0.01);
         m.tokens.with_label_values(&["chat", "prompt"]).inc_by(12);

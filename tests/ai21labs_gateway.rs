@@ -1,6 +1,9 @@
 //! AI21 Labs through the real gateway: the j2 model check at load (config case 36, naming
 //! `model.name`), AI21's error body relayed, and JSON 501s (streaming, chat) before any call.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -2,6 +2,9 @@
 //! violations (422 natively and OpenAI-shaped on /v1), embeddings 501, streams on /v1 (with
 //! `[DONE]`, reasoning kept out of content) and an upstream `error` event mid-stream.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -206,7 +209,7 @@ async fn v1_stream_ends_with_done_and_concatenates() {
             .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
             .collect::<Vec<_>>()
             .concat();
-        assert_eq!(reasoning, "2+2 is basic arithmetic.", "product fix 9: thinking is not content");
+        assert_eq!(reasoning, "2+2 is basic arithmetic.", "docs/mlflow-compat.md#fix-9: thinking is not content");
         let finishes: Vec<&Value> =
             chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
         assert_eq!(finishes, vec![&json!("stop")]);
@@ -326,7 +329,7 @@ async fn tools_round_trip_on_v1() {
     assert_eq!(body["choices"][0]["finish_reason"], json!("tool_calls"));
     let sent = upstream.last().json();
     assert_eq!(sent["system"], json!("Be terse."));
-    assert_eq!(sent["tools"][0]["input_schema"], schema, "product fix 6: the schema is forwarded whole");
+    assert_eq!(sent["tools"][0]["input_schema"], schema, "docs/mlflow-compat.md#fix-6: the schema is forwarded whole");
     assert_eq!(sent["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
     assert_eq!(
         sent["messages"][1]["content"],

@@ -3,6 +3,9 @@
 //! for every call type, endpoint overrides from the environment, partial `aws_config`
 //! rejected at load, and a 2 MiB body signed correctly.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 mod common;
 

@@ -3,6 +3,9 @@
 //! inside a ConverseStream answer, 501 for streamed completions, 422 for provider rules, all
 //! before or without hanging the client.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 mod common;
 

@@ -2,6 +2,9 @@
 //! where the endpoint comes from the body (Pingora's 64 KiB pre-read buffer is not enough);
 //! larger ones get a 413 JSON and the gateway keeps serving.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::MockUpstream;

@@ -8,6 +8,8 @@
 //! with a bound far below that) for the upstream to see its connection closed, so a gateway
 //! that kept waiting for the upstream fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

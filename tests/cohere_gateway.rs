@@ -1,7 +1,10 @@
 //! Cohere through the real gateway: newline-delimited JSON streams (chat on `/v1`, generate on
 //! the native route) split at arbitrary bytes, the provider's 422 rules on both route families,
-//! Cohere's error bodies, product fix 8 (a single embedding string becomes a list), and the
+//! Cohere's error bodies, docs/mlflow-compat.md#fix-8 (a single embedding string becomes a list), and the
 //! deprecation warning at load.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -70,7 +73,7 @@ async fn v1_chat_ndjson_stream_any_split() {
         assert_eq!(content, "Grüß dich, Welt 🌍", "seed {seed}");
         let finishes: Vec<&Value> =
             chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
-        // Cohere's raw finish reason, as MLflow sends it (spec §12.10 is not a product fix).
+        // Cohere's raw finish reason, as MLflow sends it (docs/mlflow-compat.md#fix-10-kept).
         assert_eq!(finishes, [&json!("COMPLETE")], "seed {seed}: exactly one finish_reason chunk");
         let last = chunks.last().unwrap();
         assert_eq!(last["id"], json!("r1"));
@@ -160,7 +163,7 @@ async fn single_string_embedding_becomes_a_list() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"], json!([{"object": "embedding", "embedding": [0.5, 0.25], "index": 0}]));
     assert_eq!(body["model"], json!("embed-english-v3.0"));
-    // Product fix 8: MLflow sends `texts: "hello"`, which Cohere rejects.
+    // docs/mlflow-compat.md#fix-8: MLflow sends `texts: "hello"`, which Cohere rejects.
     assert_eq!(
         upstream.last().json(),
         json!({"model": "embed-english-v3.0", "texts": ["hello"], "input_type": "search_query"})

@@ -1,6 +1,9 @@
 //! The configuration on the command line and on the wire: `aigw -t`, secrets resolved from the
 //! environment and files as they reach the upstream, and every shipped example loading.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;
@@ -330,4 +333,44 @@ fn listen_port_in_use_is_a_start_up_error() {
     assert!(!status.success(), "{text}");
     assert!(text.contains(&port.to_string()) && text.contains("in use"), "{text}");
     drop(held);
+}
+
+/// `aigw --help` describes every flag in aigw's own words: each option line is one aigw knows
+/// and says what aigw means by it, and none of Pingora's internal doc comments shows through.
+#[test]
+fn help_describes_every_flag_in_aigws_words() {
+    let out = std::process::Command::new(common::binary()).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    // flag as printed → words its description must contain.
+    let expected: &[(&str, &str)] = &[
+        ("--config-path", "gateway YAML"),
+        ("--host", "Address to listen on"),
+        ("--port", "Port to listen on"),
+        ("-c, --conf", "Server settings file"),
+        ("-d, --daemon", "Run in the background"),
+        ("-u, --upgrade", "Take the listening sockets over from the running aigw"),
+        ("-t, --test", "Check the gateway YAML"),
+        ("-h, --help", "Print help"),
+        ("-V, --version", "Print version"),
+    ];
+    let option_lines: Vec<&str> = help.lines().map(str::trim_start).filter(|l| l.starts_with('-')).collect();
+    for line in &option_lines {
+        let known = expected.iter().find(|(flag, _)| line.starts_with(flag));
+        let Some((flag, words)) = known else { panic!("a flag this test does not know: {line}\n{help}") };
+        assert!(line.contains(words), "{flag}: {line}");
+    }
+    for (flag, _) in expected {
+        assert!(option_lines.iter().any(|l| l.starts_with(flag)), "{flag} missing from --help:\n{help}");
+    }
+    for pingora_phrase in [
+        "pingora-based service",
+        "This flag is useful",
+        "Whether this server",
+        "The path to the configuration file",
+        "Not actually used",
+        "calling `server.bootstrap()`",
+    ] {
+        assert!(!help.contains(pingora_phrase), "Pingora's doc text in --help: {pingora_phrase}\n{help}");
+    }
 }

@@ -1,7 +1,10 @@
 //! The 42 configuration cases recorded from MLflow 3.17.2
 //! (tests/fixtures/mlflow/config-validation.json): aigw accepts and rejects exactly as MLflow
-//! does, except where product.md §4 decides otherwise (each such case names the decision).
+//! does, except where docs/mlflow-compat.md decides otherwise (each such case names the decision).
 //! Messages may be clearer than MLflow's, but every one names the file, the entry and the field.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -29,9 +32,10 @@ fn expectation(index: usize) -> Want {
         5 => Reject(&["traffic percentage sum of destinations must be 100", "route 'r'"]),
         6 => Reject(&["must have endpoint type 'llm/v1/completions' but got endpoint type 'llm/v1/chat'"]),
         7 => Reject(&["invalid destination name 'nope'", "destinations[0].name"]),
-        // Issue 4: aigw adds `routing_strategy: FALLBACK` (MLflow accepts only TRAFFIC_SPLIT).
+        // aigw adds `routing_strategy: FALLBACK` (README: Traffic routes, fallback and retries;
+        // MLflow accepts only TRAFFIC_SPLIT).
         8 => Accept(|c| assert_eq!(c.route("r").unwrap().routing_strategy.as_str(), "FALLBACK")),
-        // Product fix 12: route names are validated like endpoint names (MLflow accepts "r b").
+        // docs/mlflow-compat.md#fix-12: route names are validated like endpoint names (MLflow accepts "r b").
         9 => Reject(&["'r b' is invalid", "routes[0]", "name"]),
         10 => Reject(&["traffic percentage must between 0 and 100", "traffic_percentage"]),
         11 => Accept(|c| {
@@ -52,7 +56,7 @@ fn expectation(index: usize) -> Want {
         ]),
         21 => Reject(&["model.config.openai_api_key", "Field required"]),
         22 => Reject(&["The api key provided is not a string"]),
-        // Product fix 5: request parameters under model.config are model defaults (MLflow drops them).
+        // docs/mlflow-compat.md#fix-5: request parameters under model.config are model defaults (MLflow drops them).
         23 => Accept(|c| {
             assert_eq!(c.endpoints[0].defaults.get("temperature"), Some(&json!(0.7)));
             assert_eq!(c.endpoints[0].defaults.get("max_tokens"), Some(&json!(10)));
@@ -69,17 +73,18 @@ fn expectation(index: usize) -> Want {
         30 => Accept(|c| assert!(c.endpoints.is_empty() && c.routes.is_empty())),
         31 => Accept(|_| {}), // key value checked on the wire below
         32 => Reject(&["Environment variable 'GW_NOT_SET_123' is not set", "model.config.openai_api_key"]),
-        // Product fix 12: ${VAR} works like $VAR (MLflow looks up a variable named "{GW_TEST_KEY}").
+        // docs/mlflow-compat.md#fix-12: ${VAR} works like $VAR (MLflow looks up a variable named "{GW_TEST_KEY}").
         33 => Accept(|_| {}),
         34 => Accept(|_| {}),
         35 => Reject(&["An invalid model has been specified for the chat route. 'mpt-7b'", "llama2"]),
         36 => Reject(&["An Unsupported AI21Labs model has been specified: 'j2-foo'"]),
         37 => Accept(|c| assert_eq!(c.endpoints[0].endpoint_type.as_str(), "llm/v1/embeddings")),
         38 => Accept(|c| assert_eq!(c.endpoints[0].provider_name.as_str(), "bedrock")),
-        // Product fix 11: a partial aws_config is a config error (MLflow silently uses the default chain).
+        // docs/mlflow-compat.md#fix-11: a partial aws_config is a config error (MLflow silently
+        // uses the default chain).
         39 => Reject(&["aws_config", "aws_access_key_id"]),
         40 => Accept(|c| assert_eq!(c.endpoints[0].provider_name.as_str(), "groq")),
-        // Product fix 12: key files are trimmed (checked on the wire below).
+        // docs/mlflow-compat.md#fix-12: key files are trimmed (checked on the wire below).
         41 => Accept(|_| {}),
         other => panic!("no expectation for case {other}"),
     }

@@ -3,6 +3,9 @@
 //! refreshed before expiry, failures reported), the Unity Catalog base path, list-typed answer
 //! content flattened (reasoning parts dropped), streams, errors and the completions 501.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;

@@ -3,6 +3,9 @@
 //! the middle of a stream, provider rule violations (422) before any upstream call, PaLM's 501
 //! for streams, and configuration errors.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! gateway process's own (a run of `vertex_ai` once talked to another test's token server that
 //! had been given the gateway's released port, while the gateway waited for it).
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Gateway, free_port, listens_on};

@@ -1,6 +1,9 @@
 //! Hugging Face TGI through the real gateway: TGI's error body relayed, the `n` rule, and JSON
 //! 501s (chat, streaming) before any upstream call; `hf_server_url` is required.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -1,7 +1,10 @@
-//! Rate limits (product fix 3): exact quotas on every path that reaches an endpoint, one
+//! Rate limits (docs/mlflow-compat.md#fix-3): exact quotas on every path that reaches an endpoint, one
 //! counter per endpoint, 429 in the route family's shape with `Retry-After`, and
 //! `x-ratelimit-*` headers on limited and unlimited answers alike; scoped counters; concurrency
 //! caps.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

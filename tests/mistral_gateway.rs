@@ -2,6 +2,9 @@
 //! streaming refused with a JSON 501 before any upstream call, Mistral's error bodies relayed,
 //! and configuration errors naming the field.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! `predictions` → 502, the scoring server's error body relayed, JSON 501 for streams, and
 //! `model_server_url` required.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

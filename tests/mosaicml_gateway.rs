@@ -2,6 +2,9 @@
 //! `model.name`), the token-allowance 500 → 422 mapping, other errors relayed, 422 for roles a
 //! Llama-2 prompt cannot hold, JSON 501 for streams before any call, and the deprecation warning.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -1,7 +1,11 @@
-//! `openai_api_version` on `openai_api_type: openai` (spec §9.1: `?api-version=<v>` added to
-//! the base URL), also when the base URL already carries a query string of its own (a proxy's
+//! `openai_api_version` on `openai_api_type: openai`
+//! (docs/mlflow-compat.md#provider-translations: `?api-version=<v>` added to the base URL),
+//! also when the base URL already carries a query string of its own (a proxy's
 //! routing parameter): the upstream sees the path before the query and both parameters, on
 //! every endpoint type.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

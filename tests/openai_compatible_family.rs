@@ -3,8 +3,11 @@
 //! a streamed chat and an embeddings call for each, on `/v1` and on the native route, checking
 //! the exact upstream path (each provider's default base path, kept under `api_base`), the
 //! credentials headers and the exact payload, and the exact client answer. The stream's upstream
-//! answer and expected events are `openai-chat-stream.json`'s (spec §9.8: "exactly as OpenAI
-//! type openai"), with `provider` the family member's name.
+//! answer and expected events are `openai-chat-stream.json`'s (docs/mlflow-compat.md#provider-translations:
+//! exactly as OpenAI type `openai`), with `provider` the family member's name.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -17,7 +20,8 @@ use serde_json::{Value, json};
 struct Member {
     name: &'static str,
     provider: &'static str,
-    /// The provider's default base path (spec §9.8), appended to the mock's URL as `api_base`.
+    /// The provider's default base path (docs/mlflow-compat.md#provider-translations), appended
+    /// to the mock's URL as `api_base`.
     base_path: &'static str,
     /// `model.config` besides `api_base`.
     config: Value,

@@ -7,6 +7,9 @@
 //! `providers::prepare` as the server does) are shared with the cargo-fuzz targets in `fuzz/`.
 //! `cargo test --test properties -- --ignored write_fuzz_seeds` regenerates `fuzz/seeds/`.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 #[path = "../fuzz/src/cases.rs"]
 #[allow(dead_code)]
@@ -507,7 +510,11 @@ fn write_fuzz_seeds() {
     let validation: Value =
         serde_json::from_slice(&std::fs::read(fixtures.join("config-validation.json")).unwrap()).unwrap();
     for (i, case) in validation["cases"].as_array().unwrap().iter().enumerate() {
-        write("config", &format!("validation-{i:02}.yaml"), serde_yaml::to_string(&case["config"]).unwrap().as_bytes());
+        write(
+            "config",
+            &format!("validation-{i:02}.yaml"),
+            serde_saphyr::to_string(&case["config"]).unwrap().as_bytes(),
+        );
     }
 
     let mut fixture_list: Vec<(String, Value)> = std::fs::read_dir(&fixtures)

@@ -18,6 +18,9 @@
 //!
 //! Every cell is checked and all failures are reported together.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 mod common;
 

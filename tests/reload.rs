@@ -2,6 +2,9 @@
 //! an invalid or deleted file leaves the current one serving; SIGHUP forces a reload.
 //! Changes are observed by polling the gateway (bounded), never by timing assertions.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,9 @@
 //! Fixture replay (see tests/common/replay.rs) for `anthropic`, plus the completions fixture
 //! replayed against the Messages API (see `anthropic_completions_use_the_messages_api`).
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -8,6 +8,9 @@
 //! * ConverseStream answers are real event-stream frames built from the recorded events and
 //!   replayed split at random byte positions.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 mod common;
 

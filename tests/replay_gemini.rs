@@ -8,6 +8,9 @@
 //! time-derived ones must be `<prefix>-<created>` with `created` taken during the call, all
 //! others (tool-call ids: `functionCall.id` or `call_` + md5) must equal the fixture's.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,9 @@
 //! Fixture replay (see tests/common/replay.rs) for `openai` (types openai, azure, azuread) and
 //! the OpenAI-compatible family.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::replay::{Case, replay};
@@ -27,7 +30,7 @@ macro_rules! replay_tests {
     )*};
 }
 
-/// Product fix 5: model.config parameters are defaults, sent when the request leaves them unset.
+/// docs/mlflow-compat.md#fix-5: model.config parameters are defaults, sent when the request leaves them unset.
 fn config_defaults_sent(p: &mut Value) {
     for (k, v) in [("temperature", json!(0.7)), ("max_tokens", json!(1000)), ("top_p", json!(0.9))] {
         p[k] = v;
@@ -41,7 +44,7 @@ replay_tests! {
     openai_completions => Case::new("openai-completions", OPENAI);
     openai_completions_stream => Case::new("openai-completions-stream", OPENAI);
     // The same streams through the OpenAI-compatible routes: same upstream call and events,
-    // then `data: [DONE]` (product fix 1).
+    // then `data: [DONE]` (docs/mlflow-compat.md#fix-1).
     openai_chat_stream_v1 => Case { via_v1: true, ..Case::new("openai-chat-stream", OPENAI) };
     openai_completions_stream_v1 => Case { via_v1: true, ..Case::new("openai-completions-stream", OPENAI) };
     openai_embeddings => Case::new("openai-embeddings", OPENAI);

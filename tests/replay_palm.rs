@@ -1,5 +1,8 @@
 //! Fixture replay (see tests/common/replay.rs) for the deprecated `palm` provider.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::replay::{Case, replay};

@@ -1,6 +1,9 @@
 //! Fixture replay (see tests/common/replay.rs) for the smaller providers: mistral, togetherai,
 //! cohere, mosaicml, huggingface-text-generation-inference, ai21labs and mlflow-model-serving.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::replay::{Case, replay};
@@ -24,7 +27,7 @@ macro_rules! replay_tests {
     )*};
 }
 
-/// Product fix 8: TogetherAI embeddings carry the configured `model` (MLflow omits it, and
+/// docs/mlflow-compat.md#fix-8: TogetherAI embeddings carry the configured `model` (MLflow omits it, and
 /// TogetherAI refuses a request without it).
 fn together_embeddings_model(p: &mut Value) {
     p["model"] = json!("togethercomputer/m2-bert-80M-8k-retrieval");

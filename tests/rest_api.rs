@@ -2,8 +2,11 @@
 //! (tests/fixtures/mlflow/gateway-rest-api.json): the ordered cases run against one gateway
 //! whose upstream always answers the recorded OpenAI completion.
 //!
-//! Where aigw deliberately differs (product.md §3, §4), the expectation is overridden here
+//! Where aigw deliberately differs (docs/mlflow-compat.md), the expectation is overridden here
 //! with the reason.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -19,7 +22,7 @@ fn openai_error(message: &str, param: Option<&str>, code: Option<&str>) -> Value
 fn override_for(index: usize, case: &Value) -> Option<(u16, Option<&'static str>, Value)> {
     let detail = case["expected_body"]["detail"].as_str().unwrap_or_default().to_owned();
     match index {
-        // Product §3: /v1 errors are OpenAI-shaped.
+        // docs/mlflow-compat.md#error-shapes-per-route-family: /v1 errors are OpenAI-shaped.
         21 | 23 | 24 => Some((400, Some("application/json"), openai_error(&detail, Some("model"), None))),
         // MLflow's message has a literal '{n}' (a missing f-string); aigw names the value sent.
         19 => Some((
@@ -27,13 +30,13 @@ fn override_for(index: usize, case: &Value) -> Option<(u16, Option<&'static str>
             Some("application/json"),
             json!({"detail": "'n' must be '1' for the Anthropic provider. Received value: '2'."}),
         )),
-        // Product fix 2: an unknown model is a 404 JSON, not a 500 text/plain.
+        // docs/mlflow-compat.md#fix-2: an unknown model is a 404 JSON, not a 500 text/plain.
         22 => Some((
             404,
             Some("application/json"),
             openai_error("The model 'missing' does not exist", Some("model"), Some("model_not_found")),
         )),
-        // Product fix 3: one counter per endpoint on every path that reaches it, so after the two
+        // docs/mlflow-compat.md#fix-3: one counter per endpoint on every path that reaches it, so after the two
         // allowed calls the /gateway alias, /v1 and the traffic route are limited too.
         28 | 30 => Some((429, Some("application/json"), json!({"error": "Rate limit exceeded: 2 per 1 minute"}))),
         29 => Some((
@@ -142,7 +145,7 @@ async fn paging_and_bad_page_token() {
         }
     }
     assert_eq!(names, ["e0", "e1", "e2", "e3", "e4"]);
-    // Product fix 13: a malformed token is a 400 JSON (MLflow: 500 text/plain).
+    // docs/mlflow-compat.md#fix-13: a malformed token is a 400 JSON (MLflow: 500 text/plain).
     let (status, body) = gw.get("/api/2.0/endpoints/?page_token=not-a-token").await;
     assert_eq!(status, 400);
     assert!(body["detail"].as_str().unwrap().contains("Invalid page token"));

@@ -4,6 +4,9 @@
 //! failures, a contained panic. No secret may appear in any response, log line, audit line,
 //! metric or `Debug` output.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

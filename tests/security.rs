@@ -3,6 +3,9 @@
 //! health-only listener, the audit log with rotation, metrics, protective limits, contained
 //! panics.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};

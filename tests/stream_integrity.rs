@@ -11,6 +11,9 @@
 //!   event, is counted as `aigw_rejected_total{reason="response_too_large"}`, and is not
 //!   buffered whole.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bedrock_util;
 mod common;
 

@@ -5,6 +5,9 @@
 //! * `SIGTERM` stops accepting, finishes what is in flight, and exits (an idle gateway at once,
 //!   not after Pingora's 300 s grace period); `SIGINT` exits now; `SIGHUP` does not kill.
 
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;
@@ -385,7 +388,7 @@ async fn the_systemd_unit_starts_checks_and_reloads() {
     assert!(!ok && out.contains("refusing to listen on 0.0.0.0"), "{out}");
 
     // With a key it starts as a daemon and writes its pid file.
-    let mut cfg: Value = serde_yaml::from_str(&gateway_yaml()).unwrap();
+    let mut cfg: Value = aigw::config::parse_yaml(&gateway_yaml()).unwrap();
     cfg["aigw"] = json!({"auth": {"keys": [{"name": "ops", "key": "unit-test-key-0123456789"}]}});
     std::fs::write(&gateway, yaml(&cfg)).unwrap();
     let (ok, out) = run(&start_check);

@@ -4,10 +4,14 @@
 //! There is no MLflow fixture for Vertex AI. Its three model classes reuse other providers'
 //! translations, so the `gemini-*`, `anthropic-*` and `openai-*` fixtures are replayed against a
 //! `vertex_ai` endpoint instead: same client request, same upstream answer, and the expected
-//! upstream body and client answer adjusted for Vertex (spec §9.9) where noted. On top:
+//! upstream body and client answer adjusted for Vertex
+//! (docs/mlflow-compat.md#provider-translations) where noted. On top:
 //! the signed JWT the token endpoint receives, the bearer token on every Vertex call, token
 //! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
 //! configuration errors.
+
+// Helpers outside #[test] functions may unwrap, expect and panic too: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -108,7 +112,8 @@ struct Borrowed {
 }
 
 fn vertex_claude_payload(p: &mut Value) {
-    // Spec §9.9: the model is in the URL, and Vertex requires `anthropic_version` in the body.
+    // docs/mlflow-compat.md#provider-translations: the model is in the URL, and Vertex requires
+    // `anthropic_version` in the body.
     p.as_object_mut().unwrap().remove("model");
     p["anthropic_version"] = json!("vertex-2023-10-16");
 }

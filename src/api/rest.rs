@@ -73,7 +73,7 @@ pub fn encode_page_token(index: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{{\"index\": {index}}}"))
 }
 
-/// Decode a page token; malformed → 400 (product fix 13; MLflow answers 500).
+/// Decode a page token; malformed → 400 (docs/mlflow-compat.md#fix-13; MLflow answers 500).
 pub fn decode_page_token(token: &str) -> Result<usize, GatewayError> {
     let bad = || GatewayError::bad_request(format!("Invalid page token: '{token}'")).with_param("page_token");
     let bytes = base64::engine::general_purpose::STANDARD
@@ -250,37 +250,10 @@ pub fn docs_page(redoc: bool) -> Reply {
     }
 }
 
-/// The value of `key` in a query string, percent-decoded.
+/// The value of `key` in a query string, decoded as `application/x-www-form-urlencoded`
+/// (`+` is a space, `%XX` a byte, invalid UTF-8 replaced, a malformed escape kept as it is).
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == key).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    form_urlencoded::parse(query?.as_bytes()).find_map(|(k, v)| (k == key).then(|| v.into_owned()))
 }
 
 #[cfg(test)]
@@ -301,5 +274,10 @@ mod tests {
         assert_eq!(query_param(Some("a=1"), "page_token"), None);
         assert_eq!(query_param(None, "a"), None);
         assert_eq!(query_param(Some("a=%zz"), "a").as_deref(), Some("%zz"));
+        assert_eq!(query_param(Some("a=%3"), "a").as_deref(), Some("%3"));
+        assert_eq!(query_param(Some("a=x+y%20z&&b"), "a").as_deref(), Some("x y z"));
+        assert_eq!(query_param(Some("b&a"), "a").as_deref(), Some(""));
+        assert_eq!(query_param(Some("p%61ge=1"), "page").as_deref(), Some("1"));
+        assert_eq!(query_param(Some("a=%C3%A9%FF"), "a").as_deref(), Some("é\u{fffd}"));
     }
 }

@@ -10,7 +10,7 @@
 //!       name: gpt-4o-mini
 //!       config:
 //!         openai_api_key: $OPENAI_API_KEY
-//!         temperature: 0.2          # a model default (product fix 5)
+//!         temperature: 0.2          # a model default (docs/mlflow-compat.md#fix-5)
 //!     limit: {calls: 100, renewal_period: minute}
 //! routes:
 //!   - name: chat-route
@@ -383,6 +383,31 @@ impl GatewayConfig {
     }
 }
 
+/// The YAML text as a JSON value, read the way the gateway has always read it: YAML 1.2 core
+/// types (only `true`/`false` are booleans, `0755` and `1_000` stay text, `.inf` is null),
+/// anchors and aliases, and merge keys (`<<: *defaults`, `<<: [*a, *b]`; the mapping's own keys
+/// win, then the earlier merged mapping), as PyYAML reads them for MLflow. Duplicate keys and
+/// several documents are errors. An error says where (line, column) and what is wrong,
+/// without quoting the source line (it may hold a secret).
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        non_finite_float_policy: serde_saphyr::options::NonFiniteFloatPolicy::PassThrough,
+        merge_keys: serde_saphyr::options::MergeKeyPolicy::Merge,
+        duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        // The parser's hints name its own API; the operator gets the finding and its place.
+        e.without_snippet()
+            .to_string()
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+            .replace("; use from_str_multiple or from_str_multiple_with_options", " (one document per file)")
+    })
+}
+
 /// Validation state for one file.
 struct Loader {
     file: String,
@@ -406,10 +431,7 @@ impl Loader {
     }
 
     fn load(&self, text: &str, build: &mut ModelBuilder<'_>) -> Result<GatewayConfig, ConfigError> {
-        let yaml: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
-        let root: Value =
-            serde_json::to_value(yaml).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
+        let root = parse_yaml(text).map_err(|e| self.err("", "", format!("not a valid YAML file: {e}")))?;
         let Value::Object(root) = root else {
             return Err(self.err(
                 "",
@@ -643,7 +665,7 @@ impl Loader {
             Some(_) => return Err(self.err(entry, "name", "Input should be a valid string")),
         };
         entry = format!("route '{name}' ({entry})");
-        // Product fix 12: route names are URL path segments too, so validate them like endpoints.
+        // docs/mlflow-compat.md#fix-12: route names are URL path segments too, so validate them like endpoints.
         if !is_valid_name(&name) {
             return Err(self.err(entry, "name", invalid_name_message(&name)));
         }
@@ -873,6 +895,118 @@ mod tests {
         assert_eq!(parse_period("min"), None);
         assert_eq!(parse_period("10s"), None);
         assert_eq!(parse_period("0 seconds"), None);
+    }
+
+    #[test]
+    fn yaml_types_like_before() {
+        let v = parse_yaml("a: yes\nb: on\nc: ~\nd: 0x10\ne: 1e3\nf: 010\ng: 1_000\nh: True\ni: .inf\n1: k\n").unwrap();
+        let want = serde_json::json!({"a": "yes", "b": "on", "c": null, "d": 16, "e": 1000.0, "f": "010",
+                                      "g": "1_000", "h": true, "i": null, "1": "k"});
+        assert_eq!(v, want);
+        assert_eq!(parse_yaml("").unwrap(), Value::Null);
+        assert_eq!(parse_yaml("k: &k v\nm: *k\n").unwrap(), serde_json::json!({"k": "v", "m": "v"}));
+    }
+
+    #[test]
+    fn yaml_merge_keys() {
+        let v = parse_yaml("d: &d {a: 1, b: 2}\nx:\n  <<: *d\n  b: 3\n").unwrap();
+        assert_eq!(v["x"], serde_json::json!({"a": 1, "b": 3}));
+        // Several mappings: the mapping's own keys win, then the earlier merged mapping.
+        let v = parse_yaml("p: &p {a: 1, b: 1}\nq: &q {b: 2, c: 2}\nx:\n  <<: [*p, *q]\n  c: 3\n").unwrap();
+        assert_eq!(v["x"], serde_json::json!({"a": 1, "b": 1, "c": 3}));
+        let e = parse_yaml("a: &a 1\nb:\n  <<: *a\n").unwrap_err();
+        assert!(e.contains("merge") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn yaml_errors_say_where_but_quote_nothing() {
+        let e = parse_yaml("endpoints:\n  - {name: a, key: sk-secret-0123456789\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("sk-secret"), "{e}");
+        let e = parse_yaml("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e, "duplicate mapping key: a at line 2, column 1");
+        let e = parse_yaml("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(e.starts_with("multiple YAML documents detected (one document per file)"), "{e}");
+        assert!(parse_yaml("a: *nope\n").unwrap_err().contains("unknown anchor"));
+    }
+
+    /// A config that shares settings through an anchor and merge keys loads to the same
+    /// endpoints as the one that spells every entry out.
+    #[test]
+    fn anchors_and_merge_keys_load_like_the_spelled_out_config() {
+        let merged = r#"
+x-openai: &openai
+  provider: openai
+  config: &openai_config
+    openai_api_key: sk-merge-test-0123456789
+    openai_api_base: http://127.0.0.1:9/v1
+x-limit: &limit {calls: 10, renewal_period: minute}
+x-retry: &retry {retry: {max_attempts: 3, backoff_ms: 100}}
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model:
+      <<: *openai
+      name: gpt-4o-mini
+    limit: *limit
+  - <<: *retry
+    name: chat-warm
+    endpoint_type: llm/v1/chat
+    model:
+      <<: *openai
+      name: gpt-4o-mini
+      config:
+        <<: *openai_config
+        temperature: 0.9
+    limit:
+      <<: *limit
+      calls: 20
+  - <<: [*retry, {endpoint_type: llm/v1/embeddings, timeout_s: 5}]
+    name: emb
+    model: {<<: *openai, name: text-embedding-3-small}
+"#;
+        let spelled = r#"
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config: {openai_api_key: sk-merge-test-0123456789, openai_api_base: http://127.0.0.1:9/v1}
+    limit: {calls: 10, renewal_period: minute}
+  - name: chat-warm
+    endpoint_type: llm/v1/chat
+    retry: {max_attempts: 3, backoff_ms: 100}
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config: {openai_api_key: sk-merge-test-0123456789, openai_api_base: http://127.0.0.1:9/v1, temperature: 0.9}
+    limit: {calls: 20, renewal_period: minute}
+  - name: emb
+    endpoint_type: llm/v1/embeddings
+    retry: {max_attempts: 3, backoff_ms: 100}
+    timeout_s: 5
+    model:
+      provider: openai
+      name: text-embedding-3-small
+      config: {openai_api_key: sk-merge-test-0123456789, openai_api_base: http://127.0.0.1:9/v1}
+"#;
+        let path = Path::new("gateway.yaml");
+        // A provider's part: it reads its key (a secret) and base URL.
+        let mut openai = |_: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>| {
+            cfg.required_secret("openai_api_key")?;
+            cfg.url("openai_api_base").map(drop)
+        };
+        let a = GatewayConfig::parse(merged, path, &mut openai).unwrap();
+        let b = GatewayConfig::parse(spelled, path, &mut openai).unwrap();
+        assert_eq!(a.endpoints.len(), 3);
+        assert_eq!(format!("{:?}", a.endpoints), format!("{:?}", b.endpoints));
+        assert_eq!(a.endpoints[1].defaults.get("temperature"), Some(&serde_json::json!(0.9)));
+        assert_eq!(a.endpoints[1].limit.as_ref().map(|l| l.calls), Some(20));
+        // The same credentials were configured (they are what gets scrubbed from messages).
+        let text = "key sk-merge-test-0123456789";
+        assert_eq!(a.redact(text), b.redact(text));
+        assert!(a.redact(text).is_some());
     }
 
     #[test]

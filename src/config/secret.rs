@@ -1,6 +1,6 @@
 //! Secrets in the gateway YAML: API keys, tokens, passwords.
 //!
-//! A secret field accepts, in this order (MLflow's rules, with product fixes 12):
+//! A secret field accepts, in this order (MLflow's rules, with docs/mlflow-compat.md#fix-12):
 //! 1. `$NAME` or `${NAME}`: the value of environment variable `NAME` (unset or empty is an error);
 //! 2. a path to an existing file: the file's content, with surrounding whitespace trimmed;
 //! 3. anything else: the literal value.

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// Where a provider lives: scheme, host and port. Shared by every request to it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
@@ -67,7 +69,7 @@ impl BaseUrl {
 
     /// This base with a query parameter added.
     pub fn with_query_param(&self, key: &str, value: &str) -> BaseUrl {
-        let pair = format!("{key}={}", encode_query_value(value));
+        let pair = format!("{key}={}", encode_unreserved(value));
         BaseUrl {
             origin: self.origin.clone(),
             path: self.path.clone(),
@@ -118,16 +120,14 @@ impl fmt::Display for BaseUrl {
     }
 }
 
-fn encode_query_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `v` with every byte but RFC 3986's unreserved characters percent-encoded (`%XX`, UTF-8):
+/// safe as a query value, an `application/x-www-form-urlencoded` value (a space is `%20`) or
+/// one URI path segment (`/` and `:` are encoded too).
+pub fn encode_unreserved(v: &str) -> String {
+    utf8_percent_encode(v, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -162,5 +162,14 @@ mod tests {
 
         assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn unreserved_encoding() {
+        assert_eq!(encode_unreserved("AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(encode_unreserved("a b+c/d:e?f&g=h%i*j'k"), "a%20b%2Bc%2Fd%3Ae%3Ff%26g%3Dh%25i%2Aj%27k");
+        assert_eq!(encode_unreserved("é€\n"), "%C3%A9%E2%82%AC%0A");
+        assert_eq!(encode_unreserved("\0\u{7f}"), "%00%7F");
+        assert_eq!(encode_unreserved(""), "");
     }
 }

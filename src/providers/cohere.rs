@@ -19,7 +19,7 @@
 //! * Completions → `POST {base}/generate`: `stop` → `stop_sequences`, `n` → `num_generations`
 //!   (sending Cohere's own names is a 400). Streaming is NDJSON too.
 //! * Embeddings → `POST {base}/embed`: `input` → `texts` (a single string becomes a one-element
-//!   list, product fix 8); sending `texts` is a 422.
+//!   list, docs/mlflow-compat.md#fix-8); sending `texts` is a 422.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -194,7 +194,7 @@ fn generate_body(req: Request, model: Option<&str>) -> Result<Map<String, Value>
     Ok(out)
 }
 
-/// The `/embed` body (MLflow's `embeddings_to_model`, with product fix 8 for a single string).
+/// The `/embed` body (MLflow's `embeddings_to_model`, with docs/mlflow-compat.md#fix-8 for a single string).
 fn embed_body(req: Request, model: Option<&str>) -> Result<Map<String, Value>, GatewayError> {
     if req.body.contains_key("texts") {
         return Err(GatewayError::invalid("Invalid parameter texts. Use input instead."));
@@ -654,7 +654,7 @@ mod tests {
 
     #[test]
     fn embed_translation() {
-        // Product fix 8: a single string becomes a one-element list.
+        // docs/mlflow-compat.md#fix-8: a single string becomes a one-element list.
         let body =
             embed_body(req(EndpointType::Embeddings, json!({"input": "one", "input_type": "search_query"})), Some("e"))
                 .unwrap();

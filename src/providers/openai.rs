@@ -480,7 +480,7 @@ pub fn decode_completions(body: &[u8], provider: &'static str, created: u64) -> 
 }
 
 /// Streams OpenAI-format completions chunks: real `/v1/completions` chunks (`choices[].text`)
-/// and chat-style chunks (`choices[].delta.content`) both work (product fix 7).
+/// and chat-style chunks (`choices[].delta.content`) both work (docs/mlflow-compat.md#fix-7).
 struct CompletionsStream {
     provider: &'static str,
     created: u64,

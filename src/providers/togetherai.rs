@@ -9,7 +9,7 @@
 //!   takes each chunk's text from `choices[].text` and passes `usage` through;
 //! * completions → `/completions`; `max_tokens` is required (422, streaming too);
 //!   `finish_reason` null; streamed chunks carry text and finish reason, no usage;
-//! * embeddings → `/embeddings` with `model` set (product fix 8: MLflow omits it, which
+//! * embeddings → `/embeddings` with `model` set (docs/mlflow-compat.md#fix-8: MLflow omits it, which
 //!   TogetherAI rejects); `usage` is null.
 
 use serde::Deserialize;
@@ -69,7 +69,7 @@ fn is_int(v: &Value) -> bool {
 
 /// The chat/completions body (MLflow's `completions_to_model`): logprobs checks, the
 /// `top_logprobs` → `logprobs` rename, and `model` first. A client `model` never overrides the
-/// configured one (product fix 8).
+/// configured one (docs/mlflow-compat.md#fix-8).
 fn generation_body(req: Request, model: Option<&str>) -> Result<Map<String, Value>, GatewayError> {
     if req.body.get("logprobs").is_some_and(|v| !is_int(v)) {
         return Err(GatewayError::invalid("Wrong type for logprobs. It should be an 32bit integer."));
@@ -130,7 +130,7 @@ impl Provider for TogetherAi {
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
-        // Product fix 8: the body carries the configured model (MLflow sends the request as is).
+        // docs/mlflow-compat.md#fix-8: the body carries the configured model (MLflow sends the request as is).
         let body = super::openai::passthrough_body(req, Some(call.model()), false)?;
         let model = call.model().map(str::to_owned);
         Ok(Exchange::call(
@@ -236,7 +236,7 @@ fn decode_chat(
                 refusal: None,
                 reasoning_content: None,
             },
-            // MLflow never maps TogetherAI's finish reason (kept: not a listed product fix).
+            // MLflow never maps TogetherAI's finish reason (kept, as docs/mlflow-compat.md#fix-8 says).
             finish_reason: None,
         })
         .collect();

@@ -782,7 +782,7 @@ const EXTRA_CHAT_DEFAULTS: &[&str] = &[
 ];
 const EMBEDDING_DEFAULTS: &[&str] = &["dimensions", "encoding_format", "user"];
 
-/// Decide what a leftover `model.config` key is (product fix 5): `Ok(Some(value))` a request
+/// Decide what a leftover `model.config` key is (docs/mlflow-compat.md#fix-5): `Ok(Some(value))` a request
 /// parameter default (validated, coerced), `Ok(None)` not a request parameter, `Err` a request
 /// parameter with an invalid value or one that cannot be a default.
 pub fn validate_default(endpoint_type: EndpointType, key: &str, value: &Value) -> Result<Option<Value>, String> {

@@ -65,21 +65,21 @@ pub struct State {
 }
 
 impl State {
-    /// State serving `config`.
-    pub fn new(config: Snapshot, upstreams: Upstreams) -> State {
-        State {
+    /// State serving `config`; an error only if the metrics cannot be built.
+    pub fn new(config: Snapshot, upstreams: Upstreams) -> prometheus::Result<State> {
+        Ok(State {
             config: ArcSwap::from_pointee(config),
             upstreams,
             inflight: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             limits: Limits::default(),
-            metrics: Metrics::default(),
+            metrics: Metrics::new()?,
             audit: None,
             draining: AtomicBool::new(false),
             public: false,
             health_addr: None,
             metrics_addr: None,
-        }
+        })
     }
 }
 

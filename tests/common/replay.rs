@@ -5,7 +5,7 @@
 //! streamed answers, with streams also replayed split at arbitrary byte positions.
 //!
 //! Each provider's test file (`tests/replay_<provider>.rs`) lists its fixtures as [`Case`]s,
-//! with deliberate differences from MLflow (product.md §4) applied to the expectations and named
+//! with deliberate differences from MLflow (docs/mlflow-compat.md#fixes) applied to the expectations and named
 //! where they are.
 
 #![allow(dead_code)]
@@ -24,7 +24,7 @@ pub struct Case {
     /// The provider config key holding the base URL, and the provider's default base URL.
     /// The replay points it at the mock upstream (keeping the path).
     pub base: (&'static str, &'static str),
-    /// Adjust the expected upstream payload (product decisions, documented at the call).
+    /// Adjust the expected upstream payload (aigw's decisions, each named at the call).
     pub expect_payload: fn(&mut Value),
     /// Adjust the expected client answer (each JSON answer, or each stream event).
     pub expect_answer: fn(&mut Value),

@@ -5,7 +5,8 @@
 //! sent as the `anthropic-version` header), `anthropic_api_base` (default
 //! `https://api.anthropic.com/v1`).
 //!
-//! The translation follows MLflow (spec §9.2) with product.md's fixes: thinking text goes to
+//! The translation follows MLflow's (docs/mlflow-compat.md#provider-translations) with aigw's
+//! fixes (docs/mlflow-compat.md#fix-6, #fix-9): thinking text goes to
 //! `reasoning_content` instead of `content`, an upstream `error` event ends the stream with an
 //! error event, tool parameter schemas are forwarded whole. Completions use the Messages API
 //! too (MLflow calls the legacy `/v1/complete`, which no current model serves): the prompt is

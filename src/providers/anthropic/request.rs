@@ -1,4 +1,5 @@
-//! Unified chat and completions requests → an Anthropic Messages API body (spec §9.2).
+//! Unified chat and completions requests → an Anthropic Messages API body
+//! (docs/mlflow-compat.md#provider-translations).
 //!
 //! [`messages_body`] is the one entry point; it returns the JSON object so that a caller can
 //! adjust it before sending (Claude on Vertex AI drops `model` and adds `anthropic_version`).
@@ -30,7 +31,7 @@ pub(crate) struct BodyOptions<'a> {
     pub url_images: bool,
 }
 
-/// Build the Messages API body for a chat or completions request (spec §9.2):
+/// Build the Messages API body for a chat or completions request (docs/mlflow-compat.md#provider-translations):
 ///
 /// * completions: the prompt becomes one user message;
 /// * `temperature` and `top_p` together → 422; `max_tokens` = `max_tokens` or
@@ -286,8 +287,8 @@ fn convert_part(part: Value, url_images: bool) -> Value {
     block
 }
 
-/// OpenAI function tools → Anthropic tools, the parameter schema forwarded whole (product
-/// fix 6). A tool without `description` or `parameters` still works.
+/// OpenAI function tools → Anthropic tools, the parameter schema forwarded whole
+/// (docs/mlflow-compat.md#fix-6). A tool without `description` or `parameters` still works.
 fn convert_tools(tools: Value) -> Result<Value, GatewayError> {
     let Value::Array(tools) = tools else { return Ok(tools) };
     let mut out = Vec::with_capacity(tools.len());

@@ -112,7 +112,7 @@ fn unreadable(provider: &str, e: &serde_json::Error) -> GatewayError {
 }
 
 /// An upstream `error` event (`{"type": "error", "error": {"type", "message"}}`) as the
-/// gateway error that ends the stream (product fix 9), with the status Anthropic uses for
+/// gateway error that ends the stream (docs/mlflow-compat.md#fix-9), with the status Anthropic uses for
 /// that error type.
 pub(crate) fn stream_error(error: Option<&Value>) -> GatewayError {
     let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str);
@@ -158,7 +158,7 @@ pub(crate) fn completions_decoder(stream: bool, call: &Call<'_>) -> Decoder {
 }
 
 /// Decode a Messages API answer into a unified chat answer: `text` blocks concatenated into
-/// `content`, `thinking` blocks into `reasoning_content` (product fix 9: not merged into
+/// `content`, `thinking` blocks into `reasoning_content` (docs/mlflow-compat.md#fix-9: not merged into
 /// `content`), `tool_use` blocks into `tool_calls` (arguments encoded like Python's
 /// `json.dumps`).
 pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
@@ -248,7 +248,7 @@ enum Mode {
 /// * completions: `text_delta` → `text`;
 /// * `message_delta`: the chunk with `finish_reason` and usage;
 /// * `ping`, `content_block_stop`, `message_stop`, signature deltas: nothing;
-/// * `error`: ends the stream with that error (product fix 9); so does a stream that ends
+/// * `error`: ends the stream with that error (docs/mlflow-compat.md#fix-9); so does a stream that ends
 ///   before its `message_delta` / `message_stop`.
 pub(crate) struct MessagesStream {
     mode: Mode,

@@ -162,7 +162,7 @@ fn name_str(v: &Value) -> &str {
 }
 
 /// A unified tool as a Converse `toolSpec`; the parameter schema is forwarded whole
-/// (product fix 6).
+/// (docs/mlflow-compat.md#fix-6).
 fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
     if kind != "function" {

@@ -1,5 +1,5 @@
 //! AWS credentials for Bedrock: `model.config.aws_config`, the default credential chain, and
-//! STS AssumeRole with a cached, single-flight refresh (product fix 11: MLflow re-assumes the
+//! STS AssumeRole with a cached, single-flight refresh (docs/mlflow-compat.md#fix-11: MLflow re-assumes the
 //! role on every call and silently ignores a partial `aws_config`).
 //!
 //! `aws_config` is exactly one of
@@ -16,13 +16,16 @@
 //! Secret values go through [`ConfigMap::secret`], so `$VAR`, `${VAR}` and files work.
 
 use std::sync::Mutex as StdMutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::sigv4;
 use crate::config::BaseUrl;
+use crate::config::url::encode_unreserved;
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::error::{ErrorKind, GatewayError};
 use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
@@ -423,7 +426,7 @@ impl RoleProvider {
         };
         let body = format!(
             "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={ROLE_SESSION_NAME}&DurationSeconds={}",
-            form_encode(&self.arn),
+            encode_unreserved(&self.arn),
             self.session_seconds
         );
         let mut req = UpstreamRequest {
@@ -465,19 +468,6 @@ impl RoleProvider {
     }
 }
 
-/// `application/x-www-form-urlencoded` value encoding (RFC 3986 unreserved kept).
-fn form_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 8);
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The text of the first `<tag>…</tag>` (XML entities decoded).
 fn xml_tag(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
@@ -495,82 +485,24 @@ fn xml_tag(xml: &str, tag: &str) -> Option<String> {
 }
 
 /// `2024-01-02T03:04:05Z`, with optional fractional seconds and a `Z` or `±hh:mm` offset.
-/// `None` for anything else. The text comes from an STS answer, so it is read as bytes: a
-/// multi-byte character anywhere is malformed input, never a slice off a char boundary.
+/// `None` for anything else, and for a time before 1970. The text comes from an STS answer:
+/// malformed input of any kind (multi-byte characters included) is `None`, never a panic.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.trim().as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let s = s.trim();
+    // RFC 3339 allows another separator between date and time; STS writes 'T', and only 'T',
+    // 't' and a space are taken.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    // Fixed-width unsigned decimal fields (no sign, no other characters).
-    let num = |r: std::ops::Range<usize>| {
-        b.get(r)?.iter().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix(b".") {
-        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        let mut n: u32 = 0;
-        for (i, c) in frac[..digits].iter().enumerate() {
-            if i < 9 {
-                n = n * 10 + u32::from(c - b'0');
-            }
-        }
-        for _ in digits..9 {
-            n *= 10;
-        }
-        nanos = n;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let two = |a: u8, b: u8| {
-                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let (oh, om) = (two(*h1, *h2)?, two(*m1, *m2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let secs = oh * 3600 + om * 60;
-            if *sign == b'-' { -secs } else { secs }
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    (t >= OffsetDateTime::UNIX_EPOCH).then(|| SystemTime::from(t))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::UNIX_EPOCH;
 
     fn parse(v: Value) -> Result<AwsConfig, FieldError> {
         let map = json!({ "aws_config": v });
@@ -735,7 +667,7 @@ mod tests {
         assert_eq!(xml_tag(xml, "AccessKeyId").as_deref(), Some("ASIAEXAMPLE"));
         assert_eq!(xml_tag(xml, "SessionToken").as_deref(), Some("AQoD&YXdz"));
         assert_eq!(xml_tag(xml, "Missing"), None);
-        assert_eq!(form_encode("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
+        assert_eq!(encode_unreserved("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
     }
 
     #[test]
@@ -751,6 +683,13 @@ mod tests {
         assert_eq!(t("yesterday"), None);
         assert_eq!(t("2023-11-14T22:13:20"), None);
         assert_eq!(t("2023-11-14T22:13:20-05:30"), Some(1_700_019_800.0));
+        let nanos = parse_rfc3339(" 2023-11-14t22:13:20.123456789z\n").map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(nanos, Some(Duration::new(1_700_000_000, 123_456_789)));
+        assert_eq!(t("2023-11-14 22:13:20Z"), Some(1_700_000_000.0));
+        assert_eq!(t("2023-11-14X22:13:20Z"), None);
+        assert_eq!(t("1969-12-31T23:59:59Z"), None);
+        assert_eq!(t("2023-11-14T22:13:20.Z"), None);
+        assert_eq!(t("2023-11-14T22:13:20Zjunk"), None);
     }
 
     /// An STS answer is untrusted text: multi-byte UTF-8 anywhere in the timestamp (the offset

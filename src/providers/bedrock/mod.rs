@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
+use crate::config::url::encode_unreserved;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::{Detail, GatewayError};
 use crate::schema::Request;
@@ -112,7 +113,8 @@ impl Bedrock {
         };
         let auth = Auth::new(aws.auth, region.clone(), sts).map_err(|m| cfg.error(auth_field, m))?;
         let model = spec.model_name.map(str::to_owned);
-        let model_segment = model.as_deref().map(encode_segment);
+        // A model id (or ARN) is one URI path segment: `:` and `/` are `%XX` too.
+        let model_segment = model.as_deref().map(encode_unreserved);
         Ok(Bedrock { model, model_segment, region, base, auth })
     }
 
@@ -131,20 +133,6 @@ impl Bedrock {
         };
         Ok(UpstreamRequest::post_json(base, &format!("model/{segment}/{action}"), body))
     }
-}
-
-/// Percent-encode a model id (or ARN) as one URI path segment: RFC 3986 unreserved characters
-/// stay, everything else (`:`, `/`, …) is `%XX`.
-pub fn encode_segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len() + 8);
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[async_trait]
@@ -299,9 +287,9 @@ mod tests {
 
     #[test]
     fn segments() {
-        assert_eq!(encode_segment("anthropic.claude-v2:1"), "anthropic.claude-v2%3A1");
+        assert_eq!(encode_unreserved("anthropic.claude-v2:1"), "anthropic.claude-v2%3A1");
         assert_eq!(
-            encode_segment("arn:aws:bedrock:us-east-1:1:inference-profile/us.x"),
+            encode_unreserved("arn:aws:bedrock:us-east-1:1:inference-profile/us.x"),
             "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x"
         );
     }

@@ -13,6 +13,8 @@
 pub(crate) mod request;
 pub(crate) mod response;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
@@ -80,18 +82,31 @@ pub(crate) fn model_name(spec: &EndpointSpec<'_>) -> Result<String, FieldError> 
     }
 }
 
+/// Everything but RFC 3986's path characters (unreserved, sub-delims, `:`, `@`) and `/`.
+const NOT_PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/');
+
 /// A model name as URL path text: bytes outside RFC 3986's path characters are
 /// percent-encoded (`/` is kept, for names like `tunedModels/x`).
 pub(crate) fn path_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(name, NOT_PATH).to_string()
 }
 
 impl Provider for Gemini {
@@ -156,6 +171,13 @@ mod tests {
         let map: Map<String, Value> = serde_json::from_value(config).unwrap();
         let mut cfg = ConfigMap::new(&map, "model.config");
         Gemini::from_config(&spec(model), &mut cfg)
+    }
+
+    #[test]
+    fn model_names_as_path_text() {
+        assert_eq!(path_segment("tunedModels/my-model_1.2~x"), "tunedModels/my-model_1.2~x");
+        assert_eq!(path_segment("a!$&'()*+,;=:@b"), "a!$&'()*+,;=:@b");
+        assert_eq!(path_segment("m x?y#z%\"é"), "m%20x%3Fy%23z%25%22%C3%A9");
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn generate_content_body(
 }
 
 /// One unified tool → a Gemini function declaration. The parameter schema is forwarded whole
-/// (product fix 6: MLflow's request schema truncates it).
+/// (docs/mlflow-compat.md#fix-6: MLflow's request schema truncates it).
 fn function_declaration(tool: Value) -> Result<Value, GatewayError> {
     let Value::Object(mut tool) = tool else {
         return Err(GatewayError::invalid("Each tool must be an object."));

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use crate::config::BaseUrl;
 use crate::config::Secret;
+use crate::config::url::encode_unreserved;
 use crate::error::{ErrorKind, GatewayError};
 use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
@@ -199,16 +200,16 @@ impl Credentials {
             Credentials::AuthorizedUser(u) => {
                 let body = format!(
                     "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
-                    form_encode(&u.client_id),
-                    form_encode(u.client_secret.expose()),
-                    form_encode(u.refresh_token.expose()),
+                    encode_unreserved(&u.client_id),
+                    encode_unreserved(u.client_secret.expose()),
+                    encode_unreserved(u.refresh_token.expose()),
                 );
                 Ok(form_post(&u.token_url, body))
             }
             Credentials::Metadata(base) => {
                 let target = base.target_with_query(
                     "computeMetadata/v1/instance/service-accounts/default/token",
-                    Some(&format!("scopes={}", form_encode(SCOPE))),
+                    Some(&format!("scopes={}", encode_unreserved(SCOPE))),
                 );
                 Ok(UpstreamRequest {
                     origin: base.origin.clone(),
@@ -264,19 +265,6 @@ fn form_post(url: &BaseUrl, body: String) -> UpstreamRequest {
         )],
         body: bytes::Bytes::from(body),
     }
-}
-
-/// `application/x-www-form-urlencoded` value encoding (unreserved bytes kept).
-fn form_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 16);
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// An RSA private key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, what Google issues) or PKCS#1

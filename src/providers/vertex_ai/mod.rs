@@ -2,7 +2,7 @@
 //! (see [`auth`]: service-account JSON, `authorized_user` JSON or Application Default
 //! Credentials; cached and renewed before it expires).
 //!
-//! `model.name` picks the API (spec §9.9):
+//! `model.name` picks the API (docs/mlflow-compat.md#provider-translations):
 //!
 //! | model name | API | URL under `https://{host}/v1/projects/{p}/locations/{l}` |
 //! |---|---|---|
@@ -68,7 +68,7 @@ pub enum ModelClass {
 }
 
 impl ModelClass {
-    /// The class of a model name (spec §9.9).
+    /// The class of a model name (docs/mlflow-compat.md#provider-translations).
     pub fn of(model: &str) -> ModelClass {
         let lower = model.to_ascii_lowercase();
         if lower.starts_with("claude") {
