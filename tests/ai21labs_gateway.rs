@@ -1,6 +1,7 @@
 //! AI21 Labs through the real gateway: the j2 model check at load (config case 36, naming
 //! `model.name`), AI21's error body relayed, and JSON 501s (streaming, chat) before any call.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -2,6 +2,7 @@
 //! violations (422 natively and OpenAI-shaped on /v1), embeddings 501, streams on /v1 (with
 //! `[DONE]`, reasoning kept out of content) and an upstream `error` event mid-stream.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Bad client input: every case gets a clear JSON error with the right status for its route
 //! family, nothing reaches the upstream, and the gateway keeps serving.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::MockUpstream;

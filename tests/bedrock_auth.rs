@@ -3,7 +3,8 @@
 //! for every call type, endpoint overrides from the environment, partial `aws_config`
 //! rejected at load, and a 2 MiB body signed correctly.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

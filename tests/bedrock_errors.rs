@@ -3,7 +3,8 @@
 //! inside a ConverseStream answer, 501 for streamed completions, 422 for provider rules, all
 //! before or without hanging the client.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! where the endpoint comes from the body (Pingora's 64 KiB pre-read buffer is not enough);
 //! larger ones get a 413 JSON and the gateway keeps serving.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::MockUpstream;

@@ -3,6 +3,7 @@
 //! Cohere's error bodies, product fix 8 (a single embedding string becomes a list), and the
 //! deprecation warning at load.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The configuration on the command line and on the wire: `aigw -t`, secrets resolved from the
 //! environment and files as they reach the upstream, and every shipped example loading.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

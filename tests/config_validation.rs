@@ -3,6 +3,7 @@
 //! does, except where product.md §4 decides otherwise (each such case names the decision).
 //! Messages may be clearer than MLflow's, but every one names the file, the entry and the field.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use aigw::config::GatewayConfig;

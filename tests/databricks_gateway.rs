@@ -3,6 +3,7 @@
 //! refreshed before expiry, failures reported), the Unity Catalog base path, list-typed answer
 //! content flattened (reasoning parts dropped), streams, errors and the completions 501.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

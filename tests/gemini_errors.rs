@@ -3,6 +3,7 @@
 //! the middle of a stream, provider rule violations (422) before any upstream call, PaLM's 501
 //! for streams, and configuration errors.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Hugging Face TGI through the real gateway: TGI's error body relayed, the `n` rule, and JSON
 //! 501s (chat, streaming) before any upstream call; `hf_server_url` is required.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

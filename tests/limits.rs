@@ -3,6 +3,7 @@
 //! `x-ratelimit-*` headers on limited and unlimited answers alike; scoped counters; concurrency
 //! caps.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,6 +2,7 @@
 //! streaming refused with a JSON 501 before any upstream call, Mistral's error bodies relayed,
 //! and configuration errors naming the field.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

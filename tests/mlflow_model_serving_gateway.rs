@@ -2,6 +2,7 @@
 //! `predictions` → 502, the scoring server's error body relayed, JSON 501 for streams, and
 //! `model_server_url` required.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -2,6 +2,7 @@
 //! `model.name`), the token-allowance 500 → 422 mapping, other errors relayed, 422 for roles a
 //! Llama-2 prompt cannot hold, JSON 501 for streams before any call, and the deprecation warning.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

@@ -3,6 +3,7 @@
 //! routing parameter): the upstream sees the path before the query and both parameters, on
 //! every endpoint type.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::{MockUpstream, Reply};

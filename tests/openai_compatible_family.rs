@@ -6,6 +6,7 @@
 //! answer and expected events are `openai-chat-stream.json`'s (spec §9.8: "exactly as OpenAI
 //! type openai"), with `provider` the family member's name.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::replay::{default_reply, expected_events};

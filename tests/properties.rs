@@ -7,10 +7,11 @@
 //! `providers::prepare` as the server does) are shared with the cargo-fuzz targets in `fuzz/`.
 //! `cargo test --test properties -- --ignored write_fuzz_seeds` regenerates `fuzz/seeds/`.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
 #[path = "../fuzz/src/cases.rs"]
 #[allow(dead_code)]
 mod cases;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

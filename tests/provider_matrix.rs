@@ -18,7 +18,8 @@
 //!
 //! Every cell is checked and all failures are reported together.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,7 @@
 //! an invalid or deleted file leaves the current one serving; SIGHUP forces a reload.
 //! Changes are observed by polling the gateway (bounded), never by timing assertions.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Fixture replay (see tests/common/replay.rs) for `anthropic`, plus the completions fixture
 //! replayed against the Messages API (see `anthropic_completions_use_the_messages_api`).
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -8,7 +8,8 @@
 //! * ConverseStream answers are real event-stream frames built from the recorded events and
 //!   replayed split at random byte positions.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

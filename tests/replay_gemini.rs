@@ -8,6 +8,7 @@
 //! time-derived ones must be `<prefix>-<created>` with `created` taken during the call, all
 //! others (tool-call ids: `functionCall.id` or `call_` + md5) must equal the fixture's.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,7 @@
 //! Fixture replay (see tests/common/replay.rs) for `openai` (types openai, azure, azuread) and
 //! the OpenAI-compatible family.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::replay::{Case, replay};

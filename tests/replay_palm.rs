@@ -1,5 +1,6 @@
 //! Fixture replay (see tests/common/replay.rs) for the deprecated `palm` provider.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::replay::{Case, replay};

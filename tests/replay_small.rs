@@ -1,6 +1,7 @@
 //! Fixture replay (see tests/common/replay.rs) for the smaller providers: mistral, togetherai,
 //! cohere, mosaicml, huggingface-text-generation-inference, ai21labs and mlflow-model-serving.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::replay::{Case, replay};

@@ -5,6 +5,7 @@
 //! (openai and groq) checks, call by call, that the answer — its `provider` field included,
 //! streams too — comes from the destination that was actually called.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::replay::{default_reply, expected_events, rebase};

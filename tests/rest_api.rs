@@ -5,6 +5,7 @@
 //! Where aigw deliberately differs (product.md §3, §4), the expectation is overridden here
 //! with the reason.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::upstream::MockUpstream;

@@ -2,6 +2,7 @@
 //! `FALLBACK` routes and per-endpoint retries, and model defaults applied per destination before
 //! the provider's own rules.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

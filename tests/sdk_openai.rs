@@ -1,7 +1,8 @@
 //! The official OpenAI Python SDK (`openai` package) talking to the real gateway. The SDK is
 //! installed under target/ on first use when the machine does not have it.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

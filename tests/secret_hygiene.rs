@@ -4,6 +4,7 @@
 //! failures, a contained panic. No secret may appear in any response, log line, audit line,
 //! metric or `Debug` output.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

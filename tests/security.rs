@@ -3,6 +3,7 @@
 //! health-only listener, the audit log with rotation, metrics, protective limits, contained
 //! panics.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};

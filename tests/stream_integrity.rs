@@ -11,7 +11,8 @@
 //!   event, is counted as `aigw_rejected_total{reason="response_too_large"}`, and is not
 //!   buffered whole.
 
-mod bedrock_util;
+use common::bedrock as bedrock_util;
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! the logprobs and max_tokens rules answer 422 before any upstream call (streams too), `/v1`
 //! streams end with `[DONE]`, and TogetherAI's error bodies are relayed.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

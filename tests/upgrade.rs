@@ -5,6 +5,7 @@
 //! * `SIGTERM` stops accepting, finishes what is in flight, and exits (an idle gateway at once,
 //!   not after Pingora's 300 s grace period); `SIGINT` exits now; `SIGHUP` does not kill.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! first byte is a proper HTTP error and an error after it is one error event. HTTPS upstreams
 //! are verified against the system roots (here a private CA via `SSL_CERT_FILE`) with SNI = host.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -9,6 +9,7 @@
 //! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
 //! configuration errors.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -11,8 +11,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::upstream::{Recorded, Reply};
-use crate::common::{Gateway, split_points, yaml};
+use super::upstream::{Recorded, Reply};
+use super::{Gateway, split_points, yaml};
 
 /// The fixtures' access key.
 pub const AKID: &str = "AKIAEXAMPLE";

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bedrock;
 pub mod replay;
 pub mod upstream;
 

@@ -1,11 +1,9 @@
-//! The test harness's own guarantees (tests/common): a gateway port is never one that `bind(0)`
+//! The test harness's own guarantees (tests/it/common): a gateway port is never one that `bind(0)`
 //! hands to mock upstreams, and `Gateway::start` only returns once the answering socket is the
 //! gateway process's own (a run of `vertex_ai` once talked to another test's token server that
 //! had been given the gateway's released port, while the gateway waited for it).
 
-mod common;
-
-use common::{Gateway, free_port, listens_on};
+use crate::common::{Gateway, free_port, listens_on};
 
 #[test]
 fn gateway_ports_are_outside_the_ephemeral_range() {
