@@ -4,9 +4,9 @@
 //! JSON payload) and the exact client answer (apart from time-derived fields), for JSON and
 //! streamed answers, with streams also replayed split at arbitrary byte positions.
 //!
-//! Each provider's test file (`tests/replay_<provider>.rs`) lists its fixtures as [`Case`]s,
-//! with deliberate differences from MLflow (product.md §4) applied to the expectations and named
-//! where they are.
+//! Each provider's module (`tests/it/providers/<provider>.rs`) lists its fixtures as [`Case`]s
+//! in a [`replay_tests!`] block, with deliberate differences from MLflow (product.md §4) applied
+//! to the expectations and named where they are.
 
 #![allow(dead_code)]
 
@@ -48,6 +48,17 @@ pub struct Case {
     /// same; the answer too, except that a `/v1` stream ends with `data: [DONE]`.
     pub via_v1: bool,
 }
+
+/// One `#[tokio::test]` per `test_name => case;` line, replaying the case with [`replay`].
+macro_rules! replay_tests {
+    ($($test:ident => $case:expr;)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            $crate::common::replay::replay($case).await;
+        }
+    )*};
+}
+pub(crate) use replay_tests;
 
 fn nothing(_: &mut Value) {}
 fn no_check(_: &[Recorded]) {}

@@ -1,19 +1,46 @@
-//! `openai_api_version` on `openai_api_type: openai` (spec §9.1: `?api-version=<v>` added to
-//! the base URL), also when the base URL already carries a query string of its own (a proxy's
-//! routing parameter): the upstream sees the path before the query and both parameters, on
-//! every endpoint type.
+//! `openai` (types openai, azure, azuread; and the `azure` alias): MLflow's fixtures replayed
+//! (see tests/it/common/replay.rs), and `openai_api_version` on `openai_api_type: openai`
+//! (spec §9.1: `?api-version=<v>` added to the base URL), also when the base URL already carries
+//! a query string of its own (a proxy's routing parameter): the upstream sees the path before
+//! the query and both parameters, on every endpoint type.
 
-#[path = "it/common/mod.rs"]
-mod common;
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply, openai_answer};
+use crate::common::{Gateway, yaml};
+use serde_json::{Value, json};
 
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, yaml};
-use serde_json::json;
+const OPENAI: (&str, &str) = ("openai_api_base", "https://api.openai.com/v1");
+
+/// Product fix 5: model.config parameters are defaults, sent when the request leaves them unset.
+fn config_defaults_sent(p: &mut Value) {
+    for (k, v) in [("temperature", json!(0.7)), ("max_tokens", json!(1000)), ("top_p", json!(0.9))] {
+        p[k] = v;
+    }
+}
+
+replay_tests! {
+    openai_chat => Case::new("openai-chat", OPENAI);
+    openai_chat_tools => Case::new("openai-chat-tools", OPENAI);
+    openai_chat_stream => Case::new("openai-chat-stream", OPENAI);
+    openai_completions => Case::new("openai-completions", OPENAI);
+    openai_completions_stream => Case::new("openai-completions-stream", OPENAI);
+    // The same streams through the OpenAI-compatible routes: same upstream call and events,
+    // then `data: [DONE]` (product fix 1).
+    openai_chat_stream_v1 => Case { via_v1: true, ..Case::new("openai-chat-stream", OPENAI) };
+    openai_completions_stream_v1 => Case { via_v1: true, ..Case::new("openai-completions-stream", OPENAI) };
+    openai_embeddings => Case::new("openai-embeddings", OPENAI);
+    openai_compat_v1_chat => Case::new("openai-compat-v1-chat", OPENAI);
+    openai_upstream_error => Case::new("openai-upstream-error", OPENAI);
+    openai_model_params_are_defaults => Case { expect_payload: config_defaults_sent, ..Case::new("openai-model-params-in-config-ignored", OPENAI) };
+    azure_chat => Case::new("azure-chat", OPENAI);
+    azure_completions => Case::new("azure-completions", OPENAI);
+    azure_embeddings => Case::new("azure-embeddings", OPENAI);
+}
 
 #[tokio::test]
 async fn api_version_joins_an_existing_query_string() {
     let upstream = MockUpstream::start().await;
-    upstream.handle(|r| common::upstream::Reply::Json(200, common::upstream::openai_answer(&r.target)));
+    upstream.handle(|r| Reply::Json(200, openai_answer(&r.target)));
     let ep = |name: &str, ty: &str, base: String, version: Option<&str>| {
         let mut config = json!({"openai_api_key": "sk-v", "openai_api_base": base});
         if let Some(v) = version {

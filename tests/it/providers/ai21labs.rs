@@ -1,12 +1,21 @@
-//! AI21 Labs through the real gateway: the j2 model check at load (config case 36, naming
-//! `model.name`), AI21's error body relayed, and JSON 501s (streaming, chat) before any call.
+//! AI21 Labs through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
+//! the j2 model check at load (config case 36, naming `model.name`), AI21's error body relayed, and
+//! JSON 501s (streaming, chat) before any call.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, yaml};
 use serde_json::json;
+
+// ---- MLflow fixtures replayed ----
+
+const AI21: (&str, &str) = ("ai21labs_api_base", "https://api.ai21.com/studio/v1");
+
+replay_tests! {
+    ai21labs_completions => Case::new("ai21labs-completions", AI21);
+}
+
+// ---- the gateway ----
 
 fn config(base: &str) -> String {
     let ep = |name: &str, ty: &str| {

@@ -3,15 +3,12 @@
 //! refreshed before expiry, failures reported), the Unity Catalog base path, list-typed answer
 //! content flattened (reasoning parts dropped), streams, errors and the completions 501.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::upstream::{MockUpstream, Recorded, Reply};
-use common::{Gateway, sse_data, yaml};
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, sse_data, yaml};
 use serde_json::{Value, json};
 
 fn endpoint(name: &str, ty: &str, provider: &str, model: &str, config: Value) -> Value {

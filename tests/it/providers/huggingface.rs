@@ -1,12 +1,21 @@
-//! Hugging Face TGI through the real gateway: TGI's error body relayed, the `n` rule, and JSON
-//! 501s (chat, streaming) before any upstream call; `hf_server_url` is required.
+//! Hugging Face TGI through the real gateway: MLflow's fixtures replayed (see
+//! tests/it/common/replay.rs), TGI's error body relayed, the `n` rule, and JSON 501s (chat,
+//! streaming) before any upstream call; `hf_server_url` is required.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, yaml};
 use serde_json::json;
+
+// ---- MLflow fixtures replayed ----
+
+const HF: (&str, &str) = ("hf_server_url", "https://tgi.example.com");
+
+replay_tests! {
+    huggingface_completions => Case::new("huggingface-completions", HF);
+}
+
+// ---- the gateway ----
 
 fn config(url: &str) -> String {
     let ep = |name: &str, ty: &str| {

@@ -1,18 +1,34 @@
 //! The OpenAI-compatible family (`groq`, `deepseek`, `xai`, `openrouter`, `ollama`, `portkey`)
-//! beyond non-streaming chat (which `tests/replay_openai.rs` replays from MLflow's fixtures):
+//! (`src/providers/openai_compatible.rs`): non-streaming chat replayed from MLflow's fixtures, and
 //! a streamed chat and an embeddings call for each, on `/v1` and on the native route, checking
 //! the exact upstream path (each provider's default base path, kept under `api_base`), the
 //! credentials headers and the exact payload, and the exact client answer. The stream's upstream
 //! answer and expected events are `openai-chat-stream.json`'s (spec §9.8: "exactly as OpenAI
 //! type openai"), with `provider` the family member's name.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::replay::{default_reply, expected_events};
-use common::upstream::{MockUpstream, Recorded, Reply};
-use common::{Gateway, assert_json_eq, fixture, sse_data, yaml};
+use crate::common::replay::{Case, default_reply, expected_events, replay_tests};
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, assert_json_eq, fixture, sse_data, yaml};
 use serde_json::{Value, json};
+
+fn compat(provider: &str) -> (&'static str, &'static str) {
+    match provider {
+        "groq" => ("api_base", "https://api.groq.com/openai/v1"),
+        "deepseek" => ("api_base", "https://api.deepseek.com/v1"),
+        "xai" => ("api_base", "https://api.x.ai/v1"),
+        "openrouter" => ("api_base", "https://openrouter.ai/api/v1"),
+        _ => ("api_base", "http://localhost:11434/v1"),
+    }
+}
+
+// Non-streaming chat, replayed from MLflow's fixtures (see tests/it/common/replay.rs).
+replay_tests! {
+    groq_chat => Case::new("groq-chat", compat("groq"));
+    deepseek_chat => Case::new("deepseek-chat", compat("deepseek"));
+    xai_chat => Case::new("xai-chat", compat("xai"));
+    openrouter_chat => Case::new("openrouter-chat", compat("openrouter"));
+    ollama_chat => Case::new("ollama-chat", compat("ollama"));
+}
 
 /// A family member as configured, with the headers its upstream must (not) see.
 struct Member {

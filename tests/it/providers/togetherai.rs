@@ -1,15 +1,48 @@
-//! TogetherAI through the real gateway: the configured model always wins (product fix 8),
-//! the logprobs and max_tokens rules answer 422 before any upstream call (streams too), `/v1`
-//! streams end with `[DONE]`, and TogetherAI's error bodies are relayed.
-
-#[path = "it/common/mod.rs"]
-mod common;
+//! TogetherAI through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
+//! the configured model always wins (product fix 8), the logprobs and max_tokens rules answer 422
+//! before any upstream call (streams too), `/v1` streams end with `[DONE]`, and TogetherAI's error
+//! bodies are relayed.
 
 use std::time::Duration;
 
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, sse_data, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, sse_data, yaml};
 use serde_json::{Value, json};
+
+// ---- MLflow fixtures replayed ----
+
+const TOGETHER: (&str, &str) = ("togetherai_api_base", "https://api.together.xyz/v1");
+
+/// Product fix 8: TogetherAI embeddings carry the configured `model` (MLflow omits it, and
+/// TogetherAI refuses a request without it).
+fn together_embeddings_model(p: &mut Value) {
+    p["model"] = json!("togethercomputer/m2-bert-80M-8k-retrieval");
+}
+
+/// MLflow rejects the request before calling TogetherAI.
+fn no_upstream_call(requests: &[Recorded]) {
+    assert!(requests.is_empty(), "no upstream call expected, got {}", requests.len());
+}
+
+replay_tests! {
+    togetherai_chat => Case::new("togetherai-chat", TOGETHER);
+    togetherai_chat_stream => Case::new("togetherai-chat-stream", TOGETHER);
+    togetherai_completions => Case::new("togetherai-completions", TOGETHER);
+    togetherai_completions_stream => Case::new("togetherai-completions-stream", TOGETHER);
+    togetherai_chat_stream_v1 => Case { via_v1: true, ..Case::new("togetherai-chat-stream", TOGETHER) };
+    togetherai_completions_stream_v1 => Case { via_v1: true, ..Case::new("togetherai-completions-stream", TOGETHER) };
+    togetherai_completions_missing_max_tokens => Case {
+        check_upstream: no_upstream_call,
+        ..Case::new("togetherai-completions-missing-max-tokens", TOGETHER)
+    };
+    togetherai_embeddings => Case {
+        expect_payload: together_embeddings_model,
+        ..Case::new("togetherai-embeddings", TOGETHER)
+    };
+}
+
+// ---- the gateway ----
 
 const MODEL: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 

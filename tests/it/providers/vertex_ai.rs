@@ -9,23 +9,23 @@
 //! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
 //! configuration errors.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::replay::{default_reply, expected_events};
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, assert_json_eq, fixture, sse_data, yaml};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::replay::{default_reply, expected_events};
-use common::upstream::{MockUpstream, Recorded, Reply};
-use common::{Gateway, assert_json_eq, fixture, sse_data, yaml};
 use serde_json::{Value, json};
 
 /// The test-only RSA key (generated with openssl for these tests; it guards nothing).
-const TEST_KEY: &str = include_str!("../src/providers/vertex_ai/testdata/test-only-rsa-key.pem");
-const TEST_PUBLIC_KEY: &str = include_str!("../src/providers/vertex_ai/testdata/test-only-rsa-key.pub.pem");
+const TEST_KEY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/vertex_ai/testdata/test-only-rsa-key.pem"));
+const TEST_PUBLIC_KEY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/vertex_ai/testdata/test-only-rsa-key.pub.pem"));
 const CLIENT_EMAIL: &str = "aigw-test@my-project.iam.gserviceaccount.com";
 /// A fragment of the private key that must never appear in an answer or a log line.
 fn key_fragment() -> &'static str {
@@ -184,7 +184,7 @@ async fn replay_borrowed(case: Borrowed) {
 const GEMINI_GENERATE: &str =
     "/v1/projects/my-project/locations/us-east5/publishers/google/models/gemini-2.0-flash:generateContent";
 const GEMINI_STREAM: &str = "/v1/projects/my-project/locations/us-east5/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse";
-/// Gemini answers carry clock-derived ids (`gemini-chat-<now>`); see tests/replay_gemini.rs.
+/// Gemini answers carry clock-derived ids (`gemini-chat-<now>`); see providers::gemini.
 const TIME: &[&str] = &["created", "id"];
 
 macro_rules! borrowed_tests {

@@ -1,15 +1,27 @@
-//! Mistral through the real gateway: `/v1` chat streaming (split anywhere), completions
-//! streaming refused with a JSON 501 before any upstream call, Mistral's error bodies relayed,
-//! and configuration errors naming the field.
-
-#[path = "it/common/mod.rs"]
-mod common;
+//! Mistral through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
+//! `/v1` chat streaming (split anywhere), completions streaming refused with a JSON 501 before any
+//! upstream call, Mistral's error bodies relayed, and configuration errors naming the field.
 
 use std::time::Duration;
 
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, split_points, sse_data, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, split_points, sse_data, yaml};
 use serde_json::{Value, json};
+
+// ---- MLflow fixtures replayed ----
+
+const MISTRAL: (&str, &str) = ("mistral_api_base", "https://api.mistral.ai/v1");
+
+replay_tests! {
+    mistral_chat => Case::new("mistral-chat", MISTRAL);
+    mistral_chat_stream => Case::new("mistral-chat-stream", MISTRAL);
+    mistral_chat_stream_v1 => Case { via_v1: true, ..Case::new("mistral-chat-stream", MISTRAL) };
+    mistral_completions => Case::new("mistral-completions", MISTRAL);
+    mistral_embeddings => Case::new("mistral-embeddings", MISTRAL);
+}
+
+// ---- the gateway ----
 
 fn config(base: &str) -> String {
     let ep = |name: &str, ty: &str, model: &str| {

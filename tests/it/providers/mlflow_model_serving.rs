@@ -1,13 +1,23 @@
-//! MLflow Model Serving through the real gateway: one chat message only (422), unusable
-//! `predictions` → 502, the scoring server's error body relayed, JSON 501 for streams, and
-//! `model_server_url` required.
+//! MLflow Model Serving through the real gateway: MLflow's fixtures replayed (see
+//! tests/it/common/replay.rs), one chat message only (422), unusable `predictions` → 502, the
+//! scoring server's error body relayed, JSON 501 for streams, and `model_server_url` required.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, yaml};
 use serde_json::json;
+
+// ---- MLflow fixtures replayed ----
+
+const MLFLOW_SERVING: (&str, &str) = ("model_server_url", "http://127.0.0.1:6000");
+
+replay_tests! {
+    mlflow_model_serving_chat => Case::new("mlflow-model-serving-chat", MLFLOW_SERVING);
+    mlflow_model_serving_completions => Case::new("mlflow-model-serving-completions", MLFLOW_SERVING);
+    mlflow_model_serving_embeddings => Case::new("mlflow-model-serving-embeddings", ("model_server_url", "http://127.0.0.1:5002"));
+}
+
+// ---- the gateway ----
 
 fn config(url: &str) -> String {
     let ep = |name: &str, ty: &str| {

@@ -1,16 +1,48 @@
-//! Cohere through the real gateway: newline-delimited JSON streams (chat on `/v1`, generate on
-//! the native route) split at arbitrary bytes, the provider's 422 rules on both route families,
-//! Cohere's error bodies, product fix 8 (a single embedding string becomes a list), and the
-//! deprecation warning at load.
-
-#[path = "it/common/mod.rs"]
-mod common;
+//! Cohere through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
+//! newline-delimited JSON streams (chat on `/v1`, generate on the native route) split at arbitrary
+//! bytes, the provider's 422 rules on both route families, Cohere's error bodies, product fix 8 (a
+//! single embedding string becomes a list), and the deprecation warning at load.
 
 use std::time::Duration;
 
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, split_points, sse_data, yaml};
+use crate::common;
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, split_points, sse_data, yaml};
 use serde_json::{Value, json};
+
+// ---- MLflow fixtures replayed ----
+
+const COHERE: (&str, &str) = ("cohere_api_base", "https://api.cohere.ai/v1");
+
+/// Cohere streams newline-delimited JSON, not SSE: reply with the fixture's lines as they are
+/// (split at random points for the split runs).
+fn ndjson_reply(fx: &Value, split: Option<u64>) -> Reply {
+    let lines: Vec<&str> = fx["upstream_response"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let bytes: Vec<u8> = lines.concat().into_bytes();
+    let pieces = match split {
+        None => lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        Some(seed) => common::split_points(&bytes, seed, 12),
+    };
+    Reply::Raw {
+        status: 200,
+        headers: vec![("content-type".into(), "application/stream+json".into())],
+        pieces: pieces.into_iter().map(|p| (p, std::time::Duration::from_millis(1))).collect(),
+        chunked: true,
+    }
+}
+
+replay_tests! {
+    cohere_chat => Case::new("cohere-chat", COHERE);
+    cohere_chat_stream => Case { reply: Some(ndjson_reply), ..Case::new("cohere-chat-stream", COHERE) };
+    cohere_completions => Case::new("cohere-completions", COHERE);
+    cohere_completions_stream => Case { reply: Some(ndjson_reply), ..Case::new("cohere-completions-stream", COHERE) };
+    cohere_chat_stream_v1 => Case { reply: Some(ndjson_reply), via_v1: true, ..Case::new("cohere-chat-stream", COHERE) };
+    cohere_completions_stream_v1 => Case { reply: Some(ndjson_reply), via_v1: true, ..Case::new("cohere-completions-stream", COHERE) };
+    cohere_embeddings => Case::new("cohere-embeddings", COHERE);
+}
+
+// ---- the gateway ----
 
 fn config(base: &str) -> String {
     let ep = |name: &str, ty: &str, model: &str| {

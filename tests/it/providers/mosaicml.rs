@@ -1,13 +1,23 @@
-//! MosaicML through the real gateway: the chat model check at load (config case 35, naming
-//! `model.name`), the token-allowance 500 → 422 mapping, other errors relayed, 422 for roles a
-//! Llama-2 prompt cannot hold, JSON 501 for streams before any call, and the deprecation warning.
+//! MosaicML through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
+//! the chat model check at load (config case 35, naming `model.name`), the token-allowance 500 →
+//! 422 mapping, other errors relayed, 422 for roles a Llama-2 prompt cannot hold, JSON 501 for
+//! streams before any call, and the deprecation warning.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, yaml};
+use crate::common::replay::{Case, replay_tests};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, yaml};
 use serde_json::json;
+
+// ---- MLflow fixtures replayed ----
+
+const MOSAIC: (&str, &str) = ("mosaicml_api_base", "https://models.hosted-on.mosaicml.hosting");
+
+replay_tests! {
+    mosaicml_chat => Case::new("mosaicml-chat", MOSAIC);
+    mosaicml_completions => Case::new("mosaicml-completions", MOSAIC);
+}
+
+// ---- the gateway ----
 
 fn config(base: &str) -> String {
     let ep = |name: &str, ty: &str, model: &str| {
