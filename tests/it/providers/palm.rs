@@ -2,12 +2,11 @@
 //! and its 501 for streams before any upstream call (on the gateway of `providers::gemini`,
 //! whose rule-violation and configuration-error tests cover PaLM too).
 
+use super::gemini::{config, hi};
 use crate::common::Gateway;
 use crate::common::replay::{Case, replay_tests};
 use crate::common::upstream::MockUpstream;
 use serde_json::{Value, json};
-
-use super::gemini::{config, hi};
 
 const PALM: (&str, &str) = ("palm_api_base", "https://generativelanguage.googleapis.com/v1beta3/models/");
 

@@ -9,11 +9,11 @@
 //! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
 //! configuration errors.
 
-use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common;
 use crate::common::replay::{default_reply, expected_events};
 use crate::common::upstream::{MockUpstream, Recorded, Reply};
 use crate::common::{Gateway, assert_json_eq, fixture, sse_data, yaml};

@@ -3,15 +3,12 @@
 //! first byte is a proper HTTP error and an error after it is one error event. HTTPS upstreams
 //! are verified against the system roots (here a private CA via `SSL_CERT_FILE`) with SNI = host.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, free_port, sse_data, yaml};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, free_port, sse_data, yaml};
 use serde_json::{Value, json};
 
 fn chat_ok() -> Value {

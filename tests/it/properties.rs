@@ -5,17 +5,15 @@
 //!
 //! The provider cases (one endpoint per provider and endpoint type, prepared through
 //! `providers::prepare` as the server does) are shared with the cargo-fuzz targets in `fuzz/`.
-//! `cargo test --test properties -- --ignored write_fuzz_seeds` regenerates `fuzz/seeds/`.
+//! `cargo test --test it properties::write_fuzz_seeds -- --ignored` regenerates `fuzz/seeds/`.
 
-use common::bedrock as bedrock_util;
-#[path = "../fuzz/src/cases.rs"]
+#[path = "../../fuzz/src/cases.rs"]
 #[allow(dead_code)]
 mod cases;
-#[path = "it/common/mod.rs"]
-mod common;
 
 use std::path::Path;
 
+use crate::common::bedrock;
 use aigw::config::GatewayConfig;
 use aigw::providers::bedrock::eventstream::FrameDecoder;
 use aigw::providers::cohere::NdjsonLines;
@@ -303,7 +301,7 @@ fn frame_event(case: &Case, payload: &str) -> Vec<u8> {
 
 /// A ConverseStream `contentBlockDelta` event frame carrying `payload` (CRCs correct).
 fn eventstream_frame(payload: &str) -> Vec<u8> {
-    bedrock_util::frame(
+    bedrock::frame(
         &[(":event-type", "contentBlockDelta"), (":content-type", "application/json"), (":message-type", "event")],
         payload.as_bytes(),
     )
@@ -542,7 +540,7 @@ fn write_fuzz_seeds() {
                         (":content-type", "application/json"),
                         (":message-type", "event"),
                     ];
-                    bedrock_util::frame(&headers, payload.to_string().as_bytes())
+                    bedrock::frame(&headers, payload.to_string().as_bytes())
                 })
                 .collect()
         } else {

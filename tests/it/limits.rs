@@ -3,12 +3,10 @@
 //! `x-ratelimit-*` headers on limited and unlimited answers alike; scoped counters; concurrency
 //! caps.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Gateway, yaml};
+use crate::common;
+use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
 
 /// Wait out the end of a window of `period` seconds so a test's calls fall inside one window.

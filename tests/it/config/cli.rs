@@ -1,13 +1,11 @@
 //! The configuration on the command line and on the wire: `aigw -t`, secrets resolved from the
 //! environment and files as they reach the upstream, and every shipped example loading.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 
-use common::upstream::MockUpstream;
-use common::{Gateway, yaml};
+use crate::common;
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
 
 /// Cases 31, 33 and 41 resolve a key; check what actually goes upstream.

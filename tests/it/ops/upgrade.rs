@@ -5,16 +5,14 @@
 //! * `SIGTERM` stops accepting, finishes what is in flight, and exits (an idle gateway at once,
 //!   not after Pingora's 300 s grace period); `SIGINT` exits now; `SIGHUP` does not kill.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{free_port, sse_data, yaml};
+use crate::common;
+use crate::common::{free_port, sse_data, yaml};
 use serde_json::{Value, json};
 
 fn gateway_yaml() -> String {

@@ -4,13 +4,11 @@
 //! failures, a contained panic. No secret may appear in any response, log line, audit line,
 //! metric or `Debug` output.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::upstream::{MockUpstream, Recorded, Reply};
-use common::{Gateway, yaml};
+use crate::common;
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
 
 /// Distinctive secrets, generated per run (nothing secret-looking is committed).

@@ -2,11 +2,9 @@
 //! where the endpoint comes from the body (Pingora's 64 KiB pre-read buffer is not enough);
 //! larger ones get a 413 JSON and the gateway keeps serving.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::MockUpstream;
-use common::{Gateway, yaml};
+use crate::common;
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
 
 const OK: fn() -> Value = || {

@@ -2,17 +2,15 @@
 //! an invalid or deleted file leaves the current one serving; SIGHUP forces a reload.
 //! Changes are observed by polling the gateway (bounded), never by timing assertions.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::upstream::MockUpstream;
-use common::{Gateway, sse_data, yaml};
+use crate::common;
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, sse_data, yaml};
 use serde_json::{Value, json};
 
 fn mock(name: &str, reply: &str) -> Value {

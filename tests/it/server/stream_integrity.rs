@@ -11,15 +11,11 @@
 //!   event, is counted as `aigw_rejected_total{reason="response_too_large"}`, and is not
 //!   buffered whole.
 
-use common::bedrock as bedrock_util;
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use bedrock_util::{converse_ok, env_with, event_frame};
-use common::upstream::{MockUpstream, Reply};
-use common::{Gateway, sse_data, yaml};
+use crate::common::bedrock::{converse_ok, env_with, event_frame};
+use crate::common::upstream::{MockUpstream, Reply};
+use crate::common::{Gateway, bedrock, sse_data, yaml};
 use serde_json::{Value, json};
 
 /// One provider: its endpoint, how its streams are framed, and a stream body that stops
@@ -158,7 +154,7 @@ fn config(base: &str, settings: Value) -> String {
 }
 
 async fn gateway(upstream: &MockUpstream, settings: Value) -> Gateway {
-    bedrock_util::start(&config(&upstream.url(), settings), &env_with(&[])).await
+    bedrock::start(&config(&upstream.url(), settings), &env_with(&[])).await
 }
 
 fn stream_reply(content_type: &str, pieces: Vec<Vec<u8>>) -> Reply {

@@ -1,17 +1,14 @@
 //! The official OpenAI Python SDK (`openai` package) talking to the real gateway. The SDK is
 //! installed under target/ on first use when the machine does not have it.
 
-use common::bedrock as bedrock_util;
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::replay::{Case, default_reply, point_at};
-use common::upstream::MockUpstream;
-use common::{Gateway, fixture, yaml};
+use crate::common;
+use crate::common::replay::{Case, default_reply, point_at};
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, bedrock, fixture, yaml};
 use serde_json::{Value, json};
 
 /// A Python path where `import openai` works, installing the package once if needed.
@@ -73,7 +70,7 @@ async fn official_openai_python_sdk() {
     let config = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/gateway.yaml")).unwrap();
     let gw = Gateway::start(&config).await;
     let path = openai_sdk();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openai_smoke.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sdk/openai_smoke.py");
     let url = gw.url("");
     let out = tokio::task::spawn_blocking(move || {
         let mut c = Command::new("python3");
@@ -94,7 +91,7 @@ async fn official_openai_python_sdk() {
 /// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`.
 async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
     let path = openai_sdk();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sdk").join(script);
     let out = tokio::task::spawn_blocking(move || {
         let mut c = Command::new("python3");
         c.arg(script).args(args).env("NO_PROXY", "127.0.0.1");
@@ -129,7 +126,7 @@ async fn translated_streams_through_the_sdk() {
         let fx = fixture(&format!("{name}.json"));
         let upstream = MockUpstream::start().await;
         upstream.push(if name.starts_with("bedrock") {
-            bedrock_util::stream_fixture_reply(&fx, None)
+            bedrock::stream_fixture_reply(&fx, None)
         } else {
             default_reply(&fx, Some(7))
         });

@@ -1,5 +1,5 @@
 """The official OpenAI Python SDK against aigw: chat, streaming, completions, embeddings,
-model listing and error mapping. Run by tests/sdk_openai.rs with the gateway's base URL."""
+model listing and error mapping. Run by tests/it/sdk/mod.rs with the gateway's base URL."""
 
 import sys
 

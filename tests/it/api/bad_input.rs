@@ -1,11 +1,8 @@
 //! Bad client input: every case gets a clear JSON error with the right status for its route
 //! family, nothing reaches the upstream, and the gateway keeps serving.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::MockUpstream;
-use common::{Gateway, yaml};
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
 
 async fn gateway(upstream: &MockUpstream) -> Gateway {

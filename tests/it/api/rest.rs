@@ -5,11 +5,8 @@
 //! Where aigw deliberately differs (product.md §3, §4), the expectation is overridden here
 //! with the reason.
 
-#[path = "it/common/mod.rs"]
-mod common;
-
-use common::upstream::MockUpstream;
-use common::{Gateway, assert_json_eq, fixture, yaml};
+use crate::common::upstream::MockUpstream;
+use crate::common::{Gateway, assert_json_eq, fixture, yaml};
 use serde_json::{Value, json};
 
 fn openai_error(message: &str, param: Option<&str>, code: Option<&str>) -> Value {

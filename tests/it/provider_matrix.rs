@@ -18,16 +18,12 @@
 //!
 //! Every cell is checked and all failures are reported together.
 
-use common::bedrock as bedrock_util;
-#[path = "it/common/mod.rs"]
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::replay::default_reply;
-use common::upstream::{MockUpstream, Recorded, Reply};
-use common::{Gateway, fixture, sse_data, yaml};
+use crate::common::replay::default_reply;
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, bedrock, fixture, sse_data, yaml};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
@@ -348,7 +344,7 @@ fn rows() -> Vec<Row> {
             serves: "ccp-e",
             models: BEDROCK_MODELS,
             config: |m, _| {
-                json!({"aws_config": {"aws_access_key_id": bedrock_util::AKID, "aws_secret_access_key": bedrock_util::SECRET,
+                json!({"aws_config": {"aws_access_key_id": bedrock::AKID, "aws_secret_access_key": bedrock::SECRET,
                                       "aws_region": "us-east-1"},
                        "bedrock_api_base": m})
             },
@@ -581,9 +577,7 @@ fn answer(wire: Wire, ty: Ty, stream: bool) -> Reply {
         (Wire::Gemini, Ty::Completions, true) => fx("gemini-completions-stream"),
         (Wire::Gemini, Ty::Embeddings, _) => fx("gemini-embeddings-single"),
         (Wire::Bedrock, Ty::Chat, false) => fx("bedrock-chat"),
-        (Wire::Bedrock, Ty::Chat, true) => {
-            bedrock_util::stream_fixture_reply(&fixture("bedrock-chat-stream.json"), None)
-        }
+        (Wire::Bedrock, Ty::Chat, true) => bedrock::stream_fixture_reply(&fixture("bedrock-chat-stream.json"), None),
         (Wire::Bedrock, Ty::Completions, _) => fx("bedrock-completions-titan"),
         (Wire::Bedrock, Ty::Embeddings, _) => json(fixture("bedrock-embeddings.json")["upstream_response"][0].clone()),
         (Wire::Mistral, Ty::Chat, false) => fx("mistral-chat"),
