@@ -1,5 +1,5 @@
 //! Provider decoding cases shared by the `provider_response` / `provider_stream` fuzz targets
-//! and by `tests/properties.rs` (which includes this file with `#[path]`).
+//! and by `tests/it/properties.rs` (which includes this file with `#[path]`).
 //!
 //! One gateway configuration holds an endpoint for every provider and every endpoint type it
 //! serves, with dummy credentials that load without any network access (Vertex AI gets a

@@ -477,7 +477,7 @@ fn stream_chunk_without_created_gets_the_call_time() {
 // ---- fuzz seeds ----
 
 /// Regenerate `fuzz/seeds/<target>/` from `conf/` and the MLflow fixtures. Run by hand:
-/// `cargo test --test properties -- --ignored write_fuzz_seeds`.
+/// `cargo test --test it properties::write_fuzz_seeds -- --ignored`.
 #[test]
 #[ignore = "writes fuzz/seeds; run by hand"]
 fn write_fuzz_seeds() {

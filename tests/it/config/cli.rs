@@ -69,7 +69,7 @@ fn dash_t_validates() {
     assert!(!err.contains("sk-should-not-leak"), "{err}");
     let out = run(&dir.path().join("missing.yaml"));
     assert_eq!(out.status.code(), Some(1));
-    // No configuration at all: tests/config_validation.rs (exit 1 with -t).
+    // No configuration at all: config::validation (exit 1 with -t).
 
     // Every example configuration loads.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
