@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aigw::config::ProviderName;
 use serde_json::Value;
 
 /// A running gateway process, killed on drop.
@@ -236,6 +237,25 @@ fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&s
         cmd.env(k, v);
     }
     cmd.spawn().expect("spawn aigw")
+}
+
+/// Every provider name aigw serves, in `ProviderName::ALL`'s order: the registry
+/// (src/config/provider_name.rs) minus the names the configuration loader refuses with
+/// `providers::unsupported::rejection` (MLflow's names that aigw does not serve). Tables that need
+/// a row per provider check themselves against this list, so a new provider cannot be forgotten.
+pub fn served_providers() -> Vec<ProviderName> {
+    ProviderName::ALL.iter().copied().filter(|&p| !refused_at_load(p)).collect()
+}
+
+/// Whether an endpoint of provider `p` is refused at load as a provider aigw does not serve.
+pub fn refused_at_load(p: ProviderName) -> bool {
+    let text = format!(
+        "endpoints: [{{name: e, endpoint_type: llm/v1/chat, model: {{provider: {p}, name: m, config: {{}}}}}}]"
+    );
+    match aigw::config::GatewayConfig::parse(&text, Path::new("providers.yaml")) {
+        Ok(_) => false,
+        Err(e) => e.to_string().contains(&aigw::providers::unsupported::rejection(p).message),
+    }
 }
 
 /// A fixture from `tests/fixtures/mlflow/`.

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::common;
 use crate::common::upstream::MockUpstream;
 use crate::common::{Gateway, yaml};
+use aigw::config::ProviderName;
 use serde_json::{Value, json};
 
 /// Cases 31, 33 and 41 resolve a key; check what actually goes upstream.
@@ -74,6 +75,7 @@ fn dash_t_validates() {
     // Every example configuration loads.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     let mut n = 0;
+    let mut configured: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(examples.join("examples"))
         .into_iter()
         .flatten()
@@ -106,9 +108,18 @@ fn dash_t_validates() {
             let out = cmd.output().unwrap();
             assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
             n += 1;
+            let doc: Value = serde_yaml::from_str(&text).unwrap();
+            for e in doc["endpoints"].as_array().into_iter().flatten() {
+                configured.extend(e["model"]["provider"].as_str().map(str::to_owned));
+            }
         }
     }
     assert!(n >= 1);
+    // An example for every provider aigw serves (README: one example config per provider),
+    // checked against the registry (`common::served_providers`).
+    let missing: Vec<&str> =
+        common::served_providers().iter().map(|p| p.as_str()).filter(|p| !configured.iter().any(|c| c == p)).collect();
+    assert!(missing.is_empty(), "providers no file under conf/ configures: {missing:?}");
 }
 
 /// The environment variable names referenced as `$NAME` or `${NAME}` in a config text.
@@ -162,6 +173,11 @@ async fn litellm_and_server_only_providers_are_rejected_at_load() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("openai_api_base"));
 
+    // Exactly these registry names are refused at load: the per-provider tables of the other
+    // tests cover `common::served_providers()`, the registry without them.
+    let refused: Vec<&str> =
+        ProviderName::ALL.iter().filter(|p| common::refused_at_load(**p)).map(|p| p.as_str()).collect();
+    assert_eq!(refused, ["litellm", "sap-ai-core", "typesafe"]);
     for provider in ["sap-ai-core", "typesafe"] {
         let cfg = yaml(&json!({"endpoints": [{"name": "x", "endpoint_type": "llm/v1/chat",
             "model": {"provider": provider, "name": "m", "config": {}}}]}));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::upstream::{MockUpstream, Recorded, Reply};
-use crate::common::{Gateway, yaml};
+use crate::common::{Gateway, served_providers, yaml};
 use serde_json::{Value, json};
 
 /// Distinctive secrets, generated per run (nothing secret-looking is committed).
@@ -175,7 +175,32 @@ fn endpoints(base: &str, key_file: &str, secrets: &Secrets) -> Value {
             json!({"bedrock_api_base": base,
             "aws_config": {"aws_region": "us-east-1", "aws_bearer_token": "$HYG_AWS_BEARER"}})
         ),
+        ep(
+            "amazon-bedrock",
+            chat,
+            "amazon-bedrock",
+            "anthropic.claude-v2",
+            json!({"bedrock_api_base": base,
+            "aws_config": {"aws_region": "us-east-1", "aws_access_key_id": "$HYG_AWS_AKID",
+                           "aws_secret_access_key": "$HYG_AWS_SECRET"}})
+        ),
+        ep(
+            "azure-alias",
+            chat,
+            "azure",
+            "gpt",
+            json!({"openai_api_type": "azure", "openai_api_key": "$HYG_AZURE",
+            "openai_api_base": base, "openai_deployment_name": "d", "openai_api_version": "v1"})
+        ),
+        ep(
+            "databricks-serving",
+            chat,
+            "databricks-model-serving",
+            "m",
+            json!({"host": base, "token": "$HYG_DATABRICKS"})
+        ),
         ep("hf", "llm/v1/completions", "huggingface-text-generation-inference", "m", json!({"hf_server_url": base})),
+        ep("mlflow-serving", chat, "mlflow-model-serving", "m", json!({"model_server_url": base})),
         ep(
             "vertex",
             chat,
@@ -198,6 +223,18 @@ fn endpoints(base: &str, key_file: &str, secrets: &Secrets) -> Value {
         // The file-held gateway key is configured below; key_file is only used there.
         ep("mock", chat, "mock", "m", json!({"reply": key_file.len().to_string()})),
     ])
+}
+
+/// The endpoints below hold one for every provider aigw serves (derived from the registry, see
+/// `common::served_providers`): a new provider's credentials are checked too, or this fails.
+#[test]
+fn the_endpoints_cover_every_provider() {
+    let endpoints = endpoints("http://127.0.0.1:9", "key-file", &Secrets::new());
+    let configured: Vec<&str> =
+        endpoints.as_array().unwrap().iter().map(|e| e["model"]["provider"].as_str().unwrap()).collect();
+    let missing: Vec<&str> =
+        served_providers().iter().map(|p| p.as_str()).filter(|p| !configured.contains(p)).collect();
+    assert!(missing.is_empty(), "providers without an endpoint in secret_hygiene::endpoints: {missing:?}");
 }
 
 #[tokio::test]
