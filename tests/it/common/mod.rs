@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 use aigw::config::ProviderName;
 use serde_json::Value;
 
+/// The instant the quota clock of every gateway the harness starts stands still at (a debug
+/// build honours `aigw::limits::TEST_NOW_ENV`): 2023-11-14T22:13:30Z, so no test's calls
+/// straddle a window boundary, and the seconds to the next window are known: 30 for a minute,
+/// 2790 for an hour, 6390 for a day. (Window renewal itself: the unit tests in src/limits.rs.)
+pub const LIMITS_NOW: u64 = 1_700_000_010;
+
 /// A running gateway process, killed on drop.
 pub struct Gateway {
     child: Child,
@@ -230,6 +236,7 @@ fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&s
         .env_remove("MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS")
         .env_remove("MLFLOW_GATEWAY_ALLOWED_PROVIDERS")
         .env("RUST_LOG", "info")
+        .env(aigw::limits::TEST_NOW_ENV, LIMITS_NOW.to_string())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
