@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common;
 use crate::common::upstream::MockUpstream;
 use crate::common::{Gateway, yaml};
 use serde_json::{Value, json};
@@ -93,7 +94,10 @@ async fn audit_lines_with_rotation() {
 
     // logrotate-style rotation: the file is moved away; a new one is started.
     std::fs::rename(&audit, logs.path().join("audit.log.1")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::wait_until(Duration::from_secs(10), "the audit log is reopened", || {
+        gw.logs().contains(&format!("audit log {} reopened", audit.display()))
+    })
+    .await;
     let r = gw
         .client
         .post(gw.url("/endpoints/chat/invocations"))

@@ -58,16 +58,7 @@ async fn metrics_on_a_separate_listener() {
     assert_eq!(stream.0, 200);
     gw.post("/endpoints/limited/invocations", &ask()).await;
     assert_eq!(gw.post("/endpoints/limited/invocations", &ask()).await.0, 429);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let text = common::client()
-        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for needle in [
+    let needles = [
         "aigw_requests_total{endpoint=\"chat\",family=\"mlflow\",provider=\"mock\",status=\"200\"} 1",
         "aigw_requests_total{endpoint=\"limited\",family=\"mlflow\",provider=\"mock\",status=\"429\"} 1",
         "aigw_rate_limited_total{endpoint=\"limited\"} 1",
@@ -80,7 +71,20 @@ async fn metrics_on_a_separate_listener() {
         "aigw_config_generation 2",
         // The scrape itself is in flight.
         "aigw_inflight_requests 1",
-    ] {
+    ];
+    // A request is counted once its answer is written (the logging hook): scrape until the last
+    // one shows.
+    let scrape = || async {
+        let r = common::client().get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    };
+    let counted = "aigw_requests_total{endpoint=\"limited\",family=\"mlflow\",provider=\"mock\",status=\"429\"} 1";
+    common::wait_until_async(Duration::from_secs(10), "the last request is counted", || async {
+        scrape().await.contains(counted)
+    })
+    .await;
+    let text = scrape().await;
+    for needle in needles {
         assert!(text.contains(needle), "missing {needle}\n{text}");
     }
     // The separate listener serves /metrics only; the main one serves it too (no keys here).

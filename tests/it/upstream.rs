@@ -7,6 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use crate::common::upstream::{MockUpstream, Reply};
 use crate::common::{Gateway, free_port, sse_data, yaml};
 use serde_json::{Value, json};
@@ -390,15 +391,13 @@ fn one_worker(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Wait until the mock upstream has closed `n` connections, and a little longer for the FIN to
-/// reach the gateway's socket.
+/// Wait until the mock upstream has closed `n` connections and its FIN has reached the gateway's
+/// socket (no socket is ESTABLISHED to the upstream any more).
 async fn until_closed(upstream: &MockUpstream, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while upstream.closed() < n {
-        assert!(std::time::Instant::now() < deadline, "the mock upstream never closed the connection");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ten = Duration::from_secs(10);
+    common::wait_until(ten, "the mock upstream closes the connection", || upstream.closed() >= n).await;
+    let port = upstream.addr.port();
+    common::wait_until(ten, "the gateway's side sees the close", || common::connected_to(port) != Some(true)).await;
 }
 
 /// A pooled connection the upstream closed while it was idle is not used: the next request

@@ -209,6 +209,85 @@ async fn wait_ready(child: &mut Child, port: u16, log_path: &Path, client: &reqw
     }
 }
 
+/// Poll `cond` until it holds; panic naming `what` once `timeout` has passed. For waiting on
+/// something observable (a log line, a counter, a file) instead of sleeping a fixed time.
+pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "still waiting after {timeout:?} for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_until`] for a condition that must itself await (e.g. an HTTP call to the gateway).
+pub async fn wait_until_async<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "still waiting after {timeout:?} for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A request sent in the background whose answer is read as it arrives (a stream in flight).
+pub struct Streaming {
+    first_bytes: Option<tokio::sync::oneshot::Receiver<()>>,
+    task: tokio::task::JoinHandle<String>,
+}
+
+impl Streaming {
+    /// Send `request` and read its answer in the background.
+    pub fn start(request: reqwest::RequestBuilder) -> Streaming {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut body = Vec::new();
+            if let Ok(mut r) = request.send().await {
+                while let Ok(Some(chunk)) = r.chunk().await {
+                    body.extend_from_slice(&chunk);
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            String::from_utf8_lossy(&body).into_owned()
+        });
+        Streaming { first_bytes: Some(rx), task }
+    }
+
+    /// Wait (at most 20 s) until the first bytes of the answer's body have arrived: the request
+    /// is then in flight on the server.
+    pub async fn started(&mut self) {
+        let Some(rx) = self.first_bytes.take() else { return };
+        match tokio::time::timeout(Duration::from_secs(20), rx).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("the request failed before any byte of its answer arrived"),
+            Err(_) => panic!("no byte of the answer arrived within 20 s"),
+        }
+    }
+
+    /// The whole body as it arrived (up to the failure, if the connection failed; empty if the
+    /// request did).
+    pub async fn text(self) -> String {
+        self.task.await.expect("the reading task")
+    }
+}
+
+/// Whether some socket on this machine is ESTABLISHED to `127.0.0.1:port` (a client's side of a
+/// connection to that port), from Linux's /proc/net/tcp; `None` when that cannot be told. Once
+/// the server closes, the client's socket leaves ESTABLISHED as the FIN arrives.
+pub fn connected_to(port: u16) -> Option<bool> {
+    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let remote = format!("0100007F:{port:04X}");
+    Some(text.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() > 3 && f[2] == remote && f[3] == "01"
+    }))
+}
+
 /// A child process killed (and reaped) when dropped, so a failing test leaves no gateway behind.
 pub struct KillOnDrop(pub Child);
 

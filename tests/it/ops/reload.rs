@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
 use crate::common::upstream::MockUpstream;
@@ -29,16 +29,12 @@ fn write_atomic(path: &Path, text: &str) {
 }
 
 /// Poll `check` until it holds (at most 10 s).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until_async(Duration::from_secs(10), what, check).await;
 }
 
 /// aigw started on `config` as it is (a symlink stays one; the harness writes a plain file),
@@ -215,9 +211,11 @@ async fn sighup_reloads_rotated_file_secrets() {
     assert_eq!(call().await.0, 200);
     assert_eq!(upstream.last().header("authorization"), Some("Bearer sk-old"));
 
-    // The key file changes; the config file does not: nothing reloads by itself.
+    // The key file changes; the config file does not: nothing reloads by itself. (A check that
+    // something does not happen has nothing to wait for: it gives it the watcher's longest
+    // debounce to happen.)
     std::fs::write(&key_file, "sk-new\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(aigw::reload::DEBOUNCE_MAX).await;
     assert_eq!(call().await.0, 200);
     assert_eq!(upstream.last().header("authorization"), Some("Bearer sk-old"));
 
@@ -255,22 +253,16 @@ async fn a_stream_in_flight_finishes_on_its_snapshot() {
     let slow = json!({"name": "slow", "endpoint_type": "llm/v1/chat",
         "model": {"provider": "mock", "config": {"reply": "one two three four five six seven eight", "chunk_delay_ms": 150}}});
     let gw = Gateway::start(&yaml(&json!({"endpoints": [slow]}))).await;
-    let client = common::client();
-    let url = gw.url("/endpoints/slow/invocations");
-    let stream = tokio::spawn(async move {
-        let r = client
-            .post(url)
-            .json(&json!({"messages": [{"role": "user", "content": "x"}], "stream": true}))
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut stream = common::Streaming::start(
+        common::client()
+            .post(gw.url("/endpoints/slow/invocations"))
+            .json(&json!({"messages": [{"role": "user", "content": "x"}], "stream": true})),
+    );
+    stream.started().await;
     // Remove the endpoint while it streams.
     write_atomic(&gw.config_path, &yaml(&json!({"endpoints": [mock("other", "o")]})));
     eventually("reloaded", || async { answer(&gw, "other").await.is_some() }).await;
-    let text = stream.await.unwrap();
+    let text = stream.text().await;
     let pieces: String = sse_data(&text)
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
@@ -304,10 +296,19 @@ async fn a_repointed_symlink_is_followed() {
     // Edit the new target in place.
     std::fs::write(root.join("b/two.yaml"), yaml(&json!({"endpoints": [mock("chat", "three")]}))).unwrap();
     eventually("an edit of the new target serves", || async { ask_once().await.as_deref() == Some("three") }).await;
-    // The old target no longer matters.
+    // The old target no longer matters: edited, then the new target edited after it, the old
+    // edit is never served while the new one gets picked up.
     std::fs::write(root.join("a/one.yaml"), yaml(&json!({"endpoints": [mock("chat", "stale")]}))).unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(ask_once().await.as_deref(), Some("three"));
+    std::fs::write(root.join("b/two.yaml"), yaml(&json!({"endpoints": [mock("chat", "four")]}))).unwrap();
+    let served = std::cell::RefCell::new(Vec::new());
+    eventually("the later edit of the new target serves", || async {
+        let reply = ask_once().await;
+        served.borrow_mut().push(reply.clone());
+        reply.as_deref() == Some("four")
+    })
+    .await;
+    let served = served.into_inner();
+    assert!(served.iter().all(|r| matches!(r.as_deref(), Some("three" | "four"))), "{served:?}");
 }
 
 /// A symlinked directory on the way to the file (`conf/gateway.yaml -> ../srv/current/gateway.yaml`,

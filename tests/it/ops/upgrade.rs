@@ -65,21 +65,17 @@ async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::
     }
 }
 
-/// Start the ~5 s `long` stream (twelve words, 400 ms apart) on `port`: its text, and whether
-/// it ended cleanly (not when the request or the body failed).
-fn long_stream(port: u16) -> tokio::task::JoinHandle<(String, bool)> {
-    let client = common::client();
-    tokio::spawn(async move {
-        let r = client
+/// Start the ~5 s `long` stream (twelve words, 400 ms apart) on `port` and wait until its first
+/// event has arrived (the stream is in flight). `stream_text` of its body tells its text and
+/// whether it ended cleanly.
+async fn long_stream(port: u16) -> common::Streaming {
+    let mut stream = common::Streaming::start(
+        common::client()
             .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-            .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
-            .send()
-            .await;
-        match r {
-            Ok(r) => stream_text(&r.text().await.unwrap_or_default()),
-            Err(_) => (String::new(), false),
-        }
-    })
+            .json(&json!({"model": "long", "stream": true, "messages": [{"role": "user", "content": "x"}]})),
+    );
+    stream.started().await;
+    stream
 }
 
 /// The text a stream carried, and whether it ended cleanly.
@@ -173,22 +169,30 @@ async fn graceful_upgrade_under_load_loses_nothing() {
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The load is running on the old process.
+    let served = |n: usize| {
+        let ok = ok.clone();
+        move || ok.load(Ordering::Relaxed) >= n
+    };
+    common::wait_until(Duration::from_secs(30), "the load is served", served(100)).await;
     // A ~5 s stream that starts on the old process and must finish across the hand-over.
-    let long = long_stream(port);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let long = long_stream(port).await;
 
     // The hand-over, in systemd's ExecReload order: QUIT the old process, start the new one.
     let old_pid = old.id();
     signal(old_pid, "-QUIT");
     let mut new = spawn(d, port, &["-u", "-c", conf], "new.log");
 
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The old process exits once its requests (the long stream too) are done, well before the
+    // 60 s grace period; the load then keeps being served, by the new process alone.
+    let status = wait_exit(&mut old, Duration::from_secs(30)).await.expect("the old process exited");
+    let at_exit = ok.load(Ordering::Relaxed);
+    common::wait_until(Duration::from_secs(30), "the new process serves the load", served(at_exit + 100)).await;
     stop.store(true, Ordering::Relaxed);
     for t in load {
         t.await.unwrap();
     }
-    let (long_text, long_clean) = long.await.unwrap();
+    let (long_text, long_clean) = stream_text(&long.text().await);
 
     let logs = |name: &str| std::fs::read_to_string(d.join(name)).unwrap_or_default();
     let failures = failures.lock().unwrap().clone();
@@ -205,8 +209,6 @@ async fn graceful_upgrade_under_load_loses_nothing() {
     assert!(long_clean, "the in-flight stream was cut: {long_text:?}");
     assert_eq!(long_text, "one two three four five six seven eight nine ten eleven twelve");
 
-    // The old process exits once its requests are done, well before the 60 s grace period.
-    let status = wait_exit(&mut old, Duration::from_secs(30)).await.expect("the old process exited");
     assert!(status.success(), "{status:?}");
     assert!(logs("old.log").contains("no request in flight; exiting"));
     assert!(logs("new.log").contains("Bootstrap done") || logs("new.log").contains("listening"));
@@ -238,17 +240,14 @@ async fn sigterm_finishes_in_flight_then_exits_and_idle_exits_at_once() {
     let port = free_port();
     let mut gw = spawn(dir.path(), port, &[], "busy.log");
     wait_ready(&client, port).await;
-    let stream = long_stream(port);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stream = long_stream(port).await;
     signal(gw.id(), "-TERM");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let fresh = common::client();
-    assert!(
-        fresh.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err(),
-        "a stopping gateway accepts no new connections"
-    );
+    common::wait_until_async(Duration::from_secs(10), "a stopping gateway accepts no new connections", || async {
+        common::client().get(format!("http://127.0.0.1:{port}/health")).send().await.is_err()
+    })
+    .await;
     assert!(gw.try_wait().unwrap().is_none(), "still serving the stream");
-    let (text, clean) = stream.await.unwrap();
+    let (text, clean) = stream_text(&stream.text().await);
     assert!(clean && text.ends_with("twelve"), "{text:?}");
     let status = wait_exit(&mut gw, Duration::from_secs(15)).await.expect("exits after its last request");
     assert!(status.success());
@@ -264,15 +263,18 @@ async fn sigint_exits_now_and_sighup_does_not_kill() {
     wait_ready(&client, port).await;
     // SIGHUP reloads (Pingora alone would die of it).
     signal(gw.id(), "-HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = dir.path().join("int.log");
+    common::wait_until(Duration::from_secs(10), "the SIGHUP is handled", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("SIGHUP: reloading")
+    })
+    .await;
     assert!(gw.try_wait().unwrap().is_none());
     assert_eq!(client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().status().as_u16(), 200);
 
-    let stream = long_stream(port);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stream = long_stream(port).await;
     signal(gw.id(), "-INT");
     assert!(wait_exit(&mut gw, Duration::from_secs(5)).await.is_some(), "SIGINT exits now");
-    let (_, clean) = stream.await.unwrap();
+    let (_, clean) = stream_text(&stream.text().await);
     assert!(!clean, "SIGINT does not wait for the stream");
 }
 
@@ -424,7 +426,11 @@ async fn the_systemd_unit_starts_checks_and_reloads() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served_at_least = |n: usize| {
+        let served = served.clone();
+        move || served.load(Ordering::Relaxed) >= n
+    };
+    common::wait_until(Duration::from_secs(30), "the load is served", served_at_least(20)).await;
 
     // `systemctl reload`: every ExecReload line in order, $MAINPID from the pid file.
     for (_, argv) in commands.iter().filter(|(d, _)| d == "ExecReload") {
@@ -443,7 +449,9 @@ async fn the_systemd_unit_starts_checks_and_reloads() {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The new daemon serves the load.
+    let after = served.load(Ordering::Relaxed);
+    common::wait_until(Duration::from_secs(30), "the new daemon serves the load", served_at_least(after + 20)).await;
     stop.store(true, Ordering::Relaxed);
     for t in load {
         t.await.unwrap();
@@ -484,11 +492,10 @@ async fn the_grace_period_bounds_how_long_a_stop_waits() {
     let client = common::client();
     wait_ready(&client, port).await;
     // About 5 s of stream (twelve words, 400 ms apart), far longer than the 1 s grace period.
-    let stream = long_stream(port);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stream = long_stream(port).await;
     signal(gw.id(), "-TERM");
     let status = wait_exit(&mut gw, Duration::from_secs(30)).await.expect("the stop is bounded");
-    let (text, clean) = stream.await.unwrap();
+    let (text, clean) = stream_text(&stream.text().await);
     assert!(!clean && !text.ends_with("twelve"), "the stream outlived the grace period: {text:?}");
     assert!(status.success(), "{status:?}");
 }

@@ -280,6 +280,8 @@ async fn role_credentials_are_refreshed_before_they_expire() {
     assert_eq!(gw.post(CHAT, &chat("one")).await.0, 200);
     assert_eq!(gw.post(CHAT, &chat("two")).await.0, 200);
     assert_eq!(sts_calls.load(Ordering::SeqCst), 1, "fresh credentials are reused");
+    // The subject: real time passing (the credential cache reads the system clock) until the
+    // credentials are past half their life.
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(gw.post(CHAT, &chat("three")).await.0, 200);
     assert_eq!(sts_calls.load(Ordering::SeqCst), 2, "near expiry, the role is assumed again");

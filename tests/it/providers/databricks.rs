@@ -183,6 +183,8 @@ async fn oauth_token_is_fetched_once_cached_and_refreshed() {
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(serving_auth(&upstream).iter().all(|a| a == "Bearer tok-1"), "{:?}", serving_auth(&upstream));
 
+    // The subject: real time passing (the token cache reads the system clock) until the token
+    // is past half its lifetime.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (status, _) = gw.post("/endpoints/chat/invocations", &json!({"messages": user("hi")})).await;
     assert_eq!(status, 200);

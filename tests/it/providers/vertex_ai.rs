@@ -435,6 +435,7 @@ async fn token_is_renewed_before_it_expires() {
     assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
     assert_eq!(tokens.issued(), 1);
     // Past the renewal point (1 s), before expiry (2 s): the renewal fails, the token still works.
+    // (The subject: real time passing; the token cache reads the system clock.)
     tokio::time::sleep(Duration::from_millis(1200)).await;
     tokens.mock.push(Reply::Json(503, json!({"error": "temporarily_unavailable"})));
     assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);

@@ -4,7 +4,7 @@
 //! failures, a contained panic. No secret may appear in any response, log line, audit line,
 //! metric or `Debug` output.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
 use crate::common::upstream::{MockUpstream, Recorded, Reply};
@@ -354,11 +354,10 @@ async fn no_secret_in_any_answer_log_audit_line_or_metric() {
     bad["endpoints"][2]["model"]["config"]["anthropic_api_key"] = json!(secrets.value("ANTHROPIC"));
     bad["aigw"]["limits"] = json!({"nonsense": secrets.value("GROQ")});
     std::fs::write(&gw.config_path, yaml(&bad)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw.logs().contains("reload rejected") {
-        assert!(Instant::now() < deadline, "the invalid reload was not logged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until(Duration::from_secs(10), "the invalid reload is logged", || {
+        gw.logs().contains("reload rejected")
+    })
+    .await;
 
     // Metrics.
     let metrics =
@@ -366,8 +365,12 @@ async fn no_secret_in_any_answer_log_audit_line_or_metric() {
     assert!(metrics.contains("aigw_requests_total"));
     secrets.assert_absent(&metrics, "/metrics");
 
-    // The log and the audit log.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The log and the audit log, once the audit writer has written the last request's line
+    // (the scrape above; lines are written in the order requests end).
+    common::wait_until(Duration::from_secs(10), "the audit line of the metrics scrape", || {
+        std::fs::read_to_string(&audit).unwrap_or_default().contains("\"path\":\"/metrics\"")
+    })
+    .await;
     let logs = gw.logs();
     assert!(
         logs.contains("Invalid credentials") || logs.contains("***") || logs.contains("401"),

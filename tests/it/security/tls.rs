@@ -3,7 +3,6 @@
 //! a certificate caught without its key is refused and the current pair keeps serving), and the
 //! plain health-only listener.
 
-use std::io::Read;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,22 +174,25 @@ async fn tls_with_http2_certificate_reload_and_a_health_only_listener() {
         assert!(Instant::now() < deadline, "the new certificate was never served");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // A broken one is refused and the current one keeps serving.
+    let logs = || std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
+    // A broken one is refused (once the reloader has looked at it) and the current one keeps
+    // serving.
+    let failed = |logs: String| logs.matches("TLS certificate reload failed").count();
+    let before = failed(logs());
     std::fs::write(certs.path().join("cert.pem"), "not a certificate").unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::wait_until(Duration::from_secs(15), "the broken certificate is refused", || failed(logs()) > before).await;
     assert_eq!(presented_cert(port).await, second);
-    let mut logs = String::new();
-    std::fs::File::open(dir.path().join("err")).unwrap().read_to_string(&mut logs).unwrap();
-    assert!(logs.contains("TLS certificate reload failed"), "{logs}");
     // A renewal caught half-way: a new certificate beside the old key is refused (handshakes
     // keep working with the current pair); once the key follows, the new pair serves.
     let third = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mismatched = |logs: String| logs.matches("does not belong to the certificate").count();
+    let before = mismatched(logs());
     std::fs::write(certs.path().join("cert.pem"), third.cert.pem()).unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::wait_until(Duration::from_secs(15), "the certificate without its key is refused", || {
+        mismatched(logs()) > before
+    })
+    .await;
     assert_eq!(presented_cert(port).await, second);
-    let mut logs = String::new();
-    std::fs::File::open(dir.path().join("err")).unwrap().read_to_string(&mut logs).unwrap();
-    assert!(logs.contains("does not belong to the certificate"), "{logs}");
     std::fs::write(certs.path().join("key.pem"), third.key_pair.serialize_pem()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while presented_cert(port).await != third.cert.der().to_vec() {
