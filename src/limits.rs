@@ -15,9 +15,15 @@
 //!
 //! Counters live in this process: a graceful upgrade starts the new process at zero, and
 //! instances behind a load balancer count separately.
+//!
+//! Windows are read from a [`Clock`]: the system clock, or a manual one that tests set to chosen
+//! instants (no sleeping to reach or avoid a boundary). In debug builds only, the environment
+//! variable [`TEST_NOW_ENV`] stands the clock of the process's [`Limits`] still at an instant,
+//! so integration tests of the real binary never straddle a window boundary.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,24 +68,78 @@ struct Window {
     count: u64,
 }
 
+/// Debug builds only: `AIGW_TEST_LIMITS_NOW=<seconds since the Unix epoch>` stands the quota
+/// clock still at that instant (see [`Clock::from_env`]). Release builds ignore it.
+pub const TEST_NOW_ENV: &str = "AIGW_TEST_LIMITS_NOW";
+
+/// Where [`Limits`] reads the time, in whole seconds since the Unix epoch.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock (the default).
+    #[default]
+    System,
+    /// A clock that stands still until [`Clock::set`] moves it (it and its clones).
+    Manual(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// A manual clock showing `now`.
+    pub fn manual(now: u64) -> Clock {
+        Clock::Manual(Arc::new(AtomicU64::new(now)))
+    }
+
+    /// Move a manual clock (and its clones) to `now`. The system clock is not moved.
+    pub fn set(&self, now: u64) {
+        if let Clock::Manual(t) = self {
+            t.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now_secs(&self) -> u64 {
+        match self {
+            Clock::System => now_secs(),
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The system clock; in debug builds a manual one at [`TEST_NOW_ENV`]'s instant when that is
+    /// set (read once, when the process's [`Limits`] are made).
+    pub fn from_env() -> Clock {
+        #[cfg(debug_assertions)]
+        if let Some(now) = std::env::var(TEST_NOW_ENV).ok().and_then(|v| v.trim().parse().ok()) {
+            return Clock::manual(now);
+        }
+        Clock::System
+    }
+}
+
 /// All quota counters and concurrency trackers of the process.
 pub struct Limits {
     shards: Vec<Mutex<HashMap<Key, Window>>>,
     hasher: std::collections::hash_map::RandomState,
     inflight: Inflight,
+    clock: Clock,
 }
 
 impl Default for Limits {
+    /// Limits on [`Clock::from_env`] (the system clock in production).
     fn default() -> Self {
-        Limits {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-            inflight: Inflight::new(),
-        }
+        Limits::with_clock(Clock::from_env())
     }
 }
 
 impl Limits {
+    /// Limits whose windows follow `clock`.
+    pub fn with_clock(clock: Clock) -> Limits {
+        Limits {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            inflight: Inflight::new(),
+            clock,
+        }
+    }
+
     /// The counter scope for a caller identified by `value` (the client IP, a header value, the
     /// API key name): a hash, so secrets such as keys are never kept. 0 is the whole endpoint.
     pub fn scope(&self, limit: &Limit, value: impl FnOnce(&LimitScope) -> Option<Vec<u8>>) -> u64 {
@@ -93,14 +153,14 @@ impl Limits {
     /// Count one call to `endpoint` against its quota.
     pub fn acquire(&self, endpoint: &Endpoint, scope: u64) -> Option<Verdict> {
         let limit = endpoint.limit.as_ref()?;
-        Some(self.acquire_at(&endpoint.limit_id, limit, scope, now_secs()))
+        Some(self.acquire_at(&endpoint.limit_id, limit, scope, self.clock.now_secs()))
     }
 
     /// The state of `endpoint`'s quota for `scope` without counting a call (for the
     /// `x-ratelimit-*` headers of an answer refused for another reason).
     pub fn peek(&self, endpoint: &Endpoint, scope: u64) -> Option<Quota> {
         let limit = endpoint.limit.as_ref()?;
-        Some(self.peek_at(&endpoint.limit_id, limit, scope, now_secs()))
+        Some(self.peek_at(&endpoint.limit_id, limit, scope, self.clock.now_secs()))
     }
 
     fn peek_at(&self, id: &Arc<str>, limit: &Limit, scope: u64, now: u64) -> Quota {
@@ -205,6 +265,83 @@ mod tests {
         // The next window renews.
         assert_eq!(limits.peek_at(&id, &l, 0, t + 50).remaining, 2);
         assert!(matches!(limits.acquire_at(&id, &l, 0, t + 50), Verdict::Allowed(_)));
+    }
+
+    /// An endpoint limited to `calls` per `renewal_period`, as the configuration loads it.
+    fn endpoint(calls: u64, renewal_period: &str) -> Arc<Endpoint> {
+        let text = format!(
+            "endpoints: [{{name: e, endpoint_type: llm/v1/chat, model: {{provider: mock}}, \
+             limit: {{calls: {calls}, renewal_period: '{renewal_period}'}}}}]"
+        );
+        let config =
+            crate::config::GatewayConfig::parse(&text, std::path::Path::new("limits.yaml"), &mut |_, _| Ok(()))
+                .unwrap();
+        config.endpoint("e").unwrap().clone()
+    }
+
+    fn quota(limit: u64, remaining: u64, reset_secs: u64) -> Quota {
+        Quota { limit, remaining, reset_secs }
+    }
+
+    /// Every period, through the public API on a manual clock: a window opens full at its first
+    /// second, `reset_secs` (the `x-ratelimit-reset` and `Retry-After` value) counts down to 1 at
+    /// its last second, and the next window starts afresh exactly at the boundary. Windows are
+    /// aligned to the Unix epoch: "2 minutes" renews at every even minute, "month" is 30 days.
+    #[test]
+    fn every_period_renews_exactly_at_its_boundary() {
+        for (period, secs) in [
+            ("second", 1),
+            ("minute", 60),
+            ("2 minutes", 120),
+            ("hour", 3_600),
+            ("3 hours", 10_800),
+            ("day", 86_400),
+            ("month", 30 * 86_400),
+            ("year", 360 * 86_400),
+        ] {
+            let ep = endpoint(2, period);
+            let start = 1_700_000_000 / secs * secs;
+            let clock = Clock::manual(start);
+            let limits = Limits::with_clock(clock.clone());
+            assert_eq!(limits.peek(&ep, 0), Some(quota(2, 2, secs)), "{period}");
+            assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(2, 1, secs))), "{period}");
+            clock.set(start + secs - 1);
+            assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(2, 0, 1))), "{period}");
+            assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Limited(quota(2, 0, 1))), "{period}");
+            assert_eq!(limits.peek(&ep, 0), Some(quota(2, 0, 1)), "{period}");
+            clock.set(start + secs);
+            assert_eq!(limits.peek(&ep, 0), Some(quota(2, 2, secs)), "{period}: renewed");
+            assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(2, 1, secs))), "{period}");
+            clock.set(start + secs + secs / 2);
+            assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(2, 0, secs - secs / 2))), "{period}");
+        }
+    }
+
+    /// A day window renews at 00:00 UTC: 2023-11-14T23:59:59Z is its last second.
+    #[test]
+    fn a_day_renews_at_midnight_utc() {
+        let ep = endpoint(1, "day");
+        let midnight = 1_700_006_400; // 2023-11-15T00:00:00Z
+        let clock = Clock::manual(midnight - 1);
+        let limits = Limits::with_clock(clock.clone());
+        assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(1, 0, 1))));
+        assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Limited(quota(1, 0, 1))));
+        clock.set(midnight);
+        assert_eq!(limits.acquire(&ep, 0), Some(Verdict::Allowed(quota(1, 0, 86_400))));
+    }
+
+    /// An endpoint without a limit has no quota; a manual clock's clones move together.
+    #[test]
+    fn unlimited_endpoints_and_manual_clocks() {
+        let text = "endpoints: [{name: e, endpoint_type: llm/v1/chat, model: {provider: mock}}]";
+        let config =
+            crate::config::GatewayConfig::parse(text, std::path::Path::new("limits.yaml"), &mut |_, _| Ok(())).unwrap();
+        let limits = Limits::with_clock(Clock::manual(5));
+        assert_eq!(limits.acquire(config.endpoint("e").unwrap(), 0), None);
+        assert_eq!(limits.peek(config.endpoint("e").unwrap(), 0), None);
+        let clock = Clock::manual(5);
+        clock.clone().set(7);
+        assert_eq!(clock.now_secs(), 7);
     }
 
     #[test]

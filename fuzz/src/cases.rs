@@ -1,5 +1,5 @@
 //! Provider decoding cases shared by the `provider_response` / `provider_stream` fuzz targets
-//! and by `tests/properties.rs` (which includes this file with `#[path]`).
+//! and by `tests/it/properties.rs` (which includes this file with `#[path]`).
 //!
 //! One gateway configuration holds an endpoint for every provider and every endpoint type it
 //! serves, with dummy credentials that load without any network access (Vertex AI gets a
@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use aigw::api::encode::{self, StreamEncoder};
-use aigw::config::Endpoint;
+use aigw::config::{Endpoint, ProviderName};
 use aigw::error::Family;
 use aigw::providers::{self, Call, Decoder, Exchange};
 use aigw::schema::{EndpointType, Request, parse_request};
@@ -219,6 +219,32 @@ fn endpoints() -> Vec<Ep> {
     ]
 }
 
+/// Providers aigw serves that have no case, and why. Every other one must have an endpoint in
+/// [`endpoints`] ([`build`] checks this against the registry, `ProviderName::ALL`).
+pub const NO_CASES: &[(&str, &str)] =
+    &[("mock", "its answers are made by aigw itself and read by the OpenAI decoders the openai cases fuzz")];
+
+/// Whether aigw serves provider `p`: the registry's names minus those the configuration loader
+/// refuses with `providers::unsupported::rejection` (MLflow's names aigw does not serve).
+pub fn served(p: ProviderName) -> bool {
+    let text = format!(
+        "endpoints: [{{name: e, endpoint_type: llm/v1/chat, model: {{provider: {p}, name: m, config: {{}}}}}}]"
+    );
+    match Snapshot::parse(&text, Path::new("providers.yaml")) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains(&providers::unsupported::rejection(p).message),
+    }
+}
+
+/// The served providers that must have cases: the registry minus the refused names and [`NO_CASES`].
+pub fn providers_with_cases() -> Vec<ProviderName> {
+    ProviderName::ALL
+        .iter()
+        .copied()
+        .filter(|&p| served(p) && !NO_CASES.iter().any(|(n, _)| *n == p.as_str()))
+        .collect()
+}
+
 /// Request variants per endpoint type: (label, body, required). A variant that is not
 /// required may be refused by a provider (e.g. tools); a required one must prepare.
 fn requests(t: EndpointType, stream: bool) -> Vec<(&'static str, Value, bool)> {
@@ -261,6 +287,12 @@ fn requests(t: EndpointType, stream: bool) -> Vec<(&'static str, Value, bool)> {
 
 fn build() -> Cases {
     let eps = endpoints();
+    for p in providers_with_cases() {
+        assert!(
+            eps.iter().any(|e| e.2 == p.as_str()),
+            "provider {p} has no case: add an endpoint for it to `endpoints` in fuzz/src/cases.rs (or to NO_CASES, with the reason)"
+        );
+    }
     let list: Vec<Value> = eps
         .iter()
         .map(|Ep(name, ty, provider, model, config, _)| {
@@ -317,8 +349,8 @@ fn decoder_of(case: &Case) -> Decoder {
     }
 }
 
-/// The cases (built on first use; panics if a provider cannot be configured or refuses a
-/// required request, so coverage never silently shrinks).
+/// The cases (built on first use; panics if a provider aigw serves has no endpoint, cannot be
+/// configured or refuses a required request, so coverage never silently shrinks).
 pub fn cases() -> &'static Cases {
     static CASES: OnceLock<Cases> = OnceLock::new();
     CASES.get_or_init(build)

@@ -106,4 +106,46 @@ mod tests {
         assert_eq!(ProviderName::parse("my_provider"), None);
         assert_eq!(ProviderName::OpenAi.enum_repr(), "Provider.OPENAI");
     }
+
+    /// `ALL` holds every variant once, in declaration order. The `match` has no wildcard arm, so
+    /// a variant added to the enum does not compile until it is listed here (and the count check
+    /// then needs it in `ALL`, which tests derive their per-provider tables from).
+    #[test]
+    fn all_lists_every_variant_once() {
+        use ProviderName as P;
+        let position = |p: ProviderName| match p {
+            P::OpenAi => 0,
+            P::Azure => 1,
+            P::Anthropic => 2,
+            P::Cohere => 3,
+            P::Ai21Labs => 4,
+            P::MlflowModelServing => 5,
+            P::MosaicMl => 6,
+            P::HuggingFaceTgi => 7,
+            P::Palm => 8,
+            P::Gemini => 9,
+            P::Bedrock => 10,
+            P::AmazonBedrock => 11,
+            P::Databricks => 12,
+            P::DatabricksModelServing => 13,
+            P::Mistral => 14,
+            P::TogetherAi => 15,
+            P::LiteLlm => 16,
+            P::Groq => 17,
+            P::DeepSeek => 18,
+            P::Xai => 19,
+            P::OpenRouter => 20,
+            P::Ollama => 21,
+            P::VertexAi => 22,
+            P::Portkey => 23,
+            P::SapAiCore => 24,
+            P::Typesafe => 25,
+            P::Mock => 26,
+        };
+        let positions: Vec<usize> = ProviderName::ALL.iter().map(|&p| position(p)).collect();
+        assert_eq!(positions, (0..27).collect::<Vec<_>>());
+        for &p in ProviderName::ALL {
+            assert_eq!(ProviderName::parse(p.as_str()), Some(p), "{p} parses back to itself");
+        }
+    }
 }

@@ -1,0 +1,5 @@
+//! The REST surface (`src/api/`): MLflow's recorded REST session, listings, `/v1/models`, and
+//! bad client input answered with clear errors in each route family's shape.
+
+mod bad_input;
+mod rest;

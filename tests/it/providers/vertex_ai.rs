@@ -1,0 +1,804 @@
+//! `vertex_ai` end to end through the real binary, with one mock upstream playing Google's
+//! OAuth token endpoint and another playing Vertex AI.
+//!
+//! There is no MLflow fixture for Vertex AI. Its three model classes reuse other providers'
+//! translations, so the `gemini-*`, `anthropic-*` and `openai-*` fixtures are replayed against a
+//! `vertex_ai` endpoint instead: same client request, same upstream answer, and the expected
+//! upstream body and client answer adjusted for Vertex
+//! (docs/mlflow-compat.md#provider-translations) where noted. On top:
+//! the signed JWT the token endpoint receives, the bearer token on every Vertex call, token
+//! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
+//! configuration errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::common;
+use crate::common::replay::{default_reply, expected_events};
+use crate::common::upstream::{MockUpstream, Recorded, Reply};
+use crate::common::{Gateway, assert_json_eq, fixture, sse_data, yaml};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+/// The test-only RSA key (generated with openssl for these tests; it guards nothing).
+const TEST_KEY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/vertex_ai/testdata/test-only-rsa-key.pem"));
+const TEST_PUBLIC_KEY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/vertex_ai/testdata/test-only-rsa-key.pub.pem"));
+const CLIENT_EMAIL: &str = "aigw-test@my-project.iam.gserviceaccount.com";
+/// A fragment of the private key that must never appear in an answer or a log line.
+fn key_fragment() -> &'static str {
+    TEST_KEY.lines().nth(3).unwrap()
+}
+
+/// Google's token endpoint: answers token `ya29.token-<n>` for the n-th request.
+struct TokenServer {
+    mock: MockUpstream,
+    issued: Arc<AtomicUsize>,
+}
+
+impl TokenServer {
+    async fn start(expires_in: u64) -> TokenServer {
+        let mock = MockUpstream::start().await;
+        let issued = Arc::new(AtomicUsize::new(0));
+        let n = issued.clone();
+        mock.handle(move |_| {
+            let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::Json(
+                200,
+                json!({"access_token": format!("ya29.token-{i}"), "expires_in": expires_in, "token_type": "Bearer"}),
+            )
+        });
+        TokenServer { mock, issued }
+    }
+
+    fn uri(&self) -> String {
+        format!("{}/token", self.mock.url())
+    }
+
+    fn issued(&self) -> usize {
+        self.issued.load(Ordering::SeqCst)
+    }
+}
+
+fn service_account(token_uri: &str) -> String {
+    json!({
+        "type": "service_account",
+        "project_id": "my-project",
+        "private_key_id": "0123456789abcdef",
+        "private_key": TEST_KEY,
+        "client_email": CLIENT_EMAIL,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
+
+fn endpoint(name: &str, ty: &str, model: &str, vertex: &str, config: Value) -> Value {
+    let mut c = json!({"vertex_project": "my-project", "vertex_api_base": vertex});
+    for (k, v) in config.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    json!({"name": name, "endpoint_type": ty, "model": {"provider": "vertex_ai", "name": model, "config": c}})
+}
+
+fn hi(stream: bool) -> Value {
+    json!({"messages": [{"role": "user", "content": "hi"}], "stream": stream})
+}
+
+fn gemini_answer(text: &str) -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+           "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}})
+}
+
+// ---- other providers' fixtures through vertex_ai ----
+
+/// A fixture of another provider replayed against a `vertex_ai` endpoint.
+struct Borrowed {
+    fixture: &'static str,
+    /// `model.name` for the Vertex endpoint (default: the fixture's).
+    model: Option<&'static str>,
+    /// The expected upstream path below `http://<mock>`.
+    path: &'static str,
+    /// Adjust the fixture's expected upstream body for Vertex.
+    payload: fn(&mut Value),
+    /// Answer keys ignored (time-derived).
+    ignore: &'static [&'static str],
+}
+
+fn vertex_claude_payload(p: &mut Value) {
+    // docs/mlflow-compat.md#provider-translations: the model is in the URL, and Vertex requires
+    // `anthropic_version` in the body.
+    p.as_object_mut().unwrap().remove("model");
+    p["anthropic_version"] = json!("vertex-2023-10-16");
+}
+
+fn maas_payload(p: &mut Value) {
+    p["model"] = json!("meta/llama-3.3-70b-instruct-maas");
+}
+
+fn same(_: &mut Value) {}
+
+/// The fixture's expected answer for a vertex_ai endpoint: `provider` is `vertex_ai`.
+fn vertex_answer(v: &mut Value) {
+    if let Some(p) = v.get_mut("provider") {
+        *p = json!("vertex_ai");
+    }
+}
+
+async fn replay_borrowed(case: Borrowed) {
+    let fx = fixture(&format!("{}.json", case.fixture));
+    let streamed = fx["upstream_response"].is_array();
+    let splits: &[Option<u64>] = if streamed { &[None, Some(1), Some(2)] } else { &[None] };
+    for &split in splits {
+        let tokens = TokenServer::start(3599).await;
+        let vertex = MockUpstream::start().await;
+        let ep = &fx["endpoint_config"];
+        let model = case.model.unwrap_or_else(|| ep["model"]["name"].as_str().unwrap());
+        let ep = endpoint(
+            ep["name"].as_str().unwrap(),
+            ep["endpoint_type"].as_str().unwrap(),
+            model,
+            &vertex.url(),
+            json!({"vertex_credentials": service_account(&tokens.uri()), "vertex_location": "us-east5"}),
+        );
+        let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+        vertex.push(default_reply(&fx, split));
+        let path = fx["client_path"].as_str().unwrap();
+        let (status, ct, text) = gw.post_text(path, &fx["client_request"]).await;
+        let ctx = format!("{} (split {split:?})", case.fixture);
+        assert_eq!(status, fx["expected_client_status"].as_u64().unwrap() as u16, "{ctx}: {text}");
+
+        let requests = vertex.requests();
+        assert_eq!(requests.len(), 1, "{ctx}");
+        let req = &requests[0];
+        assert_eq!(req.target, case.path, "{ctx}");
+        assert_eq!(req.header("authorization"), Some("Bearer ya29.token-1"), "{ctx}");
+        assert_eq!(req.header("content-type"), Some("application/json"), "{ctx}");
+        assert_eq!(req.header("x-api-key"), None, "{ctx}");
+        assert_eq!(req.header("x-goog-api-key"), None, "{ctx}");
+        let mut payload = fx["expected_upstream_payload"].clone();
+        (case.payload)(&mut payload);
+        assert_json_eq(&req.json(), &payload, &[]);
+        assert_eq!(tokens.issued(), 1, "{ctx}");
+
+        if streamed {
+            assert!(ct.starts_with("text/event-stream"), "{ctx}: {ct}");
+            let got: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+            let mut expected = expected_events(&fx);
+            expected.iter_mut().for_each(vertex_answer);
+            assert_eq!(got.len(), expected.len(), "{ctx}: {text}");
+            for (g, e) in got.iter().zip(&expected) {
+                assert_json_eq(g, e, case.ignore);
+            }
+        } else {
+            let mut expected = fx["expected_client_response"].clone();
+            vertex_answer(&mut expected);
+            assert_json_eq(&serde_json::from_str(&text).unwrap(), &expected, case.ignore);
+        }
+        assert!(!gw.logs().contains(key_fragment()));
+    }
+}
+
+const GEMINI_GENERATE: &str =
+    "/v1/projects/my-project/locations/us-east5/publishers/google/models/gemini-2.0-flash:generateContent";
+const GEMINI_STREAM: &str = "/v1/projects/my-project/locations/us-east5/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse";
+/// Gemini answers carry clock-derived ids (`gemini-chat-<now>`); see providers::gemini.
+const TIME: &[&str] = &["created", "id"];
+
+macro_rules! borrowed_tests {
+    ($($test:ident => $case:expr;)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            replay_borrowed($case).await;
+        }
+    )*};
+}
+
+borrowed_tests! {
+    gemini_chat => Borrowed { fixture: "gemini-chat", model: None, path: GEMINI_GENERATE,
+        payload: same, ignore: TIME };
+    gemini_chat_tools => Borrowed { fixture: "gemini-chat-tools", model: None, path: GEMINI_GENERATE,
+        payload: same, ignore: TIME };
+    gemini_chat_stream => Borrowed { fixture: "gemini-chat-stream", model: None,
+        path: GEMINI_STREAM, payload: same, ignore: TIME };
+    gemini_completions => Borrowed { fixture: "gemini-completions", model: None, path: GEMINI_GENERATE,
+        payload: same, ignore: &["created"] };
+    gemini_completions_stream => Borrowed { fixture: "gemini-completions-stream", model: None,
+        path: GEMINI_STREAM, payload: same, ignore: TIME };
+    claude_chat => Borrowed { fixture: "anthropic-chat", model: None,
+        path: "/v1/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-2.1:rawPredict",
+        payload: vertex_claude_payload, ignore: &["created"] };
+    claude_chat_tools => Borrowed { fixture: "anthropic-chat-tools", model: None,
+        path: "/v1/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-2.1:rawPredict",
+        payload: vertex_claude_payload, ignore: &["created"] };
+    claude_chat_stream => Borrowed { fixture: "anthropic-chat-stream", model: None,
+        path: "/v1/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-2.1:streamRawPredict",
+        payload: vertex_claude_payload, ignore: &["created"] };
+    claude_chat_stream_tools => Borrowed { fixture: "anthropic-chat-stream-tools", model: None,
+        path: "/v1/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-2.1:streamRawPredict",
+        payload: vertex_claude_payload, ignore: &["created"] };
+    openai_compatible_chat => Borrowed { fixture: "openai-chat", model: Some("meta/llama-3.3-70b-instruct-maas"),
+        path: "/v1/projects/my-project/locations/us-east5/endpoints/openapi/chat/completions",
+        payload: maas_payload, ignore: &[] };
+    openai_compatible_chat_tools => Borrowed { fixture: "openai-chat-tools", model: Some("meta/llama-3.3-70b-instruct-maas"),
+        path: "/v1/projects/my-project/locations/us-east5/endpoints/openapi/chat/completions",
+        payload: maas_payload, ignore: &[] };
+    openai_compatible_chat_stream => Borrowed { fixture: "openai-chat-stream", model: Some("meta/llama-3.3-70b-instruct-maas"),
+        path: "/v1/projects/my-project/locations/us-east5/endpoints/openapi/chat/completions",
+        payload: maas_payload, ignore: &[] };
+}
+
+/// Gemini tool calls on Vertex: the `id` of `functionCall` / `functionResponse` parts is left
+/// out (Vertex refuses it), the rest of the body is the Gemini provider's.
+#[tokio::test]
+async fn gemini_tool_ids_are_stripped() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let ep = endpoint(
+        "g",
+        "llm/v1/chat",
+        "gemini-2.0-flash",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri())}),
+    );
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    vertex.push(Reply::Json(200, gemini_answer("Sunny, 31 degrees.")));
+    let request = json!({"messages": [
+        {"role": "user", "content": "Weather in Singapore?"},
+        {"role": "assistant", "tool_calls": [{"id": "call_001", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"location\": \"Singapore\"}"}},
+            {"id": "call_002", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"location\": \"Tokyo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_001", "content": "{\"temperature\": 31.2}"},
+        {"role": "tool", "tool_call_id": "call_002", "content": "{\"temperature\": 18.0}"}]});
+    let (status, body) = gw.post("/endpoints/g/invocations", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], json!("Sunny, 31 degrees."));
+    assert_eq!(body["provider"], json!("vertex_ai"));
+    let sent = vertex.last().json();
+    assert_eq!(
+        sent["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "Weather in Singapore?"}]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"location": "Singapore"}}},
+                {"functionCall": {"name": "get_weather", "args": {"location": "Tokyo"}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"temperature": 31.2}}},
+                {"functionResponse": {"name": "get_weather", "response": {"temperature": 18.0}}}]}
+        ])
+    );
+    assert_eq!(
+        vertex.last().target,
+        "/v1/projects/my-project/locations/global/publishers/google/models/gemini-2.0-flash:generateContent"
+    );
+}
+
+/// Embeddings: one input → `:embedContent` (the `gemini-embeddings-single` fixture); several
+/// → one `:embedContent` call per input, concurrently, because Vertex has no
+/// `:batchEmbedContents` (MLflow sends that method, which Vertex does not serve). The client
+/// answer is the fixture's.
+#[tokio::test]
+async fn gemini_embeddings() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let ep = endpoint(
+        "gemini-emb",
+        "llm/v1/embeddings",
+        "text-embedding-004",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri())}),
+    );
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    let path = "/v1/projects/my-project/locations/global/publishers/google/models/text-embedding-004:embedContent";
+
+    let fx = fixture("gemini-embeddings-single.json");
+    vertex.push(Reply::Json(200, fx["upstream_response"].clone()));
+    let (status, body) = gw.post("/endpoints/gemini-emb/invocations", &fx["client_request"]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_json_eq(&body, &fx["expected_client_response"], &[]);
+    let req = vertex.last();
+    assert_eq!(req.target, path);
+    assert_json_eq(&req.json(), &fx["expected_upstream_payload"], &[]);
+
+    let fx = fixture("gemini-embeddings-batch.json");
+    let inputs: Vec<String> =
+        fx["client_request"]["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    let vectors = fx["upstream_response"]["embeddings"].clone();
+    let by_text = inputs.clone();
+    // The calls run concurrently: answer each by its text, not by arrival order.
+    vertex.handle(move |r: &Recorded| {
+        let text = r.json()["content"]["parts"][0]["text"].as_str().unwrap_or_default().to_owned();
+        match by_text.iter().position(|t| *t == text) {
+            Some(i) => Reply::Json(200, json!({"embedding": vectors[i].clone()})),
+            None => Reply::Json(400, json!({"error": {"code": 400, "message": "unexpected input"}})),
+        }
+    });
+    vertex.clear();
+    let (status, body) = gw.post("/v1/embeddings", &json!({"model": "gemini-emb", "input": inputs})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_json_eq(&body, &fx["expected_client_response"], &[]);
+    let requests = vertex.requests();
+    assert_eq!(requests.len(), 2);
+    let mut texts: Vec<Value> = requests
+        .iter()
+        .map(|r| {
+            assert_eq!(r.target, path);
+            assert_eq!(r.header("authorization"), Some("Bearer ya29.token-1"));
+            r.json()["content"]["parts"][0]["text"].clone()
+        })
+        .collect();
+    texts.sort_by_key(|t| t.to_string());
+    assert_eq!(texts, vec![json!("How does the brain work?"), json!("What is the meaning of life?")]);
+    assert_eq!(tokens.issued(), 1);
+}
+
+// ---- tokens ----
+
+fn public_key_der() -> Vec<u8> {
+    let b64: String = TEST_PUBLIC_KEY
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    STANDARD.decode(b64).unwrap()
+}
+
+fn jwt_part(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The token request is the JWT bearer grant with an RS256 JWT signed by the service-account
+/// key; the token is fetched once and reused by every later and concurrent call.
+#[tokio::test]
+async fn service_account_token_is_signed_cached_and_shared() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    vertex.handle(|_| Reply::Delay(Duration::from_millis(20), Box::new(Reply::Json(200, gemini_answer("ok")))));
+    let ep = endpoint(
+        "g",
+        "llm/v1/chat",
+        "gemini-2.0-flash",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri())}),
+    );
+    let gw = Arc::new(Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await);
+
+    // Concurrent first calls share one token request (single flight).
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let calls = (0..8).map(|_| {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.post("/endpoints/g/invocations", &hi(false)).await })
+    });
+    for c in futures_util::future::join_all(calls).await {
+        let (status, body) = c.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..4 {
+        let (status, _) = gw
+            .post("/v1/chat/completions", &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(tokens.issued(), 1, "one token for all calls");
+    let requests = vertex.requests();
+    assert_eq!(requests.len(), 12);
+    assert!(requests.iter().all(|r| r.header("authorization") == Some("Bearer ya29.token-1")));
+
+    // The token request itself.
+    let token_req = tokens.mock.last();
+    assert_eq!((token_req.method.as_str(), token_req.target.as_str()), ("POST", "/token"));
+    assert_eq!(token_req.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(token_req.header("authorization"), None);
+    let body = String::from_utf8(token_req.body.clone()).unwrap();
+    let assertion = body
+        .strip_prefix("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=")
+        .unwrap_or_else(|| panic!("JWT bearer grant expected: {body}"));
+    let parts: Vec<&str> = assertion.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(jwt_part(parts[0]), json!({"alg": "RS256", "typ": "JWT", "kid": "0123456789abcdef"}));
+    let claims = jwt_part(parts[1]);
+    let iat = claims["iat"].as_u64().unwrap();
+    assert!(iat >= t0 && iat <= t0 + 10, "iat {iat} near {t0}");
+    assert_eq!(
+        claims,
+        json!({"iss": CLIENT_EMAIL, "scope": "https://www.googleapis.com/auth/cloud-platform",
+               "aud": tokens.uri(), "iat": iat, "exp": iat + 3600})
+    );
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    let public =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public_key_der());
+    public.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature).expect("the JWT signature verifies");
+    assert!(!gw.logs().contains(assertion), "the assertion is never logged");
+}
+
+/// A token is renewed once it is past the renewal point (half its lifetime for short-lived
+/// tokens, five minutes before expiry otherwise); until then it is reused. A failed renewal
+/// keeps using the current token while it has not expired.
+#[tokio::test]
+async fn token_is_renewed_before_it_expires() {
+    let tokens = TokenServer::start(2).await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let ep = endpoint(
+        "g",
+        "llm/v1/chat",
+        "gemini-2.0-flash",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri())}),
+    );
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
+    assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
+    assert_eq!(tokens.issued(), 1);
+    // Past the renewal point (1 s), before expiry (2 s): the renewal fails, the token still works.
+    // (The subject: real time passing; the token cache reads the system clock.)
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokens.mock.push(Reply::Json(503, json!({"error": "temporarily_unavailable"})));
+    assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
+    assert_eq!(tokens.mock.requests().len(), 2, "a renewal was attempted");
+    // The next call renews.
+    assert_eq!(gw.post("/endpoints/g/invocations", &hi(false)).await.0, 200);
+    assert_eq!(tokens.issued(), 2);
+    let auth: Vec<String> =
+        vertex.requests().iter().map(|r| r.header("authorization").unwrap_or_default().to_owned()).collect();
+    assert_eq!(auth, ["Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-2"]);
+    assert!(gw.logs().contains("token renewal failed, using the current token"), "{}", gw.logs());
+}
+
+/// The token endpoint refusing the credentials, failing, or being unreachable is a 502 JSON
+/// error naming the token endpoint and the OAuth error, before any Vertex call, with nothing
+/// secret in it; a stream request gets the same error instead of a stream. Once the endpoint
+/// recovers, calls succeed.
+#[tokio::test]
+async fn token_failures_are_clean_502s() {
+    let tokens = MockUpstream::start().await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let closed_port = common::free_port();
+    let ep = |name: &str, uri: &str| {
+        endpoint(
+            name,
+            "llm/v1/chat",
+            "gemini-2.0-flash",
+            &vertex.url(),
+            json!({"vertex_credentials": service_account(uri)}),
+        )
+    };
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [
+        ep("g", &format!("{}/token", tokens.url())),
+        ep("unreachable", &format!("http://127.0.0.1:{closed_port}/token")),
+    ]})))
+    .await;
+
+    tokens.push(Reply::Json(400, json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 502);
+    let host = tokens.addr.to_string();
+    assert_eq!(
+        body,
+        json!({"detail": format!(
+            "Vertex AI: the token endpoint {host} refused the credentials (HTTP 400: invalid_grant: Invalid JWT Signature.)"
+        )})
+    );
+
+    tokens.push(Reply::Json(401, json!({"error": "unauthorized_client"})));
+    let (status, ct, text) = gw.post_text("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!(status, 502, "a stream refused before its first byte is an HTTP error: {text}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert!(text.contains("unauthorized_client"), "{text}");
+
+    tokens.push(Reply::body(500, "text/html", "<html>backend error</html>"));
+    let (status, body) =
+        gw.post("/v1/chat/completions", &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        body["error"]["message"],
+        json!(format!("Vertex AI: the token endpoint {host} refused the credentials (HTTP 500)"))
+    );
+
+    tokens.push(Reply::Json(200, json!({"token_type": "Bearer"})));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 502);
+    assert!(body["detail"].as_str().unwrap().contains("without a usable access token (no access_token)"), "{body}");
+
+    let (status, body) = gw.post("/endpoints/unreachable/invocations", &hi(false)).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["detail"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("Vertex AI: cannot get an access token from 127.0.0.1:{closed_port}")),
+        "{message}"
+    );
+
+    assert!(vertex.requests().is_empty(), "no Vertex call without a token");
+    let logs = gw.logs();
+    assert!(!logs.contains(key_fragment()));
+    assert!(!logs.contains("assertion="), "the signed assertion is never logged");
+
+    // Recovery: no failure is cached.
+    tokens.handle(|_| Reply::Json(200, json!({"access_token": "ya29.recovered", "expires_in": 3599})));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.recovered"));
+}
+
+// ---- other credential sources ----
+
+/// No `vertex_credentials`: the service-account file named by GOOGLE_APPLICATION_CREDENTIALS.
+#[tokio::test]
+async fn application_default_credentials_file() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa.json");
+    std::fs::write(&sa, service_account(&tokens.uri())).unwrap();
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({}));
+    let gw = Gateway::start_with(
+        &yaml(&json!({ "endpoints": [ep] })),
+        &[("GOOGLE_APPLICATION_CREDENTIALS", sa.to_str().unwrap())],
+        &[],
+    )
+    .await;
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.token-1"));
+    assert!(String::from_utf8_lossy(&tokens.mock.last().body).contains("jwt-bearer"));
+}
+
+/// No `vertex_credentials`, no GOOGLE_APPLICATION_CREDENTIALS, no gcloud file: the metadata
+/// server (here at GCE_METADATA_HOST).
+#[tokio::test]
+async fn metadata_server_token() {
+    let metadata = MockUpstream::start().await;
+    metadata.always_json(200, json!({"access_token": "ya29.metadata", "expires_in": 3599, "token_type": "Bearer"}));
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let home = tempfile::tempdir().unwrap();
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({}));
+    let host = metadata.addr.to_string();
+    let gw = Gateway::start_with(
+        &yaml(&json!({ "endpoints": [ep] })),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+            ("CLOUDSDK_CONFIG", ""),
+            ("HOME", home.path().to_str().unwrap()),
+            ("GCE_METADATA_HOST", &host),
+        ],
+        &[],
+    )
+    .await;
+    for _ in 0..2 {
+        let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let requests = metadata.requests();
+    assert_eq!(requests.len(), 1, "cached");
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(
+        requests[0].target,
+        "/computeMetadata/v1/instance/service-accounts/default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform"
+    );
+    assert_eq!(requests[0].header("metadata-flavor"), Some("Google"));
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.metadata"));
+}
+
+/// `vertex_credentials` naming an `authorized_user` file (gcloud application-default login)
+/// through `${VAR}`: the refresh-token grant.
+#[tokio::test]
+async fn authorized_user_credentials_from_a_path_in_a_variable() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("adc.json");
+    let user = json!({"type": "authorized_user", "client_id": "123.apps.googleusercontent.com",
+                      "client_secret": "d-secret", "refresh_token": "1//refresh", "token_uri": tokens.uri()});
+    std::fs::write(&file, user.to_string()).unwrap();
+    let ep = endpoint(
+        "g",
+        "llm/v1/chat",
+        "gemini-2.0-flash",
+        &vertex.url(),
+        json!({"vertex_credentials": "${VERTEX_ADC_FILE}"}),
+    );
+    let gw =
+        Gateway::start_with(&yaml(&json!({ "endpoints": [ep] })), &[("VERTEX_ADC_FILE", file.to_str().unwrap())], &[])
+            .await;
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        String::from_utf8_lossy(&tokens.mock.last().body),
+        "grant_type=refresh_token&client_id=123.apps.googleusercontent.com&client_secret=d-secret&refresh_token=1%2F%2Frefresh"
+    );
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.token-1"));
+}
+
+// ---- Vertex answers, 501s, betas ----
+
+/// Vertex's error answers keep their status and message; 501s answer before any call.
+#[tokio::test]
+async fn vertex_errors_and_not_implemented() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let creds = json!({"vertex_credentials": service_account(&tokens.uri())});
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [
+        endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), creds.clone()),
+        endpoint("claude-completions", "llm/v1/completions", "claude-sonnet-4-5@20251101", &vertex.url(), creds.clone()),
+        endpoint("claude-emb", "llm/v1/embeddings", "claude-sonnet-4-5@20251101", &vertex.url(), creds.clone()),
+        endpoint("maas-completions", "llm/v1/completions", "mistral-large-2411", &vertex.url(), creds.clone()),
+        endpoint("maas-emb", "llm/v1/embeddings", "meta/llama-3.3-70b-instruct-maas", &vertex.url(), creds.clone()),
+    ]})))
+    .await;
+
+    vertex.push(Reply::Json(
+        403,
+        json!({"error": {"code": 403, "message": "Permission 'aiplatform.endpoints.predict' denied", "status": "PERMISSION_DENIED"}}),
+    ));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!((status, body), (403, json!({"detail": "Permission 'aiplatform.endpoints.predict' denied"})));
+    vertex.push(Reply::Json(
+        429,
+        json!([{"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED"}}]),
+    ));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!((status, body), (429, json!({"detail": "Resource exhausted"})));
+
+    let before = (vertex.requests().len(), tokens.issued());
+    let cases = [
+        (
+            "claude-completions",
+            json!({"prompt": "p"}),
+            "The completions route is not implemented for Vertex AI Claude models.",
+        ),
+        (
+            "claude-completions",
+            json!({"prompt": "p", "stream": true}),
+            "The completions route is not implemented for Vertex AI Claude models.",
+        ),
+        ("claude-emb", json!({"input": "a"}), "The embeddings route is not implemented for Vertex AI Claude models."),
+        (
+            "maas-completions",
+            json!({"prompt": "p"}),
+            "The completions route is not implemented for Vertex AI partner (OpenAI-compatible) models.",
+        ),
+        (
+            "maas-emb",
+            json!({"input": "a"}),
+            "The embeddings route is not implemented for Vertex AI partner (OpenAI-compatible) models.",
+        ),
+    ];
+    for (name, request, message) in cases {
+        let (status, body) = gw.post(&format!("/endpoints/{name}/invocations"), &request).await;
+        assert_eq!((status, body), (501, json!({"detail": message})), "{name}");
+    }
+    assert_eq!((vertex.requests().len(), tokens.issued()), before, "501s make no call");
+    gw.assert_alive().await;
+}
+
+/// Claude on Vertex: `vertex_anthropic_betas` becomes the `anthropic-beta` header; a `/v1`
+/// stream ends with `[DONE]`; an Anthropic error event mid-stream ends it with an error event.
+#[tokio::test]
+async fn claude_betas_and_streams() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let ep = endpoint(
+        "claude",
+        "llm/v1/chat",
+        "claude-sonnet-4-5@20251101",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri()), "vertex_location": "europe-west1",
+               "vertex_anthropic_betas": ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]}),
+    );
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    let events = [
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_v\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20251101\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ];
+    vertex.push(Reply::sse(events.iter().map(|e| e.as_bytes().to_vec()).collect(), Duration::from_millis(1)));
+    let request = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let (status, _, text) = gw.post_text("/v1/chat/completions", &request).await;
+    assert_eq!(status, 200, "{text}");
+    let mut data = sse_data(&text);
+    assert_eq!(data.pop().as_deref(), Some("[DONE]"));
+    let chunks: Vec<Value> = data.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(chunks.len(), 3, "{text}");
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"], json!("Hello"));
+    assert_eq!(chunks[2]["choices"][0]["finish_reason"], json!("stop"));
+    assert_eq!(chunks[2]["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}));
+    assert_eq!(chunks[2]["provider"], json!("vertex_ai"));
+
+    let req = vertex.last();
+    assert_eq!(
+        req.target,
+        "/v1/projects/my-project/locations/europe-west1/publishers/anthropic/models/claude-sonnet-4-5@20251101:streamRawPredict"
+    );
+    assert_eq!(req.header("anthropic-beta"), Some("interleaved-thinking-2025-05-14,context-1m-2025-08-07"));
+    assert_eq!(req.header("anthropic-version"), None);
+    assert_eq!(
+        req.json(),
+        json!({"messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 8192,
+               "anthropic_version": "vertex-2023-10-16"})
+    );
+
+    vertex.push(Reply::sse(
+        vec![
+            events[0].as_bytes().to_vec(),
+            b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n".to_vec(),
+        ],
+        Duration::from_millis(1),
+    ));
+    let (status, _, text) = gw.post_text("/endpoints/claude/invocations", &hi(true)).await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["message"], json!("Overloaded"), "{text}");
+}
+
+// ---- configuration ----
+
+fn check_config(config: Value, envs: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let doc = json!({"endpoints": [{"name": "v", "endpoint_type": "llm/v1/chat",
+        "model": {"provider": "vertex_ai", "name": "gemini-2.0-flash", "config": config}}]});
+    std::fs::write(&path, yaml(&doc)).unwrap();
+    let mut cmd = std::process::Command::new(common::binary());
+    cmd.args(["-t", "--config-path"]).arg(&path).env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Configuration errors name the field and never show key material.
+#[test]
+fn configuration_errors() {
+    let sa = service_account("https://oauth2.googleapis.com/token");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sa.json");
+    std::fs::write(&file, &sa).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (ok, out) = check_config(json!({"vertex_credentials": sa}), &[]);
+    assert!(!ok && out.contains("vertex_project") && out.contains("Field required"), "{out}");
+
+    for good in [json!(sa), json!(file), json!("$VERTEX_SA"), json!("${VERTEX_SA_PATH}")] {
+        let (ok, out) = check_config(
+            json!({"vertex_project": "p", "vertex_credentials": good}),
+            &[("VERTEX_SA", &sa), ("VERTEX_SA_PATH", file)],
+        );
+        assert!(ok, "{good}: {out}");
+    }
+
+    let broken_key = sa.replace(key_fragment(), "!!!!");
+    let bad = [
+        (json!("{\"type\": \"service_account\", \"client_email\": \"a@b\"}"), "no 'private_key'"),
+        (json!("{not json"), "not valid JSON"),
+        (json!(broken_key), "'private_key' is not a usable RSA private key"),
+        (json!("/etc/no/such/sa.json"), "not JSON and names no file"),
+        (json!("$VERTEX_UNSET_VAR"), "Environment variable 'VERTEX_UNSET_VAR' is not set"),
+    ];
+    for (value, want) in bad {
+        let (ok, out) = check_config(json!({"vertex_project": "p", "vertex_credentials": value}), &[]);
+        assert!(!ok, "{value}");
+        assert!(out.contains("vertex_credentials") && out.contains(want), "{value}: {out}");
+        assert!(!out.contains(key_fragment()) && !out.contains("!!!!"), "no key material: {out}");
+    }
+
+    let (ok, out) =
+        check_config(json!({"vertex_project": "p"}), &[("GOOGLE_APPLICATION_CREDENTIALS", "/etc/no/such/adc.json")]);
+    assert!(!ok && out.contains("GOOGLE_APPLICATION_CREDENTIALS names '/etc/no/such/adc.json'"), "{out}");
+    let (ok, out) =
+        check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": "us central"}), &[]);
+    assert!(!ok && out.contains("vertex_location"), "{out}");
+}
