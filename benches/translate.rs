@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aigw::api::encode::{self, StreamEncoder};
+use aigw::api::encode::{self, AnswerMeta, StreamEncoder};
 use aigw::config::Endpoint;
 use aigw::error::Family;
 use aigw::providers::{self, Call, Decoder, Exchange, Provider};
@@ -134,12 +134,12 @@ fn exchange(target: &(Arc<Endpoint>, &dyn Provider), request: &[u8], answer: &[u
     match decoder {
         Decoder::Json(decode) => {
             let answer = decode(answer).expect("a decodable answer");
-            black_box(encode::answer(Family::OpenAi, &answer).expect("an encodable answer"));
+            black_box(encode::answer(Family::OpenAi, &answer, &AnswerMeta::default()).expect("an encodable answer"));
         }
         Decoder::Stream(mut decoder) => {
             let mut chunks = Vec::new();
             let mut out = BytesMut::with_capacity(4096);
-            let mut encoder = StreamEncoder::new(Family::OpenAi);
+            let mut encoder = StreamEncoder::new(Family::OpenAi, AnswerMeta::default());
             for event in stream {
                 decoder.feed(event, &mut chunks).expect("a decodable event");
                 for c in chunks.drain(..) {

@@ -15,13 +15,42 @@ use serde_json::{Value, json};
 
 use crate::schema::ValidationErrors;
 
-/// Which API family a request came in on; decides error shapes and stream framing.
+/// Which client API a request came in on; decides error shapes and answer encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// MLflow's own routes (`/endpoints/…`, `/gateway/…`, `/api/…`, `/health`).
     Native,
-    /// OpenAI-compatible routes (`/v1/…`).
+    /// OpenAI-compatible chat, completions, embeddings and models (`/v1/…`).
     OpenAi,
+    /// Anthropic's Messages API (`/v1/messages`, `/v1/messages/count_tokens`).
+    Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
+}
+
+impl Family {
+    /// The family a path belongs to.
+    pub fn of_path(path: &str) -> Family {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Family::Anthropic
+        } else if path == "/v1/responses" || path.starts_with("/v1/responses/") {
+            Family::Responses
+        } else if path.starts_with("/v1/") {
+            Family::OpenAi
+        } else {
+            Family::Native
+        }
+    }
+
+    /// The name used in metrics labels and audit lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Native => "mlflow",
+            Family::OpenAi => "openai",
+            Family::Anthropic => "anthropic",
+            Family::Responses => "responses",
+        }
+    }
 }
 
 /// What went wrong, coarsely; used for the OpenAI `type` and for logs and metrics.
@@ -294,8 +323,28 @@ impl GatewayError {
     /// The status for `family`.
     pub fn status_for(&self, family: Family) -> u16 {
         match (family, self.kind) {
-            (Family::OpenAi, ErrorKind::Validation) => 400,
+            (Family::OpenAi | Family::Responses, ErrorKind::Validation) => 400,
+            // Anthropic's API answers every invalid request with 400 (it has no 422 or 501).
+            (Family::Anthropic, ErrorKind::Validation | ErrorKind::InvalidRequest | ErrorKind::NotImplemented)
+                if self.status == 422 || self.status == 501 =>
+            {
+                400
+            }
             _ => self.status,
+        }
+    }
+
+    /// Anthropic's `error.type` for an answer with `status`.
+    pub fn anthropic_type(status: u16) -> &'static str {
+        match status {
+            400 | 405 | 408 | 415 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 | 431 => "request_too_large",
+            429 => "rate_limit_error",
+            529 | 503 => "overloaded_error",
+            _ => "api_error",
         }
     }
 
@@ -326,13 +375,17 @@ impl GatewayError {
                 Detail::Json(v) => json!({ "detail": v }),
                 Detail::Body(v) => (**v).clone(),
             },
-            Family::OpenAi => json!({
+            Family::OpenAi | Family::Responses => json!({
                 "error": {
                     "message": self.message(),
                     "type": self.kind.openai_type(),
                     "param": self.param,
                     "code": self.code,
                 }
+            }),
+            Family::Anthropic => json!({
+                "type": "error",
+                "error": {"type": Self::anthropic_type(self.status_for(family)), "message": self.message()},
             }),
         };
         Bytes::from(v.to_string())
@@ -367,6 +420,27 @@ mod tests {
             json!({"error": {"message": "'n' must be '1'", "type": "invalid_request_error", "param": "n", "code": null}})
         );
         assert_eq!(e.status_for(Family::OpenAi), 422);
+    }
+
+    #[test]
+    fn anthropic_shape_and_statuses() {
+        let e = GatewayError::invalid("'n' must be '1'");
+        assert_eq!(e.status_for(Family::Anthropic), 400);
+        let v: Value = serde_json::from_slice(&e.body(Family::Anthropic)).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "'n' must be '1'"}})
+        );
+        let e = GatewayError::new(529, ErrorKind::Upstream, "Overloaded");
+        let v: Value = serde_json::from_slice(&e.body(Family::Anthropic)).unwrap();
+        assert_eq!((e.status_for(Family::Anthropic), v["error"]["type"].as_str()), (529, Some("overloaded_error")));
+        assert_eq!(GatewayError::not_implemented("chat", "X").status_for(Family::Anthropic), 400);
+        assert_eq!(GatewayError::bad_gateway("x").status_for(Family::Anthropic), 502);
+        assert_eq!(GatewayError::anthropic_type(429), "rate_limit_error");
+        assert_eq!(Family::of_path("/v1/messages/count_tokens"), Family::Anthropic);
+        assert_eq!(Family::of_path("/v1/responses"), Family::Responses);
+        assert_eq!(Family::of_path("/v1/chat/completions"), Family::OpenAi);
+        assert_eq!(Family::of_path("/endpoints/x/invocations"), Family::Native);
     }
 
     #[test]

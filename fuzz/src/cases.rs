@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use aigw::api::encode::{self, StreamEncoder};
+use aigw::api::encode::{self, AnswerMeta, StreamEncoder};
 use aigw::config::{Endpoint, ProviderName};
 use aigw::error::Family;
 use aigw::providers::{self, Call, Decoder, Exchange};
@@ -432,7 +432,7 @@ pub fn run_stream(case: &Case, pieces: &[&[u8]]) -> StreamOutcome {
     let Decoder::Stream(mut decoder) = decoder_of(case) else { panic!("{}: not a stream decoder", case.label) };
     let mut chunks = Vec::new();
     let mut out = BytesMut::new();
-    let mut encoder = StreamEncoder::new(Family::OpenAi);
+    let mut encoder = StreamEncoder::new(Family::OpenAi, AnswerMeta::default());
     let mut error = None;
     for piece in pieces {
         let fed = decoder.feed(piece, &mut chunks);
@@ -474,7 +474,7 @@ pub fn run_response(case: &Case, input: &Input<'_>) -> Result<Vec<u8>, u16> {
         }
         _ => panic!("{}: a stream decoder for a non-stream request", case.label),
     };
-    let result = result.and_then(|a| encode::answer(Family::OpenAi, &a).map(|b| b.to_vec()));
+    let result = result.and_then(|a| encode::answer(Family::OpenAi, &a, &AnswerMeta::default()).map(|b| b.to_vec()));
     match result {
         Ok(answer) => {
             if let Err(e) = serde_json::from_slice::<Value>(&answer) {

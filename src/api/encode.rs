@@ -7,52 +7,96 @@
 //!   `docs/architecture.md`).
 //! * An error after the first byte of a stream is one `data: {"error": {...}}` event, and
 //!   the stream ends (never with `[DONE]`).
+//! * Anthropic's Messages API and OpenAI's Responses API have their own objects and event
+//!   sequences ([`super::anthropic`], [`super::responses`]).
 
 use bytes::{Bytes, BytesMut};
+use serde_json::{Map, Value};
 
+use super::anthropic::MessagesStream;
+use super::responses::ResponsesStream;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Answer, Chunk};
 use crate::sse;
 
+/// What an answer's encoding needs beyond the answer itself.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerMeta {
+    /// The model to report: the serving endpoint's configured `model.name` (the upstream's
+    /// when the endpoint has none).
+    pub model: Option<String>,
+    /// The gateway's request id; ids of objects the gateway makes up derive from it.
+    pub request_id: String,
+    /// Unix seconds at the start of the request.
+    pub created: u64,
+    /// Request fields the answer repeats (see [`super::Parsed::echo`]).
+    pub echo: Map<String, Value>,
+}
+
 /// The body of a whole answer for `family`.
-pub fn answer(family: Family, answer: &Answer) -> Result<Bytes, GatewayError> {
+pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError> {
     match family {
         Family::Native | Family::OpenAi => serde_json::to_vec(answer)
             .map(Bytes::from)
             .map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}"))),
+        Family::Anthropic => super::anthropic::answer(answer, meta),
+        Family::Responses => super::responses::answer(answer, meta),
     }
 }
 
 /// Writes one stream for one family: chunks as they come, then its end or its error.
 #[derive(Debug)]
-pub struct StreamEncoder {
-    family: Family,
+pub enum StreamEncoder {
+    /// MLflow's unified chunks, one `data:` event each; `[DONE]` at the end when `done`.
+    Unified {
+        /// Whether a completed stream ends with `data: [DONE]`.
+        done: bool,
+    },
+    /// Anthropic's Messages events.
+    Anthropic(Box<MessagesStream>),
+    /// The Responses API's events.
+    Responses(Box<ResponsesStream>),
 }
 
 impl StreamEncoder {
     /// An encoder for a stream answering `family`.
-    pub fn new(family: Family) -> Self {
-        StreamEncoder { family }
+    pub fn new(family: Family, meta: AnswerMeta) -> Self {
+        match family {
+            Family::Native => StreamEncoder::Unified { done: false },
+            Family::OpenAi => StreamEncoder::Unified { done: true },
+            Family::Anthropic => StreamEncoder::Anthropic(Box::new(MessagesStream::new(meta))),
+            Family::Responses => StreamEncoder::Responses(Box::new(ResponsesStream::new(meta))),
+        }
     }
 
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
-        match self.family {
-            Family::Native | Family::OpenAi => sse::write_json(out, chunk),
+        match self {
+            StreamEncoder::Unified { .. } => sse::write_json(out, chunk),
+            StreamEncoder::Anthropic(s) => s.chunk(chunk, out),
+            StreamEncoder::Responses(s) => s.chunk(chunk, out),
         }
     }
 
     /// Append the end of a stream that completed.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        if self.family == Family::OpenAi {
-            out.extend_from_slice(sse::DONE);
+        match self {
+            StreamEncoder::Unified { done } => {
+                if *done {
+                    out.extend_from_slice(sse::DONE);
+                }
+            }
+            StreamEncoder::Anthropic(s) => s.finish(out),
+            StreamEncoder::Responses(s) => s.finish(out),
         }
     }
 
     /// Append the event of an error after the stream started; nothing may follow it.
     pub fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
-        match self.family {
-            Family::Native | Family::OpenAi => out.extend_from_slice(&error.stream_event()),
+        match self {
+            StreamEncoder::Unified { .. } => out.extend_from_slice(&error.stream_event()),
+            StreamEncoder::Anthropic(s) => s.error(error, out),
+            StreamEncoder::Responses(s) => s.error(error, out),
         }
     }
 }
@@ -77,7 +121,7 @@ mod tests {
     #[test]
     fn openai_streams_end_with_done_and_native_ones_without() {
         for (family, done) in [(Family::OpenAi, true), (Family::Native, false)] {
-            let mut e = StreamEncoder::new(family);
+            let mut e = StreamEncoder::new(family, AnswerMeta::default());
             let mut out = BytesMut::new();
             e.chunk(&chunk(), &mut out);
             e.finish(&mut out);
@@ -89,7 +133,7 @@ mod tests {
 
     #[test]
     fn an_error_is_one_event_without_done() {
-        let mut e = StreamEncoder::new(Family::OpenAi);
+        let mut e = StreamEncoder::new(Family::OpenAi, AnswerMeta::default());
         let mut out = BytesMut::new();
         e.error(&GatewayError::bad_gateway("boom"), &mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();

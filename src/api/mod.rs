@@ -4,11 +4,37 @@
 //! Invocations (the operations that call a provider) are driven by the server; everything here
 //! answers locally or shapes an answer.
 
+pub mod anthropic;
 pub mod encode;
 pub mod operations;
+pub mod responses;
 pub mod rest;
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::schema::Request;
+
+/// A request body of a client API that is not MLflow's (Anthropic Messages, OpenAI Responses),
+/// parsed: its target, its translation into MLflow's unified chat schema, and what else the
+/// pipeline needs from it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The endpoint or traffic route named by `model`.
+    pub model: String,
+    /// The request in MLflow's unified chat schema; features without a unified field are in
+    /// its `extensions`.
+    pub request: Request,
+    /// The body as the client sent it, for a provider that speaks this API itself (it is
+    /// forwarded with only `model` replaced).
+    pub native: Map<String, Value>,
+    /// A field only the provider's own API can serve (e.g. the Responses API's
+    /// `previous_response_id`): translating the request is refused with a 400 naming it.
+    pub native_only: Option<&'static str>,
+    /// Request fields the answer repeats (the Responses API echoes `instructions`, `tools`,
+    /// `temperature`, …).
+    pub echo: Map<String, Value>,
+}
 
 /// A complete local answer.
 #[derive(Debug, Clone, PartialEq)]

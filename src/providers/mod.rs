@@ -32,7 +32,7 @@ use serde_json::Value;
 pub use crate::config::EndpointSpec;
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
 use crate::error::{ErrorKind, GatewayError};
-use crate::schema::{Answer, Chunk, EndpointType, Request, Usage};
+use crate::schema::{Answer, Chunk, EndpointType, Extension, Request, Usage};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
 /// Per-request context for a provider.
@@ -195,6 +195,14 @@ pub trait Provider: Send + Sync {
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let _ = (req, call);
         Err(GatewayError::not_implemented("embeddings", self.display_name()))
+    }
+
+    /// Whether this provider's translation honours `extension` (a request feature outside
+    /// MLflow's unified schema, from the Anthropic Messages or OpenAI Responses APIs). The
+    /// default: none; a request using one is refused with a 400 naming the field.
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        false
     }
 
     /// Add credentials that need I/O or the final body (OAuth tokens, SigV4). Runs right
@@ -410,7 +418,12 @@ pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    unix_secs(std::time::SystemTime::now())
+}
+
+/// Seconds from the Unix epoch to `t` (0 before it).
+pub fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ mod request;
 mod response;
 
 pub use request::{
-    Request, ValidationErrors, apply_defaults, json_error, parse_request, request_from_value, validate_default,
+    Extension, Extensions, Request, ValidationErrors, apply_defaults, json_error, parse_request, request_from_value,
+    validate_default,
 };
 pub use response::*;
 

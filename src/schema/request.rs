@@ -15,6 +15,57 @@ pub struct Request {
     pub body: Map<String, Value>,
     /// Whether `n` was absent and set to MLflow's default of 1 (a model default may replace it).
     pub implicit_n: bool,
+    /// Features of the Anthropic Messages or OpenAI Responses request that MLflow's unified
+    /// schema has no field for. A provider that can honour one says so
+    /// (`Provider::accepts`); for any other provider the request is refused with a 400 naming
+    /// the field, never sent without it.
+    pub extensions: Extensions,
+}
+
+/// A request feature outside MLflow's unified schema (see [`Request::extensions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// Anthropic's `top_k`.
+    TopK,
+    /// Anthropic's `thinking` (extended thinking with a token budget).
+    Thinking,
+    /// The Responses API's `reasoning.effort`.
+    ReasoningEffort,
+}
+
+impl Extension {
+    /// The request field as the client spelled it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Extension::TopK => "top_k",
+            Extension::Thinking => "thinking",
+            Extension::ReasoningEffort => "reasoning.effort",
+        }
+    }
+}
+
+/// The values of the [`Extension`]s a request uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extensions {
+    /// Anthropic's `top_k`.
+    pub top_k: Option<u64>,
+    /// Anthropic's `thinking` object, as sent (`{"type": "enabled", "budget_tokens": N}`).
+    pub thinking: Option<Value>,
+    /// The Responses API's `reasoning.effort` (`minimal`, `low`, `medium`, `high`).
+    pub reasoning_effort: Option<String>,
+}
+
+impl Extensions {
+    /// The extensions this request uses.
+    pub fn used(&self) -> impl Iterator<Item = Extension> + '_ {
+        [
+            self.top_k.map(|_| Extension::TopK),
+            self.thinking.as_ref().map(|_| Extension::Thinking),
+            self.reasoning_effort.as_ref().map(|_| Extension::ReasoningEffort),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 impl Request {
@@ -171,7 +222,11 @@ pub fn request_from_value(endpoint_type: EndpointType, value: Value) -> Result<R
     };
     let implicit_n = endpoint_type != EndpointType::Embeddings && body.get("n").is_none_or(Value::is_null);
     validate(endpoint_type, &mut body, &mut errors);
-    if errors.0.is_empty() { Ok(Request { endpoint_type, body, implicit_n }) } else { Err(errors) }
+    if errors.0.is_empty() {
+        Ok(Request { endpoint_type, body, implicit_n, extensions: Extensions::default() })
+    } else {
+        Err(errors)
+    }
 }
 
 fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {

@@ -169,7 +169,7 @@ fn raw_answer(e: &GatewayError, family: Family) -> Vec<u8> {
 /// The family of a request from its first bytes (`POST /v1/chat/completions HTTP/1.1`).
 fn family_of(start: &[u8]) -> Family {
     let path = start.split(|b| *b == b' ').nth(1).unwrap_or_default();
-    if path.starts_with(b"/v1/") { Family::OpenAi } else { Family::Native }
+    Family::of_path(std::str::from_utf8(path).unwrap_or_default())
 }
 
 /// The status of an HTTP/1 answer head, if `buf` starts with one.

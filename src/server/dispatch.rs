@@ -46,7 +46,7 @@ pub async fn handle(
     ctx: &mut RequestCtx,
     inflight: usize,
 ) -> WriteResult {
-    let family = if session.req_header().uri.path().starts_with("/v1/") { Family::OpenAi } else { Family::Native };
+    let family = Family::of_path(session.req_header().uri.path());
     ctx.family = Some(family);
     #[cfg(debug_assertions)]
     if session.req_header().headers.contains_key("x-aigw-test-panic") {

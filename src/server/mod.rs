@@ -234,10 +234,7 @@ impl ProxyHttp for GatewayProxy {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let took = ctx.started.map(|s| s.elapsed()).unwrap_or_default();
         let family = ctx.family.unwrap_or(Family::Native);
-        let family_label = match family {
-            Family::Native => "mlflow",
-            Family::OpenAi => "openai",
-        };
+        let family_label = family.label();
         let endpoint = ctx.endpoint.as_deref().unwrap_or("");
         let provider = ctx.provider.unwrap_or("");
         let m = &self.state.metrics;

@@ -18,7 +18,7 @@ use super::invoke::execute::LiveStream;
 use super::invoke::scrub::Scrubber;
 use super::{RequestCtx, State, body, downstream};
 use crate::api::Reply;
-use crate::api::encode::{self, StreamEncoder};
+use crate::api::encode::{self, AnswerMeta, StreamEncoder};
 use crate::error::{ErrorKind, Family, GatewayError};
 use crate::schema::{Answer, Chunk};
 use crate::snapshot::Snapshot;
@@ -40,8 +40,8 @@ pub enum Response {
     /// An error answered while the body was being read (408, a failed read): the connection
     /// closes; nothing is drained.
     Unread(GatewayError),
-    /// A provider's whole answer.
-    Answer(Answer),
+    /// A provider's whole answer, and what its encoding needs.
+    Answer(Answer, Box<AnswerMeta>),
     /// A provider's stream.
     Stream(Box<LiveStream>),
 }
@@ -68,9 +68,9 @@ pub async fn respond(
             session.set_keepalive(None);
             error(session, state, ctx, family, e).await
         }
-        Response::Answer(answer) => {
+        Response::Answer(answer, meta) => {
             ctx.usage = answer.usage();
-            match encode::answer(family, &answer) {
+            match encode::answer(family, &answer, &meta) {
                 Ok(body) => {
                     let reply =
                         Reply { status: 200, content_type: Some("application/json"), body, headers: Vec::new() };
@@ -156,9 +156,9 @@ async fn relay(
     family: Family,
     stream: LiveStream,
 ) -> WriteResult {
-    let LiveStream { mut incoming, mut decoder, sent } = stream;
+    let LiveStream { mut incoming, mut decoder, sent, meta } = stream;
     let scrubber = Scrubber::with_sent(&snapshot.config, sent);
-    let mut encoder = StreamEncoder::new(family);
+    let mut encoder = StreamEncoder::new(family, meta);
     stream_start(session, ctx).await?;
     let mut out = BytesMut::new();
     let mut chunks: Vec<Chunk> = Vec::new();

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::scrub::{Scrubber, SentHeader, scrub_sent};
+use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::providers::{self, Decoder, Exchange, ManyDecoder, Provider, StreamDecoder, mock::MockAnswer};
 use crate::schema::Answer;
@@ -98,6 +99,8 @@ pub struct LiveStream {
     pub decoder: Box<dyn StreamDecoder>,
     /// The headers of the request as sent (credentials to scrub from errors).
     pub sent: Vec<SentHeader>,
+    /// What the stream's encoding needs (set by the pipeline once the stream is known).
+    pub meta: AnswerMeta,
 }
 
 /// Run `exchange` with `provider` within `timeout`. `Err` is the error to answer with (or to
@@ -168,7 +171,12 @@ pub async fn run(
                 return Err(scrubber.clean(whole_json_answer(provider, &ct, &body)));
             }
             decoder.set_max_event(cap);
-            Ok(Outcome::Stream(Box::new(LiveStream { incoming, decoder, sent: scrubber.into_sent() })))
+            Ok(Outcome::Stream(Box::new(LiveStream {
+                incoming,
+                decoder,
+                sent: scrubber.into_sent(),
+                meta: AnswerMeta::default(),
+            })))
         }
     }
 }

@@ -25,6 +25,7 @@ use pingora::proxy::Session;
 
 use super::write::Response;
 use super::{RequestCtx, State, body};
+use crate::api::encode::AnswerMeta;
 use crate::config::{ApiKey, Target};
 use crate::error::{ErrorKind, GatewayError, Reject};
 use crate::schema::EndpointType;
@@ -81,9 +82,20 @@ pub async fn run(
     };
 
     // 5. attempt (admit, execute)
-    match attempt::run(session, state, snapshot, ctx, candidates, request).await {
-        Ok(execute::Outcome::Answer(answer)) => Response::Answer(answer),
-        Ok(execute::Outcome::Stream(stream)) => Response::Stream(stream),
+    let outcome = attempt::run(session, state, snapshot, ctx, candidates, request).await;
+    // 6. to the writer, with what the answer's encoding needs
+    let meta = AnswerMeta {
+        model: ctx.model.clone(),
+        request_id: ctx.request_id.clone(),
+        created: ctx.started_at.map_or(0, crate::providers::unix_secs),
+        echo: Default::default(),
+    };
+    match outcome {
+        Ok(execute::Outcome::Answer(answer)) => Response::Answer(answer, Box::new(meta)),
+        Ok(execute::Outcome::Stream(mut stream)) => {
+            stream.meta = meta;
+            Response::Stream(stream)
+        }
         Err(e) => Response::Error(e),
     }
 }
