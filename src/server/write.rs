@@ -28,6 +28,8 @@ use crate::sse;
 pub type WriteResult = pingora::Result<()>;
 
 /// What to answer.
+// A whole answer is moved once per request; boxing it would cost an allocation instead.
+#[allow(clippy::large_enum_variant)]
 pub enum Response {
     /// A complete local answer (REST, health, docs, metrics, redirects).
     Reply(Reply),
