@@ -15,6 +15,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed, GatewayError> {
     Err(GatewayError::not_implemented("messages", "aigw"))
 }
 
+/// An estimate of the input tokens of a Messages request, for providers that cannot count.
+pub fn count_tokens_estimate(native: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    let _ = native;
+    0
+}
+
 /// A whole unified answer as an Anthropic `message`.
 pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError> {
     let _ = (answer, meta);

@@ -35,6 +35,10 @@ pub struct AnswerMeta {
 
 /// The body of a whole answer for `family`.
 pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError> {
+    if let Answer::Native(native) = answer {
+        // Already in the client's API (only a provider speaking that API makes one).
+        return Ok(native.body.clone());
+    }
     match family {
         Family::Native | Family::OpenAi => serde_json::to_vec(answer)
             .map(Bytes::from)
@@ -46,7 +50,16 @@ pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Byte
 
 /// Writes one stream for one family: chunks as they come, then its end or its error.
 #[derive(Debug)]
-pub enum StreamEncoder {
+pub struct StreamEncoder {
+    format: StreamFormat,
+    /// The stream is a provider's own stream in the client's API, relayed event by event: its
+    /// end is the upstream's, so nothing is added at the end.
+    relayed: bool,
+}
+
+/// The event format of a stream.
+#[derive(Debug)]
+enum StreamFormat {
     /// MLflow's unified chunks, one `data:` event each; `[DONE]` at the end when `done`.
     Unified {
         /// Whether a completed stream ends with `data: [DONE]`.
@@ -61,42 +74,52 @@ pub enum StreamEncoder {
 impl StreamEncoder {
     /// An encoder for a stream answering `family`.
     pub fn new(family: Family, meta: AnswerMeta) -> Self {
-        match family {
-            Family::Native => StreamEncoder::Unified { done: false },
-            Family::OpenAi => StreamEncoder::Unified { done: true },
-            Family::Anthropic => StreamEncoder::Anthropic(Box::new(MessagesStream::new(meta))),
-            Family::Responses => StreamEncoder::Responses(Box::new(ResponsesStream::new(meta))),
-        }
+        let format = match family {
+            Family::Native => StreamFormat::Unified { done: false },
+            Family::OpenAi => StreamFormat::Unified { done: true },
+            Family::Anthropic => StreamFormat::Anthropic(Box::new(MessagesStream::new(meta))),
+            Family::Responses => StreamFormat::Responses(Box::new(ResponsesStream::new(meta))),
+        };
+        StreamEncoder { format, relayed: false }
     }
 
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
-        match self {
-            StreamEncoder::Unified { .. } => sse::write_json(out, chunk),
-            StreamEncoder::Anthropic(s) => s.chunk(chunk, out),
-            StreamEncoder::Responses(s) => s.chunk(chunk, out),
+        if let Chunk::Native(event) = chunk {
+            // Already in the client's API (only a provider speaking that API makes one).
+            self.relayed = true;
+            out.extend_from_slice(event);
+            return;
+        }
+        match &mut self.format {
+            StreamFormat::Unified { .. } => sse::write_json(out, chunk),
+            StreamFormat::Anthropic(s) => s.chunk(chunk, out),
+            StreamFormat::Responses(s) => s.chunk(chunk, out),
         }
     }
 
     /// Append the end of a stream that completed.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        match self {
-            StreamEncoder::Unified { done } => {
+        if self.relayed {
+            return;
+        }
+        match &mut self.format {
+            StreamFormat::Unified { done } => {
                 if *done {
                     out.extend_from_slice(sse::DONE);
                 }
             }
-            StreamEncoder::Anthropic(s) => s.finish(out),
-            StreamEncoder::Responses(s) => s.finish(out),
+            StreamFormat::Anthropic(s) => s.finish(out),
+            StreamFormat::Responses(s) => s.finish(out),
         }
     }
 
     /// Append the event of an error after the stream started; nothing may follow it.
     pub fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
-        match self {
-            StreamEncoder::Unified { .. } => out.extend_from_slice(&error.stream_event()),
-            StreamEncoder::Anthropic(s) => s.error(error, out),
-            StreamEncoder::Responses(s) => s.error(error, out),
+        match &mut self.format {
+            StreamFormat::Unified { .. } => out.extend_from_slice(&error.stream_event()),
+            StreamFormat::Anthropic(s) => s.error(error, out),
+            StreamFormat::Responses(s) => s.error(error, out),
         }
     }
 }

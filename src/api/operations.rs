@@ -15,6 +15,9 @@
 //! | POST | `/endpoints/{name}/invocations`, `/gateway/{name}/invocations` | invoke |
 //! | POST | `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` | OpenAI-compatible |
 //! | GET | `/v1/models` | OpenAI model list |
+//! | POST | `/v1/messages` | Anthropic Messages API |
+//! | POST | `/v1/messages/count_tokens` | Anthropic token counting |
+//! | POST | `/v1/responses` | OpenAI Responses API (stateless) |
 //! | GET | `/metrics` | Prometheus metrics |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
@@ -55,6 +58,12 @@ pub enum Operation<'a> {
     Invoke(&'a str),
     /// `POST /v1/chat/completions` etc.
     OpenAi(EndpointType),
+    /// `POST /v1/messages` (Anthropic's Messages API)
+    Messages,
+    /// `POST /v1/messages/count_tokens`
+    CountTokens,
+    /// `POST /v1/responses` (OpenAI's Responses API)
+    Responses,
     /// `GET /v1/models`
     Models,
     /// `GET /v1/models/{id}`
@@ -67,7 +76,12 @@ impl Operation<'_> {
     /// The methods the operation accepts (for 405 and `Allow`).
     pub fn allow(&self) -> &'static str {
         match self {
-            Operation::SetLimits | Operation::Invoke(_) | Operation::OpenAi(_) => "POST",
+            Operation::SetLimits
+            | Operation::Invoke(_)
+            | Operation::OpenAi(_)
+            | Operation::Messages
+            | Operation::CountTokens
+            | Operation::Responses => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -123,6 +137,9 @@ fn operation(path: &str) -> Option<Operation<'_>> {
         "/v1/chat/completions" => Operation::OpenAi(EndpointType::Chat),
         "/v1/completions" => Operation::OpenAi(EndpointType::Completions),
         "/v1/embeddings" => Operation::OpenAi(EndpointType::Embeddings),
+        "/v1/messages" => Operation::Messages,
+        "/v1/messages/count_tokens" => Operation::CountTokens,
+        "/v1/responses" => Operation::Responses,
         "/v1/models" => Operation::Models,
         "/metrics" => Operation::Metrics,
         _ => {
@@ -165,6 +182,10 @@ mod tests {
         assert_eq!(match_path("/endpoints/a/b/invocations"), Match::NotFound);
         assert_eq!(match_path("/api/2.0/endpoints/limits/chat"), Match::Found(Operation::GetLimits));
         assert_eq!(match_path("/v1/chat/completions"), Match::Found(Operation::OpenAi(EndpointType::Chat)));
+        assert_eq!(match_path("/v1/messages"), Match::Found(Operation::Messages));
+        assert_eq!(match_path("/v1/messages/count_tokens"), Match::Found(Operation::CountTokens));
+        assert_eq!(match_path("/v1/responses"), Match::Found(Operation::Responses));
+        assert!(Operation::Messages.accepts("POST") && !Operation::Responses.accepts("GET"));
         assert_eq!(match_path("/nope"), Match::NotFound);
         assert!(Operation::Invoke("x").accepts("POST"));
         assert!(!Operation::Invoke("x").accepts("GET"));

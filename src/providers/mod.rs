@@ -17,6 +17,7 @@ pub mod mistral;
 pub mod mlflow_model_serving;
 pub mod mock;
 pub mod mosaicml;
+pub mod native;
 pub mod openai;
 pub mod openai_compatible;
 pub mod palm;
@@ -195,6 +196,15 @@ pub trait Provider: Send + Sync {
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let _ = (req, call);
         Err(GatewayError::not_implemented("embeddings", self.display_name()))
+    }
+
+    /// Serve a request of a client API this provider speaks itself (Anthropic's Messages API,
+    /// OpenAI's Responses API) without translating it: the client's body goes upstream with
+    /// only `model` replaced, and the answer is relayed ([`native`]). `None` (the default): not
+    /// spoken here, so the request is translated through the unified schema instead.
+    fn native(&self, request: &native::NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        let _ = (request, call);
+        None
     }
 
     /// Whether this provider's translation honours `extension` (a request feature outside

@@ -331,6 +331,19 @@ pub enum Answer {
     Completions(CompletionsResponse),
     /// An embeddings answer.
     Embeddings(EmbeddingsResponse),
+    /// A provider's answer in the client's own API (Anthropic Messages to Anthropic, Responses
+    /// to OpenAI), relayed as it came.
+    #[serde(skip)]
+    Native(NativeAnswer),
+}
+
+/// An answer relayed unchanged, with the usage read from it on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeAnswer {
+    /// The upstream's JSON body.
+    pub body: bytes::Bytes,
+    /// Its token usage, in unified terms.
+    pub usage: Option<Usage>,
 }
 
 impl Answer {
@@ -342,6 +355,7 @@ impl Answer {
             Answer::Embeddings(e) => {
                 Usage { prompt_tokens: e.usage.prompt_tokens, total_tokens: e.usage.total_tokens, ..Usage::default() }
             }
+            Answer::Native(n) => n.usage.clone()?,
         };
         usage.is_known().then_some(usage)
     }
@@ -356,6 +370,10 @@ pub enum Chunk {
     Chat(ChatChunk),
     /// A completions chunk.
     Completions(CompletionsChunk),
+    /// One whole event of a stream in the client's own API, relayed as it came (its framing
+    /// included: `event: …\ndata: …\n\n`).
+    #[serde(skip)]
+    Native(bytes::Bytes),
 }
 
 impl Chunk {
@@ -364,6 +382,7 @@ impl Chunk {
         match self {
             Chunk::Chat(c) => c.usage.as_ref(),
             Chunk::Completions(c) => c.usage.as_ref(),
+            Chunk::Native(_) => None,
         }
     }
 }

@@ -181,6 +181,11 @@ async fn route(
         Operation::OpenAi(endpoint_type) => {
             return invoke::run(session, state, snapshot, ctx, key, Invocation::OpenAi(endpoint_type)).await;
         }
+        Operation::Messages => return invoke::run(session, state, snapshot, ctx, key, Invocation::Messages).await,
+        Operation::CountTokens => {
+            return invoke::run(session, state, snapshot, ctx, key, Invocation::CountTokens).await;
+        }
+        Operation::Responses => return invoke::run(session, state, snapshot, ctx, key, Invocation::Responses).await,
     };
     match local {
         Ok(reply) => Response::Reply(reply),

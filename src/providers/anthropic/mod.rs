@@ -29,6 +29,7 @@ pub(crate) use response::{
     usage_from,
 };
 
+use super::native::{self, NativeApi, NativeRequest};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
@@ -101,6 +102,27 @@ impl Provider for Anthropic {
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         self.exchange(req, call, completions_decoder)
+    }
+
+    /// Messages and token counting go to Anthropic as the client sent them. The client's
+    /// `anthropic-version` wins over the configured one (it knows what it parses); its
+    /// `anthropic-beta` is forwarded.
+    fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        let path = match request.api {
+            NativeApi::AnthropicMessages => "messages",
+            NativeApi::AnthropicCountTokens => "messages/count_tokens",
+            NativeApi::OpenAiResponses => return None,
+        };
+        Some(request.body_for(call.model()).map(|body| {
+            let version = request.header("anthropic-version").unwrap_or(&self.version).clone();
+            let mut upstream = UpstreamRequest::post_json(&self.base, path, body)
+                .header_value(http::HeaderName::from_static("x-api-key"), self.api_key.clone())
+                .header_value(http::HeaderName::from_static("anthropic-version"), version);
+            if let Some(beta) = request.header("anthropic-beta") {
+                upstream = upstream.header_value(http::HeaderName::from_static("anthropic-beta"), beta.clone());
+            }
+            Exchange::call(upstream, native::relay(request.api, request.stream, call.provider_label()))
+        }))
     }
 }
 

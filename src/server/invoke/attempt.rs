@@ -12,18 +12,22 @@ use std::time::Duration;
 
 use pingora::proxy::Session;
 use rand::Rng;
+use serde_json::{Map, Value};
 
+use super::NativeBody;
 use super::admit::admit;
 use super::execute::{self, Outcome};
 use super::plan::Candidate;
 use crate::config::RetryPolicy;
 use crate::error::GatewayError;
-use crate::providers::{self, Call};
+use crate::providers::native::{NativeApi, NativeRequest};
+use crate::providers::{self, Call, Exchange};
 use crate::schema::{self, Request};
 use crate::server::{RequestCtx, State, downstream};
 use crate::snapshot::Snapshot;
 
-/// Try `candidates` in order for `request`.
+/// Try `candidates` in order for `request` (and its body in the client's own API, for a
+/// provider that speaks it).
 pub async fn run(
     session: &mut Session,
     state: &State,
@@ -31,6 +35,7 @@ pub async fn run(
     ctx: &mut RequestCtx,
     candidates: Vec<Candidate<'_>>,
     request: Request,
+    native: Option<&NativeBody>,
 ) -> Result<Outcome, GatewayError> {
     let last = candidates.len().saturating_sub(1);
     let mut request = Some(request);
@@ -53,7 +58,7 @@ pub async fn run(
             let call = Call { endpoint, created: providers::now_secs() };
             ctx.streamed = req.stream();
             // A request the provider cannot take is the client's problem: no other attempt.
-            let exchange = providers::prepare(candidate.provider, req, &call)?;
+            let exchange = prepare(&candidate, req, native, &call)?;
             let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
             match execute::run(session, state, snapshot, ctx, candidate.provider, exchange, timeout).await {
                 Ok(outcome) => return Ok(outcome),
@@ -75,6 +80,82 @@ pub async fn run(
         }
     }
     Err(last_error.unwrap_or_else(|| GatewayError::internal("no endpoint could serve the request")))
+}
+
+/// Let the candidate's provider turn the request into an exchange: in the client's own API when
+/// the provider speaks it, else translated through the unified schema, which is refused (400,
+/// naming the field) when the request uses a feature the provider's translation cannot honour.
+fn prepare(
+    candidate: &Candidate<'_>,
+    req: Request,
+    native: Option<&NativeBody>,
+    call: &Call<'_>,
+) -> Result<Exchange, GatewayError> {
+    let provider = candidate.provider;
+    let endpoint = &candidate.endpoint.name;
+    if let Some(n) = native {
+        let mut body = n.body.clone();
+        native_defaults(n.api, &mut body, &candidate.endpoint.defaults);
+        let request = NativeRequest { api: n.api, body: &body, headers: &n.headers, stream: req.stream() };
+        if let Some(exchange) = provider.native(&request, call) {
+            return exchange;
+        }
+        if let Some(field) = n.native_only {
+            let api = match n.api {
+                NativeApi::OpenAiResponses => "OpenAI's Responses API",
+                NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => "Anthropic's Messages API",
+            };
+            return Err(GatewayError::bad_request(format!(
+                "'{field}' needs a provider that serves {api} itself; endpoint '{endpoint}' uses {}",
+                provider.display_name()
+            ))
+            .with_param(field));
+        }
+    }
+    if let Some(ext) = req.extensions.used().find(|e| !provider.accepts(*e)) {
+        return Err(GatewayError::bad_request(format!(
+            "'{}' is not supported by {} (endpoint '{endpoint}'); leave it out",
+            ext.field(),
+            provider.display_name()
+        ))
+        .with_param(ext.field()));
+    }
+    providers::prepare(provider, req, call)
+}
+
+/// An endpoint's model defaults (`model.config` request parameters) put into a body of a
+/// client API when it leaves them unset, under that API's names and scales: they are unified
+/// (OpenAI-scale) values, so Anthropic's temperature is halved, as MLflow's translation does
+/// (docs/client-apis.md).
+fn native_defaults(api: NativeApi, body: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    let names: &[(&str, &str)] = match api {
+        NativeApi::AnthropicMessages => &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+            ("max_tokens", "max_tokens"),
+            ("stop", "stop_sequences"),
+        ],
+        NativeApi::OpenAiResponses => {
+            &[("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "max_output_tokens")]
+        }
+        NativeApi::AnthropicCountTokens => &[],
+    };
+    for (unified, native) in names {
+        if let Some(v) = defaults.get(*unified)
+            && !body.contains_key(*native)
+        {
+            let v = match (api, *native, v) {
+                // Anthropic's stop sequences are a list.
+                (_, "stop_sequences", Value::String(s)) => Value::Array(vec![Value::String(s.clone())]),
+                (NativeApi::AnthropicMessages, "temperature", Value::Number(t)) => {
+                    t.as_f64().and_then(|t| serde_json::Number::from_f64(t * 0.5)).map_or(Value::Null, Value::Number)
+                }
+                _ => v.clone(),
+            };
+            body.insert((*native).to_owned(), v);
+        }
+    }
 }
 
 /// An error superseded by a later attempt still counts as the refusal it was.

@@ -22,13 +22,16 @@ mod plan;
 pub mod scrub;
 
 use pingora::proxy::Session;
+use serde_json::{Map, Value};
 
 use super::write::Response;
 use super::{RequestCtx, State, body};
 use crate::api::encode::AnswerMeta;
+use crate::api::{self, Reply};
 use crate::config::{ApiKey, Target};
 use crate::error::{ErrorKind, GatewayError, Reject};
-use crate::schema::EndpointType;
+use crate::providers::native::{self, NativeApi};
+use crate::schema::{EndpointType, Request};
 use crate::snapshot::Snapshot;
 
 /// Which invocation route was called, and what its URL already says.
@@ -40,6 +43,37 @@ pub enum Invocation<'s> {
     /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: the target is the body's
     /// `model`.
     OpenAi(EndpointType),
+    /// `/v1/messages` (Anthropic's Messages API): the target is the body's `model`.
+    Messages,
+    /// `/v1/messages/count_tokens`: counted by a provider that speaks Messages, else estimated.
+    CountTokens,
+    /// `/v1/responses` (OpenAI's Responses API): the target is the body's `model`.
+    Responses,
+}
+
+/// A request ready to be attempted: its target, its unified form, and its body in the client's
+/// own API when that API is not MLflow's (for providers that speak it).
+pub struct Planned<'s> {
+    /// The endpoint or route it names.
+    pub target: Target<'s>,
+    /// The request in MLflow's unified schema.
+    pub request: Request,
+    /// The client's own body (Anthropic Messages, OpenAI Responses).
+    pub native: Option<NativeBody>,
+    /// Request fields the answer repeats.
+    pub echo: Map<String, Value>,
+}
+
+/// A request body in a client API a provider may speak itself.
+pub struct NativeBody {
+    /// Which API.
+    pub api: NativeApi,
+    /// The body as the client sent it.
+    pub body: Map<String, Value>,
+    /// The client's headers that API defines.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// A field only a provider speaking the API itself can serve.
+    pub native_only: Option<&'static str>,
 }
 
 /// Serve one invocation; the answer (or error) is returned for the writer.
@@ -64,32 +98,26 @@ pub async fn run(
     ctx.bytes_in = body.len();
 
     // 2. parse, 3. resolve
-    let parsed = match invocation {
-        Invocation::Native(target) => parse::native(target, &body).map(|request| (target, request)),
-        Invocation::OpenAi(endpoint_type) => parse::openai(config, endpoint_type, &body)
-            .and_then(|(target, request)| resolve(state, key, target).map(|()| (target, request))),
-    };
-    let (target, request) = match parsed {
+    let planned = match parse_and_resolve(session, state, config, key, invocation, &body) {
         Ok(p) => p,
         Err(e) => return Response::Error(e),
     };
-    ctx.target = Some(target.name().to_owned());
+    ctx.target = Some(planned.target.name().to_owned());
 
     // 4. plan
-    let candidates = match plan::candidates(snapshot, target) {
+    let candidates = match plan::candidates(snapshot, planned.target) {
         Ok(c) => c,
         Err(e) => return Response::Error(e),
     };
+    if let Invocation::CountTokens = invocation {
+        return count_tokens(session, state, snapshot, ctx, &candidates, &planned).await;
+    }
 
     // 5. attempt (admit, execute)
-    let outcome = attempt::run(session, state, snapshot, ctx, candidates, request).await;
+    let Planned { request, native, echo, .. } = planned;
+    let outcome = attempt::run(session, state, snapshot, ctx, candidates, request, native.as_ref()).await;
     // 6. to the writer, with what the answer's encoding needs
-    let meta = AnswerMeta {
-        model: ctx.model.clone(),
-        request_id: ctx.request_id.clone(),
-        created: ctx.started_at.map_or(0, crate::providers::unix_secs),
-        echo: Default::default(),
-    };
+    let meta = answer_meta(ctx, echo);
     match outcome {
         Ok(execute::Outcome::Answer(answer)) => Response::Answer(answer, Box::new(meta)),
         Ok(execute::Outcome::Stream(mut stream)) => {
@@ -97,6 +125,98 @@ pub async fn run(
             Response::Stream(stream)
         }
         Err(e) => Response::Error(e),
+    }
+}
+
+/// Stages "parse" and "resolve" for each client API.
+fn parse_and_resolve<'s>(
+    session: &Session,
+    state: &State,
+    config: &'s crate::config::GatewayConfig,
+    key: Option<&ApiKey>,
+    invocation: Invocation<'s>,
+    body: &[u8],
+) -> Result<Planned<'s>, GatewayError> {
+    let (parsed, api) = match invocation {
+        Invocation::Native(target) => {
+            let request = parse::native(target, body)?;
+            return Ok(Planned { target, request, native: None, echo: Map::new() });
+        }
+        Invocation::OpenAi(endpoint_type) => {
+            let (target, request) = parse::openai(config, endpoint_type, body)?;
+            resolve(state, key, target)?;
+            return Ok(Planned { target, request, native: None, echo: Map::new() });
+        }
+        Invocation::Messages => (api::anthropic::parse(body)?, NativeApi::AnthropicMessages),
+        Invocation::CountTokens => (parse::count_tokens(body)?, NativeApi::AnthropicCountTokens),
+        Invocation::Responses => (api::responses::parse(body)?, NativeApi::OpenAiResponses),
+    };
+    let target = parse::chat_target(config, &parsed.model)?;
+    resolve(state, key, target)?;
+    let wanted = native::forwarded_headers(api);
+    let headers = session
+        .req_header()
+        .headers
+        .iter()
+        .filter(|(name, _)| wanted.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let native = NativeBody { api, body: parsed.native, headers, native_only: parsed.native_only };
+    Ok(Planned { target, request: parsed.request, native: Some(native), echo: parsed.echo })
+}
+
+/// What the answer's encoding needs, once the serving endpoint is known.
+fn answer_meta(ctx: &RequestCtx, echo: Map<String, Value>) -> AnswerMeta {
+    AnswerMeta {
+        model: ctx.model.clone(),
+        request_id: ctx.request_id.clone(),
+        created: ctx.started_at.map_or(0, crate::providers::unix_secs),
+        echo,
+    }
+}
+
+/// `/v1/messages/count_tokens`: the first candidate's provider counts when it speaks Anthropic's
+/// API (no quota is used: counting is not a model call); otherwise the estimate of
+/// `api::anthropic::count_tokens_estimate` is answered.
+async fn count_tokens(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    candidates: &[plan::Candidate<'_>],
+    planned: &Planned<'_>,
+) -> Response {
+    let Some(candidate) = candidates.first() else {
+        return Response::Error(GatewayError::internal("no endpoint could serve the request"));
+    };
+    let Some(native) = &planned.native else {
+        return Response::Error(GatewayError::internal("token counting needs the client's body"));
+    };
+    let endpoint = candidate.endpoint;
+    ctx.endpoint = Some(endpoint.name.clone());
+    ctx.provider = Some(endpoint.provider_name.as_str());
+    ctx.model.clone_from(&endpoint.model_name);
+    let call = crate::providers::Call { endpoint, created: crate::providers::now_secs() };
+    let request =
+        native::NativeRequest { api: native.api, body: &native.body, headers: &native.headers, stream: false };
+    match candidate.provider.native(&request, &call) {
+        Some(Ok(exchange)) => {
+            let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
+            match execute::run(session, state, snapshot, ctx, candidate.provider, exchange, timeout).await {
+                Ok(execute::Outcome::Answer(answer)) => {
+                    Response::Answer(answer, Box::new(answer_meta(ctx, Map::new())))
+                }
+                Ok(execute::Outcome::Stream(_)) => {
+                    Response::Error(GatewayError::bad_gateway("the upstream answered token counting with a stream"))
+                }
+                Err(e) => Response::Error(e),
+            }
+        }
+        Some(Err(e)) => Response::Error(e),
+        None => {
+            let n = api::anthropic::count_tokens_estimate(&native.body);
+            Response::Reply(Reply::json(200, &serde_json::json!({ "input_tokens": n })))
+        }
     }
 }
 

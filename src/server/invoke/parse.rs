@@ -25,6 +25,24 @@ pub fn native(target: Target<'_>, body: &[u8]) -> Result<Request, GatewayError> 
     Ok(request)
 }
 
+/// The chat endpoint or route a client API's `model` names (Anthropic Messages, OpenAI
+/// Responses).
+pub fn chat_target<'c>(config: &'c GatewayConfig, model: &str) -> Result<Target<'c>, GatewayError> {
+    let target = config.target(model).ok_or_else(|| model_not_found(model))?;
+    if target.endpoint_type() != EndpointType::Chat {
+        return Err(
+            GatewayError::bad_request(format!("Endpoint '{model}' is not a chat endpoint.")).with_param("model")
+        );
+    }
+    Ok(target)
+}
+
+fn model_not_found(model: &str) -> GatewayError {
+    GatewayError::new(404, ErrorKind::NotFound, format!("The model '{model}' does not exist"))
+        .with_param("model")
+        .with_code("model_not_found")
+}
+
 /// An OpenAI-compatible body for a `/v1` route of `endpoint_type`: its target (from `model`)
 /// and the unified request (without `model`).
 pub fn openai<'c>(
@@ -48,11 +66,7 @@ pub fn openai<'c>(
     if let Value::Object(o) = &mut value {
         o.remove("model");
     }
-    let target = config.target(&model).ok_or_else(|| {
-        GatewayError::new(404, ErrorKind::NotFound, format!("The model '{model}' does not exist"))
-            .with_param("model")
-            .with_code("model_not_found")
-    })?;
+    let target = config.target(&model).ok_or_else(|| model_not_found(&model))?;
     if target.endpoint_type() != endpoint_type {
         let article = if endpoint_type == EndpointType::Embeddings { "an" } else { "a" };
         return Err(GatewayError::bad_request(format!(
@@ -63,4 +77,25 @@ pub fn openai<'c>(
     }
     let request = schema::request_from_value(endpoint_type, value).map_err(GatewayError::validation)?;
     Ok((target, request))
+}
+
+/// A `/v1/messages/count_tokens` body: a Messages request without `max_tokens` (counting needs
+/// none; one is assumed for the translation's checks).
+pub fn count_tokens(body: &[u8]) -> Result<crate::api::Parsed, GatewayError> {
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::bad_request(format!("The request body is not valid JSON: {e}")))?;
+    let Value::Object(object) = &mut value else {
+        return Err(GatewayError::bad_request("The request body must be a JSON object"));
+    };
+    let assumed = !object.contains_key("max_tokens");
+    if assumed {
+        object.insert("max_tokens".into(), Value::from(1));
+    }
+    object.remove("stream");
+    let bytes = serde_json::to_vec(&value).map_err(|e| GatewayError::internal(e.to_string()))?;
+    let mut parsed = crate::api::anthropic::parse(&bytes)?;
+    if assumed {
+        parsed.native.remove("max_tokens");
+    }
+    Ok(parsed)
 }
