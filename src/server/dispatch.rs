@@ -176,19 +176,33 @@ async fn route(
             if let Err(e) = invoke::allowed(state, key, target.name()) {
                 return Response::Refusal(e);
             }
-            return invoke::run(session, state, snapshot, ctx, key, Invocation::Native(target)).await;
+            return invocation(session, state, snapshot, ctx, key, Invocation::Native(target)).await;
         }
         Operation::OpenAi(endpoint_type) => {
-            return invoke::run(session, state, snapshot, ctx, key, Invocation::OpenAi(endpoint_type)).await;
+            return invocation(session, state, snapshot, ctx, key, Invocation::OpenAi(endpoint_type)).await;
         }
-        Operation::Messages => return invoke::run(session, state, snapshot, ctx, key, Invocation::Messages).await,
+        Operation::Messages => return invocation(session, state, snapshot, ctx, key, Invocation::Messages).await,
         Operation::CountTokens => {
-            return invoke::run(session, state, snapshot, ctx, key, Invocation::CountTokens).await;
+            return invocation(session, state, snapshot, ctx, key, Invocation::CountTokens).await;
         }
-        Operation::Responses => return invoke::run(session, state, snapshot, ctx, key, Invocation::Responses).await,
+        Operation::Responses => return invocation(session, state, snapshot, ctx, key, Invocation::Responses).await,
     };
     match local {
         Ok(reply) => Response::Reply(reply),
         Err(e) => Response::Error(e),
     }
+}
+
+/// Run an invocation, boxed: a future that holds another is laid out with room for it twice,
+/// so each unboxed stage would double the size of everything above it, and each is copied whole
+/// when built (docs/architecture.md, "Future sizes").
+async fn invocation(
+    session: &mut Session,
+    state: &State,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    key: Option<&ApiKey>,
+    invocation: Invocation<'_>,
+) -> Response {
+    Box::pin(invoke::run(session, state, snapshot, ctx, key, invocation)).await
 }

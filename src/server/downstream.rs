@@ -12,8 +12,6 @@
 //! pipelining, which Pingora's own proxy treats the same way) all count as the client having
 //! left.
 
-use std::future::Future;
-
 use pingora::proxy::Session;
 
 use crate::error::GatewayError;
@@ -30,12 +28,19 @@ pub async fn gone(session: &mut Session) -> GatewayError {
     }
 }
 
-/// Run `work` unless the client leaves first (then `Err` with [`GatewayError::client_closed`]
-/// and `work` is dropped, cancelling whatever it was doing).
-pub async fn unless_gone<F: Future>(session: &mut Session, work: F) -> Result<F::Output, GatewayError> {
-    tokio::select! {
-        biased;
-        out = work => Ok(out),
-        e = gone(session) => Err(e),
-    }
+/// `unless_gone!(session, work)`: await `work` unless the client leaves first (then
+/// `Err(GatewayError::client_closed())`, and `work` is dropped, cancelling whatever it was
+/// doing). A macro, not a function, so that `work` is pinned where it is built: futures of
+/// upstream calls are kilobytes, and handing one to a function by value copies it whole.
+macro_rules! unless_gone {
+    ($session:expr, $work:expr) => {{
+        let work = $work;
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            out = &mut work => Ok(out),
+            e = $crate::server::downstream::gone($session) => Err::<_, $crate::error::GatewayError>(e),
+        }
+    }};
 }
+pub(crate) use unless_gone;

@@ -81,7 +81,8 @@ pub async fn respond(
                 Err(e) => error(session, state, ctx, family, e).await,
             }
         }
-        Response::Stream(stream) => relay(session, state, snapshot, ctx, family, *stream).await,
+        // Boxed, like an invocation (docs/architecture.md, "Future sizes").
+        Response::Stream(stream) => Box::pin(relay(session, state, snapshot, ctx, family, *stream)).await,
     }
 }
 
@@ -183,7 +184,7 @@ async fn relay(
                         ctx.usage = decoder.usage().cloned();
                         return Err(e);
                     }
-                    match downstream::unless_gone(session, read).await {
+                    match downstream::unless_gone!(session, read) {
                         Ok(next) => next,
                         Err(gone) => break Err(gone),
                     }

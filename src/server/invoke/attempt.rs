@@ -60,7 +60,11 @@ pub async fn run(
             // A request the provider cannot take is the client's problem: no other attempt.
             let exchange = prepare(&candidate, req, native, &call)?;
             let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
-            match execute::run(session, state, snapshot, ctx, candidate.provider, exchange, timeout).await {
+            // Boxed: a future holding another is laid out with room for it twice, so unboxed
+            // each stage of the pipeline would be twice the size of the one below it, and be
+            // copied whole when it is built (docs/architecture.md, "Future sizes").
+            let execute = Box::pin(execute::run(session, state, snapshot, ctx, candidate.provider, exchange, timeout));
+            match execute.await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) if !final_try && e.retryable() => {
                     log::warn!(
@@ -73,7 +77,7 @@ pub async fn run(
                     if attempt == policy.max_attempts {
                         break;
                     }
-                    downstream::unless_gone(session, tokio::time::sleep(backoff(&policy, attempt))).await?;
+                    downstream::unless_gone!(session, tokio::time::sleep(backoff(&policy, attempt)))?;
                 }
                 Err(e) => return Err(e),
             }

@@ -1,7 +1,7 @@
 //! Stage "execute": run one prepared [`Exchange`] (credentials, the upstream call, the answer's
 //! head, and for whole answers their body and decoding) and hand back what the writer sends:
 //! a decoded [`Answer`], or a [`LiveStream`] ready to be relayed. Nothing is written to the
-//! client here; every wait is abandoned when the client leaves ([`downstream::unless_gone`]).
+//! client here; every wait is abandoned when the client leaves (`downstream::unless_gone!`).
 
 use std::time::Duration;
 
@@ -118,12 +118,12 @@ pub async fn run(
     let started = Instant::now();
     let (mut incoming, decoder, scrubber) = match exchange {
         Exchange::Call { mut request, decoder } => {
-            downstream::unless_gone(session, provider.authorize(&mut request, &state.upstreams))
-                .await?
+            downstream::unless_gone!(session, provider.authorize(&mut request, &state.upstreams))?
                 .map_err(|e| Scrubber::new(config).clean(e))?;
-            let response =
-                downstream::unless_gone(session, state.upstreams.send(&request, Some(&ctx.request_id), timeout))
-                    .await?;
+            let response = {
+                let sf = Box::pin(state.upstreams.send(&request, Some(&ctx.request_id), timeout));
+                downstream::unless_gone!(session, sf)?
+            };
             ctx.upstream_time = Some(started.elapsed());
             // Only the headers are kept (the body may be megabytes, and a stream runs long).
             let scrubber = Scrubber::with_sent(config, request.headers);
@@ -133,9 +133,10 @@ pub async fn run(
             }
         }
         Exchange::FanOut { requests, decode } => {
-            let answer =
-                downstream::unless_gone(session, fan_out(state, snapshot, ctx, provider, requests, decode, timeout))
-                    .await??;
+            let answer = downstream::unless_gone!(
+                session,
+                Box::pin(fan_out(state, snapshot, ctx, provider, requests, decode, timeout))
+            )??;
             ctx.upstream_time = Some(started.elapsed());
             return Ok(Outcome::Answer(answer));
         }
@@ -144,7 +145,7 @@ pub async fn run(
     let cap = config.settings.max_response_body;
     let status = incoming.status();
     if !(200..300).contains(&status) {
-        let body = downstream::unless_gone(session, incoming.body(cap)).await?.unwrap_or_default();
+        let body = downstream::unless_gone!(session, incoming.body(cap))?.unwrap_or_default();
         let (ct, _) = incoming.content_type();
         incoming.release(state).await;
         return Err(scrubber.clean(provider.error_answer(status, &ct, &body)));
@@ -157,15 +158,14 @@ pub async fn run(
                     "The returned data type from the route service is not supported. Received content type: {raw_ct}"
                 )));
             }
-            let body = downstream::unless_gone(session, incoming.body(cap)).await?.map_err(|e| scrubber.clean(e))?;
+            let body = downstream::unless_gone!(session, incoming.body(cap))?.map_err(|e| scrubber.clean(e))?;
             incoming.release(state).await;
             decode(&body).map(Outcome::Answer).map_err(|e| scrubber.clean(e))
         }
         Decoder::Stream(mut decoder) => {
             if decoder.is_whole_json(incoming.raw_content_type()) {
                 // Nothing is sent yet: a proper error answer, not a stream.
-                let body =
-                    downstream::unless_gone(session, incoming.body(cap)).await?.map_err(|e| scrubber.clean(e))?;
+                let body = downstream::unless_gone!(session, incoming.body(cap))?.map_err(|e| scrubber.clean(e))?;
                 let (ct, _) = incoming.content_type();
                 incoming.release(state).await;
                 return Err(scrubber.clean(whole_json_answer(provider, &ct, &body)));
