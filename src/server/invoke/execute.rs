@@ -120,10 +120,9 @@ pub async fn run(
         Exchange::Call { mut request, decoder } => {
             downstream::unless_gone!(session, provider.authorize(&mut request, &state.upstreams))?
                 .map_err(|e| Scrubber::new(config).clean(e))?;
-            let response = {
-                let sf = Box::pin(state.upstreams.send(&request, Some(&ctx.request_id), timeout));
-                downstream::unless_gone!(session, sf)?
-            };
+            // Boxed: the call's future is kilobytes (docs/architecture.md, "Future sizes").
+            let send = Box::pin(state.upstreams.send(&request, Some(&ctx.request_id), timeout));
+            let response = downstream::unless_gone!(session, send)?;
             ctx.upstream_time = Some(started.elapsed());
             // Only the headers are kept (the body may be megabytes, and a stream runs long).
             let scrubber = Scrubber::with_sent(config, request.headers);
