@@ -171,3 +171,183 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
         .map(Bytes::from)
         .map_err(|e| GatewayError::internal(format!("cannot serialise the message: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::schema::{
+        ChatChoice, ChatResponse, CompletionsResponse, FunctionCall, ResponseMessage, ToolCall, object,
+    };
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            kind: "function",
+            function: FunctionCall { name: name.into(), arguments: arguments.into() },
+            thought_signature: None,
+        }
+    }
+
+    fn chat(content: Option<&str>, calls: Vec<ToolCall>, finish: Option<&str>) -> ChatResponse {
+        ChatResponse {
+            id: Some("chatcmpl-abc123".into()),
+            object: object::CHAT,
+            created: 1,
+            model: Some("gpt-4o-2024-08-06".into()),
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content: content.map(str::to_owned),
+                    tool_calls: (!calls.is_empty()).then_some(calls),
+                    refusal: None,
+                    reasoning_content: None,
+                },
+                finish_reason: finish.map(str::to_owned),
+            }],
+            usage: Usage {
+                prompt_tokens: Some(12),
+                completion_tokens: Some(5),
+                total_tokens: Some(17),
+                ..Usage::default()
+            },
+            provider: "openai",
+        }
+    }
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta { model: Some("gpt-4o".into()), request_id: "req-1".into(), created: 1, echo: Map::new() }
+    }
+
+    fn encode(c: ChatResponse, meta: &AnswerMeta) -> Value {
+        match answer(&Answer::Chat(c), meta) {
+            Ok(body) => match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => panic!("not JSON: {e}"),
+            },
+            Err(e) => panic!("refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_text_answer() {
+        let body = answer(&Answer::Chat(chat(Some("Hello!"), vec![], Some("stop"))), &meta()).ok();
+        assert_eq!(
+            body.as_deref(),
+            Some(
+                &br#"{"id":"msg_abc123","type":"message","role":"assistant","model":"gpt-4o","content":[{"type":"text","text":"Hello!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":5}}"#[..]
+            )
+        );
+    }
+
+    #[test]
+    fn thinking_text_and_tool_calls_in_order() {
+        let mut c = chat(
+            Some("Let me look."),
+            vec![call("call_1", "get_weather", "{\"city\": \"Paris\"}"), call("call_2", "now", "")],
+            Some("tool_calls"),
+        );
+        c.choices[0].message.reasoning_content = Some("Weather needs a tool.".into());
+        let v = encode(c, &meta());
+        assert_eq!(
+            v["content"],
+            json!([
+                {"type": "thinking", "thinking": "Weather needs a tool.", "signature": ""},
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "call_2", "name": "now", "input": {}},
+            ])
+        );
+        assert_eq!(v["stop_reason"], json!("tool_use"));
+        // An empty text beside tool calls is left out; alone it stays.
+        let v = encode(chat(Some(""), vec![call("c", "f", "{}")], Some("tool_calls")), &meta());
+        assert_eq!(v["content"], json!([{"type": "tool_use", "id": "c", "name": "f", "input": {}}]));
+        let v = encode(chat(Some(""), vec![], Some("stop")), &meta());
+        assert_eq!(v["content"], json!([{"type": "text", "text": ""}]));
+        let v = encode(chat(None, vec![], Some("stop")), &meta());
+        assert_eq!(v["content"], json!([]));
+    }
+
+    #[test]
+    fn arguments_that_are_not_an_object_are_a_bad_gateway() {
+        for arguments in ["[1, 2]", "{\"a\": ", "\"text\"", "null"] {
+            let err = answer(&Answer::Chat(chat(None, vec![call("c", "lookup", arguments)], None)), &meta()).err();
+            let err = err.map(|e| (e.status, e.message()));
+            assert!(matches!(&err, Some((502, m)) if m.contains("'lookup'")), "{arguments}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn every_stop_reason() {
+        for (finish, stop) in [
+            (Some("stop"), "end_turn"),
+            (None, "end_turn"),
+            (Some("length"), "max_tokens"),
+            (Some("tool_calls"), "tool_use"),
+            (Some("function_call"), "tool_use"),
+            (Some("content_filter"), "refusal"),
+            (Some("COMPLETE"), "end_turn"),
+        ] {
+            let v = encode(chat(Some("x"), vec![], finish), &meta());
+            assert_eq!(v["stop_reason"], json!(stop), "{finish:?}");
+            assert_eq!(v["stop_sequence"], Value::Null);
+        }
+    }
+
+    #[test]
+    fn usage_with_cache_reads_and_writes() {
+        let mut c = chat(Some("x"), vec![], Some("stop"));
+        let mut extra = Map::new();
+        extra.insert("cache_creation_input_tokens".into(), json!(300));
+        c.usage = Usage {
+            prompt_tokens: Some(1_500),
+            completion_tokens: Some(40),
+            total_tokens: Some(1_540),
+            prompt_tokens_details: Some(json!({"cached_tokens": 1_000})),
+            extra,
+        };
+        let v = encode(c.clone(), &meta());
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens": 200, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 1_000, "output_tokens": 40})
+        );
+        // Inconsistent counts never give a negative input count; unknown counts are 0.
+        c.usage.prompt_tokens = Some(100);
+        assert_eq!(encode(c.clone(), &meta())["usage"]["input_tokens"], json!(0));
+        c.usage = Usage::default();
+        assert_eq!(
+            encode(c, &meta())["usage"],
+            json!({"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0})
+        );
+    }
+
+    #[test]
+    fn ids_and_model() {
+        assert_eq!(message_id(Some("chatcmpl-xyz"), "r"), "msg_xyz");
+        assert_eq!(message_id(Some("msg_01ABC"), "r"), "msg_01ABC");
+        assert_eq!(message_id(Some("gen-42"), "r"), "msg_gen-42");
+        assert_eq!(message_id(Some(""), "req-9"), "msg_req-9");
+        assert_eq!(message_id(None, "req-9"), "msg_req-9");
+        assert_eq!(message_id(None, ""), "msg_aigw");
+        let mut c = chat(Some("x"), vec![], None);
+        c.id = None;
+        let no_model = AnswerMeta { model: None, ..meta() };
+        let v = encode(c, &no_model);
+        assert_eq!((v["id"].clone(), v["model"].clone()), (json!("msg_req-1"), json!("gpt-4o-2024-08-06")));
+    }
+
+    #[test]
+    fn only_chat_answers() {
+        let completions = Answer::Completions(CompletionsResponse {
+            id: None,
+            object: object::COMPLETION,
+            created: 1,
+            model: None,
+            choices: Vec::new(),
+            usage: Usage::default(),
+        });
+        assert_eq!(answer(&completions, &meta()).err().map(|e| e.status), Some(500));
+    }
+}
