@@ -1107,3 +1107,189 @@ mod tests {
         assert!(e.starts_with("The request body is not valid JSON"), "{e}");
     }
 }
+
+/// Properties: `parse` never panics, on any bytes or on Messages-shaped JSON, and what it
+/// accepts is a valid unified request.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// Keys and strings a Messages body is made of, so that random bodies get deep.
+    const WORDS: &[&str] = &[
+        "model",
+        "max_tokens",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "text",
+        "user",
+        "assistant",
+        "image",
+        "source",
+        "base64",
+        "url",
+        "file",
+        "media_type",
+        "data",
+        "tool_use",
+        "tool_result",
+        "tool_use_id",
+        "id",
+        "name",
+        "input",
+        "is_error",
+        "thinking",
+        "redacted_thinking",
+        "document",
+        "system",
+        "tools",
+        "input_schema",
+        "description",
+        "tool_choice",
+        "auto",
+        "any",
+        "tool",
+        "none",
+        "disable_parallel_tool_use",
+        "metadata",
+        "user_id",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "enabled",
+        "disabled",
+        "budget_tokens",
+        "output_config",
+        "format",
+        "json_schema",
+        "schema",
+        "effort",
+        "web_search_20250305",
+        "custom",
+        "service_tier",
+        "cache_control",
+    ];
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![4 => prop::sample::select(WORDS).prop_map(str::to_owned), 1 => "[a-z_]{0,6}"]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..5000).prop_map(Value::from),
+            (-1.0f64..3.0).prop_map(Value::from),
+            word().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 96, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((word(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Content blocks, mostly well formed.
+    fn block() -> impl Strategy<Value = Value> {
+        let text = || word().prop_map(|t| json!({"type": "text", "text": t}));
+        let image = prop_oneof![
+            word().prop_map(
+                |d| json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": d}})
+            ),
+            word().prop_map(|u| json!({"type": "image", "source": {"type": "url", "url": u}})),
+            json_value().prop_map(|s| json!({"type": "image", "source": s})),
+        ];
+        let tool_use = (word(), word(), prop_oneof![Just(json!({})), json_value()])
+            .prop_map(|(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+        let tool_result = (word(), prop_oneof![word().prop_map(Value::String), prop::collection::vec(text(), 0..3).prop_map(Value::Array), json_value()], any::<bool>())
+            .prop_map(|(id, content, is_error)| json!({"type": "tool_result", "tool_use_id": id, "content": content, "is_error": is_error}));
+        let thinking = word().prop_map(|t| json!({"type": "thinking", "thinking": t, "signature": "s"}));
+        prop_oneof![4 => text(), 2 => image, 2 => tool_use, 2 => tool_result, 1 => thinking, 1 => json_value()]
+    }
+
+    fn message() -> impl Strategy<Value = Value> {
+        let role = prop_oneof![4 => Just(Value::from("user")), 4 => Just(Value::from("assistant")), 1 => json_value()];
+        let content = prop_oneof![
+            1 => word().prop_map(Value::String),
+            3 => prop::collection::vec(block(), 0..4).prop_map(Value::Array),
+        ];
+        (role, content).prop_map(|(role, content)| json!({"role": role, "content": content}))
+    }
+
+    /// Top-level fields, mostly well formed.
+    fn extra() -> impl Strategy<Value = (String, Value)> {
+        let tool = (word(), json_value())
+            .prop_map(|(name, d)| json!({"name": name, "description": d, "input_schema": {"type": "object"}}));
+        prop_oneof![
+            word().prop_map(|s| ("system".to_owned(), Value::String(s))),
+            (0.0f64..1.0).prop_map(|t| ("temperature".to_owned(), Value::from(t))),
+            prop::collection::vec(prop_oneof![3 => tool, 1 => json_value()], 0..3)
+                .prop_map(|t| ("tools".to_owned(), Value::Array(t))),
+            prop::sample::select(&["auto", "any", "none", "tool"][..])
+                .prop_map(|t| ("tool_choice".to_owned(), json!({"type": t, "name": "f"}))),
+            any::<bool>().prop_map(|b| ("stream".to_owned(), Value::Bool(b))),
+            word().prop_map(|u| ("metadata".to_owned(), json!({"user_id": u}))),
+            (1024u64..4096).prop_map(|b| ("thinking".to_owned(), json!({"type": "enabled", "budget_tokens": b}))),
+            (word(), json_value()),
+        ]
+    }
+
+    /// A body that passes the top-level checks often, with random messages and extras.
+    fn body() -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(message(), 0..4),
+            prop::collection::vec(extra(), 0..4),
+            prop_oneof![4 => Just(Value::from(64)), 1 => json_value()],
+        )
+            .prop_map(|(messages, extra, max_tokens)| {
+                let mut body = Map::new();
+                body.insert("model".into(), Value::from("m"));
+                body.insert("max_tokens".into(), max_tokens);
+                body.insert("messages".into(), Value::Array(messages));
+                body.extend(extra);
+                Value::Object(body)
+            })
+    }
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        match parse(bytes) {
+            Ok(p) => {
+                let again = schema::request_from_value(EndpointType::Chat, Value::Object(p.request.body.clone()));
+                prop_assert!(again.is_ok_and(|r| r.body == p.request.body), "the unified body validates again");
+                let _ = super::super::count_tokens_estimate(&p.native);
+            }
+            Err(e) => {
+                prop_assert_eq!(e.status_for(crate::error::Family::Anthropic), 400);
+                prop_assert!(!e.message().is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn parse_never_panics_on_json(v in json_value()) {
+            check(v.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn parse_never_panics_on_messages_bodies(v in body()) {
+            check(v.to_string().as_bytes())?;
+            if let Value::Object(o) = &v {
+                let _ = super::super::count_tokens_estimate(o);
+            }
+        }
+    }
+}

@@ -101,3 +101,75 @@ impl std::io::Write for CharCount {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn estimate(v: Value) -> u64 {
+        match v {
+            Value::Object(o) => count_tokens_estimate(&o),
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn the_rule() {
+        // 8 per request.
+        assert_eq!(estimate(json!({})), 8);
+        // 4 per message; "Hello" is ceil(5 / 4) = 2.
+        assert_eq!(estimate(json!({"messages": [{"role": "user", "content": "Hello"}]})), 8 + 4 + 2);
+        // Each piece is rounded up on its own: 1 + 1 + 2 (system blocks), 3 (a string system).
+        assert_eq!(
+            estimate(
+                json!({"system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"type": "text", "text": "12345"}]})
+            ),
+            8 + 1 + 1 + 2
+        );
+        assert_eq!(estimate(json!({"system": "123456789"})), 8 + 3);
+        // Characters, not bytes: four 3-byte characters are one token.
+        assert_eq!(estimate(json!({"system": "€€€€"})), 8 + 1);
+    }
+
+    #[test]
+    fn every_counted_part() {
+        let body = json!({
+            "model": "claude",
+            "max_tokens": 1000,
+            "system": "You are terse.",                                   // 14 chars → 4
+            "tools": [{
+                "name": "get_weather",                                      // 11 → 3
+                "description": "Weather for a city",                        // 18 → 5
+                "input_schema": {"type": "object"},                         // {"type":"object"} 17 → 5
+            }],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},              // 13 → 4
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Look it up", "signature": "s"}, // 10 → 3
+                    {"type": "redacted_thinking", "data": "opaque"},
+                    {"type": "tool_use", "id": "t", "name": "get_weather", "input": {"city": "Oslo"}}, // {"city":"Oslo"} 15 → 4
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t", "content": "-3°C"}, // 4 → 1
+                    {"type": "tool_result", "tool_use_id": "t", "content": [
+                        {"type": "text", "text": "cloudy"},                  // 6 → 2
+                        {"type": "image", "source": {"type": "url", "url": "https://x"}},
+                    ]},
+                ]},
+            ],
+        });
+        let expected = 8 + 4 + (3 + 5 + 5) + 3 * 4 + 4 + IMAGE_TOKENS + 3 + 4 + 1 + 2 + IMAGE_TOKENS;
+        assert_eq!(estimate(body), expected);
+    }
+
+    #[test]
+    fn odd_shapes_count_nothing() {
+        assert_eq!(estimate(json!({"messages": "x", "system": 5, "tools": {"name": "f"}})), 8);
+        assert_eq!(estimate(json!({"messages": [5, {"content": [7, {"type": "video"}]}]})), 8 + 4 + 4);
+    }
+}
