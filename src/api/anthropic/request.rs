@@ -1,4 +1,4 @@
-//! A Messages API request body → MLflow's unified chat request (docs/client-apis.md#anthropic-messages).
+//! A Messages API request body → MLflow's unified chat request (docs/client-apis.md#messages-requests).
 //!
 //! The body is checked the way Anthropic checks it (required fields, types, no unknown
 //! top-level fields); a problem is a 400 whose message and `param` name its path
@@ -48,7 +48,7 @@ const SERVER_TOOLS: &[(&str, &str)] = &[
     ("mcp_toolset", "mcp_toolset"),
 ];
 
-/// Parse a Messages request body (docs/client-apis.md#anthropic-messages).
+/// Parse a Messages request body (docs/client-apis.md#messages-requests).
 ///
 /// `Parsed::native` is the body as sent; `Parsed::native_only` names the first feature that
 /// only a provider speaking the Messages API can serve (a top-level field such as

@@ -114,7 +114,7 @@ impl Serialize for Input<'_> {
     }
 }
 
-/// A whole unified chat answer as an Anthropic `message` (docs/client-apis.md#anthropic-messages):
+/// A whole unified chat answer as an Anthropic `message` (docs/client-apis.md#messages-answers):
 /// its first choice's reasoning as a `thinking` block, its text as a `text` block (left out
 /// when empty and the model called tools), each tool call as a `tool_use` block whose `input`
 /// is the arguments, which must be a JSON object (else 502). Only chat answers can be written

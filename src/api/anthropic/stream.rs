@@ -1,4 +1,4 @@
-//! Unified stream chunks → Anthropic's stream events (docs/client-apis.md#streams).
+//! Unified stream chunks → Anthropic's stream events (docs/client-apis.md#messages-streams).
 //!
 //! Each event is `event: <type>\ndata: <json>\n\n`, written straight into the output buffer:
 //! the frequent deltas from constant pieces and the fragment's JSON string, the rest with

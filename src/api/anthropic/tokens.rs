@@ -15,7 +15,7 @@ const PER_MESSAGE: u64 = 4;
 /// Tokens for every request (the framing of the conversation).
 const PER_REQUEST: u64 = 8;
 
-/// An estimate of the input tokens of a Messages request body (docs/client-apis.md#count-tokens):
+/// An estimate of the input tokens of a Messages request body (docs/client-apis.md#messages-token-count-estimate):
 /// each text counts ceil(characters / 4) tokens — the text of `system`, of every `text` and
 /// `thinking` block and of `tool_result` contents; each tool's `name`, `description` and
 /// `input_schema` (as JSON); each `tool_use` block's `input` (as JSON) — plus 4 per message,
