@@ -13,7 +13,8 @@ use crate::api::Parsed;
 use crate::error::GatewayError;
 use crate::schema::{self, EndpointType, Extensions};
 
-/// Top-level fields only Anthropic's own API serves.
+/// Top-level fields only Anthropic's own API serves (`context_management` see
+/// [`only_clears_thinking`]).
 const NATIVE_FIELDS: &[&str] = &["service_tier", "container", "mcp_servers", "context_management", "inference_geo"];
 
 /// Content blocks only Anthropic's own API serves (documents, search results, and the blocks
@@ -53,7 +54,8 @@ const SERVER_TOOLS: &[(&str, &str)] = &[
 /// `Parsed::native` is the body as sent; `Parsed::native_only` names the first feature that
 /// only a provider speaking the Messages API can serve (a top-level field such as
 /// `service_tier`, a content block type such as `document`, an image `file` source, a server
-/// tool such as `web_search`, or `output_config.effort`); the unified request leaves it out.
+/// tool such as `web_search`, or an `output_config.effort` other than the default `high`); the
+/// unified request leaves it out.
 pub fn parse(body: &[u8]) -> Result<Parsed, GatewayError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| GatewayError::bad_request(format!("The request body is not valid JSON: {e}")))?;
@@ -188,6 +190,7 @@ impl Translation {
                 | "temperature" | "top_p" | "top_k" | "tools" | "tool_choice" | "thinking" | "output_config"
                 // A prompt-caching hint, like `cache_control` on blocks: nothing to translate.
                 | "cache_control" => {}
+                "context_management" if only_clears_thinking(value) => {}
                 other => match NATIVE_FIELDS.iter().find(|f| **f == other) {
                     Some(field) => {
                         if !value.is_null() {
@@ -205,7 +208,9 @@ impl Translation {
         let mut messages = Vec::new();
         if let Some(system) = native.get("system").filter(|v| !v.is_null()) {
             let text = self.system(system, &Loc::Key(&root, "system"))?;
-            messages.push(Value::Object(message("system", Some(Value::String(text)))));
+            if !text.is_empty() {
+                messages.push(Value::Object(message("system", Some(Value::String(text)))));
+            }
         }
         let mloc = Loc::Key(&root, "messages");
         let turns = list(required(native, "messages", &root)?, &mloc)?;
@@ -538,8 +543,10 @@ impl Translation {
             let kloc = Loc::Key(loc, key);
             match key.as_str() {
                 "effort" => {
-                    string(v, &kloc)?;
-                    self.native("output_config.effort");
+                    // `high` is Anthropic's default: sending it is the same as not sending it.
+                    if string(v, &kloc)? != "high" {
+                        self.native("output_config.effort");
+                    }
                 }
                 "format" => {
                     let f = object(v, &kloc)?;
@@ -606,6 +613,20 @@ impl Translation {
         }
         Ok(tools)
     }
+}
+
+/// Whether `context_management` asks only for thinking of earlier turns to be cleared
+/// (`{"edits": [{"type": "clear_thinking_…", …}]}`, which Claude Code sends with thinking on).
+/// The translation never sends earlier thinking, so there is nothing left to do; any other edit
+/// (clearing old tool results) only Anthropic can apply.
+fn only_clears_thinking(value: &Value) -> bool {
+    let Some(cm) = value.as_object() else { return false };
+    cm.keys().all(|k| k == "edits")
+        && cm.get("edits").and_then(Value::as_array).is_some_and(|edits| {
+            edits
+                .iter()
+                .all(|e| e.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with("clear_thinking_")))
+        })
 }
 
 /// A content block's object and `type`.
@@ -734,6 +755,8 @@ mod tests {
                 {"role": "user", "content": "Hi"},
             ])
         );
+        let p = ok(base(json!({"system": []})));
+        assert_eq!(p.request.body["messages"], json!([{"role": "user", "content": "Hi"}]), "no empty system message");
         let (status, message, param) = refused(base(json!({"system": [{"type": "image"}]})));
         assert_eq!((status, param.as_deref()), (400, Some("system.0.type")), "{message}");
         let (_, message, param) = refused(base(json!({"system": 5})));
@@ -982,8 +1005,10 @@ mod tests {
             p.request.body["response_format"],
             json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}})
         );
-        let p = ok(base(json!({"output_config": {"effort": "high"}})));
+        let p = ok(base(json!({"output_config": {"effort": "low"}})));
         assert_eq!(p.native_only, Some("output_config.effort"));
+        let p = ok(base(json!({"output_config": {"effort": "high"}})));
+        assert_eq!(p.native_only, None, "the default effort changes nothing");
         let (_, message, param) = refused(base(json!({"output_config": {"format": {"type": "yaml"}}})));
         assert_eq!(param.as_deref(), Some("output_config.format.type"), "{message}");
         let (_, message, param) = refused(base(json!({"output_config": {"verbosity": 1}})));
@@ -996,6 +1021,17 @@ mod tests {
             let p = ok(base(json!({ field: "x" })));
             assert_eq!(p.native_only, Some(field));
         }
+        // Clearing earlier thinking (Claude Code sends it with thinking on) is what the
+        // translation does anyway; clearing tool results is not.
+        let clear_thinking = json!({"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]});
+        let p = ok(base(json!({"context_management": clear_thinking})));
+        assert_eq!(p.native_only, None);
+        let clear_tools = json!({"edits": [
+            {"type": "clear_thinking_20251015", "keep": "all"},
+            {"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens", "value": 30000}},
+        ]});
+        let p = ok(base(json!({"context_management": clear_tools})));
+        assert_eq!(p.native_only, Some("context_management"));
         let p = ok(base(json!({"service_tier": "auto", "container": "c"})));
         assert_eq!(p.native_only, Some("service_tier"), "the first one is named");
         for block in [
