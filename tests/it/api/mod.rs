@@ -1,5 +1,6 @@
 //! The REST surface (`src/api/`): MLflow's recorded REST session, listings, `/v1/models`, and
 //! bad client input answered with clear errors in each route family's shape.
 
+mod anthropic_native;
 mod bad_input;
 mod rest;
