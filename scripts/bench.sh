@@ -12,7 +12,10 @@
 #
 # Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
-# Anthropic translation). Needs wrk (installed from Debian's packages when missing).
+# Anthropic translation), messages / messages-stream (Anthropic's Messages API as the client API,
+# translated to the OpenAI mock), responses / responses-stream (OpenAI's Responses API as the
+# client API, translated to the OpenAI mock). Needs wrk (installed from Debian's packages when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +74,10 @@ scenario() { # name -> gateway path, gateway body, direct path, direct body
     embeddings) echo "/v1/embeddings|{\"model\":\"embeddings\",\"input\":\"load testing\"}|/v1/embeddings|{\"model\":\"text-embedding-3-small\",\"input\":\"load testing\"}" ;;
     anthropic) echo "/v1/chat/completions|{\"model\":\"claude\",$MSG}|/v1/messages|{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":8192,$MSG}" ;;
     anthropic-stream) echo "/v1/chat/completions|{\"model\":\"claude\",\"stream\":true,$MSG}|/v1/messages|{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":8192,\"stream\":true,$MSG}" ;;
+    messages) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    messages-stream) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
+    responses) echo "/v1/responses|{\"model\":\"chat\",\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    responses-stream) echo "/v1/responses|{\"model\":\"chat\",\"stream\":true,\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
 }

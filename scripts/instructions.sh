@@ -4,6 +4,7 @@
 # on a noisy machine. Counts aigw's user-space instructions only (not the kernel's share).
 #
 #   scripts/instructions.sh                       # chat, stream, anthropic; target/release/aigw
+#   scripts/instructions.sh messages messages-stream responses responses-stream
 #   AIGW_BIN=/tmp/aigw-old scripts/instructions.sh chat
 #   N=2000 scripts/instructions.sh stream
 #
@@ -48,14 +49,21 @@ cat > "$work/client.py" <<'PY'
 import http.client, json, sys
 port, n, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 msg = [{"role": "user", "content": "Write one sentence about load testing."}]
-body = {"chat": {"model": "chat", "messages": msg},
-        "stream": {"model": "chat", "stream": True, "messages": msg},
-        "anthropic": {"model": "claude", "messages": msg},
-        "anthropic-stream": {"model": "claude", "stream": True, "messages": msg}}[kind]
+text = "Write one sentence about load testing."
+path, body = {
+    "chat": ("/v1/chat/completions", {"model": "chat", "messages": msg}),
+    "stream": ("/v1/chat/completions", {"model": "chat", "stream": True, "messages": msg}),
+    "anthropic": ("/v1/chat/completions", {"model": "claude", "messages": msg}),
+    "anthropic-stream": ("/v1/chat/completions", {"model": "claude", "stream": True, "messages": msg}),
+    "messages": ("/v1/messages", {"model": "chat", "max_tokens": 1024, "messages": msg}),
+    "messages-stream": ("/v1/messages", {"model": "chat", "max_tokens": 1024, "stream": True, "messages": msg}),
+    "responses": ("/v1/responses", {"model": "chat", "input": text}),
+    "responses-stream": ("/v1/responses", {"model": "chat", "stream": True, "input": text}),
+}[kind]
 data = json.dumps(body).encode()
 conn = http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
-    conn.request("POST", "/v1/chat/completions", body=data, headers={"content-type": "application/json"})
+    conn.request("POST", path, body=data, headers={"content-type": "application/json"})
     r = conn.getresponse()
     r.read()
     if r.status != 200:
