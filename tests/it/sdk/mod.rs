@@ -2,6 +2,8 @@
 //! They are installed under target/ on first use when the machine does not have these major
 //! versions.
 
+mod anthropic_messages;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -101,8 +103,9 @@ async fn official_openai_python_sdk() {
     assert!(stdout.contains("openai SDK smoke test: OK"));
 }
 
-/// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`.
-async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
+/// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`. Its
+/// standard output.
+async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) -> String {
     let path = python_sdks();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sdk").join(script);
     let out = tokio::task::spawn_blocking(move || {
@@ -119,6 +122,7 @@ async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SDK script failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gw.logs());
     assert!(stdout.contains(ok_line), "{stdout}");
+    stdout.into_owned()
 }
 
 /// The SDK's view of streams translated from Anthropic, Gemini, Mistral, Cohere (NDJSON) and
