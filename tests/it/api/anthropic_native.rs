@@ -200,3 +200,36 @@ async fn count_tokens_is_forwarded_to_anthropic() {
     assert_eq!(sent.json()["model"], json!("claude-sonnet-4-5-20250929"));
     assert!(sent.json().get("max_tokens").is_none(), "nothing added to a count request");
 }
+
+/// Fields of the current Messages API that the anthropic SDK 2.x sends (`speed`, `diagnostics`)
+/// reach Anthropic as sent; a provider reached through the translation refuses them with a 400
+/// naming the field.
+#[tokio::test]
+async fn newer_messages_fields_reach_anthropic_and_are_refused_elsewhere() {
+    let upstream = MockUpstream::start().await;
+    let other = MockUpstream::start().await;
+    let openai = json!({"name": "gpt", "endpoint_type": "llm/v1/chat",
+                        "model": {"provider": "openai", "name": "gpt-4o",
+                                  "config": {"openai_api_key": "sk-test", "openai_api_base": other.url()}}});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [claude(&upstream), openai]}))).await;
+    let request = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "speed": "fast",
+                         "diagnostics": {"previous_message_id": "msg_01"},
+                         "messages": [{"role": "user", "content": "hi"}]});
+    upstream.push(Reply::body(200, "application/json", serde_json::to_vec(&message()).unwrap()));
+    let (status, body) = gw.post("/v1/messages", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = upstream.last().json();
+    assert_eq!((&sent["speed"], &sent["diagnostics"]), (&request["speed"], &request["diagnostics"]));
+    for field in ["speed", "diagnostics"] {
+        let mut request = json!({"model": "gpt", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+        request[field] = json!("x");
+        let (status, body) = gw.post("/v1/messages", &request).await;
+        assert_eq!((status, body["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("'{field}' needs a provider that serves Anthropic's Messages API")),
+            "{message}"
+        );
+    }
+    assert!(other.requests().is_empty());
+}

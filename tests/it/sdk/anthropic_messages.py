@@ -291,6 +291,7 @@ def cases(provider):
             stop_sequences=["END"],
             tools=[WEATHER],
             tool_choice={"type": "auto"},
+            speed="standard",
         )
         # anthropic 2.x has no temperature or top_k parameters any more; the API still takes them.
         extra = {"temperature": 0.5, "top_k": 5}
