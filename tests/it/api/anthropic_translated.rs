@@ -296,3 +296,46 @@ async fn mistral_stream_usage_reaches_message_delta() {
     replay(Fake::Mistral, "text", true).await;
     replay(Fake::Mistral, "tools", true).await;
 }
+
+/// A one-call tool round trip on Gemini through `/v1/messages` (whole answers): the second
+/// request as Gemini received it.
+async fn gemini_round_trip() -> Value {
+    let upstream = Fake::Gemini.start().await;
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [Fake::Gemini.endpoint("gemini", &upstream)]}))).await;
+    let mut messages = vec![json!({"role": "user", "content": "What's the weather in Paris?"})];
+    let request = |messages: &[Value]| json!({"model": "gemini", "max_tokens": 256, "tools": [weather_tool()], "messages": messages});
+    let (status, answer) = gw.post("/v1/messages", &request(&messages)).await;
+    assert_eq!((status, answer["stop_reason"].as_str()), (200, Some("tool_use")), "{answer}");
+    let id = answer["content"][1]["id"].clone();
+    messages.push(json!({"role": "assistant", "content": answer["content"]}));
+    messages.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "Sunny"}]}));
+    let (status, answer) = gw.post("/v1/messages", &request(&messages)).await;
+    assert_eq!((status, answer["content"][0]["text"].as_str()), (200, Some("The weather tool says: Sunny")));
+    upstream.last().json()
+}
+
+/// Gemini 2.5 and later sign their function calls (`thoughtSignature`, thinking is on by
+/// default) and Gemini 3 refuses a history whose function calls lack their signatures. The
+/// `/v1/chat/completions` path carries it (`ToolCall::thought_signature`), but an Anthropic
+/// `tool_use` block has no field for it, so the second turn of every tool round trip through
+/// `/v1/messages` reaches Gemini without it.
+#[tokio::test]
+#[ignore = "gap: Gemini's thoughtSignature cannot travel in an Anthropic tool_use block; Gemini 3 refuses the next turn"]
+async fn gemini_thought_signature_survives_a_messages_tool_round_trip() {
+    let sent = gemini_round_trip().await;
+    let call =
+        &sent["contents"][1]["parts"].as_array().unwrap().iter().find(|p| p.get("functionCall").is_some()).cloned();
+    assert_eq!(call.as_ref().and_then(|p| p["thoughtSignature"].as_str()), Some(fake::GEMINI_SIGNATURE), "{sent}");
+}
+
+/// The model's text beside its function calls ("Let me check the weather.") is part of its turn;
+/// the Gemini translation keeps only the calls of an assistant message that has any
+/// (providers/gemini/request.rs `convert_messages`), so the history Gemini sees lacks it.
+#[tokio::test]
+#[ignore = "gap: providers/gemini/request.rs drops an assistant message's text when it also has tool calls"]
+async fn gemini_history_keeps_the_text_beside_function_calls() {
+    let sent = gemini_round_trip().await;
+    let parts = sent["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(parts.first(), Some(&json!({"text": "Let me check the weather."})), "{sent}");
+    assert!(parts.iter().any(|p| p.get("functionCall").is_some()), "{sent}");
+}

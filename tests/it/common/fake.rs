@@ -744,8 +744,17 @@ fn gemini_usage(candidates: u64) -> Value {
            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": USAGE.cache_read}]})
 }
 
+/// The thought signature Gemini (2.5 and later, thinking by default) puts on the first
+/// function call of a turn; Gemini 3 wants it back with that call in the history.
+pub const GEMINI_SIGNATURE: &str = "CiQBfakeGeminiThoughtSignature0123456789==";
+
 fn gemini_calls(script: &Script) -> Vec<Value> {
-    script.calls.iter().map(|c| json!({"functionCall": {"name": c.name, "args": c.input}})).collect()
+    let mut parts: Vec<Value> =
+        script.calls.iter().map(|c| json!({"functionCall": {"name": c.name, "args": c.input}})).collect();
+    if let Some(first) = parts.first_mut() {
+        first["thoughtSignature"] = json!(GEMINI_SIGNATURE);
+    }
+    parts
 }
 
 fn gemini_whole(script: &Script) -> Value {
