@@ -6,12 +6,15 @@
 //! * the last message is a tool result → a text answer quoting it;
 //! * a `get_weather` tool is offered and the user asks about the weather → some text and one
 //!   `get_weather({"city": …})` call per city named (Paris when none is);
-//! * thinking is asked for (Anthropic's `thinking`; no other fake is ever asked, since the
-//!   gateway refuses it for them) → a thinking block, then the text;
+//! * thinking is asked for (Anthropic's `thinking`, Gemini's `thinkingConfig.includeThoughts`,
+//!   Bedrock's `additionalModelRequestFields.thinking`; today the gateway asks Anthropic only and
+//!   refuses `thinking` for the others) → a thinking block (thought parts, `reasoningContent`),
+//!   then the text;
 //! * else → a text echoing what the model was given: the last user text, the system prompt,
 //!   the number of images and of messages ([`reply_text`]);
-//! * a last user text containing `[429]` → the provider's own rate-limit error, `[529]` →
-//!   Anthropic's `overloaded_error` (status 529).
+//! * a last user text containing `[429]` → the provider's own rate-limit error (status 429),
+//!   `[529]` → Anthropic's `overloaded_error` (status 529; meant for the Anthropic fake, the
+//!   others send their rate-limit body with that status).
 //!
 //! Every answer reports [`USAGE`] in the provider's own fields, cache reads included where the
 //! format has them. The stream builders are public so that fixtures can be made from them
