@@ -14,8 +14,9 @@ use crate::error::GatewayError;
 use crate::schema::{self, EndpointType, Extensions};
 
 /// Top-level fields only Anthropic's own API serves (`context_management` see
-/// [`only_clears_thinking`]).
-const NATIVE_FIELDS: &[&str] = &["service_tier", "container", "mcp_servers", "context_management", "inference_geo"];
+/// [`only_clears_thinking`]). `speed` and `diagnostics` are newer (anthropic SDK 2.x sends them).
+const NATIVE_FIELDS: &[&str] =
+    &["service_tier", "container", "mcp_servers", "context_management", "inference_geo", "speed", "diagnostics"];
 
 /// Content blocks only Anthropic's own API serves (documents, search results, and the blocks
 /// of server tools, MCP and containers).
@@ -1017,7 +1018,9 @@ mod tests {
 
     #[test]
     fn fields_only_anthropic_serves() {
-        for field in ["service_tier", "container", "mcp_servers", "context_management", "inference_geo"] {
+        for field in
+            ["service_tier", "container", "mcp_servers", "context_management", "inference_geo", "speed", "diagnostics"]
+        {
             let p = ok(base(json!({ field: "x" })));
             assert_eq!(p.native_only, Some(field));
         }

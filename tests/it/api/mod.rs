@@ -2,5 +2,6 @@
 //! bad client input answered with clear errors in each route family's shape.
 
 mod anthropic_native;
+mod anthropic_translated;
 mod bad_input;
 mod rest;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bedrock;
+pub mod fake;
 pub mod replay;
 pub mod upstream;
 

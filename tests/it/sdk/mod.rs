@@ -1,5 +1,8 @@
-//! The official OpenAI Python SDK (`openai` package) talking to the real gateway. The SDK is
-//! installed under target/ on first use when the machine does not have it.
+//! The official Python SDKs, `openai` (3.x) and `anthropic` (2.x), talking to the real gateway.
+//! They are installed under target/ on first use when the machine does not have these major
+//! versions.
+
+mod anthropic_messages;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,20 +14,32 @@ use crate::common::upstream::MockUpstream;
 use crate::common::{Gateway, bedrock, fixture, yaml};
 use serde_json::{Value, json};
 
-/// A Python path where `import openai` works, installing the package once if needed.
+/// The packages the SDK tests run against: the current major versions. One pip call installs
+/// both into the same private directory.
+const PACKAGES: [&str; 2] = ["openai>=3,<4", "anthropic>=2,<3"];
+
+/// Whether `python3` imports both SDKs at the wanted major versions (with `path` first on
+/// `PYTHONPATH`).
+const CHECK: &str = "import openai, anthropic\n\
+                     assert openai.__version__.split('.')[0] == '3', openai.__version__\n\
+                     assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__";
+
+/// A Python path where `import openai` and `import anthropic` give the wanted major versions,
+/// installing them once if needed (`None`: the machine's own packages will do).
 ///
-/// The tests of this file run in parallel: the first caller installs, the others wait for it
-/// (`OnceLock`). The package goes into a private directory first and is renamed into place, so
-/// even two test processes never see a half-installed tree.
-fn openai_sdk() -> Option<PathBuf> {
+/// The tests of this module run in parallel: the first caller installs, the others wait for it
+/// (`OnceLock`). The packages go into a private directory first and are renamed into place, so
+/// even two test processes never see a half-installed tree. An older tree there (or an older
+/// `openai` on the machine) is replaced: the major versions are checked, not importability.
+pub fn python_sdks() -> Option<PathBuf> {
     static SDK: OnceLock<Option<PathBuf>> = OnceLock::new();
-    SDK.get_or_init(install_openai_sdk).clone()
+    SDK.get_or_init(install_python_sdks).clone()
 }
 
-fn install_openai_sdk() -> Option<PathBuf> {
+fn install_python_sdks() -> Option<PathBuf> {
     let ok = |path: Option<&Path>| {
         let mut c = Command::new("python3");
-        c.args(["-c", "import openai"]);
+        c.args(["-c", CHECK]);
         if let Some(p) = path {
             c.env("PYTHONPATH", p);
         }
@@ -49,19 +64,19 @@ fn install_openai_sdk() -> Option<PathBuf> {
                 "--target",
             ])
             .arg(&staging)
-            .arg("openai>=1.40,<3")
+            .args(PACKAGES)
             .status()
             .expect("python3 -m pip");
-        assert!(status.success(), "installing the openai package failed");
+        assert!(status.success(), "installing {PACKAGES:?} failed");
         // Another process may have finished first; its copy is as good as ours.
         if !ok(Some(&dir)) {
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&staging, &dir).expect("moving the openai package into place");
+            std::fs::rename(&staging, &dir).expect("moving the Python SDKs into place");
         } else {
             let _ = std::fs::remove_dir_all(&staging);
         }
     }
-    assert!(ok(Some(&dir)), "the openai package is not importable");
+    assert!(ok(Some(&dir)), "the Python SDKs {PACKAGES:?} are not importable from {}", dir.display());
     Some(dir)
 }
 
@@ -69,7 +84,7 @@ fn install_openai_sdk() -> Option<PathBuf> {
 async fn official_openai_python_sdk() {
     let config = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/gateway.yaml")).unwrap();
     let gw = Gateway::start(&config).await;
-    let path = openai_sdk();
+    let path = python_sdks();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sdk/openai_smoke.py");
     let url = gw.url("");
     let out = tokio::task::spawn_blocking(move || {
@@ -88,9 +103,10 @@ async fn official_openai_python_sdk() {
     assert!(stdout.contains("openai SDK smoke test: OK"));
 }
 
-/// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`.
-async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
-    let path = openai_sdk();
+/// Run a Python SDK script with arguments; assert it succeeded and printed `ok_line`. Its
+/// standard output.
+async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) -> String {
+    let path = python_sdks();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sdk").join(script);
     let out = tokio::task::spawn_blocking(move || {
         let mut c = Command::new("python3");
@@ -106,6 +122,7 @@ async fn run_sdk(script: &str, args: Vec<String>, ok_line: &str, gw: &Gateway) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SDK script failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gw.logs());
     assert!(stdout.contains(ok_line), "{stdout}");
+    stdout.into_owned()
 }
 
 /// The SDK's view of streams translated from Anthropic, Gemini, Mistral, Cohere (NDJSON) and
