@@ -212,10 +212,16 @@ fn convert_messages(messages: Vec<Value>, opts: BodyOptions) -> Result<(Vec<Valu
                 if calls.is_empty() {
                     contents.push(json!({"role": "model", "parts": content_parts(m.remove("content"))}));
                 } else {
-                    let parts = calls
-                        .into_iter()
-                        .map(|c| function_call_part(c, opts, &mut call_names))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    // The text the model said beside its calls stays in the turn, before them
+                    // (MLflow drops it; docs/mlflow-compat.md lists the difference).
+                    let mut parts = match m.remove("content") {
+                        None | Some(Value::Null) => Vec::new(),
+                        Some(Value::String(s)) if s.is_empty() => Vec::new(),
+                        content => content_parts(content),
+                    };
+                    for c in calls {
+                        parts.push(function_call_part(c, opts, &mut call_names)?);
+                    }
                     contents.push(json!({"role": "model", "parts": parts}));
                 }
             }

@@ -328,11 +328,9 @@ async fn gemini_thought_signature_survives_a_messages_tool_round_trip() {
     assert_eq!(call.as_ref().and_then(|p| p["thoughtSignature"].as_str()), Some(fake::GEMINI_SIGNATURE), "{sent}");
 }
 
-/// The model's text beside its function calls ("Let me check the weather.") is part of its turn;
-/// the Gemini translation keeps only the calls of an assistant message that has any
-/// (providers/gemini/request.rs `convert_messages`), so the history Gemini sees lacks it.
+/// The model's text beside its function calls ("Let me check the weather.") is part of its turn:
+/// the Gemini translation keeps it, before the calls (MLflow drops it).
 #[tokio::test]
-#[ignore = "gap: providers/gemini/request.rs drops an assistant message's text when it also has tool calls"]
 async fn gemini_history_keeps_the_text_beside_function_calls() {
     let sent = gemini_round_trip().await;
     let parts = sent["contents"][1]["parts"].as_array().unwrap();
