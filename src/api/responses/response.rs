@@ -437,3 +437,202 @@ impl Serialize for ResponseUsage<'_> {
         m.end()
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::{
+        ChatChoice, ChatResponse, CompletionsResponse, FunctionCall, ResponseMessage, ToolCall, object,
+    };
+
+    pub(crate) fn meta(echo: Value) -> AnswerMeta {
+        let Value::Object(echo) = echo else { panic!("echo is an object") };
+        AnswerMeta { model: Some("gpt-test".into()), request_id: "req1".into(), created: 1_700_000_000, echo }
+    }
+
+    fn chat(message: ResponseMessage, finish: Option<&str>, usage: Usage) -> Answer {
+        Answer::Chat(ChatResponse {
+            id: Some("chatcmpl-1".into()),
+            object: object::CHAT,
+            created: 1,
+            model: Some("upstream-model".into()),
+            choices: vec![ChatChoice { index: 0, message, finish_reason: finish.map(str::to_owned) }],
+            usage,
+            provider: "anthropic",
+        })
+    }
+
+    fn text(content: &str) -> ResponseMessage {
+        ResponseMessage {
+            role: "assistant".into(),
+            content: Some(content.into()),
+            tool_calls: None,
+            refusal: None,
+            reasoning_content: None,
+        }
+    }
+
+    fn usage(prompt: u64, completion: u64) -> Usage {
+        Usage {
+            prompt_tokens: Some(prompt),
+            completion_tokens: Some(completion),
+            total_tokens: Some(prompt + completion),
+            ..Usage::default()
+        }
+    }
+
+    fn body(answer: &Answer, meta: &AnswerMeta) -> Value {
+        serde_json::from_slice(&super::answer(answer, meta).unwrap()).unwrap()
+    }
+
+    /// The whole object of a completed answer with `output` and `usage`, every echoed field at
+    /// its default.
+    pub(crate) fn expected(status: &str, output: Value, usage: Value) -> Value {
+        json!({
+            "id": "resp_req1", "object": "response", "created_at": 1_700_000_000, "status": status,
+            "background": false, "error": null, "incomplete_details": null, "instructions": null,
+            "max_output_tokens": null, "max_tool_calls": null, "model": "gpt-test", "output": output,
+            "parallel_tool_calls": true, "previous_response_id": null, "prompt_cache_key": null,
+            "prompt_cache_retention": null, "reasoning": null, "safety_identifier": null, "temperature": null,
+            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_logprobs": null,
+            "top_p": null, "truncation": "disabled", "store": false, "usage": usage, "user": null, "metadata": {}
+        })
+    }
+
+    pub(crate) fn usage_json(input: u64, output: u64) -> Value {
+        json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+               "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+               "total_tokens": input + output})
+    }
+
+    #[test]
+    fn a_text_answer() {
+        let answer = chat(text("Hello!"), Some("stop"), usage(5, 2));
+        let got = body(&answer, &meta(json!({})));
+        let output = json!([{"type": "message", "id": "msg_req1_0", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello!", "annotations": [], "logprobs": []}]}]);
+        assert_eq!(got, expected("completed", output, usage_json(5, 2)));
+        // The key order is the one written down (OpenAI's, roughly).
+        let raw = super::answer(&answer, &meta(json!({}))).unwrap();
+        assert!(
+            raw.starts_with(br#"{"id":"resp_req1","object":"response","created_at":1700000000,"status":"completed""#)
+        );
+    }
+
+    #[test]
+    fn tool_calls() {
+        let message = ResponseMessage {
+            content: None,
+            tool_calls: Some(vec![
+                ToolCall {
+                    id: "call_1".into(),
+                    kind: "function",
+                    function: FunctionCall { name: "weather".into(), arguments: "{\"city\":\"Paris\"}".into() },
+                    thought_signature: None,
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    kind: "function",
+                    function: FunctionCall { name: "time".into(), arguments: "{}".into() },
+                    thought_signature: None,
+                },
+            ]),
+            ..text("")
+        };
+        let got = body(&chat(message, Some("tool_calls"), usage(9, 4)), &meta(json!({})));
+        let output = json!([
+            {"type": "function_call", "id": "fc_req1_0", "call_id": "call_1", "name": "weather",
+             "arguments": "{\"city\":\"Paris\"}", "status": "completed"},
+            {"type": "function_call", "id": "fc_req1_1", "call_id": "call_2", "name": "time",
+             "arguments": "{}", "status": "completed"}
+        ]);
+        assert_eq!(got, expected("completed", output, usage_json(9, 4)));
+    }
+
+    #[test]
+    fn reasoning_then_text() {
+        let message = ResponseMessage { reasoning_content: Some("Think.".into()), ..text("Answer.") };
+        let got = body(&chat(message, Some("stop"), usage(1, 2)), &meta(json!({})));
+        assert_eq!(
+            got["output"],
+            json!([
+                {"type": "reasoning", "id": "rs_req1_0", "summary": [{"type": "summary_text", "text": "Think."}]},
+                {"type": "message", "id": "msg_req1_1", "status": "completed", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "Answer.", "annotations": [], "logprobs": []}]}
+            ])
+        );
+    }
+
+    #[test]
+    fn length_and_content_filter_leave_it_incomplete() {
+        let got = body(&chat(text("Once upon"), Some("length"), usage(3, 2)), &meta(json!({})));
+        let output = json!([{"type": "message", "id": "msg_req1_0", "status": "incomplete", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Once upon", "annotations": [], "logprobs": []}]}]);
+        let mut want = expected("incomplete", output, usage_json(3, 2));
+        want["incomplete_details"] = json!({"reason": "max_output_tokens"});
+        assert_eq!(got, want);
+        let got = body(&chat(text(""), Some("content_filter"), Usage::default()), &meta(json!({})));
+        assert_eq!(
+            (&got["status"], &got["incomplete_details"], &got["output"], &got["usage"]),
+            (&json!("incomplete"), &json!({"reason": "content_filter"}), &json!([]), &Value::Null)
+        );
+    }
+
+    #[test]
+    fn echoed_fields_replace_the_defaults() {
+        let echo = json!({"instructions": "Be brief.", "temperature": 0.2, "top_p": 0.5, "max_output_tokens": 10,
+            "tools": [{"type": "function", "name": "f", "parameters": {}, "strict": true}],
+            "tool_choice": "required", "parallel_tool_calls": false, "metadata": {"k": "v"}, "user": "u",
+            "reasoning": {"effort": "low", "summary": null}, "text": {"format": {"type": "json_object"}},
+            "truncation": "disabled", "prompt_cache_key": "pk"});
+        let got = body(&chat(text("x"), Some("stop"), usage(1, 1)), &meta(echo.clone()));
+        for (key, value) in echo.as_object().unwrap() {
+            assert_eq!(&got[key], value, "{key}");
+        }
+        assert_eq!(got["store"], json!(false));
+    }
+
+    #[test]
+    fn usage_details_and_model() {
+        let u = Usage {
+            prompt_tokens: Some(100),
+            completion_tokens: Some(30),
+            total_tokens: None,
+            prompt_tokens_details: Some(json!({"cached_tokens": 40})),
+            extra: json!({"completion_tokens_details": {"reasoning_tokens": 12}, "cache_creation_input_tokens": 7})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let mut m = meta(json!({}));
+        m.model = None;
+        let got = body(&chat(text("x"), None, u), &m);
+        assert_eq!(
+            got["usage"],
+            json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 7},
+                   "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 130})
+        );
+        assert_eq!(got["model"], "upstream-model");
+        assert_eq!(got["status"], "completed");
+    }
+
+    #[test]
+    fn only_chat_answers() {
+        let answer = Answer::Completions(CompletionsResponse {
+            id: None,
+            object: object::COMPLETION,
+            created: 1,
+            model: None,
+            choices: Vec::new(),
+            usage: Usage::default(),
+        });
+        assert_eq!(super::answer(&answer, &meta(json!({}))).unwrap_err().status, 500);
+        // No choice at all: an empty completed response.
+        let Answer::Chat(mut c) = chat(text("x"), None, Usage::default()) else { unreachable!() };
+        c.choices.clear();
+        let got = body(&Answer::Chat(c), &meta(json!({})));
+        assert_eq!((&got["status"], &got["output"]), (&json!("completed"), &json!([])));
+    }
+}
