@@ -55,6 +55,9 @@ pub struct ResponsesStream {
     items: Vec<Item<'static>>,
     /// Whether the last item is still receiving fragments.
     open: bool,
+    /// The open item's fragment event up to its `delta` value (`event: …\ndata: {"type": …,
+    /// "item_id": …, …, "delta":`), written once per item rather than once per fragment.
+    delta_head: Vec<u8>,
     /// Unified tool call index → position of its item.
     calls: Vec<(u32, usize)>,
     /// From the finish reason.
@@ -84,6 +87,7 @@ impl ResponsesStream {
             model: String::new(),
             items: Vec::new(),
             open: false,
+            delta_head: Vec::new(),
             calls: Vec::new(),
             status: Status::Completed,
             usage: None,
@@ -205,33 +209,22 @@ impl ResponsesStream {
             self.close(ItemStatus::Completed, out);
             self.open_item(if message { Kind::Message } else { Kind::Reasoning }, out);
         }
-        let output_index = self.items.len() - 1;
         let Some(item) = self.items.last_mut() else { return };
         item.text.to_mut().push_str(delta);
-        let item_id = item.id.as_str();
-        let sequence_number = bump(&mut self.seq);
-        if message {
-            let event = TextDelta {
-                kind: "response.output_text.delta",
-                item_id,
-                output_index,
-                content_index: 0,
-                delta,
-                logprobs: [],
-                sequence_number,
-            };
-            write(out, event.kind, &event);
-        } else {
-            let event = SummaryDelta {
-                kind: "response.reasoning_summary_text.delta",
-                item_id,
-                output_index,
-                summary_index: 0,
-                delta,
-                sequence_number,
-            };
-            write(out, event.kind, &event);
+        let tail: &[u8] = if message { b",\"logprobs\":[],\"sequence_number\":" } else { b",\"sequence_number\":" };
+        self.write_delta(delta, tail, out);
+    }
+
+    /// A fragment event of the open item: its head, `delta`, then `tail` and the sequence
+    /// number.
+    fn write_delta(&mut self, delta: &str, tail: &[u8], out: &mut BytesMut) {
+        out.extend_from_slice(&self.delta_head);
+        if serde_json::to_writer((&mut *out).writer(), delta).is_err() {
+            log::error!("failed to serialise a Responses stream fragment");
         }
+        out.extend_from_slice(tail);
+        out.extend_from_slice(itoa::Buffer::new().format(bump(&mut self.seq)).as_bytes());
+        out.extend_from_slice(b"}\n\n");
     }
 
     /// A fragment of a tool call.
@@ -274,14 +267,7 @@ impl ResponsesStream {
             return;
         }
         item.text.to_mut().push_str(arguments);
-        let event = ArgsDelta {
-            kind: "response.function_call_arguments.delta",
-            item_id: &item.id,
-            output_index,
-            delta: arguments,
-            sequence_number: bump(&mut self.seq),
-        };
-        write(out, event.kind, &event);
+        self.write_delta(arguments, b",\"sequence_number\":", out);
     }
 
     /// Start a new item (the open one is closed already).
@@ -298,6 +284,26 @@ impl ResponsesStream {
         };
         write(out, event.kind, &event);
         let item_id = item.id.as_str();
+        self.delta_head.clear();
+        match item.kind {
+            Kind::Message => delta_head(
+                &mut self.delta_head,
+                &TextDeltaHead { kind: "response.output_text.delta", item_id, output_index, content_index: 0 },
+            ),
+            Kind::Reasoning => delta_head(
+                &mut self.delta_head,
+                &SummaryDeltaHead {
+                    kind: "response.reasoning_summary_text.delta",
+                    item_id,
+                    output_index,
+                    summary_index: 0,
+                },
+            ),
+            Kind::Call { .. } => delta_head(
+                &mut self.delta_head,
+                &ArgsDeltaHead { kind: "response.function_call_arguments.delta", item_id, output_index },
+            ),
+        }
         match item.kind {
             Kind::Message => {
                 let event = ContentPart {
@@ -419,6 +425,26 @@ fn write<T: Serialize>(out: &mut BytesMut, name: &str, event: &T) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// `event: <type>\ndata: ` and `head` serialised without its closing brace, then `,"delta":`.
+fn delta_head<T: Serialize + DeltaHead>(buf: &mut Vec<u8>, head: &T) {
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(head.name().as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut *buf, head).is_err() {
+        log::error!("failed to serialise a Responses stream event");
+    }
+    // The head is a JSON object: replace its `}`.
+    if buf.last() == Some(&b'}') {
+        buf.pop();
+    }
+    buf.extend_from_slice(b",\"delta\":");
+}
+
+/// The fixed fields of a fragment event.
+trait DeltaHead {
+    fn name(&self) -> &'static str;
+}
+
 #[derive(Serialize)]
 struct Lifecycle<'r, 'a> {
     #[serde(rename = "type")]
@@ -447,16 +473,20 @@ struct ContentPart<'a> {
     sequence_number: u64,
 }
 
+/// `response.output_text.delta` up to its `delta`.
 #[derive(Serialize)]
-struct TextDelta<'a> {
+struct TextDeltaHead<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     item_id: &'a str,
     output_index: usize,
     content_index: u32,
-    delta: &'a str,
-    logprobs: [(); 0],
-    sequence_number: u64,
+}
+
+impl DeltaHead for TextDeltaHead<'_> {
+    fn name(&self) -> &'static str {
+        self.kind
+    }
 }
 
 #[derive(Serialize)]
@@ -482,15 +512,20 @@ struct SummaryPart<'a> {
     sequence_number: u64,
 }
 
+/// `response.reasoning_summary_text.delta` up to its `delta`.
 #[derive(Serialize)]
-struct SummaryDelta<'a> {
+struct SummaryDeltaHead<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     item_id: &'a str,
     output_index: usize,
     summary_index: u32,
-    delta: &'a str,
-    sequence_number: u64,
+}
+
+impl DeltaHead for SummaryDeltaHead<'_> {
+    fn name(&self) -> &'static str {
+        self.kind
+    }
 }
 
 #[derive(Serialize)]
@@ -504,14 +539,19 @@ struct SummaryDone<'a> {
     sequence_number: u64,
 }
 
+/// `response.function_call_arguments.delta` up to its `delta`.
 #[derive(Serialize)]
-struct ArgsDelta<'a> {
+struct ArgsDeltaHead<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     item_id: &'a str,
     output_index: usize,
-    delta: &'a str,
-    sequence_number: u64,
+}
+
+impl DeltaHead for ArgsDeltaHead<'_> {
+    fn name(&self) -> &'static str {
+        self.kind
+    }
 }
 
 #[derive(Serialize)]
