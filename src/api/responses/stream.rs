@@ -26,7 +26,8 @@
 //! An error after the start is `response.failed` (the response so far, `status: "failed"`,
 //! its `error` set; what Codex reads) and then an `error` event with the documented flat
 //! fields (`code`, `message`, `param`) and the same nested `error` object OpenAI's servers
-//! send, which makes the official SDKs raise an exception from the stream. Nothing follows.
+//! send, on which the official Python SDK raises an `APIError` from the stream (it does not
+//! on the flat fields alone). Nothing follows.
 
 use std::borrow::Cow;
 
