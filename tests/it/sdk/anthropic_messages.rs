@@ -244,7 +244,9 @@ fn check_gemini(requests: &[Recorded]) {
     let b = find(requests, RESULT_MARKER, 0).json();
     let contents = b["contents"].as_array().unwrap();
     assert_eq!(contents.len(), 3, "{b}");
-    let call = &contents[1]["parts"][0]["functionCall"];
+    // The model's text beside its call comes first, then the call.
+    let parts = contents[1]["parts"].as_array().unwrap();
+    let call = &parts.iter().find(|p| p.get("functionCall").is_some()).unwrap()["functionCall"];
     assert_eq!((call["name"].as_str(), &call["args"]), (Some("get_weather"), &json!({"city": "Paris"})));
     let response = &contents[2]["parts"][0]["functionResponse"];
     assert_eq!(contents[2]["role"], json!("user"));
