@@ -31,7 +31,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
-    ResponseMessage, Usage, object,
+    ResponseMessage, Usage,
 };
 use crate::sse;
 use crate::upstream::{UpstreamRequest, secret_header};
@@ -276,12 +276,7 @@ struct WireTokenCount {
 
 impl WireTokenCount {
     fn unified(self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.response_tokens,
-            total_tokens: self.total_tokens,
-            ..Usage::default()
-        }
+        Usage::counts(self.prompt_tokens, self.response_tokens, self.total_tokens)
     }
 }
 
@@ -331,46 +326,25 @@ fn decode_chat(
     created: u64,
 ) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Chat(ChatResponse {
-        id: wire.response_id,
-        object: object::CHAT,
+    Ok(Answer::Chat(ChatResponse::new(
+        wire.response_id,
         created,
         model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: wire.text,
-                tool_calls: None,
-                refusal: None,
-                reasoning_content: None,
-            },
-            finish_reason: None,
-        }],
-        usage: wire.token_count.unwrap_or_default().unified(),
+        vec![ChatChoice::new(0, ResponseMessage::assistant(wire.text), None)],
+        wire.token_count.unwrap_or_default().unified(),
         provider,
-    }))
+    )))
 }
 
 fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireGenerate = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices: wire
-            .generations
-            .into_iter()
-            .enumerate()
-            .map(|(i, g)| CompletionChoice {
-                index: i as u32,
-                text: Some(g.text.unwrap_or_default()),
-                finish_reason: None,
-            })
-            .collect(),
-        usage: Usage::default(),
-    }))
+    let choices = wire
+        .generations
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| CompletionChoice::new(i as u32, Some(g.text.unwrap_or_default()), None))
+        .collect();
+    Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
 }
 
 fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
@@ -384,16 +358,8 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, Gatew
         },
         _ => return Err(GatewayError::bad_gateway("Cohere returned a response without embeddings")),
     };
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage::default(),
-    }))
+    let data = vectors.into_iter().enumerate().map(|(i, e)| Embedding::new(i as u32, e)).collect();
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 /// Incremental framing of newline-delimited JSON: complete lines (without the line ending and
@@ -520,32 +486,22 @@ impl CohereStream {
                     }
                     None => (None, Usage::default()),
                 };
-                out.push(Chunk::Chat(ChatChunk {
+                out.push(Chunk::Chat(ChatChunk::new(
                     id,
-                    object: object::CHAT_CHUNK,
-                    created: self.created,
-                    model: self.model.clone(),
-                    choices: vec![ChunkChoice {
-                        index: 0,
-                        finish_reason: ev.finish_reason,
-                        delta: Delta { role: None, content: ev.text, tool_calls: None, reasoning_content: None },
-                    }],
-                    usage: Some(usage),
+                    self.created,
+                    self.model.clone(),
+                    vec![ChunkChoice::new(0, Delta::text(ev.text), ev.finish_reason)],
+                    Some(usage),
                     provider,
-                }));
+                )));
             }
-            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk {
-                id: ev.response.and_then(|r| r.id),
-                object: object::COMPLETION_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![CompletionChunkChoice {
-                    index: ev.index.unwrap_or(0),
-                    finish_reason: ev.finish_reason,
-                    text: ev.text,
-                }],
-                usage: Some(Usage::default()),
-            })),
+            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk::new(
+                ev.response.and_then(|r| r.id),
+                self.created,
+                self.model.clone(),
+                vec![CompletionChunkChoice::new(ev.index.unwrap_or(0), ev.text, ev.finish_reason)],
+                Some(Usage::default()),
+            ))),
         }
     }
 }

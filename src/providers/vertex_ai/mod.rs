@@ -40,7 +40,7 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, object};
+use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
 use super::{anthropic, gemini, openai};
@@ -270,9 +270,9 @@ fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Res
         let values = wire.embedding.and_then(|e| e.values).ok_or_else(|| {
             GatewayError::bad_gateway(format!("{DISPLAY} returned an embedding answer without embedding.values"))
         })?;
-        data.push(Embedding { object: object::EMBEDDING, embedding: values.into(), index: i as u32 });
+        data.push(Embedding::new(i as u32, values));
     }
-    Ok(Answer::Embeddings(EmbeddingsResponse { object: object::LIST, data, model, usage: EmbeddingsUsage::default() }))
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 #[async_trait::async_trait]
