@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Family, GatewayError};
 use crate::schema::{Answer, Chunk};
-use crate::sse;
 
 /// The body of a whole answer for `family`.
 pub fn answer(family: Family, answer: &Answer) -> Result<Bytes, GatewayError> {
@@ -38,14 +37,14 @@ impl StreamEncoder {
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
         match self.family {
-            Family::Native | Family::OpenAi => sse::write_json(out, chunk),
+            Family::Native | Family::OpenAi => write_json(out, chunk),
         }
     }
 
     /// Append the end of a stream that completed.
     pub fn finish(&mut self, out: &mut BytesMut) {
         if self.family == Family::OpenAi {
-            out.extend_from_slice(sse::DONE);
+            out.extend_from_slice(DONE);
         }
     }
 
@@ -57,21 +56,39 @@ impl StreamEncoder {
     }
 }
 
+/// Serialise `value` as one downstream event (`data: {json}` and a blank line).
+fn write_json<T: serde::Serialize>(out: &mut BytesMut, value: &T) {
+    out.extend_from_slice(b"data: ");
+    let mut w = BytesMutWriter(out);
+    // Serialising our own response structs cannot fail (no maps with non-string keys).
+    if serde_json::to_writer(&mut w, value).is_err() {
+        log::error!("failed to serialise a stream chunk");
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The OpenAI stream terminator.
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+struct BytesMutWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BytesMutWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ChatChunk, object};
+    use crate::schema::ChatChunk;
 
     fn chunk() -> Chunk {
-        Chunk::Chat(ChatChunk {
-            id: Some("c".into()),
-            object: object::CHAT_CHUNK,
-            created: 1,
-            model: None,
-            choices: Vec::new(),
-            usage: None,
-            provider: "openai",
-        })
+        Chunk::Chat(ChatChunk::new(Some("c".into()), 1, None, Vec::new(), None, "openai"))
     }
 
     #[test]

@@ -22,12 +22,12 @@ use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionsResponse, Delta,
     Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
     ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{SseStream, SseTranslate};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
@@ -362,12 +362,12 @@ struct ChatStream {
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    ends: crate::sse::ChoiceEnds,
+    ends: super::openai::ChoiceEnds,
 }
 
 impl ChatStream {
     fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, done: false, ends: crate::sse::ChoiceEnds::default() }
+        ChatStream { provider, created, usage: None, done: false, ends: super::openai::ChoiceEnds::default() }
     }
 }
 
@@ -460,13 +460,13 @@ impl SseTranslate for ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
+    use crate::framing::StreamDecoder;
     use crate::schema::EndpointType;
     use serde_json::json;
 
     use crate::schema::testing::req;
 
-    use crate::sse::testing::events;
+    use crate::framing::testing::events;
 
     #[test]
     fn config_needs_key_and_accepts_base() {
@@ -585,8 +585,9 @@ mod tests {
                 "data: {{\"id\":\"s\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"finish_reason\":{finish}}}]}}\n\n"
             )
         };
-        let run =
-            |chunks: &[&str]| crate::sse::testing::run(&mut SseStream::new(ChatStream::new("mistral", 1)), chunks).1;
+        let run = |chunks: &[&str]| {
+            crate::framing::testing::run(&mut SseStream::new(ChatStream::new("mistral", 1)), chunks).1
+        };
         assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
         assert!(run(&[&chunk("\"stop\"")]).is_none());
         assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());

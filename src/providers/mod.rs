@@ -32,7 +32,9 @@ use serde_json::Value;
 pub use crate::config::EndpointSpec;
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
 use crate::error::{ErrorKind, GatewayError};
-use crate::schema::{Answer, Chunk, EndpointType, Request, Usage};
+use crate::framing::StreamDecoder;
+pub use crate::framing::{is_json, media_type};
+use crate::schema::{Answer, EndpointType, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
 /// Per-request context for a provider.
@@ -61,34 +63,6 @@ pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Answer, GatewayError> + S
 
 /// Decodes the 2xx bodies of several upstream calls (in request order) into one answer.
 pub type ManyDecoder = Box<dyn FnOnce(Vec<bytes::Bytes>) -> Result<Answer, GatewayError> + Send>;
-
-/// Translates a streamed upstream body, chunk by chunk, into unified stream chunks.
-pub trait StreamDecoder: Send {
-    /// Feed the next upstream bytes (split anywhere); push the unified chunks they complete to
-    /// `out`. An error ends the stream with one error event.
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
-    /// The upstream body ended: flush what is left, and check that the stream reached the
-    /// provider's end of stream (else [`crate::sse::incomplete`]).
-    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
-    /// Token usage reported by the stream so far.
-    fn usage(&self) -> Option<&Usage> {
-        None
-    }
-    /// Accept upstream events (an SSE line or event, an NDJSON line) of at most `bytes` bytes;
-    /// a bigger one ends the stream with [`crate::sse::event_too_large`] before it is buffered.
-    /// The server sets `aigw.max_response_body` before the first chunk. The default does
-    /// nothing, for framings with a cap of their own (Bedrock's event stream: 16 MiB).
-    fn set_max_event(&mut self, bytes: usize) {
-        let _ = bytes;
-    }
-    /// Whether a 2xx answer of this content type is a whole JSON body rather than this
-    /// decoder's stream (an upstream or proxy that ignored `stream: true`, or reported an
-    /// error with a 2xx); the server then answers an error instead of starting the stream. The
-    /// default: any JSON type (`application/json`, `…+json`).
-    fn is_whole_json(&self, content_type: &str) -> bool {
-        is_json(content_type)
-    }
-}
 
 /// How the answer of one call is decoded.
 pub enum Decoder {
@@ -301,19 +275,6 @@ pub fn default_error_answer(status: u16, content_type: &str, body: &[u8]) -> Gat
         }
     };
     err
-}
-
-/// Whether a content type is JSON (`application/json`, `application/problem+json`, …; any
-/// case, parameters ignored).
-pub fn is_json(content_type: &str) -> bool {
-    let ct = media_type(content_type).as_bytes();
-    ct.eq_ignore_ascii_case(b"application/json") || ct.len() > 5 && ct[ct.len() - 5..].eq_ignore_ascii_case(b"+json")
-}
-
-/// A content type without its parameters (`text/event-stream; charset=utf-8` →
-/// `text/event-stream`), not lower-cased.
-pub fn media_type(content_type: &str) -> &str {
-    content_type.split(';').next().unwrap_or("").trim()
 }
 
 /// The reason phrase of a status.

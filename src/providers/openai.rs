@@ -13,12 +13,12 @@ use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall,
     FunctionCallDelta, Request, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
 };
-use crate::sse::{self, SseStream, SseTranslate};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default OpenAI base URL.
@@ -298,6 +298,31 @@ fn stream_error(v: &Value) -> GatewayError {
 
 // ---- decoders ----
 
+/// Which choices of an OpenAI-style stream have started and which have a `finish_reason`
+/// (choice indices 0..63; higher ones share the last slot): with `n > 1`, a stream cut after
+/// the first choice finished is not complete.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChoiceEnds {
+    started: u64,
+    finished: u64,
+}
+
+impl ChoiceEnds {
+    /// A chunk carried choice `index`, finished or not.
+    pub fn choice(&mut self, index: u32, finished: bool) {
+        let bit = 1u64 << index.min(63);
+        self.started |= bit;
+        if finished {
+            self.finished |= bit;
+        }
+    }
+
+    /// At least one choice started and every one that did has finished.
+    pub fn all_finished(&self) -> bool {
+        self.started != 0 && self.started & !self.finished == 0
+    }
+}
+
 /// Decoder for OpenAI-format chat answers.
 pub fn chat_decoder(stream: bool, call: &Call<'_>) -> Decoder {
     let provider = call.provider_label();
@@ -365,13 +390,13 @@ pub struct ChatStream {
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    ends: sse::ChoiceEnds,
+    ends: ChoiceEnds,
 }
 
 impl ChatStream {
     /// A decoder whose chunks carry `provider`, and `created` when a chunk has none.
     pub fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, done: false, ends: sse::ChoiceEnds::default() }
+        ChatStream { provider, created, usage: None, done: false, ends: ChoiceEnds::default() }
     }
 }
 
@@ -486,12 +511,12 @@ struct CompletionsStream {
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    ends: sse::ChoiceEnds,
+    ends: ChoiceEnds,
 }
 
 impl CompletionsStream {
     fn new(provider: &'static str, created: u64) -> Self {
-        CompletionsStream { provider, created, usage: None, done: false, ends: sse::ChoiceEnds::default() }
+        CompletionsStream { provider, created, usage: None, done: false, ends: ChoiceEnds::default() }
     }
 }
 
@@ -576,7 +601,7 @@ mod tests {
 
     fn stream(chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
         let mut d = SseStream::new(ChatStream::new("openai", 1));
-        crate::sse::testing::run(&mut d, chunks)
+        crate::framing::testing::run(&mut d, chunks)
     }
 
     #[test]
@@ -646,10 +671,10 @@ mod tests {
 
         let mut d = SseStream::new(CompletionsStream::new("openai", 1));
         let text = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n";
-        let (_, err) = crate::sse::testing::run(&mut d, [text]);
+        let (_, err) = crate::framing::testing::run(&mut d, [text]);
         assert_eq!(err.unwrap().status, 502);
         let mut d = SseStream::new(CompletionsStream::new("openai", 1));
-        let (_, err) = crate::sse::testing::run(&mut d, [text, "data: [DONE]\n\n"]);
+        let (_, err) = crate::framing::testing::run(&mut d, [text, "data: [DONE]\n\n"]);
         assert!(err.is_none());
     }
 
@@ -679,5 +704,26 @@ mod tests {
         assert_eq!(body["model"], json!("gpt"));
         assert_eq!(body["stream_options"], json!({"foo": 1, "include_usage": true}));
         assert_eq!(body["n"], json!(1));
+    }
+}
+
+#[cfg(test)]
+mod choice_ends_tests {
+    use super::ChoiceEnds;
+
+    #[test]
+    fn every_started_choice_must_finish() {
+        let mut e = ChoiceEnds::default();
+        assert!(!e.all_finished());
+        e.choice(0, false);
+        e.choice(1, false);
+        e.choice(0, true);
+        assert!(!e.all_finished(), "choice 1 has not finished");
+        e.choice(1, true);
+        assert!(e.all_finished());
+        e.choice(200, false);
+        assert!(!e.all_finished());
+        e.choice(90, true);
+        assert!(e.all_finished(), "indices past 63 share one slot");
     }
 }

@@ -19,12 +19,12 @@ use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
     ResponseMessage, Usage, object,
 };
-use crate::sse::{SseStream, SseTranslate};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default TogetherAI base URL.
@@ -306,7 +306,7 @@ struct TogetherStream {
     created: u64,
     usage: Option<Usage>,
     done: bool,
-    ends: crate::sse::ChoiceEnds,
+    ends: super::openai::ChoiceEnds,
 }
 
 impl TogetherStream {
@@ -317,7 +317,7 @@ impl TogetherStream {
             created,
             usage: None,
             done: false,
-            ends: crate::sse::ChoiceEnds::default(),
+            ends: super::openai::ChoiceEnds::default(),
         })
     }
 }
@@ -398,13 +398,13 @@ impl SseTranslate for TogetherStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
+    use crate::framing::StreamDecoder;
     use crate::schema::EndpointType;
     use serde_json::json;
 
     use crate::schema::testing::req;
 
-    use crate::sse::testing::events;
+    use crate::framing::testing::events;
 
     #[test]
     fn logprobs_rules() {
@@ -467,8 +467,9 @@ mod tests {
         let chunk = |finish: &str| {
             format!("data: {{\"id\":\"a\",\"choices\":[{{\"text\":\"x\",\"finish_reason\":{finish}}}]}}\n\n")
         };
-        let run =
-            |chunks: &[&str]| crate::sse::testing::run(&mut TogetherStream::new(Kind::Completions, None, 1), chunks).1;
+        let run = |chunks: &[&str]| {
+            crate::framing::testing::run(&mut TogetherStream::new(Kind::Completions, None, 1), chunks).1
+        };
         assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
         assert!(run(&[&chunk("\"length\"")]).is_none());
         assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());

@@ -8,11 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::super::{Call, Decoder};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, ResponseMessage, ToolCall, ToolCallDelta, Usage,
 };
-use crate::sse::{SseStream, SseTranslate};
 
 // ---- wire types ----
 
@@ -403,7 +403,7 @@ mod tests {
     use super::*;
 
     fn run(mut d: SseStream<MessagesStream>, chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        crate::sse::testing::run(&mut d, chunks)
+        crate::framing::testing::run(&mut d, chunks)
     }
 
     fn ev(name: &str, data: Value) -> String {

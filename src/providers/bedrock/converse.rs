@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::eventstream::{FrameDecoder, Message};
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{StreamDecoder, parse_data_url, parse_upstream_json, python_json, to_json};
+use crate::framing::StreamDecoder;
+use crate::framing::eventstream::{FrameDecoder, Message};
+use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
     ToolCallDelta, Usage,
@@ -470,7 +471,7 @@ impl StreamDecoder for ConverseStream {
         self.frames
             .finish()
             .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))?;
-        if self.complete { Ok(()) } else { Err(crate::sse::incomplete()) }
+        if self.complete { Ok(()) } else { Err(crate::framing::incomplete()) }
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -480,8 +481,8 @@ impl StreamDecoder for ConverseStream {
 
 #[cfg(test)]
 mod tests {
-    use super::super::eventstream::tests::{encode, event};
     use super::*;
+    use crate::framing::eventstream::tests::{encode, event};
     use crate::schema::{EndpointType, request_from_value};
 
     fn chat(v: Value) -> Request {
@@ -633,7 +634,7 @@ mod tests {
             start = c;
             piece
         });
-        let (events, err) = crate::sse::testing::run(&mut d, pieces);
+        let (events, err) = crate::framing::testing::run(&mut d, pieces);
         (events, err.map_or(Ok(()), Err))
     }
 

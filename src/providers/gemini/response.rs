@@ -16,13 +16,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::providers::{Call, Decoder, parse_upstream_json, python_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, ResponseMessage,
     ToolCall, ToolCallDelta, Usage, Vector,
 };
-use crate::sse::{SseStream, SseTranslate};
 
 /// `object` of Gemini completions stream chunks, as MLflow emits it (not
 /// `text_completion_chunk`).
@@ -469,7 +469,7 @@ impl SseTranslate for GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
+    use crate::framing::StreamDecoder;
 
     fn chat(body: Value) -> Value {
         let out = decode_chat(body.to_string().as_bytes(), "Gemini", "gemini", Some("g".into()), 42).unwrap();
@@ -477,7 +477,7 @@ mod tests {
     }
 
     fn stream(decoder: &mut SseStream<GeminiStream>, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        crate::sse::testing::run(decoder, pieces)
+        crate::framing::testing::run(decoder, pieces)
     }
 
     #[test]

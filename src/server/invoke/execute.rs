@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::scrub::{Scrubber, SentHeader, scrub_sent};
 use crate::error::GatewayError;
-use crate::providers::{self, Decoder, Exchange, ManyDecoder, Provider, StreamDecoder, mock::MockAnswer};
+use crate::framing::StreamDecoder;
+use crate::providers::{self, Decoder, Exchange, ManyDecoder, Provider, mock::MockAnswer};
 use crate::schema::Answer;
 use crate::server::{RequestCtx, State, downstream};
 use crate::snapshot::Snapshot;
