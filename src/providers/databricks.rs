@@ -27,7 +27,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
@@ -258,13 +258,13 @@ impl Provider for Databricks {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = passthrough_body(req, Some(call.model()), true)?;
-        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
+        let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(&OPENAI, call)))
     }
 
     async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {

@@ -19,6 +19,7 @@ pub mod mock;
 pub mod mosaicml;
 pub mod openai;
 pub mod openai_compatible;
+pub mod openai_wire;
 pub mod palm;
 pub mod togetherai;
 pub mod unsupported;
@@ -283,7 +284,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Parse an upstream JSON body, or fail with 502.
-pub fn parse_upstream_json<T: serde::de::DeserializeOwned>(body: &[u8], provider: &str) -> Result<T, GatewayError> {
+pub fn parse_upstream_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8], provider: &str) -> Result<T, GatewayError> {
     serde_json::from_slice(body)
         .map_err(|e| GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}")))
 }
