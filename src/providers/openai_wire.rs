@@ -326,7 +326,16 @@ struct WireChunk<'a> {
     choices: Vec<WireChunkChoice>,
     #[serde(default)]
     usage: WireUsage,
-    error: Option<Value>,
+    /// Kept as its JSON text, read only when the chunk is an error.
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// The fields of Mistral's stream errors (`{"object": "error", "message": …}`), read from a
+/// chunk only by dialects with [`Dialect::error_object`], and only when its text could hold
+/// one: every other chunk is read once, by [`WireChunk`], which skips these keys.
+#[derive(Deserialize)]
+struct ErrorFields {
     #[serde(default)]
     object: Lenient<IsError>,
     #[serde(default)]
@@ -367,9 +376,10 @@ struct WireEmbedding {
 
 /// An upstream `usage`: `Some` when it is an object, read straight into the unified usage
 /// (counts that are not unsigned integers are unknown; `prompt_tokens_details` kept unless
-/// null; every other key passed through); `None` when absent, null or not an object.
+/// null; every other key passed through); `None` when absent, null or not an object. Boxed:
+/// most chunks have none, and a small chunk struct is cheap to move.
 #[derive(Default)]
-struct WireUsage(Option<Usage>);
+struct WireUsage(Option<Box<Usage>>);
 
 impl<'de> Deserialize<'de> for WireUsage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -399,7 +409,7 @@ impl<'de> Deserialize<'de> for WireUsage {
                         }
                     }
                 }
-                Ok(WireUsage(Some(usage)))
+                Ok(WireUsage(Some(Box::new(usage))))
             }
 
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<WireUsage, D::Error> {
@@ -495,8 +505,7 @@ impl FromText for Option<String> {
     }
 }
 
-/// A field that is read from a JSON string and ignored (as the default) when it is anything
-/// else, so a field only some dialects use never makes another dialect's chunk unreadable.
+/// A field read from a JSON string, and read as the default when it is any other value.
 #[derive(Default)]
 struct Lenient<T>(T);
 
@@ -515,10 +524,6 @@ impl<'de, T: FromText> Deserialize<'de> for Lenient<T> {
                 Ok(Lenient(T::from_text(v)))
             }
 
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Lenient<T>, D::Error> {
-                d.deserialize_any(self)
-            }
-
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient<T>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Lenient(T::default()))
@@ -529,10 +534,6 @@ impl<'de, T: FromText> Deserialize<'de> for Lenient<T> {
             }
 
             fn visit_unit<E: de::Error>(self) -> Result<Lenient<T>, E> {
-                Ok(Lenient(T::default()))
-            }
-
-            fn visit_none<E: de::Error>(self) -> Result<Lenient<T>, E> {
                 Ok(Lenient(T::default()))
             }
 
@@ -604,12 +605,19 @@ fn model(source: ModelSource, upstream: Option<Cow<'_, str>>, configured: Option
     }
 }
 
-/// The error an upstream reported inside a stream, if the chunk is one.
-fn stream_error(d: &Dialect, who: &str, chunk: &mut WireChunk<'_>) -> Option<GatewayError> {
-    let error = chunk.error.take();
-    if error.is_none() && !(d.error_object && chunk.object.0.0) {
-        return None;
+/// Fails with the error an upstream reported inside a stream, if the chunk is one (`data` is
+/// the chunk's text, read again for Mistral's error fields only when it could hold them).
+fn stream_error(d: &Dialect, who: &str, data: &str, chunk: &WireChunk<'_>) -> Result<(), GatewayError> {
+    let fields = if d.error_object && (data.contains("error") || data.contains("\\u")) {
+        Some(serde_json::from_str::<ErrorFields>(data).map_err(|e| unreadable(who, &e))?)
+    } else {
+        None
+    };
+    let error = chunk.error;
+    if error.is_none() && !fields.as_ref().is_some_and(|f| f.object.0.0) {
+        return Ok(());
     }
+    let error: Option<Value> = error.and_then(|e| serde_json::from_str(e.get()).ok());
     let text = match &error {
         Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_owned),
         Some(Value::String(s)) => Some(s.clone()),
@@ -617,13 +625,20 @@ fn stream_error(d: &Dialect, who: &str, chunk: &mut WireChunk<'_>) -> Option<Gat
     };
     let message = match text {
         Some(t) => t,
-        None if d.error_object => match (&error, chunk.message.0.take()) {
-            (Some(Value::Object(_)), _) | (_, None) => format!("{who} reported an error in the stream"),
-            (_, Some(m)) => m,
-        },
+        None if d.error_object => {
+            let message = fields.and_then(|f| f.message.0);
+            match (&error, message) {
+                (Some(Value::Object(_)), _) | (_, None) => format!("{who} reported an error in the stream"),
+                (_, Some(m)) => m,
+            }
+        }
         None => error.map(|e| e.to_string()).unwrap_or_default(),
     };
-    Some(GatewayError::new(502, ErrorKind::Upstream, message))
+    Err(GatewayError::new(502, ErrorKind::Upstream, message))
+}
+
+fn unreadable(who: &str, e: &serde_json::Error) -> GatewayError {
+    GatewayError::bad_gateway(format!("{who} sent an unreadable stream chunk: {e}"))
 }
 
 // ---- whole answers ----
@@ -686,7 +701,7 @@ pub fn decode_chat(d: &Dialect, body: &[u8], cx: Context) -> Result<Answer, Gate
             Ok(ChatChoice::new(i as u32, message, finish))
         })
         .collect::<Result<Vec<_>, GatewayError>>()?;
-    let usage = wire.usage.0.map(|u| d.answer_usage.keep(u)).unwrap_or_default();
+    let usage = wire.usage.0.map(|u| d.answer_usage.keep(*u)).unwrap_or_default();
     let model = model(d.model, wire.model, cx.model);
     Ok(Answer::Chat(ChatResponse::new(wire.id, wire.created.unwrap_or(cx.created), model, choices, usage, cx.provider)))
 }
@@ -710,7 +725,7 @@ pub fn decode_completions(d: &Dialect, body: &[u8], cx: Context) -> Result<Answe
             CompletionChoice::new(i as u32, Some(text.unwrap_or_default()), finish)
         })
         .collect();
-    let usage = wire.usage.0.map(|u| d.answer_usage.keep(u)).unwrap_or_default();
+    let usage = wire.usage.0.map(|u| d.answer_usage.keep(*u)).unwrap_or_default();
     let (id, created, model) = if d.completions_via_chat {
         (None, cx.created, cx.model)
     } else {
@@ -793,27 +808,25 @@ impl WireStream {
     }
 
     /// Record a chunk's usage and return what the chunk passes on.
-    fn take_usage(&mut self, usage: Option<Usage>) -> Option<Usage> {
-        let usage = usage.map(|u| self.dialect.stream_usage.keep(u));
+    fn take_usage(&mut self, usage: Usage) -> Option<Usage> {
+        let usage = self.dialect.stream_usage.keep(usage);
         let forward = match self.dialect.usage_on_chunks {
             ChunkUsage::All => true,
             ChunkUsage::Chat => !self.completions,
             ChunkUsage::Never => false,
         };
         if forward {
-            if usage.is_some() {
-                self.usage.clone_from(&usage);
-            }
-            usage
+            self.usage = Some(usage.clone());
+            Some(usage)
         } else {
-            if usage.is_some() {
-                self.usage = usage;
-            }
+            self.usage = Some(usage);
             None
         }
     }
 
-    fn chat_choice(&self, position: usize, c: WireChunkChoice) -> Result<ChunkChoice, GatewayError> {
+    /// One choice of a chat chunk; an unreadable tool call leaves its error in `failed`.
+    #[inline(always)]
+    fn chat_choice(&self, position: usize, c: WireChunkChoice, failed: &mut Option<GatewayError>) -> ChunkChoice {
         let d = self.dialect;
         let index = d.chunk_index.of(c.index, position);
         let delta = if d.text_only {
@@ -822,7 +835,7 @@ impl WireStream {
             match c.delta {
                 Some(dl) => {
                     let calls = match dl.tool_calls.filter(|t| !t.is_empty()) {
-                        Some(calls) => Some(self.tool_call_deltas(calls)?),
+                        Some(calls) => self.tool_call_deltas(calls).map_err(|e| *failed = Some(e)).ok(),
                         None => None,
                     };
                     Delta::new(dl.role, content_text(dl.content, d.text_parts), calls)
@@ -830,7 +843,7 @@ impl WireStream {
                 None => Delta::default(),
             }
         };
-        Ok(ChunkChoice::new(index, delta, c.finish_reason))
+        ChunkChoice::new(index, delta, c.finish_reason)
     }
 
     fn tool_call_deltas(&self, calls: Vec<WireToolCall>) -> Result<Vec<ToolCallDelta>, GatewayError> {
@@ -875,15 +888,15 @@ impl SseTranslate for WireStream {
             self.done |= !data.is_empty();
             return Ok(());
         }
-        let mut chunk: WireChunk<'_> = serde_json::from_str(data)
-            .map_err(|e| GatewayError::bad_gateway(format!("{} sent an unreadable stream chunk: {e}", self.who())))?;
-        if let Some(e) = stream_error(d, self.who(), &mut chunk) {
-            return Err(e);
-        }
+        let chunk: WireChunk<'_> = serde_json::from_str(data).map_err(|e| unreadable(self.who(), &e))?;
+        stream_error(d, self.who(), data, &chunk)?;
         for (i, c) in chunk.choices.iter().enumerate() {
             self.ends.choice(d.chunk_index.of(c.index, i), c.finish_reason.is_some());
         }
-        let usage = self.take_usage(chunk.usage.0);
+        let usage = match chunk.usage.0 {
+            Some(u) => self.take_usage(*u),
+            None => None,
+        };
         let created = chunk.created.unwrap_or(self.cx.created);
         let model = model(d.model, chunk.model, self.cx.model.clone());
         if self.completions {
@@ -898,12 +911,12 @@ impl SseTranslate for WireStream {
                 .collect();
             out.push(Chunk::Completions(CompletionsChunk::new(chunk.id, created, model, choices, usage)));
         } else {
-            let choices = chunk
-                .choices
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| self.chat_choice(i, c))
-                .collect::<Result<Vec<_>, GatewayError>>()?;
+            let mut failed = None;
+            let choices =
+                chunk.choices.into_iter().enumerate().map(|(i, c)| self.chat_choice(i, c, &mut failed)).collect();
+            if let Some(e) = failed {
+                return Err(e);
+            }
             out.push(Chunk::Chat(ChatChunk::new(chunk.id, created, model, choices, usage, self.cx.provider)));
         }
         Ok(())
@@ -1073,7 +1086,7 @@ mod dialect_tests {
             json!({}),
         ] {
             let read: WireUsage = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(read.0, Some(Usage::from_openai(&body)), "{body}");
+            assert_eq!(read.0.map(|u| *u), Some(Usage::from_openai(&body)), "{body}");
         }
         for not_an_object in [json!(null), json!(5), json!("u"), json!([1, {"a": 2}]), json!(true)] {
             let read: WireUsage = serde_json::from_value(not_an_object).unwrap();
@@ -1093,6 +1106,18 @@ mod dialect_tests {
         );
         assert!(err.is_none(), "{err:?}");
         assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("a"));
+        // A dialect that reads them: odd types are not errors, and "error" in a chunk's text
+        // alone does not make it one.
+        let (events, err, _) = chunk_events(
+            &MISTRALISH,
+            &[
+                "data: {\"id\":\"x\",\"object\":{\"weird\":\"error\"},\"message\":[2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\\"error\\\" \\u00e9\"},\"finish_reason\":\"stop\"}]}\n\n",
+            ],
+        );
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("\"error\" é"));
+        let escaped = chunk_events(&MISTRALISH, &["data: {\"object\":\"\\u0065rror\",\"message\":\"m\"}\n\n"]).1;
+        assert_eq!(escaped.map(|e| e.message()), Some("m".to_owned()));
     }
 
     #[test]
