@@ -22,6 +22,7 @@ pub mod openai_compatible;
 pub mod openai_wire;
 pub mod palm;
 pub mod togetherai;
+pub mod token_cache;
 pub mod unsupported;
 pub mod vertex_ai;
 
