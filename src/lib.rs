@@ -12,7 +12,8 @@
 //! * [`auth`], [`audit`], [`metrics`], [`tls`]: keys, the audit log, Prometheus, inbound TLS;
 //! * [`schema`]: MLflow's unified request/response schemas;
 //! * [`providers`]: one module per provider (translation + tests);
-//! * [`sse`]: the incremental SSE parser;
+//! * [`framing`]: upstream stream framings (SSE, NDJSON, AWS event stream) and the stream
+//!   decoder interface;
 //! * [`upstream`]: base URLs, name resolution, the pooled upstream client.
 
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod framing;
 pub mod limits;
 pub mod metrics;
 pub mod providers;
@@ -31,6 +33,5 @@ pub mod routing;
 pub mod schema;
 pub mod server;
 pub mod snapshot;
-pub mod sse;
 pub mod tls;
 pub mod upstream;

@@ -1,7 +1,7 @@
 //! Fuzz target `config`: arbitrary bytes as the gateway YAML.
 //!
-//! `Snapshot::parse` must never panic, whatever the text (invalid UTF-8 is replaced, as a
-//! lossy read would). An error must name the file first (`fuzz.yaml: …`); a configuration that
+//! Loading it (`Snapshot::parse`: the YAML validated with every endpoint's provider settings)
+//! must never panic, whatever the text (invalid UTF-8 is replaced, as a lossy read would). An error must name the file first (`fuzz.yaml: …`); a configuration that
 //! loads must resolve every endpoint and route by its name.
 
 #![no_main]
@@ -15,9 +15,8 @@ const FILE: &str = "fuzz.yaml";
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    match Snapshot::parse(&text, Path::new(FILE)) {
-        Ok(snapshot) => {
-            let config = &snapshot.config;
+    match Snapshot::parse(&text, Path::new(FILE)).map(|s| s.config) {
+        Ok(config) => {
             for e in &config.endpoints {
                 assert!(config.endpoint(&e.name).is_some(), "endpoint {:?} not found by name", e.name);
             }

@@ -1,5 +1,5 @@
 //! Fuzz target `eventstream`: arbitrary bytes through the AWS event-stream decoder
-//! (`aigw::providers::bedrock::eventstream::FrameDecoder`), split at fuzzer-chosen points.
+//! (`aigw::framing::eventstream::FrameDecoder`), split at fuzzer-chosen points.
 //!
 //! Input layout: `[mode] [n] [n × u16 BE cut points] [stream]`. When `mode` is odd, the harness
 //! first rewrites both CRC32 checksums of every frame it can delimit, so the fuzzer reaches the
@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use aigw::providers::bedrock::eventstream::{FrameDecoder, Message};
+use aigw::framing::eventstream::{FrameDecoder, Message};
 use aigw_fuzz::cases::Input;
 use libfuzzer_sys::fuzz_target;
 

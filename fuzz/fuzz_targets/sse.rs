@@ -1,4 +1,4 @@
-//! Fuzz target `sse`: arbitrary bytes through `aigw::sse::SseParser`, split at fuzzer-chosen
+//! Fuzz target `sse`: arbitrary bytes through `aigw::framing::sse::SseParser`, split at fuzzer-chosen
 //! points (input layout: `[n] [n × u16 BE cut points] [stream]`, see `aigw_fuzz::cases::Input`).
 //!
 //! No panic; the events must be the same as when the whole stream is fed at once (splitting

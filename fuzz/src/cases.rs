@@ -396,7 +396,7 @@ impl<'a> Input<'a> {
 
 /// The events (type, data) an `SseParser` reads from `pieces` fed one after another.
 pub fn sse_events(pieces: &[&[u8]]) -> Vec<(String, String)> {
-    let mut parser = aigw::sse::SseParser::new();
+    let mut parser = aigw::framing::sse::SseParser::new();
     let mut out = Vec::new();
     for p in pieces {
         parser.feed(p, |e| out.push((e.event.to_owned(), e.data.to_owned()))).expect("no event limit is set");

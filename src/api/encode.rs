@@ -17,7 +17,6 @@ use super::anthropic::MessagesStream;
 use super::responses::ResponsesStream;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Answer, Chunk};
-use crate::sse;
 
 /// What an answer's encoding needs beyond the answer itself.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +91,7 @@ impl StreamEncoder {
             return;
         }
         match &mut self.format {
-            StreamFormat::Unified { .. } => sse::write_json(out, chunk),
+            StreamFormat::Unified { .. } => write_json(out, chunk),
             StreamFormat::Anthropic(s) => s.chunk(chunk, out),
             StreamFormat::Responses(s) => s.chunk(chunk, out),
         }
@@ -106,7 +105,7 @@ impl StreamEncoder {
         match &mut self.format {
             StreamFormat::Unified { done } => {
                 if *done {
-                    out.extend_from_slice(sse::DONE);
+                    out.extend_from_slice(DONE);
                 }
             }
             StreamFormat::Anthropic(s) => s.finish(out),
@@ -124,21 +123,39 @@ impl StreamEncoder {
     }
 }
 
+/// Serialise `value` as one downstream event (`data: {json}` and a blank line).
+fn write_json<T: serde::Serialize>(out: &mut BytesMut, value: &T) {
+    out.extend_from_slice(b"data: ");
+    let mut w = BytesMutWriter(out);
+    // Serialising our own response structs cannot fail (no maps with non-string keys).
+    if serde_json::to_writer(&mut w, value).is_err() {
+        log::error!("failed to serialise a stream chunk");
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The OpenAI stream terminator.
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+struct BytesMutWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BytesMutWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ChatChunk, object};
+    use crate::schema::ChatChunk;
 
     fn chunk() -> Chunk {
-        Chunk::Chat(ChatChunk {
-            id: Some("c".into()),
-            object: object::CHAT_CHUNK,
-            created: 1,
-            model: None,
-            choices: Vec::new(),
-            usage: None,
-            provider: "openai",
-        })
+        Chunk::Chat(ChatChunk::new(Some("c".into()), 1, None, Vec::new(), None, "openai"))
     }
 
     #[test]

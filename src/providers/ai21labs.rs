@@ -16,7 +16,7 @@ use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
+use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default AI21 Labs base URL.
@@ -108,23 +108,16 @@ struct WireFinish {
 
 fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireComplete = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices: wire
-            .completions
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| CompletionChoice {
-                index: i as u32,
-                text: Some(c.data.and_then(|d| d.text).unwrap_or_default()),
-                finish_reason: c.finish_reason.and_then(|f| f.reason),
-            })
-            .collect(),
-        usage: Usage::default(),
-    }))
+    let choices = wire
+        .completions
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let text = Some(c.data.and_then(|d| d.text).unwrap_or_default());
+            CompletionChoice::new(i as u32, text, c.finish_reason.and_then(|f| f.reason))
+        })
+        .collect();
+    Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
 }
 
 impl Provider for Ai21Labs {

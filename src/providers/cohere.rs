@@ -24,16 +24,16 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider, StreamDecoder};
+use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::ndjson::{LineTranslate, NdjsonStream};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
     CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
-    ResponseMessage, Usage, object,
+    ResponseMessage, Usage,
 };
-use crate::sse;
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Cohere base URL.
@@ -231,7 +231,7 @@ impl Provider for Cohere {
         let model = call.model().map(str::to_owned);
         let created = call.created;
         let decoder = if stream {
-            Decoder::Stream(Box::new(CohereStream::new(Kind::Chat(provider), model, created)))
+            Decoder::Stream(Box::new(cohere_stream(Kind::Chat(provider), model, created)))
         } else {
             Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created)))
         };
@@ -244,7 +244,7 @@ impl Provider for Cohere {
         let model = call.model().map(str::to_owned);
         let created = call.created;
         let decoder = if stream {
-            Decoder::Stream(Box::new(CohereStream::new(Kind::Completions, model, created)))
+            Decoder::Stream(Box::new(cohere_stream(Kind::Completions, model, created)))
         } else {
             Decoder::Json(Box::new(move |b| decode_completions(b, model, created)))
         };
@@ -276,12 +276,7 @@ struct WireTokenCount {
 
 impl WireTokenCount {
     fn unified(self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.response_tokens,
-            total_tokens: self.total_tokens,
-            ..Usage::default()
-        }
+        Usage::counts(self.prompt_tokens, self.response_tokens, self.total_tokens)
     }
 }
 
@@ -331,46 +326,25 @@ fn decode_chat(
     created: u64,
 ) -> Result<Answer, GatewayError> {
     let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Chat(ChatResponse {
-        id: wire.response_id,
-        object: object::CHAT,
+    Ok(Answer::Chat(ChatResponse::new(
+        wire.response_id,
         created,
         model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: wire.text,
-                tool_calls: None,
-                refusal: None,
-                reasoning_content: None,
-            },
-            finish_reason: None,
-        }],
-        usage: wire.token_count.unwrap_or_default().unified(),
+        vec![ChatChoice::new(0, ResponseMessage::assistant(wire.text), None)],
+        wire.token_count.unwrap_or_default().unified(),
         provider,
-    }))
+    )))
 }
 
 fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
     let wire: WireGenerate = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices: wire
-            .generations
-            .into_iter()
-            .enumerate()
-            .map(|(i, g)| CompletionChoice {
-                index: i as u32,
-                text: Some(g.text.unwrap_or_default()),
-                finish_reason: None,
-            })
-            .collect(),
-        usage: Usage::default(),
-    }))
+    let choices = wire
+        .generations
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| CompletionChoice::new(i as u32, Some(g.text.unwrap_or_default()), None))
+        .collect();
+    Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
 }
 
 fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
@@ -384,84 +358,8 @@ fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, Gatew
         },
         _ => return Err(GatewayError::bad_gateway("Cohere returned a response without embeddings")),
     };
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage::default(),
-    }))
-}
-
-/// Incremental framing of newline-delimited JSON: complete lines (without the line ending and
-/// surrounding whitespace) are handed out as soon as their `\n` arrives, however the bytes are
-/// split; the last line may end without `\n`. A line longer than the limit
-/// ([`NdjsonLines::set_max_line`]) is refused before it is buffered.
-#[derive(Debug)]
-pub struct NdjsonLines {
-    partial: Vec<u8>,
-    max: usize,
-}
-
-impl Default for NdjsonLines {
-    fn default() -> Self {
-        NdjsonLines { partial: Vec::new(), max: usize::MAX }
-    }
-}
-
-impl NdjsonLines {
-    /// Accept lines of at most `bytes` bytes (without the line ending).
-    pub fn set_max_line(&mut self, bytes: usize) {
-        self.max = bytes;
-    }
-
-    /// Feed the next bytes; `on_line` gets every non-empty line they complete. After an error
-    /// the stream cannot be read further (the buffer is released).
-    pub fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) -> Result<(), sse::EventTooLarge> {
-        while let Some(pos) = memchr::memchr(b'\n', chunk) {
-            if self.partial.len() + pos > self.max {
-                return Err(self.too_large());
-            }
-            if self.partial.is_empty() {
-                let line = chunk[..pos].trim_ascii();
-                if !line.is_empty() {
-                    on_line(line);
-                }
-            } else {
-                self.partial.extend_from_slice(&chunk[..pos]);
-                let line = std::mem::take(&mut self.partial);
-                let t = line.trim_ascii();
-                if !t.is_empty() {
-                    on_line(t);
-                }
-                self.partial = line;
-                self.partial.clear();
-            }
-            chunk = &chunk[pos + 1..];
-        }
-        if self.partial.len() + chunk.len() > self.max {
-            return Err(self.too_large());
-        }
-        self.partial.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    fn too_large(&mut self) -> sse::EventTooLarge {
-        self.partial = Vec::new();
-        sse::EventTooLarge { limit: self.max }
-    }
-
-    /// The stream ended: hand out a last line left without its `\n`.
-    pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
-        let line = std::mem::take(&mut self.partial);
-        let t = line.trim_ascii();
-        if !t.is_empty() {
-            on_line(t);
-        }
-    }
+    let data = vectors.into_iter().enumerate().map(|(i, e)| Embedding::new(i as u32, e)).collect();
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 #[derive(Clone, Copy)]
@@ -472,45 +370,35 @@ enum Kind {
     Completions,
 }
 
-/// Cohere's NDJSON stream (chat or generate) as unified SSE chunks.
-struct CohereStream {
-    lines: NdjsonLines,
+/// Cohere's NDJSON stream (chat or generate), line by line, as unified chunks.
+struct CohereLines {
     kind: Kind,
     model: Option<String>,
     created: u64,
     usage: Option<Usage>,
-    error: Option<GatewayError>,
     /// `stream-end` (or `is_finished: true`) arrived.
     complete: bool,
 }
 
-impl CohereStream {
-    fn new(kind: Kind, model: Option<String>, created: u64) -> Self {
-        CohereStream { lines: NdjsonLines::default(), kind, model, created, usage: None, error: None, complete: false }
-    }
+/// The decoder of a Cohere stream.
+fn cohere_stream(kind: Kind, model: Option<String>, created: u64) -> NdjsonStream<CohereLines> {
+    NdjsonStream::new(CohereLines { kind, model, created, usage: None, complete: false })
+}
 
-    fn line(&mut self, line: &[u8], out: &mut Vec<Chunk>) {
-        if self.error.is_some() {
-            return;
-        }
-        let ev: WireEvent = match serde_json::from_slice(line) {
-            Ok(e) => e,
-            Err(e) => {
-                self.error = Some(GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream line: {e}")));
-                return;
-            }
-        };
+impl LineTranslate for CohereLines {
+    fn line(&mut self, line: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
+        let ev: WireEvent = serde_json::from_slice(line)
+            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream line: {e}")))?;
         let Some(event_type) = ev.event_type.as_deref() else {
             // Not a stream event: Cohere reports failures as `{"message": …}`.
             let message = ev.message.unwrap_or_else(|| format!("{DISPLAY} sent a stream line without event_type"));
-            self.error = Some(GatewayError::new(502, ErrorKind::Upstream, message));
-            return;
+            return Err(GatewayError::new(502, ErrorKind::Upstream, message));
         };
         self.complete |= event_type == "stream-end" || ev.is_finished == Some(true);
         match self.kind {
             Kind::Chat(provider) => {
                 if event_type == "stream-start" {
-                    return;
+                    return Ok(());
                 }
                 let (id, usage) = match ev.response {
                     Some(r) => {
@@ -520,66 +408,32 @@ impl CohereStream {
                     }
                     None => (None, Usage::default()),
                 };
-                out.push(Chunk::Chat(ChatChunk {
+                out.push(Chunk::Chat(ChatChunk::new(
                     id,
-                    object: object::CHAT_CHUNK,
-                    created: self.created,
-                    model: self.model.clone(),
-                    choices: vec![ChunkChoice {
-                        index: 0,
-                        finish_reason: ev.finish_reason,
-                        delta: Delta { role: None, content: ev.text, tool_calls: None, reasoning_content: None },
-                    }],
-                    usage: Some(usage),
+                    self.created,
+                    self.model.clone(),
+                    vec![ChunkChoice::new(0, Delta::text(ev.text), ev.finish_reason)],
+                    Some(usage),
                     provider,
-                }));
+                )));
             }
-            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk {
-                id: ev.response.and_then(|r| r.id),
-                object: object::COMPLETION_CHUNK,
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![CompletionChunkChoice {
-                    index: ev.index.unwrap_or(0),
-                    finish_reason: ev.finish_reason,
-                    text: ev.text,
-                }],
-                usage: Some(Usage::default()),
-            })),
+            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk::new(
+                ev.response.and_then(|r| r.id),
+                self.created,
+                self.model.clone(),
+                vec![CompletionChunkChoice::new(ev.index.unwrap_or(0), ev.text, ev.finish_reason)],
+                Some(Usage::default()),
+            ))),
         }
-    }
-}
-
-impl StreamDecoder for CohereStream {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
-        let mut lines = std::mem::take(&mut self.lines);
-        let framed = lines.feed(chunk, |l| self.line(l, out));
-        self.lines = lines;
-        // A line's error came before the line that was too long.
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        framed.map_err(|e| sse::event_too_large(e.limit))
+        Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.finish(|l| self.line(l, out));
-        self.error.take().map_or(Ok(()), Err)?;
-        if self.complete { Ok(()) } else { Err(sse::incomplete()) }
+    fn complete(&self) -> bool {
+        self.complete
     }
 
     fn usage(&self) -> Option<&Usage> {
         self.usage.as_ref()
-    }
-
-    fn set_max_event(&mut self, bytes: usize) {
-        self.lines.set_max_line(bytes);
-    }
-
-    /// Cohere's streams are `application/stream+json`: JSON by its suffix, but a stream.
-    fn is_whole_json(&self, content_type: &str) -> bool {
-        super::is_json(content_type) && !super::media_type(content_type).eq_ignore_ascii_case("application/stream+json")
     }
 }
 
@@ -596,7 +450,8 @@ mod tests {
         chat_body(req(EndpointType::Chat, body), Some("command")).map(Value::Object)
     }
 
-    use crate::sse::testing::events;
+    use crate::framing::StreamDecoder;
+    use crate::framing::testing::events;
 
     #[test]
     fn chat_translation() {
@@ -698,7 +553,7 @@ mod tests {
     );
 
     fn run_chat_stream(pieces: &[&[u8]]) -> (Vec<Chunk>, Option<Usage>) {
-        let mut d = CohereStream::new(Kind::Chat("cohere"), Some("command".into()), 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), Some("command".into()), 1);
         let mut out = Vec::new();
         for p in pieces {
             d.feed(p, &mut out).unwrap();
@@ -724,7 +579,7 @@ mod tests {
 
     #[test]
     fn completions_stream_events() {
-        let mut d = CohereStream::new(Kind::Completions, Some("command".into()), 1);
+        let mut d = cohere_stream(Kind::Completions, Some("command".into()), 1);
         let mut out = Vec::new();
         d.feed(b"{\"text\":\" Hi\",\"is_finished\":false,\"event_type\":\"text-generation\",\"index\":1}\n{\"is_finished\":true,\"event_type\":\"stream-end\",\"finish_reason\":\"MAX_TOKENS\",\"response\":{\"id\":\"g1\"}}\n", &mut out).unwrap();
         let ev = events(&out);
@@ -736,13 +591,13 @@ mod tests {
 
     #[test]
     fn stream_failures_are_errors() {
-        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), None, 1);
         let mut out = Vec::new();
         let e = d.feed(b"{\"message\":\"invalid api token\"}\n", &mut out).unwrap_err();
         assert_eq!(e.message(), "invalid api token");
-        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), None, 1);
         assert_eq!(d.feed(b"not json\n", &mut out).unwrap_err().status, 502);
-        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), None, 1);
         d.feed(b"{\"event_type\":\"text-gen", &mut out).unwrap();
         assert_eq!(d.finish(&mut out).unwrap_err().status, 502, "a truncated last line is unreadable");
     }
@@ -750,10 +605,10 @@ mod tests {
     #[test]
     fn stream_is_complete_at_stream_end_or_is_finished() {
         let mut out = Vec::new();
-        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), None, 1);
         d.feed(b"{\"is_finished\":false,\"event_type\":\"text-generation\",\"text\":\"a\"}\n", &mut out).unwrap();
         assert_eq!(d.finish(&mut out).unwrap_err().message(), "upstream stream ended before it was complete");
-        let mut d = CohereStream::new(Kind::Completions, None, 1);
+        let mut d = cohere_stream(Kind::Completions, None, 1);
         d.feed(b"{\"text\":\"a\",\"is_finished\":true,\"event_type\":\"text-generation\"}\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
     }
@@ -761,12 +616,12 @@ mod tests {
     #[test]
     fn a_line_over_the_limit_is_refused_and_the_stream_type_is_not_whole_json() {
         let mut out = Vec::new();
-        let mut d = CohereStream::new(Kind::Chat("cohere"), None, 1);
+        let mut d = cohere_stream(Kind::Chat("cohere"), None, 1);
         d.set_max_event(64);
         d.feed(&[b' '; 60], &mut out).unwrap();
         let e = d.feed(&[b' '; 5], &mut out).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (502, Some("response_too_large")));
-        assert!(d.lines.partial.capacity() == 0, "the partial line is released");
+        assert!(d.buffered() == 0, "the partial line is released");
         assert!(!d.is_whole_json("application/stream+json"));
         assert!(!d.is_whole_json("Application/Stream+JSON; charset=utf-8"));
         assert!(d.is_whole_json("application/json"));
@@ -788,28 +643,6 @@ mod tests {
             }
             pieces.push(&bytes[last..]);
             prop_assert_eq!(run_chat_stream(&pieces), whole);
-        }
-
-        /// Lines come out whole and in order, whatever the split and line endings.
-        #[test]
-        fn ndjson_lines_roundtrip(lines in proptest::collection::vec("[a-z{}\":é ]{1,12}", 1..8), crlf in any::<bool>(), seed in any::<u64>()) {
-            let ending = if crlf { "\r\n" } else { "\n" };
-            let text: String = lines.iter().map(|l| format!("{l}{ending}")).collect();
-            let bytes = text.as_bytes();
-            let mut got = Vec::new();
-            let mut framing = NdjsonLines::default();
-            let mut s = seed | 1;
-            let mut i = 0;
-            while i < bytes.len() {
-                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-                let n = 1 + (s % 5) as usize;
-                let end = (i + n).min(bytes.len());
-                framing.feed(&bytes[i..end], |l| got.push(String::from_utf8(l.to_vec()).unwrap())).unwrap();
-                i = end;
-            }
-            framing.finish(|l| got.push(String::from_utf8(l.to_vec()).unwrap()));
-            let want: Vec<String> = lines.iter().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect();
-            prop_assert_eq!(got, want);
         }
     }
 }

@@ -7,8 +7,8 @@
 //! * `token` — a personal access token (secret; `DATABRICKS_TOKEN`), sent as a bearer token;
 //! * `client_id` + `client_secret` (secret) — OAuth machine-to-machine for a service principal
 //!   (`DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`): an access token is obtained from
-//!   `POST {host}/oidc/v1/token` (client credentials, scope `all-apis`), cached, and refreshed
-//!   before it expires, by one request at a time;
+//!   `POST {host}/oidc/v1/token` (client credentials, scope `all-apis`) and kept in a
+//!   [`TokenCache`] (renewed before it expires, by one request at a time);
 //! * `databricks_api_base` — overrides the serving base URL.
 //!
 //! Configuration keys win over the environment; a token and a client id together are an error.
@@ -19,15 +19,15 @@
 //! on streams); list-typed message content in answers is flattened to its text parts
 //! (`reasoning` parts are dropped). Completions are not served (501).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body};
+use super::token_cache::{Fresh, TokenCache};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
@@ -39,9 +39,6 @@ const DISPLAY: &str = "Databricks";
 
 /// Path of the workspace's OAuth token endpoint.
 const TOKEN_PATH: &str = "oidc/v1/token";
-
-/// Tokens are refreshed this long before they expire (at most half their lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// Lifetime assumed when the token answer has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -56,23 +53,15 @@ enum Auth {
     /// A bearer header built once (personal access token).
     Static(http::HeaderValue),
     /// OAuth M2M: tokens fetched and cached at request time.
-    OAuth(OAuth),
+    OAuth(Box<OAuth>),
 }
 
 /// One workspace's OAuth client-credentials token source.
 struct OAuth {
     /// The prebuilt token request (form body, HTTP Basic client credentials).
     request: UpstreamRequest,
-    /// The current token, if any.
-    cached: Mutex<Option<CachedToken>>,
-    /// Held while a token is being fetched, so concurrent requests wait for one fetch.
-    refresh: tokio::sync::Mutex<()>,
-}
-
-#[derive(Clone)]
-struct CachedToken {
-    header: http::HeaderValue,
-    refresh_at: Instant,
+    /// The current `Bearer` header.
+    tokens: TokenCache<http::HeaderValue>,
 }
 
 /// A string setting from the configuration, else from the environment (empty counts as unset).
@@ -175,7 +164,7 @@ impl Databricks {
                     (http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded")),
                     (http::header::AUTHORIZATION, basic),
                 ];
-                Auth::OAuth(OAuth { request, cached: Mutex::new(None), refresh: tokio::sync::Mutex::new(()) })
+                Auth::OAuth(Box::new(OAuth { request, tokens: TokenCache::new(DISPLAY, "OAuth token") }))
             }
         };
         Ok(Databricks { base, auth })
@@ -201,8 +190,8 @@ struct TokenAnswer {
     expires_in: Option<Value>,
 }
 
-/// Read a token endpoint's answer: the bearer header and when to refresh it.
-fn read_token(status: u16, body: &[u8], now: Instant) -> Result<CachedToken, GatewayError> {
+/// Read a token endpoint's answer: the bearer header and its lifetime.
+fn read_token(status: u16, body: &[u8]) -> Result<Fresh<http::HeaderValue>, GatewayError> {
     if !(200..300).contains(&status) {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let what = ["error_description", "message", "error"]
@@ -223,30 +212,18 @@ fn read_token(status: u16, body: &[u8], now: Instant) -> Result<CachedToken, Gat
         .map_or(DEFAULT_LIFETIME, Duration::from_secs);
     let header = secret_header(&format!("Bearer {}", answer.access_token))
         .ok_or_else(|| GatewayError::bad_gateway("Databricks OAuth returned an access token unusable in a header"))?;
-    Ok(CachedToken { header, refresh_at: now + lifetime - REFRESH_MARGIN.min(lifetime / 2) })
+    Ok(Fresh { value: header, lifetime })
 }
 
 impl OAuth {
-    fn fresh(&self, now: Instant) -> Option<http::HeaderValue> {
-        let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        cached.as_ref().filter(|t| now < t.refresh_at).map(|t| t.header.clone())
-    }
-
-    /// The current access token, fetched when missing or about to expire. Concurrent callers
-    /// share one fetch.
+    /// The current access token, fetched when missing or due (the cache's rules).
     async fn token(&self, http: &Upstreams) -> Result<http::HeaderValue, GatewayError> {
-        if let Some(h) = self.fresh(Instant::now()) {
-            return Ok(h);
-        }
-        let _one_at_a_time = self.refresh.lock().await;
-        if let Some(h) = self.fresh(Instant::now()) {
-            return Ok(h);
-        }
-        let (status, body) = http.fetch(&self.request, http.route_timeout).await?;
-        let token = read_token(status, &body, Instant::now())?;
-        let header = token.header.clone();
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
-        Ok(header)
+        self.tokens
+            .get(http.route_timeout, |timeout| async move {
+                let (status, body) = http.fetch(&self.request, timeout).await?;
+                read_token(status, &body)
+            })
+            .await
     }
 }
 
@@ -258,13 +235,13 @@ impl Provider for Databricks {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = passthrough_body(req, Some(call.model()), true)?;
-        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
+        let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(&OPENAI, call)))
     }
 
     async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {
@@ -370,40 +347,21 @@ mod tests {
 
     #[test]
     fn token_answers() {
-        let now = Instant::now();
-        let t = read_token(200, br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#, now).unwrap();
-        assert_eq!(t.header, "Bearer abc");
-        assert!(t.header.is_sensitive());
-        assert_eq!(t.refresh_at, now + Duration::from_secs(3540));
-        // Short lifetimes refresh at half-life.
-        let t = read_token(200, br#"{"access_token":"abc","expires_in":"10"}"#, now).unwrap();
-        assert_eq!(t.refresh_at, now + Duration::from_secs(5));
-        let t = read_token(200, br#"{"access_token":"abc"}"#, now).unwrap();
-        assert_eq!(t.refresh_at, now + DEFAULT_LIFETIME - REFRESH_MARGIN);
-        let e =
-            read_token(401, br#"{"error":"invalid_client","error_description":"Client authentication failed"}"#, now)
-                .err()
-                .unwrap();
+        let t = read_token(200, br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#).unwrap();
+        assert_eq!(t.value, "Bearer abc");
+        assert!(t.value.is_sensitive());
+        assert_eq!(t.lifetime, Duration::from_secs(3600));
+        // A string lifetime is read too; none means an hour. (When to renew is the cache's.)
+        let t = read_token(200, br#"{"access_token":"abc","expires_in":"10"}"#).unwrap();
+        assert_eq!(t.lifetime, Duration::from_secs(10));
+        let t = read_token(200, br#"{"access_token":"abc"}"#).unwrap();
+        assert_eq!(t.lifetime, DEFAULT_LIFETIME);
+        let e = read_token(401, br#"{"error":"invalid_client","error_description":"Client authentication failed"}"#)
+            .err()
+            .unwrap();
         assert_eq!(e.status, 502);
         assert_eq!(e.message(), "Databricks OAuth token request failed with HTTP 401: Client authentication failed");
-        assert_eq!(read_token(200, b"{}", now).err().unwrap().status, 502);
-    }
-
-    #[test]
-    fn cache_serves_fresh_tokens_only() {
-        let o = OAuth {
-            request: UpstreamRequest::post_json(&BaseUrl::parse("http://h").unwrap(), "t", vec![]),
-            cached: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
-        };
-        let now = Instant::now();
-        assert!(o.fresh(now).is_none());
-        *o.cached.lock().unwrap() = Some(CachedToken {
-            header: http::HeaderValue::from_static("Bearer x"),
-            refresh_at: now + Duration::from_secs(5),
-        });
-        assert_eq!(o.fresh(now).unwrap(), "Bearer x");
-        assert!(o.fresh(now + Duration::from_secs(5)).is_none());
+        assert_eq!(read_token(200, b"{}").err().unwrap().status, 502);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
 use crate::error::GatewayError;
-use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage, object};
+use crate::schema::{Answer, CompletionChoice, CompletionsResponse, Request, Usage};
 use crate::upstream::UpstreamRequest;
 
 const DISPLAY: &str = "Hugging Face Text Generation Inference";
@@ -100,19 +100,14 @@ fn decode(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, Ga
         Some(d) => (d.finish_reason, d.prefill.map(|p| p.len() as u64), d.generated_tokens),
         None => (None, None, None),
     };
-    let total_tokens = prompt_tokens.zip(completion_tokens).map(|(p, c)| p + c);
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
+    let choice = CompletionChoice::new(0, Some(wire.generated_text.unwrap_or_default()), finish_reason);
+    Ok(Answer::Completions(CompletionsResponse::new(
+        None,
         created,
         model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            text: Some(wire.generated_text.unwrap_or_default()),
-            finish_reason,
-        }],
-        usage: Usage { prompt_tokens, completion_tokens, total_tokens, ..Usage::default() },
-    }))
+        vec![choice],
+        Usage::new(prompt_tokens, completion_tokens),
+    )))
 }
 
 impl Provider for HuggingFaceTgi {

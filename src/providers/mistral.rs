@@ -14,26 +14,57 @@
 //!   Completions streaming is not served (501 before any upstream call).
 //! * Embeddings → `POST {base}/embeddings` with `{"model", …request}`; indexes come from the
 //!   upstream, `model` = `model.name`.
+//!
+//! The wire format is [`super::openai_wire`]'s; what is Mistral's own is [`DIALECT`].
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
+use super::openai_wire::{
+    Arguments, ChunkUsage, Dialect, Index, ModelSource, TextParts, UsageKeys, chat_decoder, completions_decoder,
+    embeddings_decoder, model_first,
+};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
-use crate::error::{ErrorKind, GatewayError};
-use crate::schema::{
-    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionsResponse, Delta,
-    Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, FunctionCallDelta, Request, ResponseMessage,
-    ToolCall, ToolCallDelta, Usage, object,
-};
-use crate::sse::{SseStream, SseTranslate};
+use crate::error::GatewayError;
+use crate::schema::Request;
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
 pub const DEFAULT_BASE: &str = "https://api.mistral.ai/v1";
 
 const DISPLAY: &str = "Mistral";
+
+/// How Mistral speaks the OpenAI wire format (MLflow's `MistralProvider` mapping).
+pub const DIALECT: Dialect = Dialect {
+    name: Some(DISPLAY),
+    // No `stream_options`: bodies are `{"model", …request}` ([`model_first`]).
+    stream_options: false,
+    model: ModelSource::Upstream,
+    // Embeddings answers carry `model.name`.
+    embeddings_model: ModelSource::Configured,
+    // Usage is limited to prompt/completion/total tokens.
+    answer_usage: UsageKeys::Counts,
+    stream_usage: UsageKeys::Counts,
+    // Stream usage is recorded, never forwarded (null on every chunk, as MLflow).
+    usage_on_chunks: ChunkUsage::Never,
+    // Reasoning models answer with a list whose `thinking` parts are dropped; only `text`
+    // parts are text.
+    text_parts: TextParts::Typed,
+    // Tool-call arguments may come as JSON objects; they are passed on as compact JSON text.
+    arguments: Arguments::Json,
+    chunk_index: Index::SentOrPosition,
+    embedding_index: Index::SentOrPosition,
+    text_only: false,
+    answer_finish_reasons: true,
+    // Completions go through the chat API: id null, the request's time, `model.name`.
+    completions_via_chat: true,
+    // Nothing after `[DONE]` is read.
+    stop_at_done: true,
+    // Errors also arrive as `{"object": "error", "message": …}`.
+    error_object: true,
+    embeddings_usage: true,
+};
 
 /// The `mistral` provider.
 pub struct Mistral {
@@ -60,21 +91,9 @@ impl Mistral {
     }
 }
 
-/// `{"model": <name>, …body}` (a client `model` never overrides the configured one).
-fn with_model(model: Option<&str>, body: Map<String, Value>) -> Map<String, Value> {
-    let mut out = Map::with_capacity(body.len() + 1);
-    out.insert("model".into(), model.map_or(Value::Null, Value::from));
-    for (k, v) in body {
-        if k != "model" {
-            out.insert(k, v);
-        }
-    }
-    out
-}
-
 /// The chat-API body for a completions request (MLflow's `completions_to_model`).
 fn completions_body(req: Request, model: Option<&str>) -> Map<String, Value> {
-    let mut body = with_model(model, Map::new());
+    let mut body = model_first(model, Map::new());
     for (k, v) in req.body {
         match k.as_str() {
             "stop" | "n" | "model" => {}
@@ -103,15 +122,8 @@ impl Provider for Mistral {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = super::to_json(&with_model(call.model(), req.body))?;
-        let provider = call.provider_label();
-        let decoder = if stream {
-            Decoder::Stream(Box::new(SseStream::new(ChatStream::new(provider, call.created))))
-        } else {
-            let created = call.created;
-            Decoder::Json(Box::new(move |b| decode_chat(b, provider, created)))
-        };
-        Ok(Exchange::call(self.request("chat/completions", body), decoder))
+        let body = super::to_json(&model_first(call.model(), req.body))?;
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&DIALECT, stream, call)))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -119,354 +131,48 @@ impl Provider for Mistral {
             return Err(super::streaming_not_implemented("completions", DISPLAY));
         }
         let body = super::to_json(&completions_body(req, call.model()))?;
-        let model = call.model().map(str::to_owned);
-        let created = call.created;
-        Ok(Exchange::call(
-            self.request("chat/completions", body),
-            Decoder::Json(Box::new(move |b| decode_completions(b, model, created))),
-        ))
+        Ok(Exchange::call(self.request("chat/completions", body), completions_decoder(&DIALECT, false, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
-        let body = super::to_json(&with_model(call.model(), req.body))?;
-        let model = call.model().map(str::to_owned);
-        Ok(Exchange::call(
-            self.request("embeddings", body),
-            Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        ))
-    }
-}
-
-// ---- upstream wire types ----
-
-#[derive(Deserialize)]
-struct WireChat {
-    id: Option<String>,
-    created: Option<u64>,
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireChoice>,
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct WireChoice {
-    message: Option<WireMessage>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    role: Option<String>,
-    content: Option<Value>,
-    tool_calls: Option<Vec<WireToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct WireToolCall {
-    index: Option<u32>,
-    id: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    function: Option<WireFunction>,
-}
-
-#[derive(Deserialize)]
-struct WireFunction {
-    name: Option<String>,
-    arguments: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    total_tokens: Option<u64>,
-}
-
-impl WireUsage {
-    fn unified(self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            total_tokens: self.total_tokens,
-            ..Usage::default()
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireChunk {
-    id: Option<String>,
-    created: Option<u64>,
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireChunkChoice>,
-    usage: Option<WireUsage>,
-    object: Option<String>,
-    error: Option<Value>,
-    message: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct WireChunkChoice {
-    index: Option<u32>,
-    finish_reason: Option<String>,
-    delta: Option<WireDelta>,
-}
-
-#[derive(Deserialize)]
-struct WireDelta {
-    role: Option<String>,
-    content: Option<Value>,
-    tool_calls: Option<Vec<WireToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct WireEmbeddings {
-    #[serde(default)]
-    data: Vec<WireEmbedding>,
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct WireEmbedding {
-    embedding: Box<serde_json::value::RawValue>,
-    index: Option<u32>,
-}
-
-/// Message content as text: a string, or the `text` parts of a list joined with `\n` (Mistral's
-/// reasoning models answer with a list whose `thinking` parts are dropped).
-fn content_text(v: Option<Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s),
-        Value::Array(parts) => {
-            let texts: Vec<&str> = parts
-                .iter()
-                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
-        }
-        _ => None,
-    }
-}
-
-/// Tool-call arguments as the JSON string clients expect.
-fn arguments(v: Option<Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
-}
-
-// ---- decoders ----
-
-fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
-    let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
-    let choices = wire
-        .choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let m = c.message.unwrap_or(WireMessage { role: None, content: None, tool_calls: None });
-            let tool_calls = m.tool_calls.filter(|t| !t.is_empty()).map(|calls| {
-                calls
-                    .into_iter()
-                    .map(|t| {
-                        let f = t.function.unwrap_or(WireFunction { name: None, arguments: None });
-                        ToolCall {
-                            id: t.id.unwrap_or_default(),
-                            kind: "function",
-                            function: FunctionCall {
-                                name: f.name.unwrap_or_default(),
-                                arguments: arguments(f.arguments).unwrap_or_default(),
-                            },
-                            thought_signature: None,
-                        }
-                    })
-                    .collect()
-            });
-            ChatChoice {
-                index: i as u32,
-                message: ResponseMessage {
-                    role: m.role.unwrap_or_else(|| "assistant".into()),
-                    content: content_text(m.content),
-                    tool_calls,
-                    refusal: None,
-                    reasoning_content: None,
-                },
-                finish_reason: c.finish_reason,
-            }
-        })
-        .collect();
-    Ok(Answer::Chat(ChatResponse {
-        id: wire.id,
-        object: object::CHAT,
-        created: wire.created.unwrap_or(created),
-        model: wire.model,
-        choices,
-        usage: wire.usage.unwrap_or_default().unified(),
-        provider,
-    }))
-}
-
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
-    let wire: WireChat = super::parse_upstream_json(body, DISPLAY)?;
-    let choices = wire
-        .choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| CompletionChoice {
-            index: i as u32,
-            text: Some(c.message.and_then(|m| content_text(m.content)).unwrap_or_default()),
-            finish_reason: c.finish_reason,
-        })
-        .collect();
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices,
-        usage: wire.usage.unwrap_or_default().unified(),
-    }))
-}
-
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
-    let wire: WireEmbeddings = super::parse_upstream_json(body, DISPLAY)?;
-    let usage = wire.usage.unwrap_or_default();
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: wire
-            .data
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| Embedding {
-                object: object::EMBEDDING,
-                embedding: d.embedding.into(),
-                index: d.index.unwrap_or(i as u32),
-            })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage { prompt_tokens: usage.prompt_tokens, total_tokens: usage.total_tokens },
-    }))
-}
-
-/// Mistral's chat stream (OpenAI-style SSE) as unified chunks. Usage is kept for the access log
-/// but not forwarded; nothing after `[DONE]` is read. Complete once `[DONE]` or a choice's
-/// `finish_reason` arrived.
-struct ChatStream {
-    provider: &'static str,
-    created: u64,
-    usage: Option<Usage>,
-    done: bool,
-    ends: crate::sse::ChoiceEnds,
-}
-
-impl ChatStream {
-    fn new(provider: &'static str, created: u64) -> Self {
-        ChatStream { provider, created, usage: None, done: false, ends: crate::sse::ChoiceEnds::default() }
-    }
-}
-
-impl SseTranslate for ChatStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
-        if self.done || data.trim().is_empty() {
-            return Ok(());
-        }
-        if data.trim() == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let chunk: WireChunk = serde_json::from_str(data)
-            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")))?;
-        if chunk.error.is_some() || chunk.object.as_deref() == Some("error") {
-            let message = match (chunk.error, chunk.message) {
-                (Some(Value::Object(e)), _) => e.get("message").and_then(Value::as_str).map(str::to_owned),
-                (Some(Value::String(s)), _) => Some(s),
-                (_, Some(Value::String(s))) => Some(s),
-                _ => None,
-            };
-            return Err(GatewayError::new(
-                502,
-                ErrorKind::Upstream,
-                message.unwrap_or_else(|| format!("{DISPLAY} reported an error in the stream")),
-            ));
-        }
-        if let Some(u) = chunk.usage {
-            self.usage = Some(u.unified());
-        }
-        for (i, c) in chunk.choices.iter().enumerate() {
-            self.ends.choice(c.index.unwrap_or(i as u32), c.finish_reason.is_some());
-        }
-        let choices = chunk
-            .choices
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (role, content, tool_calls) = match c.delta {
-                    Some(d) => (d.role, content_text(d.content), d.tool_calls),
-                    None => (None, None, None),
-                };
-                ChunkChoice {
-                    index: c.index.unwrap_or(i as u32),
-                    finish_reason: c.finish_reason,
-                    delta: Delta {
-                        role,
-                        content,
-                        tool_calls: tool_calls.filter(|t| !t.is_empty()).map(|calls| {
-                            calls
-                                .into_iter()
-                                .enumerate()
-                                .map(|(j, t)| ToolCallDelta {
-                                    index: t.index.unwrap_or(j as u32),
-                                    id: t.id,
-                                    kind: t.kind.map(|_| "function"),
-                                    function: t
-                                        .function
-                                        .map(|f| FunctionCallDelta { name: f.name, arguments: arguments(f.arguments) })
-                                        .unwrap_or_default(),
-                                })
-                                .collect()
-                        }),
-                        reasoning_content: None,
-                    },
-                }
-            })
-            .collect();
-        out.push(Chunk::Chat(ChatChunk {
-            id: chunk.id,
-            object: object::CHAT_CHUNK,
-            created: chunk.created.unwrap_or(self.created),
-            model: chunk.model,
-            choices,
-            usage: None,
-            provider: self.provider,
-        }));
-        Ok(())
-    }
-
-    fn complete(&self) -> bool {
-        self.done || self.ends.all_finished()
-    }
-
-    fn usage(&self) -> Option<&Usage> {
-        self.usage.as_ref()
+        let body = super::to_json(&model_first(call.model(), req.body))?;
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(&DIALECT, call)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
-    use crate::schema::EndpointType;
+    use crate::framing::StreamDecoder;
+    use crate::providers::openai_wire::{self, Context, WireStream};
+    use crate::schema::{Answer, EndpointType};
     use serde_json::json;
 
     use crate::schema::testing::req;
 
-    use crate::sse::testing::events;
+    use crate::framing::testing::events;
+
+    // The decoders as the provider calls them.
+
+    fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> Result<Answer, GatewayError> {
+        openai_wire::decode_chat(&DIALECT, body, Context::new(provider, created, None))
+    }
+
+    fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
+        openai_wire::decode_completions(&DIALECT, body, Context::new("mistral", created, model))
+    }
+
+    fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
+        openai_wire::decode_embeddings(&DIALECT, body, Context::new("mistral", 0, model))
+    }
+
+    fn chat_stream(provider: &'static str, created: u64) -> crate::framing::sse::SseStream<WireStream> {
+        WireStream::chat(&DIALECT, Context::new(provider, created, None))
+    }
+
+    fn with_model(model: Option<&str>, body: Map<String, Value>) -> Map<String, Value> {
+        model_first(model, body)
+    }
 
     #[test]
     fn config_needs_key_and_accepts_base() {
@@ -567,7 +273,7 @@ mod tests {
 
     #[test]
     fn stream_drops_usage_and_stops_at_done() {
-        let mut d = SseStream::new(ChatStream::new("mistral", 1));
+        let mut d = chat_stream("mistral", 1);
         let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
@@ -585,8 +291,7 @@ mod tests {
                 "data: {{\"id\":\"s\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"finish_reason\":{finish}}}]}}\n\n"
             )
         };
-        let run =
-            |chunks: &[&str]| crate::sse::testing::run(&mut SseStream::new(ChatStream::new("mistral", 1)), chunks).1;
+        let run = |chunks: &[&str]| crate::framing::testing::run(&mut chat_stream("mistral", 1), chunks).1;
         assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
         assert!(run(&[&chunk("\"stop\"")]).is_none());
         assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());
@@ -594,13 +299,13 @@ mod tests {
 
     #[test]
     fn stream_error_object_is_an_error() {
-        let mut d = SseStream::new(ChatStream::new("mistral", 1));
+        let mut d = chat_stream("mistral", 1);
         let mut out = Vec::new();
         let err = d
             .feed(b"data: {\"object\":\"error\",\"message\":\"Service unavailable\",\"type\":\"x\"}\n\n", &mut out)
             .unwrap_err();
         assert_eq!(err.message(), "Service unavailable");
-        let mut d = SseStream::new(ChatStream::new("mistral", 1));
+        let mut d = chat_stream("mistral", 1);
         assert_eq!(d.feed(b"data: {oops\n\n", &mut out).unwrap_err().status, 502);
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{ConfigMap, FieldError, fields::FIELD_REQUIRED};
 use crate::error::GatewayError;
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
-    EmbeddingsUsage, Request, ResponseMessage, Usage, object,
+    EmbeddingsUsage, Request, ResponseMessage, Usage,
 };
 use crate::upstream::UpstreamRequest;
 
@@ -154,27 +154,9 @@ impl Provider for MlflowModelServing {
                 let choices = text_predictions(b)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, text)| ChatChoice {
-                        index: i as u32,
-                        message: ResponseMessage {
-                            role: "assistant".into(),
-                            content: Some(text),
-                            tool_calls: None,
-                            refusal: None,
-                            reasoning_content: None,
-                        },
-                        finish_reason: None,
-                    })
+                    .map(|(i, text)| ChatChoice::new(i as u32, ResponseMessage::assistant(Some(text)), None))
                     .collect();
-                Ok(Answer::Chat(ChatResponse {
-                    id: None,
-                    object: object::CHAT,
-                    created,
-                    model,
-                    choices,
-                    usage: Usage::default(),
-                    provider,
-                }))
+                Ok(Answer::Chat(ChatResponse::new(None, created, model, choices, Usage::default(), provider)))
             })),
         ))
     }
@@ -193,16 +175,9 @@ impl Provider for MlflowModelServing {
                 let choices = text_predictions(b)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, text)| CompletionChoice { index: i as u32, text: Some(text), finish_reason: None })
+                    .map(|(i, text)| CompletionChoice::new(i as u32, Some(text), None))
                     .collect();
-                Ok(Answer::Completions(CompletionsResponse {
-                    id: None,
-                    object: object::COMPLETION,
-                    created,
-                    model,
-                    choices,
-                    usage: Usage::default(),
-                }))
+                Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
             })),
         ))
     }
@@ -215,17 +190,9 @@ impl Provider for MlflowModelServing {
         Ok(Exchange::call(
             source,
             Decoder::Json(Box::new(move |b| {
-                let data = vector_predictions(b)?
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
-                    .collect();
-                Ok(Answer::Embeddings(EmbeddingsResponse {
-                    object: object::LIST,
-                    data,
-                    model,
-                    usage: EmbeddingsUsage::default(),
-                }))
+                let data =
+                    vector_predictions(b)?.into_iter().enumerate().map(|(i, e)| Embedding::new(i as u32, e)).collect();
+                Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
             })),
         ))
     }

@@ -24,7 +24,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::openai::{chat_decoder, completions_decoder, embeddings_decoder};
+use super::openai_wire::{OPENAI, chat_decoder, completions_decoder, embeddings_decoder};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
@@ -163,7 +163,7 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: chat_decoder(stream, call) })
+        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: chat_decoder(&OPENAI, stream, call) })
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -192,7 +192,7 @@ impl Provider for Mock {
                 .to_string(),
             )]
         };
-        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: completions_decoder(stream, call) })
+        Ok(Exchange::Local { answer: self.answer(chunks, stream), decoder: completions_decoder(&OPENAI, stream, call) })
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -228,7 +228,7 @@ impl Provider for Mock {
                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
         Ok(Exchange::Local {
             answer: self.answer(vec![Bytes::from(body.to_string())], false),
-            decoder: embeddings_decoder(call),
+            decoder: embeddings_decoder(&OPENAI, call),
         })
     }
 }

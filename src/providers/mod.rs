@@ -20,8 +20,10 @@ pub mod mosaicml;
 pub mod native;
 pub mod openai;
 pub mod openai_compatible;
+pub mod openai_wire;
 pub mod palm;
 pub mod togetherai;
+pub mod token_cache;
 pub mod unsupported;
 pub mod vertex_ai;
 
@@ -33,7 +35,9 @@ use serde_json::Value;
 pub use crate::config::EndpointSpec;
 use crate::config::{ConfigMap, Endpoint, FieldError, ProviderName};
 use crate::error::{ErrorKind, GatewayError};
-use crate::schema::{Answer, Chunk, EndpointType, Extension, Request, Usage};
+use crate::framing::StreamDecoder;
+pub use crate::framing::{is_json, media_type};
+use crate::schema::{Answer, EndpointType, Extension, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
 /// Per-request context for a provider.
@@ -62,34 +66,6 @@ pub type JsonDecoder = Box<dyn FnOnce(&[u8]) -> Result<Answer, GatewayError> + S
 
 /// Decodes the 2xx bodies of several upstream calls (in request order) into one answer.
 pub type ManyDecoder = Box<dyn FnOnce(Vec<bytes::Bytes>) -> Result<Answer, GatewayError> + Send>;
-
-/// Translates a streamed upstream body, chunk by chunk, into unified stream chunks.
-pub trait StreamDecoder: Send {
-    /// Feed the next upstream bytes (split anywhere); push the unified chunks they complete to
-    /// `out`. An error ends the stream with one error event.
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
-    /// The upstream body ended: flush what is left, and check that the stream reached the
-    /// provider's end of stream (else [`crate::sse::incomplete`]).
-    fn finish(&mut self, out: &mut Vec<Chunk>) -> Result<(), GatewayError>;
-    /// Token usage reported by the stream so far.
-    fn usage(&self) -> Option<&Usage> {
-        None
-    }
-    /// Accept upstream events (an SSE line or event, an NDJSON line) of at most `bytes` bytes;
-    /// a bigger one ends the stream with [`crate::sse::event_too_large`] before it is buffered.
-    /// The server sets `aigw.max_response_body` before the first chunk. The default does
-    /// nothing, for framings with a cap of their own (Bedrock's event stream: 16 MiB).
-    fn set_max_event(&mut self, bytes: usize) {
-        let _ = bytes;
-    }
-    /// Whether a 2xx answer of this content type is a whole JSON body rather than this
-    /// decoder's stream (an upstream or proxy that ignored `stream: true`, or reported an
-    /// error with a 2xx); the server then answers an error instead of starting the stream. The
-    /// default: any JSON type (`application/json`, `…+json`).
-    fn is_whole_json(&self, content_type: &str) -> bool {
-        is_json(content_type)
-    }
-}
 
 /// How the answer of one call is decoded.
 pub enum Decoder {
@@ -321,26 +297,13 @@ pub fn default_error_answer(status: u16, content_type: &str, body: &[u8]) -> Gat
     err
 }
 
-/// Whether a content type is JSON (`application/json`, `application/problem+json`, …; any
-/// case, parameters ignored).
-pub fn is_json(content_type: &str) -> bool {
-    let ct = media_type(content_type).as_bytes();
-    ct.eq_ignore_ascii_case(b"application/json") || ct.len() > 5 && ct[ct.len() - 5..].eq_ignore_ascii_case(b"+json")
-}
-
-/// A content type without its parameters (`text/event-stream; charset=utf-8` →
-/// `text/event-stream`), not lower-cased.
-pub fn media_type(content_type: &str) -> &str {
-    content_type.split(';').next().unwrap_or("").trim()
-}
-
 /// The reason phrase of a status.
 pub fn reason(status: u16) -> &'static str {
     http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
 /// Parse an upstream JSON body, or fail with 502.
-pub fn parse_upstream_json<T: serde::de::DeserializeOwned>(body: &[u8], provider: &str) -> Result<T, GatewayError> {
+pub fn parse_upstream_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8], provider: &str) -> Result<T, GatewayError> {
     serde_json::from_slice(body)
         .map_err(|e| GatewayError::bad_gateway(format!("{provider} returned a response the gateway cannot read: {e}")))
 }

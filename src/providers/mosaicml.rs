@@ -22,7 +22,7 @@ use crate::config::{ConfigMap, FieldError};
 use crate::error::{Detail, GatewayError};
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
-    EmbeddingsUsage, EndpointType, Request, ResponseMessage, Usage, object,
+    EmbeddingsUsage, EndpointType, Request, ResponseMessage, Usage,
 };
 use crate::upstream::{UpstreamRequest, secret_header};
 
@@ -219,27 +219,9 @@ impl Provider for MosaicMl {
                 let choices = outputs(b)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, o)| ChatChoice {
-                        index: i as u32,
-                        message: ResponseMessage {
-                            role: "assistant".into(),
-                            content: Some(output_text(o)),
-                            tool_calls: None,
-                            refusal: None,
-                            reasoning_content: None,
-                        },
-                        finish_reason: None,
-                    })
+                    .map(|(i, o)| ChatChoice::new(i as u32, ResponseMessage::assistant(Some(output_text(o))), None))
                     .collect();
-                Ok(Answer::Chat(ChatResponse {
-                    id: None,
-                    object: object::CHAT,
-                    created,
-                    model,
-                    choices,
-                    usage: Usage::default(),
-                    provider,
-                }))
+                Ok(Answer::Chat(ChatResponse::new(None, created, model, choices, Usage::default(), provider)))
             })),
         ))
     }
@@ -256,16 +238,9 @@ impl Provider for MosaicMl {
                 let choices = outputs(b)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, o)| CompletionChoice { index: i as u32, text: Some(output_text(o)), finish_reason: None })
+                    .map(|(i, o)| CompletionChoice::new(i as u32, Some(output_text(o)), None))
                     .collect();
-                Ok(Answer::Completions(CompletionsResponse {
-                    id: None,
-                    object: object::COMPLETION,
-                    created,
-                    model,
-                    choices,
-                    usage: Usage::default(),
-                }))
+                Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
             })),
         ))
     }
@@ -276,17 +251,8 @@ impl Provider for MosaicMl {
         Ok(Exchange::call(
             self.request(body),
             Decoder::Json(Box::new(move |b| {
-                let data = outputs(b)?
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| Embedding { object: object::EMBEDDING, embedding: e.into(), index: i as u32 })
-                    .collect();
-                Ok(Answer::Embeddings(EmbeddingsResponse {
-                    object: object::LIST,
-                    data,
-                    model,
-                    usage: EmbeddingsUsage::default(),
-                }))
+                let data = outputs(b)?.into_iter().enumerate().map(|(i, e)| Embedding::new(i as u32, e)).collect();
+                Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
             })),
         ))
     }

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::Decoder;
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{Answer, Chunk, NativeAnswer, Usage};
-use crate::sse::{SseStream, SseTranslate};
 
 /// A client API a provider may speak itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

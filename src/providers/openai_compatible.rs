@@ -1,13 +1,13 @@
 //! The OpenAI-compatible family: `groq`, `deepseek`, `xai`, `openrouter`, `ollama`, `portkey`.
 //!
 //! Config: `api_key` (required except for `ollama`), `api_base` (overrides the default base).
-//! Chat, chat streaming and embeddings exactly as OpenAI (model set, usage requested on
-//! streams); completions are not served (MLflow's 501).
+//! Chat, chat streaming and embeddings exactly as OpenAI (the [`OPENAI`] dialect: model set,
+//! usage requested on streams); completions are not served (MLflow's 501).
 //!
 //! Portkey also takes `provider` (`x-portkey-provider`), `config` (`x-portkey-config`),
 //! `virtual_key` (`x-portkey-virtual-key`) and `provider_api_key` (sent as the bearer token).
 
-use super::openai::{chat_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, ProviderName};
@@ -92,12 +92,12 @@ impl Provider for OpenAiCompatible {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = passthrough_body(req, Some(call.model()), true)?;
-        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(stream, call)))
+        let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let body = passthrough_body(req, Some(call.model()), false)?;
-        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(call)))
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(&OPENAI, call)))
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
 use crate::schema::{
     Answer, ChatChoice, ChatResponse, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse,
-    EmbeddingsUsage, Request, ResponseMessage, Usage, object,
+    EmbeddingsUsage, Request, ResponseMessage, Usage,
 };
 use crate::upstream::{UpstreamRequest, secret_header};
 
@@ -204,27 +204,11 @@ fn decode_chat(
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, c)| ChatChoice {
-            index: i as u32,
-            message: ResponseMessage {
-                role: c.author.unwrap_or_default(),
-                content: c.content,
-                tool_calls: None,
-                refusal: None,
-                reasoning_content: None,
-            },
-            finish_reason: None,
+        .map(|(i, c)| {
+            ChatChoice::new(i as u32, ResponseMessage::new(c.author.unwrap_or_default(), c.content, None), None)
         })
         .collect();
-    Ok(Answer::Chat(ChatResponse {
-        id: None,
-        object: object::CHAT,
-        created,
-        model,
-        choices,
-        usage: Usage::default(),
-        provider,
-    }))
+    Ok(Answer::Chat(ChatResponse::new(None, created, model, choices, Usage::default(), provider)))
 }
 
 /// `generateText` answer: one choice per candidate `output`.
@@ -235,37 +219,22 @@ fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Resul
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, c)| CompletionChoice { index: i as u32, text: c.output, finish_reason: None })
+        .map(|(i, c)| CompletionChoice::new(i as u32, c.output, None))
         .collect();
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices,
-        usage: Usage::default(),
-    }))
+    Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
 }
 
 /// `batchEmbedText` answer: `embeddings[].value`.
 fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
     let wire: WireEmbeddings = parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: wire
-            .embeddings
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Embedding {
-                object: object::EMBEDDING,
-                embedding: e.value.unwrap_or_else(|| Value::Array(Vec::new())).into(),
-                index: i as u32,
-            })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage::default(),
-    }))
+    let data = wire
+        .embeddings
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Embedding::new(i as u32, e.value.unwrap_or_else(|| Value::Array(Vec::new()))))
+        .collect();
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 #[cfg(test)]

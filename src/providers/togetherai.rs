@@ -11,20 +11,20 @@
 //!   `finish_reason` null; streamed chunks carry text and finish reason, no usage;
 //! * embeddings → `/embeddings` with `model` set (docs/mlflow-compat.md#fix-8: MLflow omits it, which
 //!   TogetherAI rejects); `usage` is null.
+//!
+//! The wire format is [`super::openai_wire`]'s; what is TogetherAI's own is [`DIALECT`].
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Call, Decoder, EndpointSpec, Exchange, Provider};
+use super::openai_wire::{
+    Arguments, ChunkUsage, Dialect, Index, ModelSource, TextParts, UsageKeys, chat_decoder, completions_decoder,
+    embeddings_decoder, passthrough_body,
+};
+use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
-use crate::error::{ErrorKind, GatewayError};
-use crate::schema::{
-    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
-    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request,
-    ResponseMessage, Usage, object,
-};
-use crate::sse::{SseStream, SseTranslate};
+use crate::error::GatewayError;
+use crate::schema::Request;
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default TogetherAI base URL.
@@ -35,6 +35,34 @@ const DISPLAY: &str = "TogetherAI";
 /// MLflow's message for a completions request without `max_tokens`.
 pub const MAX_TOKENS_REQUIRED: &str =
     "max_tokens is not present in payload.It is a required parameter for TogetherAI completions.";
+
+/// How TogetherAI speaks the OpenAI wire format (MLflow's `TogetherAIProvider` mapping).
+pub const DIALECT: Dialect = Dialect {
+    name: Some(DISPLAY),
+    stream_options: false,
+    // Answers and chunks carry `model.name`, embeddings too.
+    model: ModelSource::Configured,
+    embeddings_model: ModelSource::Configured,
+    // Whole answers: the three counts; streams: the usage object as sent, on chat chunks only.
+    answer_usage: UsageKeys::Counts,
+    stream_usage: UsageKeys::All,
+    usage_on_chunks: ChunkUsage::Chat,
+    text_parts: TextParts::TypedOrUntyped,
+    arguments: Arguments::Text,
+    // Stream choices are indexed by position; embedding vectors keep the upstream's index.
+    chunk_index: Index::Position,
+    embedding_index: Index::SentOrPosition,
+    // MLflow reads only each choice's text (chunks: `choices[].text`, then `delta.content`) …
+    text_only: true,
+    // … and never maps the finish reason of whole answers (kept, docs/mlflow-compat.md#fix-8).
+    answer_finish_reasons: false,
+    completions_via_chat: false,
+    // Nothing after `[DONE]` is read.
+    stop_at_done: true,
+    error_object: false,
+    // Embeddings answers have null usage.
+    embeddings_usage: false,
+};
 
 /// The `togetherai` provider.
 pub struct TogetherAi {
@@ -101,15 +129,7 @@ impl Provider for TogetherAi {
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = super::to_json(&generation_body(req, call.model())?)?;
-        let provider = call.provider_label();
-        let model = call.model().map(str::to_owned);
-        let decoder = if stream {
-            Decoder::Stream(Box::new(TogetherStream::new(Kind::Chat(provider), model, call.created)))
-        } else {
-            let created = call.created;
-            Decoder::Json(Box::new(move |b| decode_chat(b, provider, model, created)))
-        };
-        Ok(Exchange::call(self.request("chat/completions", body), decoder))
+        Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&DIALECT, stream, call)))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -119,292 +139,56 @@ impl Provider for TogetherAi {
         }
         let stream = req.stream();
         let body = super::to_json(&generation_body(req, call.model())?)?;
-        let model = call.model().map(str::to_owned);
-        let decoder = if stream {
-            Decoder::Stream(Box::new(TogetherStream::new(Kind::Completions, model, call.created)))
-        } else {
-            let created = call.created;
-            Decoder::Json(Box::new(move |b| decode_completions(b, model, created)))
-        };
-        Ok(Exchange::call(self.request("completions", body), decoder))
+        Ok(Exchange::call(self.request("completions", body), completions_decoder(&DIALECT, stream, call)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         // docs/mlflow-compat.md#fix-8: the body carries the configured model (MLflow sends the request as is).
-        let body = super::openai::passthrough_body(req, Some(call.model()), false)?;
-        let model = call.model().map(str::to_owned);
-        Ok(Exchange::call(
-            self.request("embeddings", body),
-            Decoder::Json(Box::new(move |b| decode_embeddings(b, model))),
-        ))
-    }
-}
-
-// ---- upstream wire types ----
-
-#[derive(Deserialize)]
-struct WireAnswer {
-    id: Option<String>,
-    created: Option<u64>,
-    #[serde(default)]
-    choices: Vec<WireChoice>,
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct WireChoice {
-    message: Option<WireMessage>,
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    content: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    total_tokens: Option<u64>,
-}
-
-impl WireUsage {
-    fn unified(self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            total_tokens: self.total_tokens,
-            ..Usage::default()
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireChunk {
-    id: Option<String>,
-    created: Option<u64>,
-    #[serde(default)]
-    choices: Vec<WireChunkChoice>,
-    usage: Option<Value>,
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct WireChunkChoice {
-    text: Option<String>,
-    finish_reason: Option<String>,
-    delta: Option<WireDelta>,
-}
-
-#[derive(Deserialize)]
-struct WireDelta {
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireEmbeddings {
-    #[serde(default)]
-    data: Vec<WireEmbedding>,
-}
-
-#[derive(Deserialize)]
-struct WireEmbedding {
-    embedding: Box<serde_json::value::RawValue>,
-    index: Option<u32>,
-}
-
-// ---- decoders ----
-
-fn decode_chat(
-    body: &[u8],
-    provider: &'static str,
-    model: Option<String>,
-    created: u64,
-) -> Result<Answer, GatewayError> {
-    let wire: WireAnswer = super::parse_upstream_json(body, DISPLAY)?;
-    let choices = wire
-        .choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| ChatChoice {
-            index: i as u32,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: c.message.and_then(|m| m.content),
-                tool_calls: None,
-                refusal: None,
-                reasoning_content: None,
-            },
-            // MLflow never maps TogetherAI's finish reason (kept, as docs/mlflow-compat.md#fix-8 says).
-            finish_reason: None,
-        })
-        .collect();
-    Ok(Answer::Chat(ChatResponse {
-        id: wire.id,
-        object: object::CHAT,
-        created: wire.created.unwrap_or(created),
-        model,
-        choices,
-        usage: wire.usage.unwrap_or_default().unified(),
-        provider,
-    }))
-}
-
-fn decode_completions(body: &[u8], model: Option<String>, created: u64) -> Result<Answer, GatewayError> {
-    let wire: WireAnswer = super::parse_upstream_json(body, DISPLAY)?;
-    let choices = wire
-        .choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| CompletionChoice { index: i as u32, text: Some(c.text.unwrap_or_default()), finish_reason: None })
-        .collect();
-    Ok(Answer::Completions(CompletionsResponse {
-        id: wire.id,
-        object: object::COMPLETION,
-        created: wire.created.unwrap_or(created),
-        model,
-        choices,
-        usage: wire.usage.unwrap_or_default().unified(),
-    }))
-}
-
-fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
-    let wire: WireEmbeddings = super::parse_upstream_json(body, DISPLAY)?;
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: wire
-            .data
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| Embedding {
-                object: object::EMBEDDING,
-                embedding: d.embedding.into(),
-                index: d.index.unwrap_or(i as u32),
-            })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage::default(),
-    }))
-}
-
-/// Which unified chunks a stream produces.
-#[derive(Clone, Copy)]
-enum Kind {
-    /// Chat chunks carrying this `provider`.
-    Chat(&'static str),
-    /// Completions chunks.
-    Completions,
-}
-
-/// TogetherAI's SSE stream as unified chunks: text from `choices[].text` (falling back to
-/// `delta.content`), choices indexed by position, `model` = `model.name`; ends at `[DONE]`.
-/// Complete once `[DONE]` arrived or every choice it started has a `finish_reason`.
-struct TogetherStream {
-    kind: Kind,
-    model: Option<String>,
-    created: u64,
-    usage: Option<Usage>,
-    done: bool,
-    ends: crate::sse::ChoiceEnds,
-}
-
-impl TogetherStream {
-    fn new(kind: Kind, model: Option<String>, created: u64) -> SseStream<Self> {
-        SseStream::new(TogetherStream {
-            kind,
-            model,
-            created,
-            usage: None,
-            done: false,
-            ends: crate::sse::ChoiceEnds::default(),
-        })
-    }
-}
-
-impl SseTranslate for TogetherStream {
-    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
-        let data = data.trim();
-        if self.done || data.is_empty() {
-            return Ok(());
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let chunk: WireChunk = serde_json::from_str(data)
-            .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream chunk: {e}")))?;
-        if let Some(err) = chunk.error {
-            let message = match &err {
-                Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
-                Value::String(s) => Some(s.clone()),
-                _ => None,
-            };
-            return Err(GatewayError::new(502, ErrorKind::Upstream, message.unwrap_or_else(|| err.to_string())));
-        }
-        let usage = chunk.usage.as_ref().filter(|u| u.is_object()).map(Usage::from_openai);
-        if usage.is_some() {
-            self.usage.clone_from(&usage);
-        }
-        let created = chunk.created.unwrap_or(self.created);
-        // Choices are indexed by position.
-        for (i, c) in chunk.choices.iter().enumerate() {
-            self.ends.choice(i as u32, c.finish_reason.is_some());
-        }
-        let texts =
-            chunk.choices.into_iter().map(|c| (c.text.or_else(|| c.delta.and_then(|d| d.content)), c.finish_reason));
-        match self.kind {
-            Kind::Chat(provider) => out.push(Chunk::Chat(ChatChunk {
-                id: chunk.id,
-                object: object::CHAT_CHUNK,
-                created,
-                model: self.model.clone(),
-                choices: texts
-                    .enumerate()
-                    .map(|(i, (text, finish_reason))| ChunkChoice {
-                        index: i as u32,
-                        finish_reason,
-                        delta: Delta { role: None, content: text, tool_calls: None, reasoning_content: None },
-                    })
-                    .collect(),
-                usage,
-                provider,
-            })),
-            Kind::Completions => out.push(Chunk::Completions(CompletionsChunk {
-                id: chunk.id,
-                object: object::COMPLETION_CHUNK,
-                created,
-                model: self.model.clone(),
-                choices: texts
-                    .enumerate()
-                    .map(|(i, (text, finish_reason))| CompletionChunkChoice { index: i as u32, finish_reason, text })
-                    .collect(),
-                // MLflow does not forward usage on completions chunks.
-                usage: None,
-            })),
-        }
-        Ok(())
-    }
-
-    fn complete(&self) -> bool {
-        self.done || self.ends.all_finished()
-    }
-
-    fn usage(&self) -> Option<&Usage> {
-        self.usage.as_ref()
+        let body = passthrough_body(req, Some(call.model()), DIALECT.stream_options)?;
+        Ok(Exchange::call(self.request("embeddings", body), embeddings_decoder(&DIALECT, call)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
-    use crate::schema::EndpointType;
+    use crate::framing::StreamDecoder;
+    use crate::framing::sse::SseStream;
+    use crate::providers::openai_wire::{self, Context, WireStream};
+    use crate::schema::{Answer, EndpointType};
     use serde_json::json;
 
     use crate::schema::testing::req;
 
-    use crate::sse::testing::events;
+    use crate::framing::testing::events;
+
+    // The decoders as the provider calls them.
+
+    fn decode_chat(
+        body: &[u8],
+        provider: &'static str,
+        model: Option<String>,
+        created: u64,
+    ) -> Result<Answer, GatewayError> {
+        openai_wire::decode_chat(&DIALECT, body, Context::new(provider, created, model))
+    }
+
+    fn decode_embeddings(body: &[u8], model: Option<String>) -> Result<Answer, GatewayError> {
+        openai_wire::decode_embeddings(&DIALECT, body, Context::new("togetherai", 0, model))
+    }
+
+    /// Which stream to decode.
+    enum Kind {
+        Chat(&'static str),
+        Completions,
+    }
+
+    fn together_stream(kind: Kind, model: Option<String>, created: u64) -> SseStream<WireStream> {
+        match kind {
+            Kind::Chat(provider) => WireStream::chat(&DIALECT, Context::new(provider, created, model)),
+            Kind::Completions => WireStream::completions(&DIALECT, Context::new("togetherai", created, model)),
+        }
+    }
 
     #[test]
     fn logprobs_rules() {
@@ -445,7 +229,7 @@ mod tests {
 
     #[test]
     fn chat_stream_text_and_usage() {
-        let mut d = TogetherStream::new(Kind::Chat("togetherai"), Some("cfg".into()), 1);
+        let mut d = together_stream(Kind::Chat("togetherai"), Some("cfg".into()), 1);
         let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":3,\"text\":\" hi\",\"finish_reason\":null}],\"usage\":null}\n\n", &mut out).unwrap();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n", &mut out).unwrap();
@@ -468,7 +252,7 @@ mod tests {
             format!("data: {{\"id\":\"a\",\"choices\":[{{\"text\":\"x\",\"finish_reason\":{finish}}}]}}\n\n")
         };
         let run =
-            |chunks: &[&str]| crate::sse::testing::run(&mut TogetherStream::new(Kind::Completions, None, 1), chunks).1;
+            |chunks: &[&str]| crate::framing::testing::run(&mut together_stream(Kind::Completions, None, 1), chunks).1;
         assert_eq!(run(&[&chunk("null")]).unwrap().message(), "upstream stream ended before it was complete");
         assert!(run(&[&chunk("\"length\"")]).is_none());
         assert!(run(&[&chunk("null"), "data: [DONE]\n\n"]).is_none());
@@ -476,7 +260,7 @@ mod tests {
 
     #[test]
     fn completions_stream_has_no_usage() {
-        let mut d = TogetherStream::new(Kind::Completions, Some("cfg".into()), 1);
+        let mut d = together_stream(Kind::Completions, Some("cfg".into()), 1);
         let mut out = Vec::new();
         d.feed(b"data: {\"id\":\"a\",\"created\":1,\"choices\":[{\"text\":\"x\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n", &mut out).unwrap();
         let ev = events(&out);

@@ -24,6 +24,21 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Usage with these counts (each may be unknown) and nothing else.
+    pub fn counts(prompt: Option<u64>, completion: Option<u64>, total: Option<u64>) -> Usage {
+        Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total, ..Usage::default() }
+    }
+
+    /// Usage from input and output counts, the total their sum when both are known.
+    pub fn new(prompt: Option<u64>, completion: Option<u64>) -> Usage {
+        Usage::counts(prompt, completion, prompt.zip(completion).map(|(p, c)| p + c))
+    }
+
+    /// Only the three counts of `self` (details and extra upstream keys dropped).
+    pub fn only_counts(self) -> Usage {
+        Usage::counts(self.prompt_tokens, self.completion_tokens, self.total_tokens)
+    }
+
     /// Usage from an OpenAI-style usage object (any missing count is null).
     pub fn from_openai(v: &Value) -> Usage {
         let Some(obj) = v.as_object() else {
@@ -76,6 +91,19 @@ pub struct ToolCall {
     pub thought_signature: Option<String>,
 }
 
+impl ToolCall {
+    /// A function call with JSON-encoded `arguments`.
+    pub fn function(id: String, name: String, arguments: String) -> ToolCall {
+        ToolCall { id, kind: "function", function: FunctionCall { name, arguments }, thought_signature: None }
+    }
+
+    /// The same call carrying Gemini's thought signature (emitted only when `Some`).
+    pub fn with_thought_signature(mut self, signature: Option<String>) -> ToolCall {
+        self.thought_signature = signature;
+        self
+    }
+}
+
 /// The assistant message of a chat choice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResponseMessage {
@@ -93,6 +121,24 @@ pub struct ResponseMessage {
     pub reasoning_content: Option<String>,
 }
 
+impl ResponseMessage {
+    /// A message of `role` with `content` and `tool_calls`; no refusal, no reasoning.
+    pub fn new(role: String, content: Option<String>, tool_calls: Option<Vec<ToolCall>>) -> ResponseMessage {
+        ResponseMessage { role, content, tool_calls, refusal: None, reasoning_content: None }
+    }
+
+    /// An `assistant` message with `content` only.
+    pub fn assistant(content: Option<String>) -> ResponseMessage {
+        ResponseMessage::new("assistant".to_owned(), content, None)
+    }
+
+    /// The same message with the model's reasoning text (emitted only when `Some`).
+    pub fn with_reasoning(mut self, reasoning: Option<String>) -> ResponseMessage {
+        self.reasoning_content = reasoning;
+        self
+    }
+}
+
 /// One choice of a chat answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatChoice {
@@ -102,6 +148,13 @@ pub struct ChatChoice {
     pub message: ResponseMessage,
     /// `stop`, `length`, `tool_calls`, … or null.
     pub finish_reason: Option<String>,
+}
+
+impl ChatChoice {
+    /// Choice `index` with its message and finish reason.
+    pub fn new(index: u32, message: ResponseMessage, finish_reason: Option<String>) -> ChatChoice {
+        ChatChoice { index, message, finish_reason }
+    }
 }
 
 /// A chat answer (`chat.completion`).
@@ -121,6 +174,20 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// The endpoint's provider as configured.
     pub provider: &'static str,
+}
+
+impl ChatResponse {
+    /// A `chat.completion` answer.
+    pub fn new(
+        id: Option<String>,
+        created: u64,
+        model: Option<String>,
+        choices: Vec<ChatChoice>,
+        usage: Usage,
+        provider: &'static str,
+    ) -> ChatResponse {
+        ChatResponse { id, object: object::CHAT, created, model, choices, usage, provider }
+    }
 }
 
 /// A function call fragment in a streamed chat chunk.
@@ -146,6 +213,24 @@ pub struct ToolCallDelta {
     pub function: FunctionCallDelta,
 }
 
+impl ToolCallDelta {
+    /// The first fragment of tool call `index`: its id, type `function` and name.
+    pub fn start(index: u32, id: Option<String>, name: Option<String>) -> ToolCallDelta {
+        ToolCallDelta { index, id, kind: Some("function"), function: FunctionCallDelta { name, arguments: None } }
+    }
+
+    /// The same fragment carrying (the first piece of) the call's arguments.
+    pub fn with_arguments(mut self, arguments: String) -> ToolCallDelta {
+        self.function.arguments = Some(arguments);
+        self
+    }
+
+    /// A later fragment of tool call `index`: a piece of its arguments.
+    pub fn arguments(index: u32, arguments: Option<String>) -> ToolCallDelta {
+        ToolCallDelta { index, id: None, kind: None, function: FunctionCallDelta { name: None, arguments } }
+    }
+}
+
 /// The delta of a streamed chat choice.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Delta {
@@ -160,6 +245,28 @@ pub struct Delta {
     pub reasoning_content: Option<String>,
 }
 
+impl Delta {
+    /// A delta with these parts (no reasoning text).
+    pub fn new(role: Option<String>, content: Option<String>, tool_calls: Option<Vec<ToolCallDelta>>) -> Delta {
+        Delta { role, content, tool_calls, reasoning_content: None }
+    }
+
+    /// A delta carrying a text fragment (or none).
+    pub fn text(content: Option<String>) -> Delta {
+        Delta { content, ..Delta::default() }
+    }
+
+    /// A delta carrying tool call fragments.
+    pub fn tool_calls(calls: Vec<ToolCallDelta>) -> Delta {
+        Delta { tool_calls: Some(calls), ..Delta::default() }
+    }
+
+    /// A delta carrying a fragment of reasoning text (or none).
+    pub fn reasoning(text: Option<String>) -> Delta {
+        Delta { reasoning_content: text, ..Delta::default() }
+    }
+}
+
 /// One choice of a streamed chat chunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChunkChoice {
@@ -169,6 +276,13 @@ pub struct ChunkChoice {
     pub finish_reason: Option<String>,
     /// What is new.
     pub delta: Delta,
+}
+
+impl ChunkChoice {
+    /// Choice `index` of a chunk: what is new, and the finish reason on its last chunk.
+    pub fn new(index: u32, delta: Delta, finish_reason: Option<String>) -> ChunkChoice {
+        ChunkChoice { index, finish_reason, delta }
+    }
 }
 
 /// A streamed chat chunk (`chat.completion.chunk`).
@@ -190,6 +304,20 @@ pub struct ChatChunk {
     pub provider: &'static str,
 }
 
+impl ChatChunk {
+    /// A `chat.completion.chunk`.
+    pub fn new(
+        id: Option<String>,
+        created: u64,
+        model: Option<String>,
+        choices: Vec<ChunkChoice>,
+        usage: Option<Usage>,
+        provider: &'static str,
+    ) -> ChatChunk {
+        ChatChunk { id, object: object::CHAT_CHUNK, created, model, choices, usage, provider }
+    }
+}
+
 /// One choice of a completions answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletionChoice {
@@ -199,6 +327,13 @@ pub struct CompletionChoice {
     pub text: Option<String>,
     /// Why generation stopped, or null.
     pub finish_reason: Option<String>,
+}
+
+impl CompletionChoice {
+    /// Choice `index` with its text and finish reason.
+    pub fn new(index: u32, text: Option<String>, finish_reason: Option<String>) -> CompletionChoice {
+        CompletionChoice { index, text, finish_reason }
+    }
 }
 
 /// A completions answer (`text_completion`).
@@ -218,6 +353,19 @@ pub struct CompletionsResponse {
     pub usage: Usage,
 }
 
+impl CompletionsResponse {
+    /// A `text_completion` answer.
+    pub fn new(
+        id: Option<String>,
+        created: u64,
+        model: Option<String>,
+        choices: Vec<CompletionChoice>,
+        usage: Usage,
+    ) -> CompletionsResponse {
+        CompletionsResponse { id, object: object::COMPLETION, created, model, choices, usage }
+    }
+}
+
 /// One choice of a streamed completions chunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletionChunkChoice {
@@ -227,6 +375,13 @@ pub struct CompletionChunkChoice {
     pub finish_reason: Option<String>,
     /// Text fragment.
     pub text: Option<String>,
+}
+
+impl CompletionChunkChoice {
+    /// Choice `index` of a chunk: a text fragment, and the finish reason on its last chunk.
+    pub fn new(index: u32, text: Option<String>, finish_reason: Option<String>) -> CompletionChunkChoice {
+        CompletionChunkChoice { index, finish_reason, text }
+    }
 }
 
 /// A streamed completions chunk (`text_completion_chunk`).
@@ -246,6 +401,19 @@ pub struct CompletionsChunk {
     pub usage: Option<Usage>,
 }
 
+impl CompletionsChunk {
+    /// A `text_completion_chunk`.
+    pub fn new(
+        id: Option<String>,
+        created: u64,
+        model: Option<String>,
+        choices: Vec<CompletionChunkChoice>,
+        usage: Option<Usage>,
+    ) -> CompletionsChunk {
+        CompletionsChunk { id, object: object::COMPLETION_CHUNK, created, model, choices, usage }
+    }
+}
+
 /// One embedding vector (a list of floats, or a base64 string when the client asked for it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Embedding {
@@ -255,6 +423,13 @@ pub struct Embedding {
     pub embedding: Vector,
     /// Position of the input.
     pub index: u32,
+}
+
+impl Embedding {
+    /// The vector of input `index`.
+    pub fn new(index: u32, embedding: impl Into<Vector>) -> Embedding {
+        Embedding { object: object::EMBEDDING, embedding: embedding.into(), index }
+    }
 }
 
 /// An embedding vector on its way out: a parsed value, or the upstream's own JSON text passed
@@ -307,6 +482,13 @@ pub struct EmbeddingsUsage {
     pub total_tokens: Option<u64>,
 }
 
+impl EmbeddingsUsage {
+    /// Input and total token counts (each may be unknown).
+    pub fn new(prompt_tokens: Option<u64>, total_tokens: Option<u64>) -> EmbeddingsUsage {
+        EmbeddingsUsage { prompt_tokens, total_tokens }
+    }
+}
+
 /// An embeddings answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingsResponse {
@@ -318,6 +500,13 @@ pub struct EmbeddingsResponse {
     pub model: Option<String>,
     /// Usage.
     pub usage: EmbeddingsUsage,
+}
+
+impl EmbeddingsResponse {
+    /// A `list` of vectors.
+    pub fn new(data: Vec<Embedding>, model: Option<String>, usage: EmbeddingsUsage) -> EmbeddingsResponse {
+        EmbeddingsResponse { object: object::LIST, data, model, usage }
+    }
 }
 
 /// A whole unified answer, as a provider's decoder returns it. The server serialises it in the
@@ -406,6 +595,73 @@ pub mod object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn json<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn constructors_fill_the_fixed_fields() {
+        let message = ResponseMessage::assistant(Some("hi".into()));
+        assert_eq!(
+            json(&message),
+            json(&ResponseMessage {
+                role: "assistant".into(),
+                content: Some("hi".into()),
+                tool_calls: None,
+                refusal: None,
+                reasoning_content: None
+            })
+        );
+        let call = ToolCall::function("t".into(), "f".into(), "{}".into());
+        assert_eq!(
+            json(&call),
+            serde_json::json!({"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}})
+        );
+        let answer = ChatResponse::new(
+            None,
+            7,
+            None,
+            vec![ChatChoice::new(0, message, None)],
+            Usage::new(Some(1), Some(2)),
+            "p",
+        );
+        assert_eq!(
+            json(&answer),
+            serde_json::json!({"id": null, "object": "chat.completion", "created": 7, "model": null,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", "tool_calls": null, "refusal": null}, "finish_reason": null}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}, "provider": "p"})
+        );
+        let chunk =
+            ChatChunk::new(None, 7, None, vec![ChunkChoice::new(1, Delta::text(Some("a".into())), None)], None, "p");
+        assert_eq!(
+            json(&chunk),
+            serde_json::json!({"id": null, "object": "chat.completion.chunk", "created": 7, "model": null,
+                "choices": [{"index": 1, "finish_reason": null, "delta": {"role": null, "content": "a", "tool_calls": null}}],
+                "usage": null, "provider": "p"})
+        );
+        assert_eq!(
+            json(&ToolCallDelta::start(0, Some("i".into()), Some("f".into())).with_arguments(String::new())),
+            serde_json::json!({"index": 0, "id": "i", "type": "function", "function": {"name": "f", "arguments": ""}})
+        );
+        let chunk =
+            CompletionsChunk::new(None, 7, None, vec![CompletionChunkChoice::new(0, Some("x".into()), None)], None);
+        assert_eq!(json(&chunk)["object"], "text_completion_chunk");
+        let answer =
+            CompletionsResponse::new(None, 7, None, vec![CompletionChoice::new(0, None, None)], Usage::default());
+        assert_eq!(json(&answer)["object"], "text_completion");
+        let answer = EmbeddingsResponse::new(
+            vec![Embedding::new(0, serde_json::json!([1]))],
+            None,
+            EmbeddingsUsage::new(Some(2), None),
+        );
+        assert_eq!(
+            json(&answer),
+            serde_json::json!({"object": "list", "data": [{"object": "embedding", "embedding": [1], "index": 0}],
+                "model": null, "usage": {"prompt_tokens": 2, "total_tokens": null}})
+        );
+        assert_eq!(Usage::new(Some(1), None), Usage::counts(Some(1), None, None));
+    }
 
     #[test]
     fn usage_of_an_answer() {

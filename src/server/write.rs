@@ -20,9 +20,9 @@ use super::{RequestCtx, State, body, downstream};
 use crate::api::Reply;
 use crate::api::encode::{self, AnswerMeta, StreamEncoder};
 use crate::error::{ErrorKind, Family, GatewayError};
+use crate::framing::no_data;
 use crate::schema::{Answer, Chunk};
 use crate::snapshot::Snapshot;
-use crate::sse;
 
 /// Result of a write to the client; an error means the client is gone.
 pub type WriteResult = pingora::Result<()>;
@@ -150,7 +150,7 @@ const STREAM_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Relay a stream: a 200 event stream, then the translated events as they arrive, then the
 /// family's end (or one error event). A stream never ends as an empty success: one whose
-/// upstream ends without any translated event ends with [`sse::no_data`].
+/// upstream ends without any translated event ends with [`no_data`].
 async fn relay(
     session: &mut Session,
     state: &State,
@@ -197,7 +197,7 @@ async fn relay(
                 let end = decoder.finish(&mut chunks);
                 produced |= !chunks.is_empty();
                 encode_all(&mut encoder, &mut chunks, &mut out);
-                break if produced { end } else { Err(sse::no_data()) };
+                break if produced { end } else { Err(no_data()) };
             }
             Err(e) => break Err(e),
         };

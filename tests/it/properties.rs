@@ -14,8 +14,8 @@ mod cases;
 use std::path::Path;
 
 use crate::common::bedrock;
-use aigw::providers::bedrock::eventstream::FrameDecoder;
-use aigw::providers::cohere::NdjsonLines;
+use aigw::framing::eventstream::FrameDecoder;
+use aigw::framing::ndjson::NdjsonLines;
 use aigw::schema::{EndpointType, parse_request};
 use aigw::snapshot::Snapshot;
 use cases::{Case, Kind, cases, run_stream, split_at, sse_events};

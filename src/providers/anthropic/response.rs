@@ -8,12 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::super::{Call, Decoder};
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
-    CompletionsChunk, CompletionsResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage, ToolCall,
-    ToolCallDelta, Usage, object,
+    CompletionsChunk, CompletionsResponse, Delta, ResponseMessage, ToolCall, ToolCallDelta, Usage,
 };
-use crate::sse::{SseStream, SseTranslate};
 
 // ---- wire types ----
 
@@ -88,10 +87,6 @@ pub(crate) fn usage_from(u: &Map<String, Value>) -> Usage {
     let (cache_read, cache_creation) = (count("cache_read_input_tokens"), count("cache_creation_input_tokens"));
     let prompt = (input.is_some() || cache_read.is_some() || cache_creation.is_some())
         .then(|| input.unwrap_or(0) + cache_read.unwrap_or(0) + cache_creation.unwrap_or(0));
-    let total = match (prompt, output) {
-        (Some(p), Some(c)) => Some(p + c),
-        _ => None,
-    };
     let mut extra = Map::new();
     for (k, v) in u {
         if !matches!(k.as_str(), "input_tokens" | "output_tokens" | "cache_read_input_tokens") && !v.is_null() {
@@ -99,11 +94,9 @@ pub(crate) fn usage_from(u: &Map<String, Value>) -> Usage {
         }
     }
     Usage {
-        prompt_tokens: prompt,
-        completion_tokens: output,
-        total_tokens: total,
         prompt_tokens_details: cache_read.map(|c| json!({ "cached_tokens": c })),
         extra,
+        ..Usage::new(prompt, output)
     }
 }
 
@@ -172,37 +165,29 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
             Some("thinking") => {
                 reasoning.get_or_insert_with(String::new).push_str(block.thinking.as_deref().unwrap_or(""))
             }
-            Some("tool_use") => tool_calls.push(ToolCall {
-                id: block.id.unwrap_or_default(),
-                kind: "function",
-                function: FunctionCall {
-                    name: block.name.unwrap_or_default(),
-                    arguments: super::super::python_json(&block.input.unwrap_or_else(|| Value::Object(Map::new()))),
-                },
-                thought_signature: None,
-            }),
+            Some("tool_use") => tool_calls.push(ToolCall::function(
+                block.id.unwrap_or_default(),
+                block.name.unwrap_or_default(),
+                super::super::python_json(&block.input.unwrap_or_else(|| Value::Object(Map::new()))),
+            )),
             _ => {}
         }
     }
-    Ok(Answer::Chat(ChatResponse {
-        id: wire.id,
-        object: object::CHAT,
+    let message = ResponseMessage::new(
+        wire.role.unwrap_or_else(|| "assistant".into()),
+        content,
+        (!tool_calls.is_empty()).then_some(tool_calls),
+    )
+    .with_reasoning(reasoning);
+    let finish = Some(finish_reason(wire.stop_reason.as_deref()).to_owned());
+    Ok(Answer::Chat(ChatResponse::new(
+        wire.id,
         created,
-        model: wire.model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: wire.role.unwrap_or_else(|| "assistant".into()),
-                content,
-                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                refusal: None,
-                reasoning_content: reasoning,
-            },
-            finish_reason: Some(finish_reason(wire.stop_reason.as_deref()).to_owned()),
-        }],
-        usage: wire.usage.as_ref().map(usage_from).unwrap_or_default(),
+        wire.model,
+        vec![ChatChoice::new(0, message, finish)],
+        wire.usage.as_ref().map(usage_from).unwrap_or_default(),
         provider,
-    }))
+    )))
 }
 
 /// Decode a Messages API answer into a unified completions answer (the text blocks
@@ -215,18 +200,14 @@ pub(crate) fn decode_completions(body: &[u8], provider: &'static str, created: u
             text.push_str(block.text.as_deref().unwrap_or(""));
         }
     }
-    Ok(Answer::Completions(CompletionsResponse {
-        id: wire.id,
-        object: object::COMPLETION,
+    let finish = Some(finish_reason(wire.stop_reason.as_deref()).to_owned());
+    Ok(Answer::Completions(CompletionsResponse::new(
+        wire.id,
         created,
-        model: wire.model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            text: Some(text),
-            finish_reason: Some(finish_reason(wire.stop_reason.as_deref()).to_owned()),
-        }],
-        usage: wire.usage.as_ref().map(usage_from).unwrap_or_default(),
-    }))
+        wire.model,
+        vec![CompletionChoice::new(0, Some(text), finish)],
+        wire.usage.as_ref().map(usage_from).unwrap_or_default(),
+    )))
 }
 
 // ---- streams ----
@@ -310,7 +291,7 @@ impl SseTranslate for MessagesStream {
                     Some("text") => {
                         let text = block.text.unwrap_or_default();
                         match self.mode {
-                            Mode::Chat => self.chat_chunk(out, None, Delta { content: Some(text), ..Delta::default() }),
+                            Mode::Chat => self.chat_chunk(out, None, Delta::text(Some(text))),
                             // An empty first chunk adds nothing to a completion.
                             Mode::Completions if !text.is_empty() => self.completions_chunk(out, None, text, None),
                             Mode::Completions => {}
@@ -319,13 +300,8 @@ impl SseTranslate for MessagesStream {
                     Some("tool_use") if self.mode == Mode::Chat => {
                         let ordinal = self.tool_blocks.len() as u32;
                         self.tool_blocks.push((ev.index.unwrap_or(0), ordinal));
-                        let call = ToolCallDelta {
-                            index: ordinal,
-                            id: block.id,
-                            kind: Some("function"),
-                            function: FunctionCallDelta { name: block.name, arguments: None },
-                        };
-                        self.chat_chunk(out, None, Delta { tool_calls: Some(vec![call]), ..Delta::default() });
+                        let call = ToolCallDelta::start(ordinal, block.id, block.name);
+                        self.chat_chunk(out, None, Delta::tool_calls(vec![call]));
                     }
                     _ => {}
                 }
@@ -333,9 +309,7 @@ impl SseTranslate for MessagesStream {
             "content_block_delta" => {
                 let Some(delta) = ev.delta else { return Ok(()) };
                 match (delta.kind.as_deref(), self.mode) {
-                    (Some("text_delta"), Mode::Chat) => {
-                        self.chat_chunk(out, None, Delta { content: delta.text, ..Delta::default() })
-                    }
+                    (Some("text_delta"), Mode::Chat) => self.chat_chunk(out, None, Delta::text(delta.text)),
                     (Some("text_delta"), Mode::Completions) => {
                         self.completions_chunk(out, None, delta.text.unwrap_or_default(), None)
                     }
@@ -346,16 +320,11 @@ impl SseTranslate for MessagesStream {
                         let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block) else {
                             return Ok(());
                         };
-                        let call = ToolCallDelta {
-                            index,
-                            id: None,
-                            kind: None,
-                            function: FunctionCallDelta { name: None, arguments: delta.partial_json },
-                        };
-                        self.chat_chunk(out, None, Delta { tool_calls: Some(vec![call]), ..Delta::default() });
+                        let call = ToolCallDelta::arguments(index, delta.partial_json);
+                        self.chat_chunk(out, None, Delta::tool_calls(vec![call]));
                     }
                     (Some("thinking_delta"), Mode::Chat) => {
-                        self.chat_chunk(out, None, Delta { reasoning_content: delta.thinking, ..Delta::default() })
+                        self.chat_chunk(out, None, Delta::reasoning(delta.thinking))
                     }
                     _ => {}
                 }
@@ -402,15 +371,14 @@ impl MessagesStream {
     }
 
     fn write_chat(&self, out: &mut Vec<Chunk>, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
-        out.push(Chunk::Chat(ChatChunk {
-            id: self.id.clone(),
-            object: object::CHAT_CHUNK,
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
+        out.push(Chunk::Chat(ChatChunk::new(
+            self.id.clone(),
+            self.created,
+            self.model.clone(),
+            vec![ChunkChoice::new(0, delta, finish_reason)],
             usage,
-            provider: self.provider,
-        }));
+            self.provider,
+        )));
     }
 
     fn completions_chunk(
@@ -420,14 +388,13 @@ impl MessagesStream {
         text: String,
         usage: Option<Usage>,
     ) {
-        out.push(Chunk::Completions(CompletionsChunk {
-            id: self.id.clone(),
-            object: object::COMPLETION_CHUNK,
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![CompletionChunkChoice { index: 0, finish_reason, text: Some(text) }],
+        out.push(Chunk::Completions(CompletionsChunk::new(
+            self.id.clone(),
+            self.created,
+            self.model.clone(),
+            vec![CompletionChunkChoice::new(0, Some(text), finish_reason)],
             usage,
-        }));
+        )));
     }
 }
 
@@ -436,7 +403,7 @@ mod tests {
     use super::*;
 
     fn run(mut d: SseStream<MessagesStream>, chunks: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        crate::sse::testing::run(&mut d, chunks)
+        crate::framing::testing::run(&mut d, chunks)
     }
 
     fn ev(name: &str, data: Value) -> String {

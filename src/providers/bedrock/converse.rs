@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::eventstream::{FrameDecoder, Message};
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{StreamDecoder, parse_data_url, parse_upstream_json, python_json, to_json};
+use crate::framing::StreamDecoder;
+use crate::framing::eventstream::{FrameDecoder, Message};
+use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
-    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, FunctionCall, FunctionCallDelta, Request,
-    ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
+    Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
+    ToolCallDelta, Usage,
 };
 
 const DISPLAY: &str = "Amazon Bedrock";
@@ -229,12 +230,7 @@ struct WireUsage {
 
 impl WireUsage {
     fn unified(self) -> Usage {
-        Usage {
-            prompt_tokens: self.input,
-            completion_tokens: self.output,
-            total_tokens: self.total,
-            ..Usage::default()
-        }
+        Usage::counts(self.input, self.output, self.total)
     }
 }
 
@@ -269,38 +265,29 @@ pub fn decode(
         if let Some(t) = b.get("text").and_then(Value::as_str) {
             texts.push(t);
         } else if let Some(u) = b.get("toolUse") {
-            calls.push(ToolCall {
-                id: u.get("toolUseId").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                kind: "function",
-                function: FunctionCall {
-                    name: u.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    arguments: python_json(u.get("input").unwrap_or(&Value::Null)),
-                },
-                thought_signature: None,
-            });
+            calls.push(ToolCall::function(
+                u.get("toolUseId").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                u.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                python_json(u.get("input").unwrap_or(&Value::Null)),
+            ));
         } else if let Some(t) = b.pointer("/reasoningContent/reasoningText/text").and_then(Value::as_str) {
             reasoning.push(t);
         }
     }
-    Ok(Answer::Chat(ChatResponse {
-        id: None,
-        object: object::CHAT,
+    let message = ResponseMessage::new(
+        role.unwrap_or_else(|| "assistant".into()),
+        (!texts.is_empty()).then(|| texts.join("\n")),
+        (!calls.is_empty()).then_some(calls),
+    )
+    .with_reasoning((!reasoning.is_empty()).then(|| reasoning.join("\n")));
+    Ok(Answer::Chat(ChatResponse::new(
+        None,
         created,
         model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: role.unwrap_or_else(|| "assistant".into()),
-                content: (!texts.is_empty()).then(|| texts.join("\n")),
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                refusal: None,
-                reasoning_content: (!reasoning.is_empty()).then(|| reasoning.join("\n")),
-            },
-            finish_reason: Some(finish_reason(wire.stop_reason.as_deref())),
-        }],
-        usage: wire.usage.map(WireUsage::unified).unwrap_or_default(),
+        vec![ChatChoice::new(0, message, Some(finish_reason(wire.stop_reason.as_deref())))],
+        wire.usage.map(WireUsage::unified).unwrap_or_default(),
         provider,
-    }))
+    )))
 }
 
 // ---- stream ----
@@ -390,15 +377,14 @@ impl ConverseStream {
     }
 
     fn chunk(&self, out: &mut Vec<Chunk>, finish_reason: Option<String>, delta: Delta, usage: Option<Usage>) {
-        out.push(Chunk::Chat(ChatChunk {
-            id: None,
-            object: object::CHAT_CHUNK,
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, finish_reason, delta }],
+        out.push(Chunk::Chat(ChatChunk::new(
+            None,
+            self.created,
+            self.model.clone(),
+            vec![ChunkChoice::new(0, delta, finish_reason)],
             usage,
-            provider: self.provider,
-        }));
+            self.provider,
+        )));
     }
 
     fn message(&mut self, m: &Message, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
@@ -428,37 +414,20 @@ impl ConverseStream {
                 if let Some(tool) = start.start.and_then(|s| s.tool_use) {
                     let ordinal = self.tools.len() as u32;
                     self.tools.insert(start.index, ordinal);
-                    let delta = Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index: ordinal,
-                            id: tool.id,
-                            kind: Some("function"),
-                            function: FunctionCallDelta { name: tool.name, arguments: Some(String::new()) },
-                        }]),
-                        ..Delta::default()
-                    };
-                    self.chunk(out, None, delta, None);
+                    let call = ToolCallDelta::start(ordinal, tool.id, tool.name).with_arguments(String::new());
+                    self.chunk(out, None, Delta::tool_calls(vec![call]), None);
                 }
             }
             "contentBlockDelta" => {
                 let d: BlockDelta = serde_json::from_slice(&m.payload).map_err(unreadable)?;
                 let Some(body) = d.delta else { return Ok(()) };
                 if let Some(text) = body.text {
-                    self.chunk(out, None, Delta { content: Some(text), ..Delta::default() }, None);
+                    self.chunk(out, None, Delta::text(Some(text)), None);
                 } else if let Some(input) = body.tool_use.and_then(|t| t.input) {
                     let index = self.tools.get(&d.index).copied().unwrap_or(0);
-                    let delta = Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index,
-                            id: None,
-                            kind: None,
-                            function: FunctionCallDelta { name: None, arguments: Some(input) },
-                        }]),
-                        ..Delta::default()
-                    };
-                    self.chunk(out, None, delta, None);
+                    self.chunk(out, None, Delta::tool_calls(vec![ToolCallDelta::arguments(index, Some(input))]), None);
                 } else if let Some(text) = body.reasoning.and_then(|r| r.text) {
-                    self.chunk(out, None, Delta { reasoning_content: Some(text), ..Delta::default() }, None);
+                    self.chunk(out, None, Delta::reasoning(Some(text)), None);
                 }
             }
             "messageStop" => {
@@ -502,7 +471,7 @@ impl StreamDecoder for ConverseStream {
         self.frames
             .finish()
             .map_err(|e| GatewayError::bad_gateway(format!("{DISPLAY} sent an unreadable stream: {e}")))?;
-        if self.complete { Ok(()) } else { Err(crate::sse::incomplete()) }
+        if self.complete { Ok(()) } else { Err(crate::framing::incomplete()) }
     }
 
     fn usage(&self) -> Option<&Usage> {
@@ -512,8 +481,8 @@ impl StreamDecoder for ConverseStream {
 
 #[cfg(test)]
 mod tests {
-    use super::super::eventstream::tests::{encode, event};
     use super::*;
+    use crate::framing::eventstream::tests::{encode, event};
     use crate::schema::{EndpointType, request_from_value};
 
     fn chat(v: Value) -> Request {
@@ -665,7 +634,7 @@ mod tests {
             start = c;
             piece
         });
-        let (events, err) = crate::sse::testing::run(&mut d, pieces);
+        let (events, err) = crate::framing::testing::run(&mut d, pieces);
         (events, err.map_or(Ok(()), Err))
     }
 

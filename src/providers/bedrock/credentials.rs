@@ -1,6 +1,7 @@
 //! AWS credentials for Bedrock: `model.config.aws_config`, the default credential chain, and
-//! STS AssumeRole with a cached, single-flight refresh (docs/mlflow-compat.md#fix-11: MLflow re-assumes the
-//! role on every call and silently ignores a partial `aws_config`).
+//! STS AssumeRole with its credentials in a [`TokenCache`] (renewed before they expire, one STS
+//! call at a time; docs/mlflow-compat.md#fix-11: MLflow re-assumes the role on every call and
+//! silently ignores a partial `aws_config`).
 //!
 //! `aws_config` is exactly one of
 //! * `{aws_bearer_token, aws_region?}`: a Bedrock API key, sent as `Authorization: Bearer`;
@@ -28,14 +29,13 @@ use crate::config::BaseUrl;
 use crate::config::url::encode_unreserved;
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::token_cache::{Fresh, TokenCache};
 use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 /// MLflow's default `session_length_seconds`.
 pub const DEFAULT_SESSION_SECONDS: u64 = 900;
 /// The session name MLflow uses for AssumeRole.
 pub const ROLE_SESSION_NAME: &str = "ai-gateway-bedrock";
-/// Credentials are refreshed when less than this remains (or half their lifetime, if shorter).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// Credentials read from the shared credentials file are read again after this long.
 const FILE_RECHECK: Duration = Duration::from_secs(300);
 
@@ -223,8 +223,7 @@ impl Auth {
                 region,
                 sts,
                 base: ChainProvider::default(),
-                cache: StdMutex::new(None),
-                refresh: tokio::sync::Mutex::new(()),
+                cache: TokenCache::new("Amazon Bedrock", "role credentials"),
             })),
             AuthConfig::Chain => Auth::Chain(ChainProvider::default()),
         })
@@ -347,15 +346,8 @@ fn profile_keys(text: &str, profile: &str) -> Option<(String, String, Option<Str
 
 // ---- STS AssumeRole ----
 
-#[derive(Debug, Clone)]
-struct Cached {
-    creds: Credentials,
-    expires: SystemTime,
-    refresh_at: SystemTime,
-}
-
-/// Assumes a role with STS and keeps its credentials until shortly before they expire.
-/// Concurrent requests share one STS call.
+/// Assumes a role with STS and keeps its credentials in a [`TokenCache`] until shortly before
+/// they expire. Concurrent requests share one STS call.
 #[derive(Debug)]
 pub struct RoleProvider {
     arn: String,
@@ -363,58 +355,16 @@ pub struct RoleProvider {
     region: Option<String>,
     sts: BaseUrl,
     base: ChainProvider,
-    cache: StdMutex<Option<Cached>>,
-    refresh: tokio::sync::Mutex<()>,
+    cache: TokenCache<Credentials>,
 }
 
 impl RoleProvider {
-    fn cached(&self) -> Option<Cached> {
-        self.cache.lock().ok().and_then(|c| c.clone())
-    }
-
     /// The role's credentials, from the cache or a fresh AssumeRole call.
     pub async fn credentials(&self, http: &Upstreams) -> Result<Credentials, GatewayError> {
-        let now = SystemTime::now();
-        let usable = |c: &Cached, now: SystemTime| c.expires > now + Duration::from_secs(30);
-        if let Some(c) = self.cached() {
-            if now < c.refresh_at {
-                return Ok(c.creds);
-            }
-            // Due for refresh: if someone else is already refreshing and these still work,
-            // use them rather than wait.
-            if usable(&c, now)
-                && let Err(_busy) = self.refresh.try_lock()
-            {
-                return Ok(c.creds);
-            }
-        }
-        let _guard = self.refresh.lock().await;
-        let now = SystemTime::now();
-        let previous = self.cached();
-        if let Some(c) = &previous
-            && now < c.refresh_at
-        {
-            return Ok(c.creds.clone());
-        }
-        match self.assume(http).await {
-            Ok(fresh) => {
-                let creds = fresh.creds.clone();
-                if let Ok(mut cache) = self.cache.lock() {
-                    *cache = Some(fresh);
-                }
-                Ok(creds)
-            }
-            Err(e) => match previous {
-                Some(c) if usable(&c, now) => {
-                    log::warn!("Amazon Bedrock: refreshing the role credentials failed ({e}); using the current ones");
-                    Ok(c.creds)
-                }
-                _ => Err(e),
-            },
-        }
+        self.cache.get(http.route_timeout, |timeout| self.assume(http, timeout)).await
     }
 
-    async fn assume(&self, http: &Upstreams) -> Result<Cached, GatewayError> {
+    async fn assume(&self, http: &Upstreams, timeout: Duration) -> Result<Fresh<Credentials>, GatewayError> {
         let base = match self.base.resolve()? {
             Resolved::Keys(k) => k,
             Resolved::Bearer(_) => {
@@ -441,7 +391,7 @@ impl RoleProvider {
         };
         let region = self.region.as_deref().unwrap_or("us-east-1");
         sigv4::sign_request(&mut req, &base, region, "sts", SystemTime::now())?;
-        let (status, body) = http.fetch(&req, http.route_timeout).await?;
+        let (status, body) = http.fetch(&req, timeout).await?;
         let text = String::from_utf8_lossy(&body);
         if !(200..300).contains(&status) {
             let code = xml_tag(&text, "Code").unwrap_or_default();
@@ -459,12 +409,10 @@ impl RoleProvider {
         let token = xml_tag(&text, "SessionToken").ok_or_else(|| unreadable("SessionToken"))?;
         let expires =
             xml_tag(&text, "Expiration").as_deref().and_then(parse_rfc3339).ok_or_else(|| unreadable("Expiration"))?;
-        let now = SystemTime::now();
-        let lifetime = expires.duration_since(now).unwrap_or_default();
-        // Refresh with five minutes left, or at half-life for short-lived credentials; ones
-        // that arrive already expired serve this request and are replaced on the next.
-        let refresh_at = if lifetime.is_zero() { now } else { expires - REFRESH_MARGIN.min(lifetime / 2) };
-        Ok(Cached { creds: Credentials::new(id, secret, Some(token), Some(expires), "sts"), expires, refresh_at })
+        // Credentials that arrive already expired (lifetime zero) serve this request and are
+        // replaced on the next.
+        let lifetime = expires.duration_since(SystemTime::now()).unwrap_or_default();
+        Ok(Fresh { value: Credentials::new(id, secret, Some(token), Some(expires), "sts"), lifetime })
     }
 }
 

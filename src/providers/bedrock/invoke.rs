@@ -9,7 +9,6 @@ use crate::error::GatewayError;
 use crate::providers::{parse_upstream_json, to_json};
 use crate::schema::{
     Answer, CompletionChoice, CompletionsResponse, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, Usage,
-    object,
 };
 
 const DISPLAY: &str = "Amazon Bedrock";
@@ -231,11 +230,7 @@ pub fn decode_completions(
     model: Option<String>,
     created: u64,
 ) -> Result<Answer, GatewayError> {
-    let choice = |i: usize, text: Option<String>, finish: Option<String>| CompletionChoice {
-        index: i as u32,
-        text,
-        finish_reason: finish,
-    };
+    let choice = |i: usize, text: Option<String>, finish: Option<String>| CompletionChoice::new(i as u32, text, finish);
     let choices: Vec<CompletionChoice> = match family {
         Family::Anthropic => {
             let a: AnthropicAnswer = parse_upstream_json(body, DISPLAY)?;
@@ -255,14 +250,7 @@ pub fn decode_completions(
             a.generations.into_iter().enumerate().map(|(i, g)| choice(i, g.text, None)).collect()
         }
     };
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
-        created,
-        model,
-        choices,
-        usage: Usage::default(),
-    }))
+    Ok(Answer::Completions(CompletionsResponse::new(None, created, model, choices, Usage::default())))
 }
 
 /// The texts to embed: a string or a list of strings (Titan takes text, not token ids).
@@ -294,14 +282,9 @@ pub fn decode_embeddings(bodies: Vec<Bytes>, model: Option<String>) -> Result<An
     for (i, body) in bodies.iter().enumerate() {
         let e: TitanEmbedding = parse_upstream_json(body, DISPLAY)?;
         tokens += e.tokens.unwrap_or(0);
-        data.push(Embedding { object: object::EMBEDDING, embedding: e.embedding.into(), index: i as u32 });
+        data.push(Embedding::new(i as u32, e.embedding));
     }
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data,
-        model,
-        usage: EmbeddingsUsage { prompt_tokens: Some(tokens), total_tokens: Some(tokens) },
-    }))
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::new(Some(tokens), Some(tokens)))))
 }
 
 #[cfg(test)]

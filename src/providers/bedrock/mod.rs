@@ -18,7 +18,6 @@
 
 pub mod converse;
 pub mod credentials;
-pub mod eventstream;
 pub mod invoke;
 pub mod sigv4;
 

@@ -16,13 +16,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::sse::{SseStream, SseTranslate};
 use crate::providers::{Call, Decoder, parse_upstream_json, python_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, CompletionChoice, CompletionChunkChoice,
-    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, FunctionCall,
-    FunctionCallDelta, ResponseMessage, ToolCall, ToolCallDelta, Usage, object,
+    CompletionsChunk, CompletionsResponse, Delta, Embedding, EmbeddingsResponse, EmbeddingsUsage, ResponseMessage,
+    ToolCall, ToolCallDelta, Usage, Vector,
 };
-use crate::sse::{SseStream, SseTranslate};
 
 /// `object` of Gemini completions stream chunks, as MLflow emits it (not
 /// `text_completion_chunk`).
@@ -113,12 +113,7 @@ pub(crate) fn chat_usage(meta: &Map<String, Value>) -> Usage {
 /// Completions usage: the three counts only.
 fn completions_usage(meta: Option<&Map<String, Value>>) -> Usage {
     let count = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
-    Usage {
-        prompt_tokens: count("promptTokenCount"),
-        completion_tokens: count("candidatesTokenCount"),
-        total_tokens: count("totalTokenCount"),
-        ..Usage::default()
-    }
+    Usage::counts(count("promptTokenCount"), count("candidatesTokenCount"), count("totalTokenCount"))
 }
 
 /// The id MLflow gives a function call Gemini left without one: `call_` + the md5 hex digest
@@ -228,42 +223,29 @@ pub(crate) fn decode_chat(
                 .filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc)))
                 .map(|(p, fc)| {
                     let (id, name, arguments, thought_signature) = call_fields(p, fc);
-                    ToolCall { id, kind: "function", function: FunctionCall { name, arguments }, thought_signature }
+                    ToolCall::function(id, name, arguments).with_thought_signature(thought_signature)
                 })
                 .collect();
             if finish == "stop" {
                 finish = "tool_calls".to_owned();
             }
-            ResponseMessage {
-                role: "assistant".into(),
-                content: joined_text(parts),
-                tool_calls: Some(calls),
-                refusal: None,
-                reasoning_content: None,
-            }
+            ResponseMessage::new("assistant".into(), joined_text(parts), Some(calls))
         } else {
             match parts[0].text.as_deref() {
-                Some(text) if !text.is_empty() => ResponseMessage {
-                    role: "assistant".into(),
-                    content: Some(text.to_owned()),
-                    tool_calls: None,
-                    refusal: None,
-                    reasoning_content: None,
-                },
+                Some(text) if !text.is_empty() => ResponseMessage::assistant(Some(text.to_owned())),
                 _ => continue,
             }
         };
-        choices.push(ChatChoice { index: idx as u32, message, finish_reason: Some(finish) });
+        choices.push(ChatChoice::new(idx as u32, message, Some(finish)));
     }
-    Ok(Answer::Chat(ChatResponse {
-        id: Some(format!("gemini-chat-{created}")),
-        object: object::CHAT,
+    Ok(Answer::Chat(ChatResponse::new(
+        Some(format!("gemini-chat-{created}")),
         created,
         model,
         choices,
-        usage: wire.usage_metadata.as_ref().map(chat_usage).unwrap_or_default(),
+        wire.usage_metadata.as_ref().map(chat_usage).unwrap_or_default(),
         provider,
-    }))
+    )))
 }
 
 /// Decode a `generateContent` answer into a unified completions answer (only candidates
@@ -285,21 +267,17 @@ pub(crate) fn decode_completions(
         .enumerate()
         .filter_map(|(idx, cand)| {
             let text = cand.parts().first()?.text.as_deref().filter(|t| !t.is_empty())?;
-            Some(CompletionChoice {
-                index: idx as u32,
-                text: Some(text.to_owned()),
-                finish_reason: Some(finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"))),
-            })
+            let finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
+            Some(CompletionChoice::new(idx as u32, Some(text.to_owned()), Some(finish)))
         })
         .collect();
-    Ok(Answer::Completions(CompletionsResponse {
-        id: None,
-        object: object::COMPLETION,
+    Ok(Answer::Completions(CompletionsResponse::new(
+        None,
         created,
         model,
         choices,
-        usage: completions_usage(wire.usage_metadata.as_ref()),
-    }))
+        completions_usage(wire.usage_metadata.as_ref()),
+    )))
 }
 
 /// Decode an `embedContent` (`embedding.values`) or `batchEmbedContents`
@@ -316,20 +294,14 @@ pub(crate) fn decode_embeddings(
         (Some(list), None) => list,
         (None, None) => Vec::new(),
     };
-    Ok(Answer::Embeddings(EmbeddingsResponse {
-        object: object::LIST,
-        data: items
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Embedding {
-                object: object::EMBEDDING,
-                embedding: e.values.map_or_else(|| Value::Array(Vec::new()).into(), Into::into),
-                index: i as u32,
-            })
-            .collect(),
-        model,
-        usage: EmbeddingsUsage::default(),
-    }))
+    let data = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Embedding::new(i as u32, e.values.map_or_else(|| Vector::Value(Value::Array(Vec::new())), Vector::Raw))
+        })
+        .collect();
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 // ---- streams ----
@@ -414,42 +386,29 @@ impl GeminiStream {
                 let mut calls = Vec::new();
                 for (p, fc) in parts.iter().filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc))) {
                     let (id, name, arguments, _signature) = call_fields(p, fc);
-                    calls.push(ToolCallDelta {
-                        index: self.calls_seen[idx],
-                        id: Some(id),
-                        kind: Some("function"),
-                        function: FunctionCallDelta { name: Some(name), arguments: Some(arguments) },
-                    });
+                    calls.push(
+                        ToolCallDelta::start(self.calls_seen[idx], Some(id), Some(name)).with_arguments(arguments),
+                    );
                     self.calls_seen[idx] += 1;
                 }
-                Delta {
-                    role: Some("assistant".into()),
-                    content: joined_text(parts),
-                    tool_calls: Some(calls),
-                    reasoning_content: None,
-                }
+                Delta::new(Some("assistant".into()), joined_text(parts), Some(calls))
             } else {
-                Delta {
-                    role: Some("assistant".into()),
-                    content: Some(parts.first().and_then(|p| p.text.clone()).unwrap_or_default()),
-                    tool_calls: None,
-                    reasoning_content: None,
-                }
+                let text = parts.first().and_then(|p| p.text.clone()).unwrap_or_default();
+                Delta::new(Some("assistant".into()), Some(text), None)
             };
             if finish.as_deref() == Some("stop") && self.calls_seen[idx] > 0 {
                 finish = Some("tool_calls".into());
             }
-            choices.push(ChunkChoice { index: idx as u32, finish_reason: finish, delta });
+            choices.push(ChunkChoice::new(idx as u32, delta, finish));
         }
-        out.push(Chunk::Chat(ChatChunk {
-            id: Some(self.id.clone()),
-            object: object::CHAT_CHUNK,
-            created: self.created,
-            model: self.model.clone(),
+        out.push(Chunk::Chat(ChatChunk::new(
+            Some(self.id.clone()),
+            self.created,
+            self.model.clone(),
             choices,
-            usage: wire.usage_metadata.as_ref().map(chat_usage),
-            provider: self.provider,
-        }));
+            wire.usage_metadata.as_ref().map(chat_usage),
+            self.provider,
+        )));
     }
 
     fn completions_chunk(&mut self, wire: &WireResponse, out: &mut Vec<Chunk>) {
@@ -458,19 +417,14 @@ impl GeminiStream {
             .iter()
             .flatten()
             .enumerate()
-            .map(|(idx, cand)| CompletionChunkChoice {
-                index: idx as u32,
-                finish_reason: cand.finish_reason.as_deref().map(finish_reason),
-                text: Some(cand.parts().first().and_then(|p| p.text.clone()).unwrap_or_default()),
+            .map(|(idx, cand)| {
+                let text = cand.parts().first().and_then(|p| p.text.clone()).unwrap_or_default();
+                CompletionChunkChoice::new(idx as u32, Some(text), cand.finish_reason.as_deref().map(finish_reason))
             })
             .collect();
         out.push(Chunk::Completions(CompletionsChunk {
-            id: Some(self.id.clone()),
             object: COMPLETION_CHUNK_OBJECT,
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage: None,
+            ..CompletionsChunk::new(Some(self.id.clone()), self.created, self.model.clone(), choices, None)
         }));
     }
 }
@@ -515,7 +469,7 @@ impl SseTranslate for GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::StreamDecoder;
+    use crate::framing::StreamDecoder;
 
     fn chat(body: Value) -> Value {
         let out = decode_chat(body.to_string().as_bytes(), "Gemini", "gemini", Some("g".into()), 42).unwrap();
@@ -523,7 +477,7 @@ mod tests {
     }
 
     fn stream(decoder: &mut SseStream<GeminiStream>, pieces: &[&str]) -> (Vec<Value>, Option<GatewayError>) {
-        crate::sse::testing::run(decoder, pieces)
+        crate::framing::testing::run(decoder, pieces)
     }
 
     #[test]

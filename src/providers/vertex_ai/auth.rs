@@ -1,6 +1,6 @@
-//! Google OAuth 2.0 access tokens for Vertex AI: where the credentials come from, how a token
-//! is obtained, and the per-endpoint cache that keeps one valid token and renews it ahead of
-//! its expiry.
+//! Google OAuth 2.0 access tokens for Vertex AI: where the credentials come from and how a token
+//! is obtained; each endpoint keeps its token in a [`TokenCache`] (renewed ahead of its
+//! expiry, one fetch at a time).
 //!
 //! Credential sources, in order:
 //! 1. `vertex_credentials` (a service-account JSON document, or the path of a file holding one;
@@ -21,10 +21,8 @@
 //! configuration error naming `vertex_credentials`; no message ever contains key material.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
@@ -35,6 +33,7 @@ use crate::config::BaseUrl;
 use crate::config::Secret;
 use crate::config::url::encode_unreserved;
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::token_cache::{Fresh, TokenCache};
 use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 /// The OAuth scope Vertex AI needs.
@@ -48,12 +47,6 @@ const METADATA_HOST: &str = "metadata.google.internal";
 
 /// Lifetime asked for in a service-account JWT (Google's maximum).
 const JWT_LIFETIME_SECS: u64 = 3600;
-
-/// A token is renewed this long before it expires (at most half its lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-
-/// Longest wait for a token answer.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the gateway obtains access tokens for one endpoint.
 pub(crate) enum Credentials {
@@ -289,25 +282,14 @@ fn parse_private_key(pem: &str) -> Result<RsaKeyPair, String> {
     Err(bad("no '-----BEGIN PRIVATE KEY-----' block"))
 }
 
-// ---- the token cache ----
+// ---- tokens ----
 
-/// One access token and when to renew it.
-struct Token {
-    /// `Bearer <token>`, marked sensitive.
-    header: http::HeaderValue,
-    /// Renew from this instant on.
-    refresh_at: Instant,
-    /// Unusable from this instant on.
-    expires_at: Instant,
-}
-
-/// Access tokens for one endpoint: the current token is read without locking; renewals are
-/// single-flight (one token call at a time, the others wait for its result). A failed renewal
-/// keeps serving the previous token while it is still valid.
+/// Access tokens for one endpoint, kept in a [`TokenCache`] (its rules: served without a lock
+/// while fresh, renewed early by one call at a time, the current token served while still
+/// usable when a renewal fails).
 pub(crate) struct TokenSource {
     credentials: Credentials,
-    current: ArcSwapOption<Token>,
-    renewal: tokio::sync::Mutex<()>,
+    tokens: TokenCache<http::HeaderValue>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -331,45 +313,16 @@ struct TokenError {
 impl TokenSource {
     /// A cache with no token yet.
     pub(crate) fn new(credentials: Credentials) -> Self {
-        TokenSource { credentials, current: ArcSwapOption::empty(), renewal: tokio::sync::Mutex::new(()) }
+        TokenSource { credentials, tokens: TokenCache::new("vertex_ai", "token") }
     }
 
     /// `Authorization` header value with a valid token, fetching one when needed.
     pub(crate) async fn bearer(&self, http: &Upstreams) -> Result<http::HeaderValue, GatewayError> {
-        if let Some(t) = self.current.load().as_ref()
-            && Instant::now() < t.refresh_at
-        {
-            return Ok(t.header.clone());
-        }
-        let _turn = self.renewal.lock().await;
-        // Someone else may have renewed it while this call waited.
-        let cached = self.current.load_full();
-        let now = Instant::now();
-        if let Some(t) = &cached
-            && now < t.refresh_at
-        {
-            return Ok(t.header.clone());
-        }
-        match self.fetch(http).await {
-            Ok(token) => {
-                let header = token.header.clone();
-                self.current.store(Some(Arc::new(token)));
-                Ok(header)
-            }
-            Err(e) => match cached {
-                Some(t) if Instant::now() < t.expires_at => {
-                    log::warn!("vertex_ai: token renewal failed, using the current token until it expires: {e}");
-                    Ok(t.header.clone())
-                }
-                _ => Err(e),
-            },
-        }
+        self.tokens.get(http.route_timeout, |timeout| self.fetch(http, timeout)).await
     }
 
-    async fn fetch(&self, http: &Upstreams) -> Result<Token, GatewayError> {
+    async fn fetch(&self, http: &Upstreams, timeout: Duration) -> Result<Fresh<http::HeaderValue>, GatewayError> {
         let req = self.credentials.token_request()?;
-        let issued = Instant::now();
-        let timeout = http.route_timeout.min(TOKEN_TIMEOUT);
         let (status, body) = http.fetch(&req, timeout).await.map_err(|e| {
             let mut err = GatewayError::new(
                 e.status,
@@ -396,9 +349,8 @@ impl TokenSource {
             .as_ref()
             .and_then(crate::config::fields::as_u64)
             .map_or(Duration::from_secs(JWT_LIFETIME_SECS), Duration::from_secs);
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
         log::debug!("vertex_ai: new access token for {}, valid {} s", self.credentials.describe(), lifetime.as_secs());
-        Ok(Token { header, refresh_at: issued + lifetime - margin, expires_at: issued + lifetime })
+        Ok(Fresh { value: header, lifetime })
     }
 }
 

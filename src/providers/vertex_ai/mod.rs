@@ -19,7 +19,7 @@
 //!   and with `anthropic_version: "vertex-2023-10-16"`; `vertex_anthropic_betas` is sent as the
 //!   `anthropic-beta` header. Completions and embeddings answer 501.
 //! * OpenAI-compatible partner models (Model-as-a-Service): chat (streamed too) with the
-//!   `openai` provider's body (`model` = `model.name` as configured). Completions and
+//!   OpenAI wire body ([`super::openai_wire`]; `model` = `model.name` as configured). Completions and
 //!   embeddings answer 501.
 //!
 //! Host: `aiplatform.googleapis.com` for location `global`, `aiplatform.{eu|us}.rep.googleapis.com`
@@ -40,10 +40,11 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request, object};
+use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
-use super::{anthropic, gemini, openai};
+use super::openai_wire::{self, OPENAI};
+use super::{anthropic, gemini};
 
 const DISPLAY: &str = "Vertex AI";
 
@@ -270,9 +271,9 @@ fn decode_embeddings_many(bodies: &[bytes::Bytes], model: Option<String>) -> Res
         let values = wire.embedding.and_then(|e| e.values).ok_or_else(|| {
             GatewayError::bad_gateway(format!("{DISPLAY} returned an embedding answer without embedding.values"))
         })?;
-        data.push(Embedding { object: object::EMBEDDING, embedding: values.into(), index: i as u32 });
+        data.push(Embedding::new(i as u32, values));
     }
-    Ok(Answer::Embeddings(EmbeddingsResponse { object: object::LIST, data, model, usage: EmbeddingsUsage::default() }))
+    Ok(Answer::Embeddings(EmbeddingsResponse::new(data, model, EmbeddingsUsage::default())))
 }
 
 #[async_trait::async_trait]
@@ -304,10 +305,10 @@ impl Provider for VertexAi {
                 Ok(Exchange::call(upstream, anthropic::chat_decoder(stream, call)))
             }
             ModelClass::OpenAiCompatible => {
-                let body = openai::passthrough_body(req, Some(Some(&self.model)), true)?;
+                let body = openai_wire::passthrough_body(req, Some(Some(&self.model)), OPENAI.stream_options)?;
                 Ok(Exchange::call(
                     UpstreamRequest::post_json(&self.base, "chat/completions", body),
-                    openai::chat_decoder(stream, call),
+                    openai_wire::chat_decoder(&OPENAI, stream, call),
                 ))
             }
         }

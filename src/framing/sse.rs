@@ -1,5 +1,5 @@
-//! Server-sent events: an incremental parser for upstream streams and the framing of the
-//! gateway's own streams.
+//! Server-sent events: an incremental parser for upstream streams, and [`SseStream`], the
+//! [`StreamDecoder`] that drives a provider's [`SseTranslate`] with it.
 //!
 //! The parser follows the SSE specification's line rules: lines end in `\n`, `\r\n` or `\r`
 //! (a `\r\n` split across two chunks is one line ending), `field: value` with one optional space
@@ -10,7 +10,7 @@
 //! an upstream cannot make the gateway buffer without bound.
 //!
 //! ```
-//! use aigw::sse::SseParser;
+//! use aigw::framing::sse::SseParser;
 //! let mut p = SseParser::new();
 //! let mut got = Vec::new();
 //! p.feed(b"event: ping\ndata: {\"a\"", |e| got.push((e.event.to_owned(), e.data.to_owned()))).unwrap();
@@ -20,12 +20,11 @@
 //!
 //! The end of a stream is checked by [`SseStream`]: a stream that stops before its provider's
 //! end marker ([`SseTranslate::complete`]) fails with [`incomplete`] instead of passing for a
-//! whole answer.
+//! whole answer. (The gateway's own output framing, `data: {json}` events and `[DONE]`, is
+//! written by `api::encode`.)
 
-use bytes::BytesMut;
-
+use super::{EventTooLarge, StreamDecoder, event_too_large, incomplete};
 use crate::error::GatewayError;
-use crate::providers::StreamDecoder;
 use crate::schema::{Chunk, Usage};
 
 /// One dispatched event. Borrowed from the parser; copy what you keep.
@@ -52,13 +51,6 @@ pub struct SseParser {
     after_cr: bool,
     /// The longest line, and the most data of one event, accepted (bytes).
     max: usize,
-}
-
-/// A line or an event's data longer than the parser's limit ([`SseParser::set_max_event`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventTooLarge {
-    /// The limit that was exceeded, in bytes.
-    pub limit: usize,
 }
 
 impl Default for SseParser {
@@ -281,100 +273,6 @@ impl<T: SseTranslate> StreamDecoder for SseStream<T> {
     }
 }
 
-/// Which choices of an OpenAI-style stream have started and which have a `finish_reason`
-/// (choice indices 0..63; higher ones share the last slot): with `n > 1`, a stream cut after
-/// the first choice finished is not complete.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ChoiceEnds {
-    started: u64,
-    finished: u64,
-}
-
-impl ChoiceEnds {
-    /// A chunk carried choice `index`, finished or not.
-    pub fn choice(&mut self, index: u32, finished: bool) {
-        let bit = 1u64 << index.min(63);
-        self.started |= bit;
-        if finished {
-            self.finished |= bit;
-        }
-    }
-
-    /// At least one choice started and every one that did has finished.
-    pub fn all_finished(&self) -> bool {
-        self.started != 0 && self.started & !self.finished == 0
-    }
-}
-
-/// The error of a stream whose upstream body ended, cleanly, before the provider's end of
-/// stream (its `[DONE]`, final event or finish reason): the answer may be cut short.
-pub fn incomplete() -> GatewayError {
-    GatewayError::bad_gateway("upstream stream ended before it was complete")
-}
-
-/// The error of a stream whose upstream body ended before any event was translated (an empty
-/// body, or only keep-alives and terminators).
-pub fn no_data() -> GatewayError {
-    GatewayError::bad_gateway("upstream stream ended without any data")
-}
-
-/// The error of one upstream stream event (an SSE line or event, an NDJSON line) larger than
-/// `limit` bytes (`aigw.max_response_body`); counted as `response_too_large`.
-pub fn event_too_large(limit: usize) -> GatewayError {
-    GatewayError::bad_gateway(format!(
-        "upstream sent a stream event larger than {limit} bytes (aigw.max_response_body)"
-    ))
-    .with_code("response_too_large")
-    .rejected(crate::error::Reject::ResponseTooLarge)
-}
-
-/// Serialise `value` as one downstream event.
-pub fn write_json<T: serde::Serialize>(out: &mut BytesMut, value: &T) {
-    out.extend_from_slice(b"data: ");
-    let mut w = BytesMutWriter(out);
-    // Serialising our own response structs cannot fail (no maps with non-string keys).
-    if serde_json::to_writer(&mut w, value).is_err() {
-        log::error!("failed to serialise a stream chunk");
-    }
-    out.extend_from_slice(b"\n\n");
-}
-
-/// The OpenAI stream terminator.
-pub const DONE: &[u8] = b"data: [DONE]\n\n";
-
-struct BytesMutWriter<'a>(&'a mut BytesMut);
-
-impl std::io::Write for BytesMutWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod choice_ends_tests {
-    use super::ChoiceEnds;
-
-    #[test]
-    fn every_started_choice_must_finish() {
-        let mut e = ChoiceEnds::default();
-        assert!(!e.all_finished());
-        e.choice(0, false);
-        e.choice(1, false);
-        e.choice(0, true);
-        assert!(!e.all_finished(), "choice 1 has not finished");
-        e.choice(1, true);
-        assert!(e.all_finished());
-        e.choice(200, false);
-        assert!(!e.all_finished());
-        e.choice(90, true);
-        assert!(e.all_finished(), "indices past 63 share one slot");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,40 +433,5 @@ mod tests {
             let split = split.min(bytes.len());
             let _ = parse_all(&[&bytes[..split], &bytes[split..]]);
         }
-    }
-}
-
-/// Helpers for the providers' stream tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use serde_json::Value;
-
-    use crate::error::GatewayError;
-    use crate::providers::StreamDecoder;
-    use crate::schema::Chunk;
-
-    /// Unified chunks as the JSON a native or `/v1` client reads.
-    pub(crate) fn events(out: &[Chunk]) -> Vec<Value> {
-        out.iter().map(|c| serde_json::to_value(c).expect("chunks serialise")).collect()
-    }
-
-    /// Feed `chunks` in order, then finish; stop at the first error. Returns the events
-    /// written and that error.
-    pub(crate) fn run<C: AsRef<[u8]>>(
-        decoder: &mut dyn StreamDecoder,
-        chunks: impl IntoIterator<Item = C>,
-    ) -> (Vec<Value>, Option<GatewayError>) {
-        let mut out = Vec::new();
-        let mut err = None;
-        for c in chunks {
-            if let Err(e) = decoder.feed(c.as_ref(), &mut out) {
-                err = Some(e);
-                break;
-            }
-        }
-        if err.is_none() {
-            err = decoder.finish(&mut out).err();
-        }
-        (events(&out), err)
     }
 }
