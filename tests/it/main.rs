@@ -13,6 +13,7 @@ mod audit;
 mod common;
 mod config;
 mod harness;
+mod layers;
 mod limits;
 mod metrics;
 mod ops;
