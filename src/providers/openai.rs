@@ -6,12 +6,13 @@
 //! removed, `n` defaulted) with `model` set for type `openai`, and `stream_options.include_usage`
 //! injected for streams so the final chunk carries usage.
 
+use super::native::{self, NativeApi, NativeRequest};
 use super::openai_wire::{OPENAI, chat_decoder, completions_decoder, embeddings_decoder, passthrough_body};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default OpenAI base URL.
@@ -28,6 +29,11 @@ enum ApiType {
 pub struct OpenAi {
     api_type: ApiType,
     base: BaseUrl,
+    /// Where OpenAI's own Responses API is: the base for type `openai`; Azure's v1 API
+    /// (`{resource}/openai/v1`) for the Azure types, where `model` names the deployment.
+    responses_base: BaseUrl,
+    /// Azure's deployment name (the `model` of a Responses request to Azure).
+    deployment: Option<String>,
     auth: (http::HeaderName, http::HeaderValue),
     organization: Option<http::HeaderValue>,
 }
@@ -52,7 +58,8 @@ impl OpenAi {
         let deployment = cfg.string("openai_deployment_name")?;
         let organization = cfg.string("openai_organization")?;
 
-        let base = match api_type {
+        let kept_deployment = deployment.clone();
+        let (base, responses_base) = match api_type {
             ApiType::OpenAi => {
                 if deployment.is_some() {
                     return Err(cfg.error(
@@ -67,10 +74,11 @@ impl OpenAi {
                     Some(b) => b,
                     None => BaseUrl::parse(DEFAULT_BASE).map_err(|m| cfg.error("openai_api_base", m))?,
                 };
-                match &version {
+                let base = match &version {
                     Some(v) => base.with_query_param("api-version", v),
                     None => base,
-                }
+                };
+                (base.clone(), base)
             }
             ApiType::Azure | ApiType::AzureAd => {
                 if organization.is_some() {
@@ -90,7 +98,11 @@ impl OpenAi {
                         ),
                     ));
                 };
-                base.join(&format!("openai/deployments/{deployment}")).with_query_param("api-version", &version)
+                let responses = base.join("openai/v1");
+                (
+                    base.join(&format!("openai/deployments/{deployment}")).with_query_param("api-version", &version),
+                    responses,
+                )
             }
         };
         let auth = match api_type {
@@ -106,12 +118,23 @@ impl OpenAi {
             ),
             None => None,
         };
-        Ok(OpenAi { api_type, base, auth: (auth.0, auth_value), organization })
+        Ok(OpenAi {
+            api_type,
+            base,
+            responses_base,
+            deployment: kept_deployment,
+            auth: (auth.0, auth_value),
+            organization,
+        })
     }
 
     fn request(&self, suffix: &str, body: Vec<u8>) -> UpstreamRequest {
+        self.request_at(&self.base, suffix, body)
+    }
+
+    fn request_at(&self, base: &BaseUrl, suffix: &str, body: Vec<u8>) -> UpstreamRequest {
         let mut r =
-            UpstreamRequest::post_json(&self.base, suffix, body).header_value(self.auth.0.clone(), self.auth.1.clone());
+            UpstreamRequest::post_json(base, suffix, body).header_value(self.auth.0.clone(), self.auth.1.clone());
         if let Some(org) = &self.organization {
             r = r.header_value(http::HeaderName::from_static("openai-organization"), org.clone());
         }
@@ -129,10 +152,37 @@ impl Provider for OpenAi {
         "OpenAI"
     }
 
-    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+    fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
+        // The Responses API's `reasoning.effort` is chat completions' `reasoning_effort`.
+        if let Some(effort) = req.extensions.reasoning_effort.take() {
+            req.body.entry("reasoning_effort").or_insert(serde_json::Value::String(effort));
+        }
         let body = passthrough_body(req, self.model(call), OPENAI.stream_options)?;
         Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
+    }
+
+    fn accepts(&self, extension: Extension) -> bool {
+        extension == Extension::ReasoningEffort
+    }
+
+    /// The Responses API goes to OpenAI's own (`{base}/responses`; Azure's v1 API with the
+    /// deployment as `model`), the client's `openai-beta` header forwarded.
+    fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        if request.api != NativeApi::OpenAiResponses {
+            return None;
+        }
+        let model = match self.api_type {
+            ApiType::OpenAi => call.model(),
+            ApiType::Azure | ApiType::AzureAd => self.deployment.as_deref(),
+        };
+        Some(request.body_for(model).map(|body| {
+            let mut upstream = self.request_at(&self.responses_base, "responses", body);
+            if let Some(beta) = request.header("openai-beta") {
+                upstream = upstream.header_value(http::HeaderName::from_static("openai-beta"), beta.clone());
+            }
+            Exchange::call(upstream, native::relay(request.api, request.stream, call.provider_label()))
+        }))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {

@@ -36,6 +36,7 @@ mod auth;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::native::{self, NativeApi, NativeRequest};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
@@ -312,6 +313,36 @@ impl Provider for VertexAi {
                 ))
             }
         }
+    }
+
+    /// Claude models speak Anthropic's Messages API on Vertex AI (`rawPredict`): a
+    /// `/v1/messages` request goes as the client sent it, minus `model` (it is in the URL) and
+    /// with Vertex's `anthropic_version` in the body; the client's `anthropic-beta` joins the
+    /// configured betas. Vertex's token counting for Claude is not used: the gateway estimates.
+    fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        if self.class != ModelClass::Claude || request.api != NativeApi::AnthropicMessages {
+            return None;
+        }
+        let mut body = request.body.clone();
+        body.remove("model");
+        body.insert("anthropic_version".into(), Value::from(ANTHROPIC_VERSION));
+        let method = if request.stream { ":streamRawPredict" } else { ":rawPredict" };
+        let upstream = self.post(&format!("{}{method}", self.model_path), &body, None).map(|mut upstream| {
+            let betas = match (&self.betas, request.header("anthropic-beta")) {
+                (Some(configured), Some(client)) => {
+                    let joined =
+                        format!("{},{}", configured.to_str().unwrap_or_default(), client.to_str().unwrap_or_default());
+                    http::HeaderValue::from_str(&joined).ok()
+                }
+                (Some(b), None) | (None, Some(b)) => Some(b.clone()),
+                (None, None) => None,
+            };
+            if let Some(betas) = betas {
+                upstream = upstream.header_value(http::HeaderName::from_static("anthropic-beta"), betas);
+            }
+            Exchange::call(upstream, native::relay(request.api, request.stream, call.provider_label()))
+        });
+        Some(upstream)
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
@@ -651,6 +682,52 @@ mod tests {
         // No betas configured (or an empty list): no header.
         let v = build("claude-x", config(json!({"vertex_anthropic_betas": ""}))).unwrap();
         assert!(!http(&v.chat(chat(false), &call).unwrap()).headers.iter().any(|(k, _)| k == "anthropic-beta"));
+    }
+
+    #[test]
+    fn claude_speaks_messages_natively() {
+        use crate::providers::native::{NativeApi, NativeRequest};
+        let v = build(
+            "claude-sonnet-4-5@20251101",
+            config(json!({"vertex_location": "us-east5", "vertex_anthropic_betas": ["context-1m-2025-08-07"]})),
+        )
+        .unwrap();
+        let ep = endpoint();
+        let call = Call { endpoint: &ep, created: 1 };
+        let sent = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+                          "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+                          "thinking": {"type": "enabled", "budget_tokens": 2048}});
+        let client_body = sent.as_object().unwrap().clone();
+        let beta = [(
+            http::HeaderName::from_static("anthropic-beta"),
+            http::HeaderValue::from_static("interleaved-thinking-2025-05-14"),
+        )];
+        let request =
+            NativeRequest { api: NativeApi::AnthropicMessages, body: &client_body, headers: &beta, stream: true };
+        let x = v.native(&request, &call).expect("Claude speaks Messages").unwrap();
+        let r = http(&x);
+        assert!(
+            r.target.ends_with("/publishers/anthropic/models/claude-sonnet-4-5@20251101:streamRawPredict"),
+            "{}",
+            r.target
+        );
+        let mut expected = sent.clone();
+        expected.as_object_mut().unwrap().remove("model");
+        expected["anthropic_version"] = json!("vertex-2023-10-16");
+        assert_eq!(body(r), expected, "the client's body, cache hints and thinking included");
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "anthropic-beta" && v == "context-1m-2025-08-07,interleaved-thinking-2025-05-14"),
+            "configured and client betas joined"
+        );
+        assert!(x.streams());
+        // Token counting and other models are not native here.
+        let count =
+            NativeRequest { api: NativeApi::AnthropicCountTokens, body: &client_body, headers: &[], stream: false };
+        assert!(v.native(&count, &call).is_none());
+        let gemini = build("gemini-2.0-flash", config(json!({}))).unwrap();
+        assert!(gemini.native(&request, &call).is_none());
     }
 
     #[test]

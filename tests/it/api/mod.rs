@@ -4,4 +4,5 @@
 mod anthropic_native;
 mod anthropic_translated;
 mod bad_input;
+mod responses_native;
 mod rest;
