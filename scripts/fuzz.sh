@@ -28,7 +28,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-60}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
 MAX_LEN="${FUZZ_MAX_LEN:-8192}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
-ALL_TARGETS=(config request sse eventstream provider_response provider_stream)
+ALL_TARGETS=(config request anthropic_request responses_request sse eventstream provider_response provider_stream)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"

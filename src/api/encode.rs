@@ -1,5 +1,5 @@
 //! Answers in the shape of the client's API: a provider's unified [`Answer`] or stream
-//! [`Chunk`]s, written for the route family the request came in on.
+//! [`Chunk`]s, written for the client API the request came in on.
 //!
 //! * MLflow's routes and the OpenAI-compatible `/v1` routes both speak MLflow's unified schema
 //!   (OpenAI's wire format): one JSON body, or one `data: {json}` event per chunk. A `/v1`

@@ -1,5 +1,5 @@
 //! The HTTP API surface: the operation table, the REST answers, the error shapes, and the
-//! answers' encodings per route family.
+//! answers' encodings per client API.
 //!
 //! Invocations (the operations that call a provider) are driven by the server; everything here
 //! answers locally or shapes an answer.

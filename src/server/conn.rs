@@ -14,7 +14,7 @@
 //!   closed quietly after this long, before its first request and between requests alike
 //!   (Pingora itself waits 60 s before the first request and forever between later ones).
 //! * An answer Pingora writes itself before the request reached the gateway (its empty error
-//!   answers) is replaced by the same status with a JSON body in the route family's shape
+//!   answers) is replaced by the same status with a JSON body in the client API's shape
 //!   (OpenAI's when the request line named a `/v1/` path, MLflow's otherwise).
 //! * `aigw.limits.max_connections`: a connection over the cap gets a JSON `503` and is closed.
 //!   Connections to the health-only and metrics-only listeners are counted but never refused:

@@ -1,7 +1,7 @@
 //! The one place that writes answers to the client, success or error, whole or streamed.
 //!
 //! Every request ends in one [`Response`] handed to [`respond`]: local REST answers, errors in
-//! the route family's shape, decoded provider answers, and provider streams relayed as they
+//! the client API's shape, decoded provider answers, and provider streams relayed as they
 //! arrive. It sets the answer's status, `x-request-id` and `x-ratelimit-*` headers, records
 //! what the audit line and the metrics need (status, bytes, error kind, rejections), and for a
 //! stream translates whatever the upstream has delivered before each write (one write per

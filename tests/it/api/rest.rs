@@ -17,7 +17,7 @@ fn openai_error(message: &str, param: Option<&str>, code: Option<&str>) -> Value
 fn override_for(index: usize, case: &Value) -> Option<(u16, Option<&'static str>, Value)> {
     let detail = case["expected_body"]["detail"].as_str().unwrap_or_default().to_owned();
     match index {
-        // docs/mlflow-compat.md#error-shapes-per-route-family: /v1 errors are OpenAI-shaped.
+        // docs/mlflow-compat.md#error-shapes-per-client-api: /v1 errors are OpenAI-shaped.
         21 | 23 | 24 => Some((400, Some("application/json"), openai_error(&detail, Some("model"), None))),
         // MLflow's message has a literal '{n}' (a missing f-string); aigw names the value sent.
         19 => Some((
