@@ -1,6 +1,6 @@
 //! Fuzz target `anthropic_request`: arbitrary bytes as an Anthropic Messages request body.
 //!
-//! `api::anthropic::parse` must never panic. A refusal is a 400 on the Anthropic route family
+//! `api::anthropic::parse` must never panic. A refusal is a 400 on the Anthropic client API
 //! with a message. An accepted body has a `model`, its unified request serialises and validates
 //! again unchanged (`request_from_value`), the body as sent is kept whole, and the
 //! `count_tokens` estimate of it is at least the per-request minimum.

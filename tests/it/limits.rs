@@ -1,5 +1,5 @@
 //! Rate limits (docs/mlflow-compat.md#fix-3): exact quotas on every path that reaches an endpoint, one
-//! counter per endpoint, 429 in the route family's shape with `Retry-After`, and
+//! counter per endpoint, 429 in the client API's shape with `Retry-After`, and
 //! `x-ratelimit-*` headers on limited and unlimited answers alike; scoped counters; concurrency
 //! caps. Every gateway's quota clock stands still at `common::LIMITS_NOW`, so no test straddles a
 //! window boundary; the window arithmetic (renewal at the boundary of every period) is unit-tested

@@ -1,4 +1,4 @@
-//! Every provider × endpoint type × stream × route family, through one real gateway.
+//! Every provider × endpoint type × stream × client API, through one real gateway.
 //!
 //! One gateway process serves an endpoint for every (provider, endpoint type) pair, each pointed
 //! at its own mock upstream (so what each endpoint sent is counted apart). Every endpoint is

@@ -3,7 +3,7 @@
 //! and model defaults applied per destination before the provider's own rules.
 //!
 //! The fixture's endpoints and traffic route, each destination on its own mock upstream, the
-//! route invoked on every route family. The fixture gives `chat1` 100 % and `chat2` 0 %, so
+//! route invoked on every client API. The fixture gives `chat1` 100 % and `chat2` 0 %, so
 //! every call must reach `chat1` (with its key and model) and none `chat2`; the answer is the
 //! fixture's. Then a split between two providers (openai and groq) checks, call by call, that
 //! the answer — its `provider` field included, streams too — comes from the destination that
@@ -111,7 +111,7 @@ async fn answer_comes_from_the_destination_that_was_called() {
     // 64 calls: both destinations are chosen at least once unless the split is broken (the
     // chance of a fair split missing one is 2^-63).
     for i in 0..64 {
-        let stream = i % 4 >= 2; // every combination of stream and route family
+        let stream = i % 4 >= 2; // every combination of stream and client API
         let before = [a.requests().len(), b.requests().len()];
         let v1 = i % 2 == 0;
         let mut request = json!({"messages": [{"role": "user", "content": "hi"}], "stream": stream});

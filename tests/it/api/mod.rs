@@ -1,5 +1,5 @@
 //! The REST surface (`src/api/`): MLflow's recorded REST session, listings, `/v1/models`, and
-//! bad client input answered with clear errors in each route family's shape.
+//! bad client input answered with clear errors in each client API's shape.
 
 mod anthropic_native;
 mod anthropic_translated;
