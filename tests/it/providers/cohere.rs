@@ -1,6 +1,6 @@
 //! Cohere through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
 //! newline-delimited JSON streams (chat on `/v1`, generate on the native route) split at arbitrary
-//! bytes, the provider's 422 rules on both route families, Cohere's error bodies, docs/mlflow-compat.md#fix-8 (a
+//! bytes, the provider's 422 rules on both client APIs, Cohere's error bodies, docs/mlflow-compat.md#fix-8 (a
 //! single embedding string becomes a list), and the deprecation warning at load.
 
 use std::time::Duration;

@@ -288,7 +288,7 @@ async fn embeddings_for_every_member() {
     }
 }
 
-/// The family serves no completions: 501 before any call, on both route families.
+/// The family serves no completions: 501 before any call, on both client APIs.
 #[tokio::test]
 async fn no_completions() {
     let members = members();

@@ -166,7 +166,7 @@ fn stream_reply(content_type: &str, pieces: Vec<Vec<u8>>) -> Reply {
     }
 }
 
-/// Both route families: (path, body) of a stream request to endpoint `name`.
+/// Both client APIs: (path, body) of a stream request to endpoint `name`.
 fn stream_requests(name: &str) -> [(String, Value); 2] {
     let messages = json!([{"role": "user", "content": "hi"}]);
     [
