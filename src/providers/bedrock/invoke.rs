@@ -1,4 +1,4 @@
-//! InvokeModel (`POST /model/<id>/invoke`): completions in each model family's own body, and
+//! InvokeModel (`POST /model/<id>/invoke`): completions in each model vendor's own body, and
 //! Titan embeddings (one call per input).
 
 use bytes::Bytes;
@@ -19,9 +19,9 @@ const ANTHROPIC_MAXIMUM_MAX_TOKENS: u64 = 1_000_000;
 /// Bedrock's cap on legacy Anthropic `max_tokens_to_sample`.
 const BEDROCK_ANTHROPIC_MAX_TOKENS: u64 = 8191;
 
-/// The model family behind a Bedrock model id, which decides the InvokeModel body.
+/// The model vendor behind a Bedrock model id, which decides the InvokeModel body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub enum Vendor {
     /// `amazon.*` (Titan).
     Amazon,
     /// `cohere.*`.
@@ -32,19 +32,19 @@ pub enum Family {
     Anthropic,
 }
 
-impl Family {
-    /// MLflow's rule: the id must contain a dot; the first family whose name occurs in it
+impl Vendor {
+    /// MLflow's rule: the id must contain a dot; the first vendor whose name occurs in it
     /// (case-insensitive) wins, in the order amazon, cohere, ai21, anthropic.
-    pub fn of_model(model: Option<&str>) -> Option<Family> {
+    pub fn of_model(model: Option<&str>) -> Option<Vendor> {
         let name = model?.to_ascii_lowercase();
         if !name.contains('.') {
             return None;
         }
         [
-            ("amazon", Family::Amazon),
-            ("cohere", Family::Cohere),
-            ("ai21", Family::Ai21),
-            ("anthropic", Family::Anthropic),
+            ("amazon", Vendor::Amazon),
+            ("cohere", Vendor::Cohere),
+            ("ai21", Vendor::Ai21),
+            ("anthropic", Vendor::Anthropic),
         ]
         .into_iter()
         .find(|(n, _)| name.contains(n))
@@ -52,8 +52,8 @@ impl Family {
     }
 }
 
-/// MLflow's answer for a model id whose family it cannot tell.
-pub fn unknown_family() -> GatewayError {
+/// MLflow's answer for a model id whose vendor it cannot tell.
+pub fn unknown_vendor() -> GatewayError {
     GatewayError::invalid("Unknown Amazon Bedrock model type None")
 }
 
@@ -85,7 +85,7 @@ fn n_value(v: &Value) -> String {
 /// Like MLflow, the request is taken with nulls and defaults removed (`n: 1` is not sent).
 /// `stream` is never sent: InvokeModel has no such parameter, and streamed completions are
 /// refused before this point.
-pub fn completions_body(family: Family, req: &Request) -> Result<Vec<u8>, GatewayError> {
+pub fn completions_body(vendor: Vendor, req: &Request) -> Result<Vec<u8>, GatewayError> {
     let mut p: Map<String, Value> = req.body.clone();
     p.remove("model");
     p.remove("stream");
@@ -93,8 +93,8 @@ pub fn completions_body(family: Family, req: &Request) -> Result<Vec<u8>, Gatewa
     if p.get("n").and_then(Value::as_u64) == Some(1) {
         p.remove("n");
     }
-    let body = match family {
-        Family::Anthropic => {
+    let body = match vendor {
+        Vendor::Anthropic => {
             if p.contains_key("top_p") {
                 return Err(GatewayError::invalid(
                     "Cannot set both 'temperature' and 'top_p' parameters. Please use only the temperature \
@@ -139,7 +139,7 @@ pub fn completions_body(family: Family, req: &Request) -> Result<Vec<u8>, Gatewa
             p.insert("anthropic_version".into(), Value::from("bedrock-2023-05-31"));
             p
         }
-        Family::Amazon => {
+        Vendor::Amazon => {
             if let Some(n) = p.remove("n") {
                 return Err(GatewayError::invalid(format!(
                     "'n' must be '1' for AWS Titan models. Received value: '{}'.",
@@ -157,14 +157,14 @@ pub fn completions_body(family: Family, req: &Request) -> Result<Vec<u8>, Gatewa
             body.insert("textGenerationConfig".into(), Value::Object(p));
             body
         }
-        Family::Ai21 => {
+        Vendor::Ai21 => {
             rename(
                 &mut p,
                 &[("stop", "stopSequences"), ("n", "numResults"), ("max_tokens", "maxTokens"), ("top_p", "topP")],
             );
             p
         }
-        Family::Cohere => {
+        Vendor::Cohere => {
             for (theirs, ours) in [("stop_sequences", "stop"), ("num_generations", "n")] {
                 if p.contains_key(theirs) {
                     return Err(GatewayError::invalid(format!("Invalid parameter {theirs}. Use {ours} instead.")));
@@ -223,29 +223,29 @@ struct CohereGeneration {
     text: Option<String>,
 }
 
-/// Decode an InvokeModel completions answer of `family`.
+/// Decode an InvokeModel completions answer of `vendor`.
 pub fn decode_completions(
-    family: Family,
+    vendor: Vendor,
     body: &[u8],
     model: Option<String>,
     created: u64,
 ) -> Result<Answer, GatewayError> {
     let choice = |i: usize, text: Option<String>, finish: Option<String>| CompletionChoice::new(i as u32, text, finish);
-    let choices: Vec<CompletionChoice> = match family {
-        Family::Anthropic => {
+    let choices: Vec<CompletionChoice> = match vendor {
+        Vendor::Anthropic => {
             let a: AnthropicAnswer = parse_upstream_json(body, DISPLAY)?;
             let finish = if a.stop_reason.as_deref() == Some("stop_sequence") { "stop" } else { "length" };
             vec![choice(0, a.completion, Some(finish.to_owned()))]
         }
-        Family::Amazon => {
+        Vendor::Amazon => {
             let a: TitanAnswer = parse_upstream_json(body, DISPLAY)?;
             a.results.into_iter().enumerate().map(|(i, r)| choice(i, r.output_text, None)).collect()
         }
-        Family::Ai21 => {
+        Vendor::Ai21 => {
             let a: Ai21Answer = parse_upstream_json(body, DISPLAY)?;
             a.completions.into_iter().enumerate().map(|(i, c)| choice(i, c.data.and_then(|d| d.text), None)).collect()
         }
-        Family::Cohere => {
+        Vendor::Cohere => {
             let a: CohereAnswer = parse_upstream_json(body, DISPLAY)?;
             a.generations.into_iter().enumerate().map(|(i, g)| choice(i, g.text, None)).collect()
         }
@@ -292,29 +292,29 @@ mod tests {
     use super::*;
     use crate::schema::{EndpointType, request_from_value};
 
-    fn completions(family: Family, v: Value) -> Result<Value, GatewayError> {
+    fn completions(vendor: Vendor, v: Value) -> Result<Value, GatewayError> {
         let req = request_from_value(EndpointType::Completions, v).unwrap();
-        completions_body(family, &req).map(|b| serde_json::from_slice(&b).unwrap())
+        completions_body(vendor, &req).map(|b| serde_json::from_slice(&b).unwrap())
     }
 
     #[test]
     fn families() {
-        let f = |m: &str| Family::of_model(Some(m));
-        assert_eq!(f("amazon.titan-tg1-large"), Some(Family::Amazon));
-        assert_eq!(f("anthropic.claude-v2"), Some(Family::Anthropic));
-        assert_eq!(f("us.anthropic.claude-3-5-sonnet-20240620-v1:0"), Some(Family::Anthropic));
-        assert_eq!(f("cohere.command-text-v14"), Some(Family::Cohere));
-        assert_eq!(f("AI21.j2-ultra"), Some(Family::Ai21));
+        let f = |m: &str| Vendor::of_model(Some(m));
+        assert_eq!(f("amazon.titan-tg1-large"), Some(Vendor::Amazon));
+        assert_eq!(f("anthropic.claude-v2"), Some(Vendor::Anthropic));
+        assert_eq!(f("us.anthropic.claude-3-5-sonnet-20240620-v1:0"), Some(Vendor::Anthropic));
+        assert_eq!(f("cohere.command-text-v14"), Some(Vendor::Cohere));
+        assert_eq!(f("AI21.j2-ultra"), Some(Vendor::Ai21));
         assert_eq!(f("meta.llama3-8b-instruct-v1:0"), None);
         assert_eq!(f("anthropic-claude"), None);
-        assert_eq!(Family::of_model(None), None);
-        assert_eq!(unknown_family().message(), "Unknown Amazon Bedrock model type None");
+        assert_eq!(Vendor::of_model(None), None);
+        assert_eq!(unknown_vendor().message(), "Unknown Amazon Bedrock model type None");
     }
 
     #[test]
     fn anthropic_body() {
         let b =
-            completions(Family::Anthropic, json!({"prompt": "Human: hi", "stop": ["x"], "temperature": 1.0, "n": 1}))
+            completions(Vendor::Anthropic, json!({"prompt": "Human: hi", "stop": ["x"], "temperature": 1.0, "n": 1}))
                 .unwrap();
         assert_eq!(
             b,
@@ -322,7 +322,7 @@ mod tests {
                    "max_tokens_to_sample": 8191, "anthropic_version": "bedrock-2023-05-31"})
         );
         let b = completions(
-            Family::Anthropic,
+            Vendor::Anthropic,
             json!({"prompt": "\n\nHuman: a\n\nAssistant:", "stop": ["\n\nHuman:"], "max_tokens": 9000}),
         )
         .unwrap();
@@ -331,31 +331,31 @@ mod tests {
         assert_eq!(b["max_tokens_to_sample"], 8191);
         assert!(b.get("max_tokens").is_none());
 
-        let e = completions(Family::Anthropic, json!({"prompt": "a", "top_p": 0.5})).unwrap_err();
+        let e = completions(Vendor::Anthropic, json!({"prompt": "a", "top_p": 0.5})).unwrap_err();
         assert!(e.message().starts_with("Cannot set both 'temperature' and 'top_p'"));
-        let e = completions(Family::Anthropic, json!({"prompt": "a", "n": 2})).unwrap_err();
+        let e = completions(Vendor::Anthropic, json!({"prompt": "a", "n": 2})).unwrap_err();
         assert_eq!(e.message(), "'n' must be '1' for the Anthropic provider. Received value: '2'.");
-        let e = completions(Family::Anthropic, json!({"prompt": "a", "max_tokens": 2_000_000})).unwrap_err();
+        let e = completions(Vendor::Anthropic, json!({"prompt": "a", "max_tokens": 2_000_000})).unwrap_err();
         assert_eq!(e.message(), "Invalid value for max_tokens: cannot exceed 1000000.");
     }
 
     #[test]
     fn titan_ai21_cohere_bodies() {
         let b =
-            completions(Family::Amazon, json!({"prompt": "p", "max_tokens": 5, "top_k": 3, "stream": false})).unwrap();
+            completions(Vendor::Amazon, json!({"prompt": "p", "max_tokens": 5, "top_k": 3, "stream": false})).unwrap();
         assert_eq!(b, json!({"inputText": "p", "textGenerationConfig": {"maxTokenCount": 5, "top_k": 3}}));
-        let e = completions(Family::Amazon, json!({"prompt": "p", "n": 3})).unwrap_err();
+        let e = completions(Vendor::Amazon, json!({"prompt": "p", "n": 3})).unwrap_err();
         assert_eq!(e.message(), "'n' must be '1' for AWS Titan models. Received value: '3'.");
-        assert_eq!(completions(Family::Amazon, json!({"prompt": "p", "top_p": 0})).unwrap_err().status, 422);
+        assert_eq!(completions(Vendor::Amazon, json!({"prompt": "p", "top_p": 0})).unwrap_err().status, 422);
 
-        let b = completions(Family::Ai21, json!({"prompt": "p", "top_p": 0.1, "temperature": 0.7})).unwrap();
+        let b = completions(Vendor::Ai21, json!({"prompt": "p", "top_p": 0.1, "temperature": 0.7})).unwrap();
         assert_eq!(b, json!({"prompt": "p", "topP": 0.1, "temperature": 0.7}));
 
-        let b = completions(Family::Cohere, json!({"prompt": "p", "n": 2, "stop": ["s"], "temperature": 0})).unwrap();
+        let b = completions(Vendor::Cohere, json!({"prompt": "p", "n": 2, "stop": ["s"], "temperature": 0})).unwrap();
         assert_eq!(b, json!({"prompt": "p", "num_generations": 2, "stop_sequences": ["s"], "temperature": 0}));
-        let e = completions(Family::Cohere, json!({"prompt": "p", "stop_sequences": ["s"]})).unwrap_err();
+        let e = completions(Vendor::Cohere, json!({"prompt": "p", "stop_sequences": ["s"]})).unwrap_err();
         assert_eq!(e.message(), "Invalid parameter stop_sequences. Use stop instead.");
-        let e = completions(Family::Cohere, json!({"prompt": "p", "num_generations": 2})).unwrap_err();
+        let e = completions(Vendor::Cohere, json!({"prompt": "p", "num_generations": 2})).unwrap_err();
         assert_eq!(e.message(), "Invalid parameter num_generations. Use n instead.");
     }
 
@@ -364,17 +364,17 @@ mod tests {
         let v = |f, b: &str| -> Value {
             serde_json::to_value(decode_completions(f, b.as_bytes(), Some("m.x".into()), 3).unwrap()).unwrap()
         };
-        let a = v(Family::Anthropic, r#"{"completion":" hi","stop_reason":"stop_sequence"}"#);
+        let a = v(Vendor::Anthropic, r#"{"completion":" hi","stop_reason":"stop_sequence"}"#);
         assert_eq!(a["choices"], json!([{"index": 0, "text": " hi", "finish_reason": "stop"}]));
         assert_eq!(a["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));
         assert_eq!(a["id"], Value::Null);
-        let t = v(Family::Amazon, r#"{"results":[{"outputText":"a"},{"outputText":"b"}]}"#);
+        let t = v(Vendor::Amazon, r#"{"results":[{"outputText":"a"},{"outputText":"b"}]}"#);
         assert_eq!(t["choices"][1], json!({"index": 1, "text": "b", "finish_reason": null}));
-        let c = v(Family::Cohere, r#"{"generations":[{"text":"g"}]}"#);
+        let c = v(Vendor::Cohere, r#"{"generations":[{"text":"g"}]}"#);
         assert_eq!(c["choices"][0]["text"], "g");
-        let j = v(Family::Ai21, r#"{"completions":[{"data":{"text":"j"}}]}"#);
+        let j = v(Vendor::Ai21, r#"{"completions":[{"data":{"text":"j"}}]}"#);
         assert_eq!(j["choices"][0]["text"], "j");
-        assert_eq!(decode_completions(Family::Amazon, b"[", None, 1).unwrap_err().status, 502);
+        assert_eq!(decode_completions(Vendor::Amazon, b"[", None, 1).unwrap_err().status, 502);
     }
 
     #[test]

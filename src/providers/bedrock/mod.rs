@@ -2,7 +2,7 @@
 //!
 //! * chat → Converse (`POST /model/<id>/converse`) and, streamed, ConverseStream
 //!   (`/converse-stream`, AWS event-stream frames decoded as they arrive): [`converse`];
-//! * completions → InvokeModel (`/model/<id>/invoke`) with the model family's own body
+//! * completions → InvokeModel (`/model/<id>/invoke`) with the model vendor's own body
 //!   (Anthropic legacy, Titan, AI21, Cohere); not streamed (501): [`invoke`];
 //! * embeddings → one Titan InvokeModel call per input, made concurrently: [`invoke`].
 //!
@@ -34,7 +34,7 @@ use crate::error::{Detail, GatewayError};
 use crate::schema::Request;
 use crate::upstream::{UpstreamRequest, Upstreams};
 use credentials::{Auth, Resolved};
-use invoke::Family;
+use invoke::Vendor;
 
 const DISPLAY: &str = "Amazon Bedrock";
 
@@ -128,7 +128,7 @@ impl Bedrock {
     fn request(&self, action: &str, body: Vec<u8>) -> Result<UpstreamRequest, GatewayError> {
         let base = self.base.as_ref().ok_or_else(Self::region_required)?;
         let Some(segment) = &self.model_segment else {
-            return Err(invoke::unknown_family());
+            return Err(invoke::unknown_vendor());
         };
         Ok(UpstreamRequest::post_json(base, &format!("model/{segment}/{action}"), body))
     }
@@ -163,12 +163,12 @@ impl Provider for Bedrock {
         if req.stream() {
             return Err(super::streaming_not_implemented("completions", DISPLAY));
         }
-        let family = Family::of_model(self.model.as_deref()).ok_or_else(invoke::unknown_family)?;
-        let body = invoke::completions_body(family, &req)?;
+        let vendor = Vendor::of_model(self.model.as_deref()).ok_or_else(invoke::unknown_vendor)?;
+        let body = invoke::completions_body(vendor, &req)?;
         let (model, created) = (self.model.clone(), call.created);
         Ok(Exchange::call(
             self.request("invoke", body)?.header("accept", "application/json"),
-            Decoder::Json(Box::new(move |b| invoke::decode_completions(family, b, model, created))),
+            Decoder::Json(Box::new(move |b| invoke::decode_completions(vendor, b, model, created))),
         ))
     }
 
