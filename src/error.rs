@@ -31,11 +31,17 @@ pub enum Family {
 impl Family {
     /// The family a path belongs to.
     pub fn of_path(path: &str) -> Family {
-        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        // MLflow 3's server-gateway aliases answer like the APIs they stand for.
+        let api = path
+            .strip_prefix("/gateway/mlflow")
+            .or_else(|| path.strip_prefix("/gateway/openai"))
+            .or_else(|| path.strip_prefix("/gateway/anthropic"))
+            .unwrap_or(path);
+        if api == "/v1/messages" || api.starts_with("/v1/messages/") {
             Family::Anthropic
-        } else if path == "/v1/responses" || path.starts_with("/v1/responses/") {
+        } else if api == "/v1/responses" || api.starts_with("/v1/responses/") {
             Family::Responses
-        } else if path.starts_with("/v1/") {
+        } else if api.starts_with("/v1/") {
             Family::OpenAi
         } else {
             Family::Native
@@ -441,6 +447,11 @@ mod tests {
         assert_eq!(Family::of_path("/v1/responses"), Family::Responses);
         assert_eq!(Family::of_path("/v1/chat/completions"), Family::OpenAi);
         assert_eq!(Family::of_path("/endpoints/x/invocations"), Family::Native);
+        assert_eq!(Family::of_path("/gateway/anthropic/v1/messages"), Family::Anthropic);
+        assert_eq!(Family::of_path("/gateway/openai/v1/responses"), Family::Responses);
+        assert_eq!(Family::of_path("/gateway/mlflow/v1/chat/completions"), Family::OpenAi);
+        assert_eq!(Family::of_path("/gateway/openai/v1/embeddings"), Family::OpenAi);
+        assert_eq!(Family::of_path("/gateway/chat/mlflow/invocations"), Family::Native);
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! | POST | `/v1/messages` | Anthropic Messages API |
 //! | POST | `/v1/messages/count_tokens` | Anthropic token counting |
 //! | POST | `/v1/responses` | OpenAI Responses API (stateless) |
+//! | POST | `/gateway/{name}/mlflow/invocations` | as `/gateway/{name}/invocations` (MLflow 3's server gateway) |
+//! | POST | `/gateway/mlflow/v1/chat/completions`, GET `/gateway/mlflow/v1/models` | as `/v1/chat/completions`, `/v1/models` |
+//! | POST | `/gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings` | OpenAI's body, forwarded as sent to an OpenAI endpoint |
+//! | POST | `/gateway/openai/v1/responses`, `/gateway/anthropic/v1/messages` | as `/v1/responses`, `/v1/messages` |
 //! | GET | `/metrics` | Prometheus metrics |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
@@ -64,6 +68,9 @@ pub enum Operation<'a> {
     CountTokens,
     /// `POST /v1/responses` (OpenAI's Responses API)
     Responses,
+    /// `POST /gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings`: OpenAI's
+    /// own body, forwarded as sent to an OpenAI endpoint, translated for others.
+    OpenAiPassthrough(EndpointType),
     /// `GET /v1/models`
     Models,
     /// `GET /v1/models/{id}`
@@ -81,7 +88,8 @@ impl Operation<'_> {
             | Operation::OpenAi(_)
             | Operation::Messages
             | Operation::CountTokens
-            | Operation::Responses => "POST",
+            | Operation::Responses
+            | Operation::OpenAiPassthrough(_) => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -139,8 +147,12 @@ fn operation(path: &str) -> Option<Operation<'_>> {
         "/v1/embeddings" => Operation::OpenAi(EndpointType::Embeddings),
         "/v1/messages" => Operation::Messages,
         "/v1/messages/count_tokens" => Operation::CountTokens,
-        "/v1/responses" => Operation::Responses,
-        "/v1/models" => Operation::Models,
+        "/v1/responses" | "/gateway/openai/v1/responses" => Operation::Responses,
+        "/v1/models" | "/gateway/mlflow/v1/models" => Operation::Models,
+        "/gateway/mlflow/v1/chat/completions" => Operation::OpenAi(EndpointType::Chat),
+        "/gateway/openai/v1/chat/completions" => Operation::OpenAiPassthrough(EndpointType::Chat),
+        "/gateway/openai/v1/embeddings" => Operation::OpenAiPassthrough(EndpointType::Embeddings),
+        "/gateway/anthropic/v1/messages" => Operation::Messages,
         "/metrics" => Operation::Metrics,
         _ => {
             if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/limits/") {
@@ -161,7 +173,13 @@ fn operation(path: &str) -> Option<Operation<'_>> {
                 Operation::Model(name_segment(rest)?)
             } else {
                 let rest = path.strip_prefix("/endpoints/").or_else(|| path.strip_prefix("/gateway/"))?;
-                Operation::Invoke(name_segment(rest.strip_suffix("/invocations")?)?)
+                let rest = rest.strip_suffix("/invocations")?;
+                // MLflow 3's server gateway: `/gateway/{name}/mlflow/invocations`.
+                let name = match rest.strip_suffix("/mlflow") {
+                    Some(name) if path.starts_with("/gateway/") => name,
+                    _ => rest,
+                };
+                Operation::Invoke(name_segment(name)?)
             }
         }
     })
@@ -186,6 +204,20 @@ mod tests {
         assert_eq!(match_path("/v1/messages/count_tokens"), Match::Found(Operation::CountTokens));
         assert_eq!(match_path("/v1/responses"), Match::Found(Operation::Responses));
         assert!(Operation::Messages.accepts("POST") && !Operation::Responses.accepts("GET"));
+        // MLflow 3's server-gateway routes.
+        assert_eq!(match_path("/gateway/chat/mlflow/invocations"), Match::Found(Operation::Invoke("chat")));
+        assert_eq!(match_path("/endpoints/chat/mlflow/invocations"), Match::NotFound);
+        assert_eq!(
+            match_path("/gateway/mlflow/v1/chat/completions"),
+            Match::Found(Operation::OpenAi(EndpointType::Chat))
+        );
+        assert_eq!(match_path("/gateway/mlflow/v1/models"), Match::Found(Operation::Models));
+        assert_eq!(
+            match_path("/gateway/openai/v1/embeddings"),
+            Match::Found(Operation::OpenAiPassthrough(EndpointType::Embeddings))
+        );
+        assert_eq!(match_path("/gateway/openai/v1/responses"), Match::Found(Operation::Responses));
+        assert_eq!(match_path("/gateway/anthropic/v1/messages"), Match::Found(Operation::Messages));
         assert_eq!(match_path("/nope"), Match::NotFound);
         assert!(Operation::Invoke("x").accepts("POST"));
         assert!(!Operation::Invoke("x").accepts("GET"));

@@ -24,6 +24,10 @@ pub enum NativeApi {
     AnthropicCountTokens,
     /// OpenAI's `POST /v1/responses`.
     OpenAiResponses,
+    /// OpenAI's `POST /v1/chat/completions` (MLflow 3's `/gateway/openai/v1/chat/completions`).
+    OpenAiChat,
+    /// OpenAI's `POST /v1/embeddings` (MLflow 3's `/gateway/openai/v1/embeddings`).
+    OpenAiEmbeddings,
 }
 
 /// A request in a client API, for a provider to forward as it is.
@@ -51,6 +55,13 @@ impl NativeRequest<'_> {
         super::to_json(&body)
     }
 
+    /// The body without `model` (Azure OpenAI routes by deployment), serialised.
+    pub fn body_without_model(&self) -> Result<Vec<u8>, GatewayError> {
+        let mut body = self.body.clone();
+        body.remove("model");
+        super::to_json(&body)
+    }
+
     /// The client's value of header `name`, if it sent one.
     pub fn header(&self, name: &str) -> Option<&http::HeaderValue> {
         self.headers.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v)
@@ -61,7 +72,7 @@ impl NativeRequest<'_> {
 pub fn forwarded_headers(api: NativeApi) -> &'static [&'static str] {
     match api {
         NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => &["anthropic-version", "anthropic-beta"],
-        NativeApi::OpenAiResponses => &["openai-beta"],
+        NativeApi::OpenAiResponses | NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => &["openai-beta"],
     }
 }
 
@@ -72,6 +83,7 @@ pub fn relay(api: NativeApi, stream: bool, provider: &'static str) -> Decoder {
             Decoder::Stream(Box::new(SseStream::new(AnthropicEvents::new(provider))))
         }
         (NativeApi::OpenAiResponses, true) => Decoder::Stream(Box::new(SseStream::new(ResponsesEvents::new(provider)))),
+        (NativeApi::OpenAiChat, true) => Decoder::Stream(Box::new(SseStream::new(ChatEvents::new(provider)))),
         (api, _) => Decoder::Json(Box::new(move |body| whole(api, body, provider))),
     }
 }
@@ -85,6 +97,7 @@ fn whole(api: NativeApi, body: &[u8], provider: &'static str) -> Result<Answer, 
     let parsed: WithUsage = super::parse_upstream_json(body, provider)?;
     let usage = parsed.usage.as_ref().map(|u| match api {
         NativeApi::OpenAiResponses => responses_usage(u),
+        NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => Usage::from_openai(&Value::Object(u.clone())),
         NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => super::anthropic::usage_from(u),
     });
     Ok(Answer::Native(NativeAnswer { body: Bytes::copy_from_slice(body), usage }))
@@ -247,6 +260,53 @@ impl SseTranslate for ResponsesEvents {
     }
 }
 
+/// OpenAI's chat-completions stream, relayed (its `[DONE]` included): usage from the chunk that
+/// carries it, complete at `[DONE]`; an `error` chunk ends the stream with an error.
+struct ChatEvents {
+    provider: &'static str,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl ChatEvents {
+    fn new(provider: &'static str) -> Self {
+        ChatEvents { provider, usage: None, done: false }
+    }
+}
+
+impl SseTranslate for ChatEvents {
+    fn event(&mut self, event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
+        if data == "[DONE]" {
+            self.done = true;
+        } else {
+            #[derive(Deserialize)]
+            struct Chunk {
+                usage: Option<Value>,
+                error: Option<Value>,
+            }
+            let c: Chunk = serde_json::from_str(data).map_err(|e| unreadable(self.provider, &e))?;
+            if let Some(error) = c.error.filter(|e| !e.is_null()) {
+                let message =
+                    error.get("message").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
+                return Err(GatewayError::new(502, ErrorKind::Upstream, message));
+            }
+            if let Some(u) = c.usage.filter(Value::is_object) {
+                self.usage = Some(Usage::from_openai(&u));
+            }
+        }
+        out.push(crate::schema::Chunk::Native(frame(event, data)));
+        Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +373,18 @@ mod tests {
         let failed = "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\"}}}\n\n";
         let (_, err, _) = run(relay(NativeApi::OpenAiResponses, true, "openai"), &[created, failed]);
         assert_eq!(err.unwrap().message(), "boom");
+    }
+
+    #[test]
+    fn openai_chat_streams_pass_through_with_done() {
+        let stream = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1,\"total_tokens\":5}}\n\ndata: [DONE]\n\n";
+        let (text, err, usage) = run(relay(NativeApi::OpenAiChat, true, "openai"), &[stream]);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(text, stream);
+        assert_eq!(usage.unwrap().total_tokens, Some(5));
+        let (_, err, _) =
+            run(relay(NativeApi::OpenAiChat, true, "openai"), &[&stream[..stream.find("data: [DONE]").unwrap()]]);
+        assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
     }
 
     #[test]

@@ -167,17 +167,27 @@ impl Provider for OpenAi {
     }
 
     /// The Responses API goes to OpenAI's own (`{base}/responses`; Azure's v1 API with the
-    /// deployment as `model`), the client's `openai-beta` header forwarded.
+    /// deployment as `model`), and OpenAI-shaped chat and embeddings bodies of MLflow 3's
+    /// passthrough routes to chat completions and embeddings; the client's `openai-beta`
+    /// header is forwarded.
     fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
-        if request.api != NativeApi::OpenAiResponses {
-            return None;
-        }
-        let model = match self.api_type {
-            ApiType::OpenAi => call.model(),
-            ApiType::Azure | ApiType::AzureAd => self.deployment.as_deref(),
+        let azure = self.api_type != ApiType::OpenAi;
+        let (base, suffix, body) = match request.api {
+            NativeApi::OpenAiResponses => {
+                let model = if azure { self.deployment.as_deref() } else { call.model() };
+                (&self.responses_base, "responses", request.body_for(model))
+            }
+            // MLflow 3's OpenAI passthrough: the body as sent, `model` set (Azure: removed, the
+            // deployment is in the URL).
+            NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => {
+                let suffix = if request.api == NativeApi::OpenAiChat { "chat/completions" } else { "embeddings" };
+                let body = if azure { request.body_without_model() } else { request.body_for(call.model()) };
+                (&self.base, suffix, body)
+            }
+            NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => return None,
         };
-        Some(request.body_for(model).map(|body| {
-            let mut upstream = self.request_at(&self.responses_base, "responses", body);
+        Some(body.map(|body| {
+            let mut upstream = self.request_at(base, suffix, body);
             if let Some(beta) = request.header("openai-beta") {
                 upstream = upstream.header_value(http::HeaderName::from_static("openai-beta"), beta.clone());
             }

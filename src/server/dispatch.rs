@@ -186,6 +186,10 @@ async fn route(
             return invocation(session, state, snapshot, ctx, key, Invocation::CountTokens).await;
         }
         Operation::Responses => return invocation(session, state, snapshot, ctx, key, Invocation::Responses).await,
+        Operation::OpenAiPassthrough(endpoint_type) => {
+            let passthrough = Invocation::OpenAiPassthrough(endpoint_type);
+            return invocation(session, state, snapshot, ctx, key, passthrough).await;
+        }
     };
     match local {
         Ok(reply) => Response::Reply(reply),
@@ -204,5 +208,6 @@ async fn invocation(
     key: Option<&ApiKey>,
     invocation: Invocation<'_>,
 ) -> Response {
+    ctx.invocation = true;
     Box::pin(invoke::run(session, state, snapshot, ctx, key, invocation)).await
 }

@@ -128,6 +128,11 @@ pub struct RequestCtx {
     pub upstream_time: Option<Duration>,
     /// Time to the first byte of a streamed answer.
     pub first_byte: Option<Duration>,
+    /// Time spent waiting on the upstream for what was answered: to its answer's head for a
+    /// stream, to its whole body for a whole answer (for the timing headers).
+    pub upstream_wait: Option<Duration>,
+    /// The request is an invocation: its answer carries the timing headers.
+    pub invocation: bool,
     /// The quota of the endpoint that served it, for the `x-ratelimit-*` headers.
     pub quota: Option<Quota>,
     /// Whether the quota refused the request.

@@ -116,12 +116,28 @@ async fn error(
 }
 
 fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
-    let mut h = ResponseHeader::build(status, Some(7 + extra))?;
+    let mut h = ResponseHeader::build(status, Some(10 + extra))?;
     h.insert_header("x-request-id", &ctx.request_id)?;
     if let Some(q) = &ctx.quota {
         h.insert_header("x-ratelimit-limit", q.limit)?;
         h.insert_header("x-ratelimit-remaining", q.remaining)?;
         h.insert_header("x-ratelimit-reset", q.reset_secs)?;
+    }
+    if ctx.invocation
+        && let Some(started) = ctx.started
+    {
+        // MLflow 3's timing headers, and the same figures as a standard Server-Timing: the
+        // time until this answer's head, and how much of it was the gateway's own (the rest
+        // is the wait on the upstream: to its head for a stream, to its whole body otherwise).
+        let total = started.elapsed().as_secs_f64() * 1e3;
+        let upstream = ctx.upstream_wait.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let overhead = (total - upstream).max(0.0);
+        h.insert_header("x-mlflow-gateway-duration-ms", format!("{total:.3}"))?;
+        h.insert_header("x-mlflow-gateway-overhead-duration-ms", format!("{overhead:.3}"))?;
+        h.insert_header(
+            "server-timing",
+            format!("total;dur={total:.3}, upstream;dur={upstream:.3}, gateway;dur={overhead:.3}"),
+        )?;
     }
     Ok(h)
 }

@@ -107,6 +107,7 @@ fn prepare(
         if let Some(field) = n.native_only {
             let api = match n.api {
                 NativeApi::OpenAiResponses => "OpenAI's Responses API",
+                NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => "OpenAI's API",
                 NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => "Anthropic's Messages API",
             };
             return Err(GatewayError::bad_request(format!(
@@ -143,6 +144,15 @@ fn native_defaults(api: NativeApi, body: &mut Map<String, Value>, defaults: &Map
         NativeApi::OpenAiResponses => {
             &[("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "max_output_tokens")]
         }
+        // Chat and embeddings bodies are OpenAI's, whose names the unified schema shares.
+        NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("max_tokens", "max_tokens"),
+            ("stop", "stop"),
+            ("dimensions", "dimensions"),
+            ("encoding_format", "encoding_format"),
+        ],
         NativeApi::AnthropicCountTokens => &[],
     };
     for (unified, native) in names {

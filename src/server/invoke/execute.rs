@@ -159,6 +159,7 @@ pub async fn run(
                 )));
             }
             let body = downstream::unless_gone!(session, incoming.body(cap))?.map_err(|e| scrubber.clean(e))?;
+            ctx.upstream_wait = Some(started.elapsed());
             incoming.release(state).await;
             decode(&body).map(Outcome::Answer).map_err(|e| scrubber.clean(e))
         }
@@ -170,6 +171,7 @@ pub async fn run(
                 incoming.release(state).await;
                 return Err(scrubber.clean(whole_json_answer(provider, &ct, &body)));
             }
+            ctx.upstream_wait = ctx.upstream_time;
             decoder.set_max_event(cap);
             Ok(Outcome::Stream(Box::new(LiveStream {
                 incoming,

@@ -49,6 +49,9 @@ pub enum Invocation<'s> {
     CountTokens,
     /// `/v1/responses` (OpenAI's Responses API): the target is the body's `model`.
     Responses,
+    /// MLflow 3's `/gateway/openai/v1/chat/completions` and `/gateway/openai/v1/embeddings`:
+    /// OpenAI's body, forwarded as sent to an OpenAI endpoint, translated like `/v1` for others.
+    OpenAiPassthrough(EndpointType),
 }
 
 /// A request ready to be attempted: its target, its unified form, and its body in the client's
@@ -147,22 +150,43 @@ fn parse_and_resolve<'s>(
             resolve(state, key, target)?;
             return Ok(Planned { target, request, native: None, echo: Map::new() });
         }
+        Invocation::OpenAiPassthrough(endpoint_type) => {
+            let (target, request) = parse::openai(config, endpoint_type, body)?;
+            resolve(state, key, target)?;
+            let api = if endpoint_type == EndpointType::Embeddings {
+                NativeApi::OpenAiEmbeddings
+            } else {
+                NativeApi::OpenAiChat
+            };
+            let sent = match serde_json::from_slice(body) {
+                Ok(Value::Object(o)) => o,
+                _ => return Err(GatewayError::bad_request("The request body must be a JSON object")),
+            };
+            let headers = client_headers(session, api);
+            let native = NativeBody { api, body: sent, headers, native_only: None };
+            return Ok(Planned { target, request, native: Some(native), echo: Map::new() });
+        }
         Invocation::Messages => (api::anthropic::parse(body)?, NativeApi::AnthropicMessages),
         Invocation::CountTokens => (parse::count_tokens(body)?, NativeApi::AnthropicCountTokens),
         Invocation::Responses => (api::responses::parse(body)?, NativeApi::OpenAiResponses),
     };
     let target = parse::chat_target(config, &parsed.model)?;
     resolve(state, key, target)?;
+    let headers = client_headers(session, api);
+    let native = NativeBody { api, body: parsed.native, headers, native_only: parsed.native_only };
+    Ok(Planned { target, request: parsed.request, native: Some(native), echo: parsed.echo })
+}
+
+/// The client's headers that `api` defines (forwarded to a provider that speaks it).
+fn client_headers(session: &Session, api: NativeApi) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let wanted = native::forwarded_headers(api);
-    let headers = session
+    session
         .req_header()
         .headers
         .iter()
         .filter(|(name, _)| wanted.contains(&name.as_str()))
         .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let native = NativeBody { api, body: parsed.native, headers, native_only: parsed.native_only };
-    Ok(Planned { target, request: parsed.request, native: Some(native), echo: parsed.echo })
+        .collect()
 }
 
 /// What the answer's encoding needs, once the serving endpoint is known.

@@ -4,5 +4,6 @@
 mod anthropic_native;
 mod anthropic_translated;
 mod bad_input;
+mod mlflow3_routes;
 mod responses_native;
 mod rest;

@@ -161,3 +161,70 @@ async fn bodies_over_two_mib_on_v1_embeddings_completions_and_gateway_route() {
     assert_eq!(sent.header("content-length").unwrap(), sent.body.len().to_string());
     assert_eq!(upstream.requests().len(), 3);
 }
+
+/// Compressed request bodies (`Content-Encoding: gzip` or `zstd`, as MLflow 3's server accepts
+/// zstd) are decompressed before anything else; the decompressed size is held to
+/// `max_request_body` (a decompression bomb gets 413 and nothing reaches the upstream); other
+/// encodings get 415 in the client API's shape.
+#[tokio::test]
+async fn compressed_bodies_are_decompressed_within_the_limit() {
+    use std::io::Write;
+    let upstream = MockUpstream::start().await;
+    upstream.always_json(200, OK());
+    let gw = gateway(&upstream, json!({"max_request_body": "1MiB"})).await;
+    let (req, text) = big_request(200 * 1024, Some("chat"));
+    let plain = serde_json::to_vec(&req).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let zst = zstd::stream::encode_all(&plain[..], 3).unwrap();
+    for (encoding, body) in [("gzip", gz.finish().unwrap()), ("zstd", zst)] {
+        let r = gw
+            .client
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{encoding}");
+        let sent = upstream.last();
+        assert_eq!(sent.json()["messages"][0]["content"], json!(text), "{encoding}: the upstream got the text");
+        assert!(sent.header("content-encoding").is_none());
+    }
+    let calls = upstream.requests().len();
+
+    // 64 MiB of JSON whitespace in a few kilobytes: refused at 1 MiB of output.
+    let mut bomb = b"{\"model\":\"chat\",\"messages\":[]".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
+    bomb.push(b'}');
+    let bomb = zstd::stream::encode_all(&bomb[..], 19).unwrap();
+    assert!(bomb.len() < 64 << 10);
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "zstd")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("decompressed"), "{body}");
+
+    let r = gw
+        .client
+        .post(gw.url("/endpoints/chat/invocations"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("'br' is not supported"), "{body}");
+    assert_eq!(upstream.requests().len(), calls, "nothing more reached the upstream");
+    gw.assert_alive().await;
+}
