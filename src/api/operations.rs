@@ -22,6 +22,7 @@
 //! | POST | `/gateway/mlflow/v1/chat/completions`, GET `/gateway/mlflow/v1/models` | as `/v1/chat/completions`, `/v1/models` |
 //! | POST | `/gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings` | OpenAI's body, forwarded as sent to an OpenAI endpoint |
 //! | POST | `/gateway/openai/v1/responses`, `/gateway/anthropic/v1/messages` | as `/v1/responses`, `/v1/messages` |
+//! | any of GET, POST, PUT, PATCH, DELETE | `/gateway/proxy/{endpoint}/{path}` | raw proxy to the endpoint's provider (Pingora's proxy pipeline) |
 //! | GET | `/metrics` | Prometheus metrics |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
@@ -71,6 +72,14 @@ pub enum Operation<'a> {
     /// `POST /gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings`: OpenAI's
     /// own body, forwarded as sent to an OpenAI endpoint, translated for others.
     OpenAiPassthrough(EndpointType),
+    /// `/gateway/proxy/{endpoint}/{path}`: the rest of the path (and the query) to the
+    /// endpoint's provider, bodies untouched both ways.
+    Proxy {
+        /// The endpoint.
+        endpoint: &'a str,
+        /// The path after the endpoint's name (without its leading `/`).
+        rest: &'a str,
+    },
     /// `GET /v1/models`
     Models,
     /// `GET /v1/models/{id}`
@@ -90,16 +99,14 @@ impl Operation<'_> {
             | Operation::CountTokens
             | Operation::Responses
             | Operation::OpenAiPassthrough(_) => "POST",
+            Operation::Proxy { .. } => "GET, POST, PUT, PATCH, DELETE",
             _ => "GET, HEAD",
         }
     }
 
     /// Whether `method` is accepted.
     pub fn accepts(&self, method: &str) -> bool {
-        match self.allow() {
-            "POST" => method == "POST",
-            _ => method == "GET" || method == "HEAD",
-        }
+        self.allow().split(", ").any(|m| m == method)
     }
 }
 
@@ -169,6 +176,9 @@ fn operation(path: &str) -> Option<Operation<'_>> {
                 Operation::GetLegacyRoute(name_segment(rest)?)
             } else if let Some(rest) = path.strip_prefix("/api/3.0/gateway/route/") {
                 Operation::GetTrafficRoute(name_segment(rest)?)
+            } else if let Some(rest) = path.strip_prefix("/gateway/proxy/") {
+                let (endpoint, rest) = rest.split_once('/').unwrap_or((rest, ""));
+                Operation::Proxy { endpoint: name_segment(endpoint)?, rest }
             } else if let Some(rest) = path.strip_prefix("/v1/models/") {
                 Operation::Model(name_segment(rest)?)
             } else {
@@ -218,6 +228,13 @@ mod tests {
         );
         assert_eq!(match_path("/gateway/openai/v1/responses"), Match::Found(Operation::Responses));
         assert_eq!(match_path("/gateway/anthropic/v1/messages"), Match::Found(Operation::Messages));
+        assert_eq!(
+            match_path("/gateway/proxy/chat/v1/files/abc"),
+            Match::Found(Operation::Proxy { endpoint: "chat", rest: "v1/files/abc" })
+        );
+        assert_eq!(match_path("/gateway/proxy/chat"), Match::Found(Operation::Proxy { endpoint: "chat", rest: "" }));
+        let proxy = Operation::Proxy { endpoint: "c", rest: "" };
+        assert!(proxy.accepts("DELETE") && proxy.accepts("GET") && !proxy.accepts("OPTIONS"));
         assert_eq!(match_path("/nope"), Match::NotFound);
         assert!(Operation::Invoke("x").accepts("POST"));
         assert!(!Operation::Invoke("x").accepts("GET"));

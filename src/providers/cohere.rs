@@ -224,6 +224,10 @@ impl Provider for Cohere {
         DISPLAY
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(self.request("", Vec::new()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = super::to_json(&chat_body(req, call.model())?)?;

@@ -120,6 +120,10 @@ impl Provider for Mistral {
         DISPLAY
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(self.request("", Vec::new()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = super::to_json(&model_first(call.model(), req.body))?;

@@ -183,6 +183,19 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// The upstream of MLflow 3's raw proxy route (`/gateway/proxy/{endpoint}/{path}`): a
+    /// template with the provider's origin, its base path as `target`, and the headers its API
+    /// wants (credentials, versions); [`Provider::authorize`] still runs on it for credentials
+    /// that need I/O (OAuth tokens). The default refuses with a 400: a provider whose requests
+    /// must be signed over their body (SigV4) cannot be proxied without reading the body.
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Err(GatewayError::bad_request(format!(
+            "The raw proxy route is not available for {} endpoints (their requests need a translation or a \
+             signature over the body)",
+            self.display_name()
+        )))
+    }
+
     /// Whether this provider's translation honours `extension` (a request feature outside
     /// MLflow's unified schema, from the Anthropic Messages or OpenAI Responses APIs). The
     /// default: none; a request using one is refused with a 400 naming the field.

@@ -152,6 +152,10 @@ impl Provider for OpenAi {
         "OpenAI"
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(self.request("", Vec::new()))
+    }
+
     fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         // The Responses API's `reasoning.effort` is chat completions' `reasoning_effort`.

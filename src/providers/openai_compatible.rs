@@ -90,6 +90,10 @@ impl Provider for OpenAiCompatible {
         self.display
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(self.request("", Vec::new()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;

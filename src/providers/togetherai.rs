@@ -126,6 +126,10 @@ impl Provider for TogetherAi {
         DISPLAY
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(self.request("", Vec::new()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = super::to_json(&generation_body(req, call.model())?)?;

@@ -6,6 +6,7 @@
 use pingora::proxy::Session;
 
 use super::invoke::{self, Invocation};
+use super::proxy;
 use super::write::{self, Response, WriteResult};
 use super::{RequestCtx, State};
 use crate::api::operations::{Match, Operation, match_path};
@@ -59,6 +60,11 @@ pub async fn handle(
         test_panic();
     }
     let response = route(session, state, snapshot, ctx, inflight).await;
+    if let Response::Proxy(plan) = response {
+        // Not answered here: Pingora's proxy pipeline carries the request on.
+        ctx.proxy = Some(plan);
+        return Ok(());
+    }
     write::respond(session, state, snapshot, ctx, family, response).await
 }
 
@@ -186,6 +192,14 @@ async fn route(
             return invocation(session, state, snapshot, ctx, key, Invocation::CountTokens).await;
         }
         Operation::Responses => return invocation(session, state, snapshot, ctx, key, Invocation::Responses).await,
+        Operation::Proxy { endpoint, rest } => {
+            ctx.invocation = true;
+            return match proxy::plan(session, state, snapshot, ctx, key, endpoint, rest).await {
+                Ok(plan) => Response::Proxy(Box::new(plan)),
+                // The body is unread: refuse before it is sent on.
+                Err(e) => Response::Refusal(e),
+            };
+        }
         Operation::OpenAiPassthrough(endpoint_type) => {
             let passthrough = Invocation::OpenAiPassthrough(endpoint_type);
             return invocation(session, state, snapshot, ctx, key, passthrough).await;

@@ -13,6 +13,7 @@ mod dispatch;
 mod downstream;
 mod invoke;
 mod lifecycle;
+mod proxy;
 mod write;
 
 pub use lifecycle::Lifecycle;
@@ -133,6 +134,10 @@ pub struct RequestCtx {
     pub upstream_wait: Option<Duration>,
     /// The request is an invocation: its answer carries the timing headers.
     pub invocation: bool,
+    /// The raw proxy route's planned upstream call (Pingora's proxy pipeline carries it).
+    pub proxy: Option<Box<proxy::ProxyPlan>>,
+    /// Reads the token usage of a proxied answer on its way through.
+    pub usage_tap: Option<proxy::UsageTap>,
     /// The quota of the endpoint that served it, for the `x-ratelimit-*` headers.
     pub quota: Option<Quota>,
     /// Whether the quota refused the request.
@@ -206,6 +211,7 @@ impl ProxyHttp for GatewayProxy {
                 log::error!("request {}: internal error (panic) while handling the request", ctx.request_id);
                 session.set_keepalive(None);
                 ctx.error = Some(ErrorKind::Internal);
+                ctx.proxy = None;
                 if session.response_written().is_none() {
                     let family = ctx.family.unwrap_or(Family::Native);
                     let err = GatewayError::internal("Internal error while handling the request");
@@ -213,23 +219,88 @@ impl ProxyHttp for GatewayProxy {
                 }
             }
         }
-        Ok(true)
+        // `false` only for the raw proxy route: Pingora's pipeline carries it on.
+        Ok(ctx.proxy.is_none())
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        // Every request is answered in `request_filter`; the proxy pipeline is never entered.
-        Error::e_explain(ErrorType::InternalError, "aigw answers every request in request_filter")
+    /// Only the raw proxy route reaches Pingora's pipeline (`server::proxy`).
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        match &ctx.proxy {
+            Some(plan) => Ok(Box::new(proxy::peer(plan))),
+            None => Error::e_explain(ErrorType::InternalError, "no upstream planned for this request"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        match &ctx.proxy {
+            Some(plan) => proxy::upstream_request(plan, &ctx.request_id, upstream_request),
+            None => Ok(()),
+        }
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.proxy.is_none() {
+            return Ok(());
+        }
+        ctx.status = upstream_response.status.as_u16();
+        ctx.upstream_time = ctx.started.map(|s| s.elapsed());
+        ctx.upstream_wait = ctx.upstream_time;
+        let content_type = upstream_response.headers.get(http::header::CONTENT_TYPE);
+        ctx.streamed = content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        ctx.usage_tap =
+            Some(proxy::UsageTap::for_content_type(content_type.and_then(|v| v.to_str().ok()).unwrap_or("")));
+        let ours = write::base_header(ctx.status, 0, ctx)?;
+        for (name, value) in ours.headers.iter() {
+            upstream_response.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if ctx.proxy.is_some() {
+            proxy::tap_body(ctx, body, end_of_stream);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        // Reached only for failures outside our handler (e.g. a malformed request line).
+        // Failures outside our handler (e.g. a malformed request line), and the raw proxy
+        // route's upstream failures.
         let family = ctx.family.unwrap_or(Family::Native);
-        let code = match e.etype {
-            ErrorType::HTTPStatus(c) if c >= 400 => c,
-            _ => 500,
+        let (code, kind, message) = match e.etype {
+            ErrorType::HTTPStatus(c) if c >= 400 => (c, ErrorKind::Internal, "The request could not be processed"),
+            _ if ctx.proxy.is_none() => (500, ErrorKind::Internal, "The request could not be processed"),
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                (504, ErrorKind::Timeout, "The upstream did not answer in time")
+            }
+            _ if e.esource == pingora::ErrorSource::Downstream => {
+                (499, ErrorKind::ClientClosed, "the client closed the connection")
+            }
+            _ => (502, ErrorKind::BadGateway, "The upstream could not be reached or failed mid-answer"),
         };
-        if session.response_written().is_none() {
-            let err = GatewayError::new(code, ErrorKind::Internal, "The request could not be processed");
+        ctx.error = Some(kind);
+        ctx.status = code;
+        if kind == ErrorKind::ClientClosed {
+            self.state.metrics.client_closed.inc();
+        }
+        if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
+            let err = GatewayError::new(code, kind, message);
             let snapshot = ctx.snapshot.clone().unwrap_or_else(|| self.state.config.load_full());
             let _ = write::respond(session, &self.state, &snapshot, ctx, family, Response::Error(err)).await;
         }

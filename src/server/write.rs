@@ -46,6 +46,9 @@ pub enum Response {
     Answer(Answer, Box<AnswerMeta>),
     /// A provider's stream.
     Stream(Box<LiveStream>),
+    /// Nothing is written here: the raw proxy route carries the request on through Pingora's
+    /// proxy pipeline (`server::proxy`).
+    Proxy(Box<super::proxy::ProxyPlan>),
 }
 
 /// Write `response` for a request of `family`.
@@ -83,6 +86,9 @@ pub async fn respond(
         }
         // Boxed, like an invocation (docs/architecture.md, "Future sizes").
         Response::Stream(stream) => Box::pin(relay(session, state, snapshot, ctx, family, *stream)).await,
+        Response::Proxy(_) => {
+            error(session, state, ctx, family, GatewayError::internal("a proxied request reached the writer")).await
+        }
     }
 }
 
@@ -115,7 +121,7 @@ async fn error(
     reply_whole(session, Reply::error(&e, family), ctx).await
 }
 
-fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
+pub(super) fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
     let mut h = ResponseHeader::build(status, Some(10 + extra))?;
     h.insert_header("x-request-id", &ctx.request_id)?;
     if let Some(q) = &ctx.quota {

@@ -32,6 +32,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Resolver, UpstreamRequest};
+use crate::config::Origin;
 use crate::error::GatewayError;
 
 /// `timeout_at($deadline, $future).await`, with the future pinned where it is built: handing a
@@ -92,14 +93,7 @@ impl Upstreams {
         let addr = within!(deadline, self.resolver.resolve(&origin.host, origin.port))
             .map_err(|_| timed_out(req, timeout))?
             .map_err(|e| GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority)))?;
-        let mut peer = HttpPeer::new(addr, origin.tls, origin.host.clone());
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
-        peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT);
-        peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
-        // Pool connections per worker thread: a socket is registered with the reactor of the
-        // runtime that opened it, and using it from another thread costs a cross-thread wakeup
-        // on every read.
-        peer.group_key = worker_key();
+        let peer = peer(origin, addr);
 
         // The head and a body up to MERGED_BODY leave in one write; a larger body follows in
         // a second write rather than being copied.
@@ -162,6 +156,15 @@ impl Upstreams {
         Ok((status, body))
     }
 
+    /// The address of `origin`, from the DNS cache, within `timeout`.
+    pub async fn resolve(&self, origin: &Origin, timeout: Duration) -> Result<std::net::SocketAddr, GatewayError> {
+        match tokio::time::timeout(timeout, self.resolver.resolve(&origin.host, origin.port)).await {
+            Ok(Ok(addr)) => Ok(addr),
+            Ok(Err(e)) => Err(GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority))),
+            Err(_) => Err(GatewayError::timeout(format!("upstream {}: name resolution timed out", origin.authority))),
+        }
+    }
+
     /// Return a fully read response's connection to the pool.
     pub async fn release(&self, response: Box<UpstreamResponse>) {
         let UpstreamResponse { mut session, peer, .. } = *response;
@@ -174,6 +177,18 @@ impl Upstreams {
             session.shutdown().await;
         }
     }
+}
+
+/// The peer of `origin` at `addr`: TLS with SNI = the host, aigw's connect and idle timeouts,
+/// connections pooled per worker thread (a socket is registered with the reactor of the runtime
+/// that opened it, and using it from another thread costs a cross-thread wakeup on every read).
+pub fn peer(origin: &Origin, addr: std::net::SocketAddr) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, origin.tls, origin.host.clone());
+    peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+    peer.options.total_connection_timeout = Some(CONNECT_TIMEOUT);
+    peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+    peer.group_key = worker_key();
+    peer
 }
 
 fn timed_out(req: &UpstreamRequest, timeout: Duration) -> GatewayError {

@@ -4,7 +4,7 @@
 mod client;
 mod dns;
 
-pub use client::{UpstreamResponse, Upstreams};
+pub use client::{UpstreamResponse, Upstreams, peer};
 pub use dns::Resolver;
 
 use std::sync::Arc;

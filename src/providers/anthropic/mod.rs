@@ -96,6 +96,12 @@ impl Provider for Anthropic {
         "Anthropic"
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(UpstreamRequest::post_json(&self.base, "", Vec::new())
+            .header_value(http::HeaderName::from_static("x-api-key"), self.api_key.clone())
+            .header_value(http::HeaderName::from_static("anthropic-version"), self.version.clone()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         self.exchange(req, call, chat_decoder)
     }

@@ -114,6 +114,11 @@ impl Provider for Gemini {
         DISPLAY
     }
 
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(UpstreamRequest::post_json(&self.base, "", Vec::new())
+            .header_value(http::HeaderName::from_static("x-goog-api-key"), self.key.clone()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         let body = request::chat_body(req, BodyOptions::default())?;

@@ -283,6 +283,13 @@ impl Provider for VertexAi {
         DISPLAY
     }
 
+    /// The raw route goes under the model's publisher path (`…/publishers/google/models`,
+    /// `…/publishers/anthropic/models`, `…/endpoints/openapi`), with the OAuth token
+    /// `authorize` adds.
+    fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
+        Ok(UpstreamRequest::post_json(&self.base, "", Vec::new()))
+    }
+
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         match self.class {

@@ -250,6 +250,16 @@ fn resolve(state: &State, key: Option<&ApiKey>, target: Target<'_>) -> Result<()
     allowed(state, key, target.name())
 }
 
+/// Stage "admit" for the raw proxy route, which has no other stage of the pipeline.
+pub fn admit_raw(
+    session: &Session,
+    state: &State,
+    endpoint: &crate::config::Endpoint,
+    ctx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    admit::admit(session, state, endpoint, ctx)
+}
+
 /// `Ok` when `key` (if the gateway has keys) may use the endpoint or route `name`; else the 403.
 pub fn allowed(state: &State, key: Option<&ApiKey>, name: &str) -> Result<(), GatewayError> {
     match key {

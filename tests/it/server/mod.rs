@@ -5,4 +5,5 @@ mod body;
 mod client_disconnect;
 mod conn;
 mod protection;
+mod proxy;
 mod stream_integrity;
