@@ -199,7 +199,7 @@ impl UsageTap {
                 {
                     self.take(&v);
                 } else {
-                    self.from_tail();
+                    self.take_from_tail();
                 }
                 self.usage.clone()
             }
@@ -251,7 +251,7 @@ impl UsageTap {
     }
 
     /// A large JSON body: the last usage object in its tail.
-    fn from_tail(&mut self) {
+    fn take_from_tail(&mut self) {
         for key in [&b"\"usage\":"[..], &b"\"usageMetadata\":"[..]] {
             if let Some(at) = memchr::memmem::rfind(&self.tail, key) {
                 let mut values =
