@@ -54,7 +54,12 @@ async fn last_audit(path: &std::path::Path) -> Value {
     let mut line = Value::Null;
     crate::common::wait_until(Duration::from_secs(10), "the audit line", || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        match text.lines().rev().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l["family"] == "anthropic") {
+        match text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["family"] == "anthropic")
+        {
             Some(l) => {
                 line = l;
                 true
@@ -104,12 +109,24 @@ async fn a_whole_message_is_forwarded_and_relayed_unchanged() {
 
 fn event_stream() -> String {
     let events = [
-        ("message_start", json!({"type": "message_start", "message": {"id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 20, "output_tokens": 1}}})),
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+        ),
         ("ping", json!({"type": "ping"})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}})),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}),
+        ),
         ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 5}})),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ];
     events.iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect()
@@ -152,7 +169,10 @@ async fn a_stream_cut_short_ends_with_an_anthropic_error_event() {
 async fn upstream_errors_keep_anthropics_shape_and_status() {
     let upstream = MockUpstream::start().await;
     let (gw, _audit) = start(&upstream).await;
-    upstream.push(Reply::Json(529, json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+    upstream.push(Reply::Json(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
     let (status, body) = gw.post("/v1/messages", &claude_code_request(false)).await;
     assert_eq!(status, 529);
     assert_eq!(body, json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}));
@@ -160,7 +180,10 @@ async fn upstream_errors_keep_anthropics_shape_and_status() {
     let mut req = claude_code_request(false);
     req["model"] = json!("no-such-model");
     let (status, body) = gw.post("/v1/messages", &req).await;
-    assert_eq!((status, body["type"].as_str(), body["error"]["type"].as_str()), (404, Some("error"), Some("not_found_error")));
+    assert_eq!(
+        (status, body["type"].as_str(), body["error"]["type"].as_str()),
+        (404, Some("error"), Some("not_found_error"))
+    );
 }
 
 #[tokio::test]
