@@ -19,6 +19,7 @@
 //! | POST | `/v1/messages/count_tokens` | Anthropic token counting |
 //! | POST | `/v1/responses` | OpenAI Responses API (stateless) |
 //! | GET | `/metrics` | Prometheus metrics |
+//! | GET | `/aigw/usage` | budgets' spend and limited endpoints' counts (same access as `/metrics`) |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
 //! Starlette does (MLflow's tracking-server proxy relies on it for `/api/2.0/endpoints`).
@@ -70,6 +71,8 @@ pub enum Operation<'a> {
     Model(&'a str),
     /// `GET /metrics`
     Metrics,
+    /// `GET /aigw/usage`
+    Usage,
 }
 
 impl Operation<'_> {
@@ -142,6 +145,7 @@ fn operation(path: &str) -> Option<Operation<'_>> {
         "/v1/responses" => Operation::Responses,
         "/v1/models" => Operation::Models,
         "/metrics" => Operation::Metrics,
+        "/aigw/usage" => Operation::Usage,
         _ => {
             if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/limits/") {
                 name_segment(rest)?;
@@ -187,6 +191,7 @@ mod tests {
         assert_eq!(match_path("/v1/responses"), Match::Found(Operation::Responses));
         assert!(Operation::Messages.accepts("POST") && !Operation::Responses.accepts("GET"));
         assert_eq!(match_path("/nope"), Match::NotFound);
+        assert_eq!(match_path("/aigw/usage"), Match::Found(Operation::Usage));
         assert!(Operation::Invoke("x").accepts("POST"));
         assert!(!Operation::Invoke("x").accepts("GET"));
         assert!(Operation::Health.accepts("HEAD"));
