@@ -16,7 +16,7 @@
 //!   (`kind="reset"`).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus::IntCounterVec;
@@ -84,6 +84,9 @@ pub(super) struct Shared {
     peek: Script,
     /// Set while calls fail (an outage is logged once).
     down: AtomicBool,
+    /// Outages that ended: a call that began before the last recovery and fails after it
+    /// belongs to the outage before (it is counted, not logged again).
+    recoveries: AtomicU64,
     /// Set once this process has seen the epoch marker.
     seen_epoch: AtomicBool,
     /// The value this process writes into an absent epoch marker.
@@ -105,6 +108,7 @@ impl Shared {
             settle: Script::new(SETTLE),
             peek: Script::new(PEEK),
             down: AtomicBool::new(false),
+            recoveries: AtomicU64::new(0),
             seen_epoch: AtomicBool::new(false),
             epoch: format!("{:016x}", rand::random::<u64>()),
             errors,
@@ -135,7 +139,8 @@ impl Shared {
     /// Run `script` on `keys` and `args`: `EVALSHA`, then `EVAL` when Redis does not have it.
     /// Each round trip waits at most `timeout_ms`.
     async fn run(&self, script: &Script, keys: &[String], args: &[String]) -> Result<Vec<i64>, Fault> {
-        let mut conn = self.connection()?;
+        let generation = self.recoveries.load(Ordering::Acquire);
+        let mut conn = self.connection().map_err(|f| self.failed(f, "client", generation))?;
         let timeout = self.settings.timeout;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
@@ -151,6 +156,7 @@ impl Shared {
         match result {
             Ok(Ok(v)) => {
                 if self.down.swap(false, Ordering::AcqRel) {
+                    self.recoveries.fetch_add(1, Ordering::AcqRel);
                     log::info!("shared state {}: answering again", self.settings.display);
                 }
                 Ok(v)
@@ -163,15 +169,19 @@ impl Shared {
                 } else {
                     Fault::Server
                 };
-                Err(self.failed(fault, e.category()))
+                Err(self.failed(fault, e.category(), generation))
             }
-            Err(_) => Err(self.failed(Fault::Timeout, "timeout")),
+            Err(_) => Err(self.failed(Fault::Timeout, "timeout", generation)),
         }
     }
 
-    /// Count a failure; log the first of an outage.
-    fn failed(&self, fault: Fault, category: &str) -> Fault {
+    /// Count a failure of a call that began in recovery `generation`; log the first of an
+    /// outage.
+    fn failed(&self, fault: Fault, category: &str, generation: u64) -> Fault {
         self.errors.with_label_values(&[fault.as_str()]).inc();
+        if self.recoveries.load(Ordering::Acquire) != generation {
+            return fault;
+        }
         if !self.down.swap(true, Ordering::AcqRel) {
             let policy = match self.settings.on_unavailable {
                 crate::config::OnUnavailable::Deny => "requests that need it are refused (503) until it answers",
@@ -206,8 +216,11 @@ impl Shared {
             args.push(amount.to_string());
             args.push(period.max(&1).to_string());
         }
+        // Only a call that began after the marker was seen can tell that it vanished (calls of
+        // the very first moments race to create it).
+        let seen_before = self.seen_epoch.load(Ordering::Acquire);
         let answer = self.run(&self.admit, &keys, &args).await?;
-        if answer.get(3) == Some(&1) && self.seen_epoch.load(Ordering::Acquire) {
+        if answer.get(3) == Some(&1) && seen_before {
             self.errors.with_label_values(&[Fault::Reset.as_str()]).inc();
             log::warn!("shared state {} {}", self.settings.display, Fault::Reset.describe());
         }
