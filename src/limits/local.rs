@@ -45,6 +45,9 @@ impl Local {
 
     /// Decide `items` at `now`: all are added, or none (the first that does not fit is named).
     pub(super) fn decide(&self, items: &[Item], now: u64) -> Outcome {
+        if let [item] = items {
+            return self.decide_one(item, now);
+        }
         let mut shards: Vec<usize> = items.iter().map(|i| self.shard_of(&i.key)).collect();
         let of_item = shards.clone();
         shards.sort_unstable();
@@ -85,6 +88,27 @@ impl Local {
             out.counters[i].1 = w.count;
         }
         out
+    }
+
+    /// [`Local::decide`] for one counter (most endpoints have only a call limit): one lock, no
+    /// bookkeeping of shards.
+    fn decide_one(&self, item: &Item, now: u64) -> Outcome {
+        let period = item.period.max(1);
+        let index = now / period;
+        let mut map = self.lock(self.shard_of(&item.key));
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, w| w.ends > now);
+        }
+        let used = map.get(&item.key).filter(|w| w.index == index).map_or(0, |w| w.count);
+        if used.saturating_add(item.amount) > item.limit {
+            return Outcome { admitted: false, failed: 0, now, counters: vec![(index, used)] };
+        }
+        let w = map.entry(item.key.clone()).or_insert(Window { index, ends: (index + 1) * period, count: 0 });
+        if w.index != index {
+            *w = Window { index, ends: (index + 1) * period, count: 0 };
+        }
+        w.count = w.count.saturating_add(item.amount);
+        Outcome { admitted: true, failed: 0, now, counters: vec![(index, w.count)] }
     }
 
     /// The window index and count of `key` at `now`, without changing it.

@@ -13,8 +13,8 @@
 //! reservation is replaced by the real use. All of a request's counters (calls, its token
 //! reservation, every budget it is charged to) are decided at once, all or nothing.
 //!
-//! The counters live in this process ([`local`]), or, with `aigw.shared_state`, in Redis
-//! ([`shared`]), where every instance of a fleet decides against the same counts, on Redis's
+//! The counters live in this process (`local.rs`), or, with `aigw.shared_state`, in Redis
+//! (`shared.rs`), where every instance of a fleet decides against the same counts, on Redis's
 //! clock, in one round trip. When Redis fails, `on_unavailable` decides: `deny` refuses (503),
 //! `allow` decides in this process.
 //!

@@ -140,6 +140,8 @@ pub struct RequestCtx {
     pub concurrency: Option<pingora_limits::inflight::Guard>,
     /// Tokens and dollars reserved at admission, settled by `logging` with the real usage.
     pub reservation: Option<Reservation>,
+    /// The serving endpoint's prices (`model.pricing`), for the ledger.
+    pub pricing: Option<crate::config::Pricing>,
     /// Name of the gateway API key the client authenticated with.
     pub api_key: Option<String>,
     /// The configuration snapshot the request started with (its audit line follows it too).
@@ -350,12 +352,7 @@ impl Ledger {
         let cached = detail(u.prompt_tokens_details.as_ref(), "cached_tokens");
         let reasoning = detail(u.extra.get("completion_tokens_details"), "reasoning_tokens")
             .or_else(|| detail(u.extra.get("output_tokens_details"), "reasoning_tokens"));
-        let pricing = ctx
-            .snapshot
-            .as_ref()
-            .zip(ctx.endpoint.as_deref())
-            .and_then(|(s, name)| s.config.endpoint(name))
-            .and_then(|e| e.pricing);
+        let pricing = ctx.pricing;
         let (prompt, completion) = (u.prompt_tokens.unwrap_or(0), u.completion_tokens.unwrap_or(0));
         Ledger {
             tokens_in: u.prompt_tokens,

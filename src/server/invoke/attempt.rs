@@ -45,6 +45,7 @@ pub async fn run(
         ctx.endpoint = Some(endpoint.name.clone());
         ctx.provider = Some(endpoint.provider_name.as_str());
         ctx.model.clone_from(&endpoint.model_name);
+        ctx.pricing = endpoint.pricing;
         let Some(unified) = request.as_ref() else { break };
         if let Err(e) = admit(session, state, snapshot, endpoint, unified, ctx).await {
             leave_behind(state, last_error.replace(e));

@@ -196,6 +196,7 @@ async fn count_tokens(
     ctx.endpoint = Some(endpoint.name.clone());
     ctx.provider = Some(endpoint.provider_name.as_str());
     ctx.model.clone_from(&endpoint.model_name);
+    ctx.pricing = endpoint.pricing;
     let call = crate::providers::Call { endpoint, created: crate::providers::now_secs() };
     let request =
         native::NativeRequest { api: native.api, body: &native.body, headers: &native.headers, stream: false };

@@ -18,6 +18,8 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     password: Option<String>,
+    /// With TLS only: the CA certificate (PEM) that signed the server's.
+    tls_ca: Option<Vec<u8>>,
     dir: tempfile::TempDir,
 }
 
@@ -67,12 +69,44 @@ impl Redis {
 
     /// A server that requires `password` (`--requirepass`).
     pub fn start_with(password: Option<&str>) -> Redis {
+        Redis::launch_new(password, false)
+    }
+
+    /// A server that speaks TLS only, with a certificate for `localhost` signed by a CA of its
+    /// own ([`Redis::ca_path`]).
+    pub fn start_tls() -> Redis {
+        Redis::launch_new(None, true)
+    }
+
+    /// The CA certificate file of a TLS server.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn launch_new(password: Option<&str>, tls: bool) -> Redis {
         let mut redis = Redis {
             child: None,
             port: 0,
             password: password.map(str::to_owned),
+            tls_ca: None,
             dir: tempfile::tempdir().expect("tempdir"),
         };
+        if tls {
+            let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let ca = ca_params.self_signed(&ca_key).unwrap();
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+                .unwrap()
+                .signed_by(&key, &ca, &ca_key)
+                .unwrap();
+            let d = redis.dir.path();
+            std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+            std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
+            std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
+            redis.tls_ca = Some(ca.pem().into_bytes());
+        }
         for _ in 0..5 {
             redis.port = free_port();
             if redis.launch() {
@@ -84,9 +118,10 @@ impl Redis {
 
     /// `redis://127.0.0.1:<port>/0`, with the password when there is one.
     pub fn url(&self) -> String {
-        match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
+        match (&self.password, &self.tls_ca) {
+            (_, Some(_)) => format!("rediss://localhost:{}/0", self.port),
+            (Some(p), None) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            (None, None) => format!("redis://127.0.0.1:{}/0", self.port),
         }
     }
 
@@ -103,7 +138,19 @@ impl Redis {
     fn launch(&mut self) -> bool {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log");
         let mut cmd = Command::new(server_binary());
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let port = self.port.to_string();
+        if self.tls_ca.is_some() {
+            let d = self.dir.path();
+            cmd.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no", "--tls-cert-file"])
+                .arg(d.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(d.join("key.pem"))
+                .arg("--tls-ca-cert-file")
+                .arg(d.join("ca.pem"));
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir"])
             .arg(self.dir.path())
             .stdin(Stdio::null())
@@ -141,7 +188,13 @@ impl Redis {
         if TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             return Err(::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
         }
-        let client = ::redis::Client::open(self.url())?;
+        let client = match &self.tls_ca {
+            Some(ca) => ::redis::Client::build_with_tls(
+                self.url(),
+                ::redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+            )?,
+            None => ::redis::Client::open(self.url())?,
+        };
         let mut con = client.get_connection_with_timeout(Duration::from_secs(5))?;
         let mut cmd = ::redis::cmd(args[0]);
         for a in &args[1..] {

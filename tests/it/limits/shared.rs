@@ -505,3 +505,25 @@ async fn windows_follow_redis_clock() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((now / 86_400 - day).abs() <= 1, "{key}");
 }
+
+/// `rediss://`: TLS through rustls, the server's CA trusted through `SSL_CERT_FILE`.
+#[tokio::test]
+async fn tls_to_redis() {
+    let redis = Redis::start_tls();
+    let cfg = yaml(&json!({"endpoints": [ten_words("chat", json!({"limit": {"calls": 2, "renewal_period": "day"}}))],
+                           "aigw": {"shared_state": shared_state(&redis, json!({}))}}));
+    let ca = redis.ca_path();
+    let ca = ca.to_str().unwrap();
+    let gws = [
+        Gateway::start_with(&cfg, &[("SSL_CERT_FILE", ca)], &[]).await,
+        Gateway::start_with(&cfg, &[("SSL_CERT_FILE", ca)], &[]).await,
+    ];
+    assert_eq!(gws[0].post("/endpoints/chat/invocations", &hi()).await.0, 200);
+    assert_eq!(gws[1].post("/endpoints/chat/invocations", &hi()).await.0, 200);
+    let (status, body) = gws[0].post("/endpoints/chat/invocations", &hi()).await;
+    assert_eq!((status, body), (429, json!({"error": "Rate limit exceeded: 2 per 1 day"})));
+    assert_eq!(redis.keys("aigw:c:chat:*").len(), 1);
+    // A gateway that does not trust the server's certificate cannot use it: refused (deny).
+    let untrusted = Gateway::start(&cfg).await;
+    assert_eq!(untrusted.post("/endpoints/chat/invocations", &hi()).await.0, 503);
+}
