@@ -126,6 +126,8 @@ impl Shared {
             // Connecting (TCP and TLS) may take longer than one round trip; requests meanwhile
             // wait at most `timeout_ms` each and then follow the failure policy.
             .set_connection_timeout(Some(Duration::from_secs(2).max(timeout)))
+            // The client's own bound (500 ms by default) would cut a longer timeout_ms short.
+            .set_response_timeout(Some(timeout))
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(3);
