@@ -9,6 +9,13 @@
 #   PINGORA_CONF=conf/bench-pingora.yaml scripts/bench.sh   # with Pingora settings (-c)
 #   SOAK=600 scripts/bench.sh        # soak: chat + stream at c=32 each for 600 s, RSS every 30 s
 #   AIGW_BIN=/tmp/aigw-old scripts/bench.sh chat   # another aigw binary (A/B against a saved build)
+#   SHARED=both scripts/bench.sh chat   # each scenario twice: counters in process, then in Redis
+#   SHARED=redis AIGW_SETTINGS='{audit: off}' scripts/bench.sh chat   # Redis only
+#
+# With SHARED set, every endpoint gets LIMIT (default: calls and tokens per day, never reached)
+# so that each request is admitted against counters: "local" keeps them in aigw's process,
+# "redis" starts a redis-server on REDIS_PORT (installed from Debian's packages when missing)
+# and adds aigw.shared_state (one Redis round trip per request, one more to settle tokens).
 #
 # Scenarios: chat (non-streaming chat, openai provider), stream (20-chunk streamed chat),
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
@@ -25,6 +32,14 @@ SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(chat stream embeddings anthropic anthropic-stream)
 UP_PORT=${UP_PORT:-18080}
 GW_PORT=${GW_PORT:-18000}
+REDIS_PORT=${REDIS_PORT:-18379}
+case "${SHARED:-}" in
+  "") MODES=(none) ;;
+  both) MODES=(local redis) ;;
+  local | redis) MODES=("$SHARED") ;;
+  *) echo "SHARED must be local, redis or both" >&2; exit 2 ;;
+esac
+LIMIT=${LIMIT:-"{calls: 1000000000, tokens: 1000000000000, renewal_period: day}"}
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)" >&2
@@ -32,31 +47,67 @@ if ! command -v wrk >/dev/null; then
   $SUDO apt-get install -y -qq wrk >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }
 fi
 
+if [[ " ${MODES[*]} " == *" redis "* ]] && ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (Debian package)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -qq redis-server >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null; }
+fi
+
 cargo build --release --quiet --bin aigw --example bench_upstream
 work=$(mktemp -d)
-cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${REDIS_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-cat > "$work/gateway.yaml" <<YAML
+# write_config <mode>: the gateway YAML for none (as configured), local or redis.
+write_config() {
+  local limit="" settings="${AIGW_SETTINGS:-}"
+  [ "$1" = none ] || limit="    limit: $LIMIT"
+  cat > "$work/gateway.yaml" <<YAML
 endpoints:
   - name: chat
     endpoint_type: llm/v1/chat
     model: {provider: openai, name: gpt-4o-mini, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$limit
   - name: embeddings
     endpoint_type: llm/v1/embeddings
     model: {provider: openai, name: text-embedding-3-small, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$limit
   - name: claude
     endpoint_type: llm/v1/chat
     model: {provider: anthropic, name: claude-3-5-haiku-latest, config: {anthropic_api_key: bench, anthropic_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$limit
 YAML
-# Extra gateway settings, e.g. AIGW_SETTINGS='{audit: off}' to measure without the audit log.
-[ -z "${AIGW_SETTINGS:-}" ] || echo "aigw: $AIGW_SETTINGS" >> "$work/gateway.yaml"
+  if [ "$1" = redis ]; then
+    local shared="shared_state: {url: 'redis://127.0.0.1:$REDIS_PORT/0'}"
+    # Extra settings and the shared state in one aigw: mapping.
+    if [ -n "$settings" ]; then settings="{$shared, ${settings#\{}"; else settings="{$shared}"; fi
+  fi
+  # Extra gateway settings, e.g. AIGW_SETTINGS='{audit: off}' to measure without the audit log.
+  [ -z "$settings" ] || echo "aigw: $settings" >> "$work/gateway.yaml"
+}
+
+# start_gateway <mode>
+start_gateway() {
+  write_config "$1"
+  RUST_LOG=warn "${AIGW_BIN:-target/release/aigw}" --config-path "$work/gateway.yaml" --port "$GW_PORT" ${PINGORA_CONF:+-c "$PINGORA_CONF"} 2>"$work/aigw.log" &
+  GW_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
+}
+
+stop_gateway() {
+  kill "$GW_PID" 2>/dev/null || true
+  wait "$GW_PID" 2>/dev/null || true
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null || break; sleep 0.1; done
+}
 
 target/release/examples/bench_upstream "127.0.0.1:$UP_PORT" 2>/dev/null &
 UP_PID=$!
-RUST_LOG=warn "${AIGW_BIN:-target/release/aigw}" --config-path "$work/gateway.yaml" --port "$GW_PORT" ${PINGORA_CONF:+-c "$PINGORA_CONF"} 2>"$work/aigw.log" &
-GW_PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break; sleep 0.1; done
+if [[ " ${MODES[*]} " == *" redis "* ]]; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+start_gateway "${MODES[0]}"
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }   # user, system
@@ -112,8 +163,11 @@ if [ -n "${SOAK:-}" ]; then
   exit
 fi
 
-printf '\n%-17s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s %8s | %8s\n' \
-  scenario c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "usr µs" "sys µs" "RSS MiB"
+printf '\n%-17s %5s %4s | %9s %8s %8s | %9s %8s %8s | %8s %8s | %9s %8s %8s | %8s\n' \
+  scenario counts c "direct/s" "p50 ms" "p99 ms" "aigw/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms" "CPU µs/rq" "usr µs" "sys µs" "RSS MiB"
+for ((m = 0; m < ${#MODES[@]}; m++)); do
+mode=${MODES[$m]}
+if [ "$m" -gt 0 ]; then stop_gateway; start_gateway "$mode"; fi
 for s in "${SCENARIOS[@]}"; do
   IFS='|' read -r gpath gbody dpath dbody <<<"$(scenario "$s")"
   for c in 1 64; do
@@ -128,12 +182,13 @@ for s in "${SCENARIOS[@]}"; do
     if [ "$dfail" != 0 ] || [ "$gfail" != 0 ]; then
       echo "FAILED requests in $s c=$c: direct $dfail, aigw $gfail (see $work/aigw.log)" >&2; tail -5 "$work/aigw.log" >&2; exit 1
     fi
-    awk -v s="$s" -v c="$c" -v d="$DURATION" -v dr="$dreq" -v dp50="$dp50" -v dp99="$dp99" \
+    awk -v s="$s" -v mode="$mode" -v c="$c" -v d="$DURATION" -v dr="$dreq" -v dp50="$dp50" -v dp99="$dp99" \
         -v gr="$greq" -v gp50="$gp50" -v gp99="$gp99" -v du="$((u1 - u0))" -v ds="$((s1 - s0))" -v tck="$TCK" -v rss="$peak" 'BEGIN {
-      printf "%-17s %4d | %9.0f %8.3f %8.3f | %9.0f %8.3f %8.3f | %8.3f %8.3f | %9.1f %8.1f %8.1f | %8.1f\n",
-        s, c, dr / d, dp50 / 1000, dp99 / 1000, gr / d, gp50 / 1000, gp99 / 1000,
+      printf "%-17s %5s %4d | %9.0f %8.3f %8.3f | %9.0f %8.3f %8.3f | %8.3f %8.3f | %9.1f %8.1f %8.1f | %8.1f\n",
+        s, mode, c, dr / d, dp50 / 1000, dp99 / 1000, gr / d, gp50 / 1000, gp99 / 1000,
         (gp50 - dp50) / 1000, (gp99 - dp99) / 1000, (du + ds) * 1e6 / tck / gr, du * 1e6 / tck / gr, ds * 1e6 / tck / gr, rss / 1024 }'
   done
+done
 done
 echo
 echo "aigw ${AIGW_BIN:-$(git describe --always --dirty 2>/dev/null)}, $(nproc) CPUs, ${DURATION}s per run, wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}')"

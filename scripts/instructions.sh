@@ -7,6 +7,8 @@
 #   scripts/instructions.sh messages messages-stream responses responses-stream
 #   AIGW_BIN=/tmp/aigw-old scripts/instructions.sh chat
 #   N=2000 scripts/instructions.sh stream
+#   LIMIT='{calls: 1000000000, renewal_period: day}' scripts/instructions.sh chat   # admitted against counters
+#   SHARED=redis scripts/instructions.sh chat   # ... kept in a redis-server it starts (aigw.shared_state)
 #
 # Each scenario runs the gateway under callgrind twice, for N/4 and N sequential keep-alive
 # requests against examples/bench_upstream; the difference of the two totals divided by the
@@ -20,6 +22,11 @@ SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(chat stream anthropic)
 UP_PORT=${UP_PORT:-18081}
 GW_PORT=${GW_PORT:-18001}
+REDIS_PORT=${REDIS_PORT:-18380}
+# With SHARED=redis, every endpoint is limited (by default calls and tokens per day, never
+# reached) and the counters live in Redis.
+[ -z "${SHARED:-}" ] || LIMIT=${LIMIT:-"{calls: 1000000000, tokens: 1000000000000, renewal_period: day}"}
+LIMIT_LINE=""; [ -z "${LIMIT:-}" ] || LIMIT_LINE="    limit: $LIMIT"
 BIN=${AIGW_BIN:-target/release/aigw}
 
 if ! command -v valgrind >/dev/null; then
@@ -30,7 +37,7 @@ fi
 cargo build --release --quiet --example bench_upstream
 
 work=$(mktemp -d)
-cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${REDIS_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 cat > "$work/gateway.yaml" <<YAML
@@ -38,11 +45,24 @@ endpoints:
   - name: chat
     endpoint_type: llm/v1/chat
     model: {provider: openai, name: gpt-4o-mini, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$LIMIT_LINE
   - name: claude
     endpoint_type: llm/v1/chat
     model: {provider: anthropic, name: claude-3-5-haiku-latest, config: {anthropic_api_key: bench, anthropic_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
-aigw: {audit: off}
+$LIMIT_LINE
 YAML
+if [ "${SHARED:-}" = redis ]; then
+  if ! command -v redis-server >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get install -y -qq redis-server >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null; }
+  fi
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+  REDIS_PID=$!
+  # Under valgrind a round trip is slow: a generous timeout.
+  echo "aigw: {audit: off, shared_state: {url: 'redis://127.0.0.1:$REDIS_PORT/0', timeout_ms: 5000}}" >> "$work/gateway.yaml"
+else
+  echo "aigw: {audit: off}" >> "$work/gateway.yaml"
+fi
 printf -- '---\nversion: 1\nthreads: 1\n' > "$work/pingora.yaml"
 
 cat > "$work/client.py" <<'PY'

@@ -5,7 +5,8 @@
 //! {"time":"2026-11-24T10:00:00.123Z","request_id":"4bf9…","client":"10.0.0.7:53122","key":"team-a",
 //!  "family":"openai","method":"POST","path":"/v1/chat/completions","target":"chat-route",
 //!  "endpoint":"chat","provider":"openai","model":"gpt-4o-mini","status":200,"error":null,
-//!  "bytes_in":182,"bytes_out":1024,"tokens_in":12,"tokens_out":40,"duration_ms":812.4,
+//!  "bytes_in":182,"bytes_out":1024,"tokens_in":12,"tokens_out":40,"cached_tokens":0,
+//!  "reasoning_tokens":null,"cost_usd":0.0000258,"duration_ms":812.4,
 //!  "upstream_ms":640.2,"first_byte_ms":null,"stream":false,
 //!  "rate_limit":{"limit":100,"remaining":57,"limited":false}}
 //! ```
@@ -96,6 +97,13 @@ pub struct Record<'a> {
     pub tokens_in: Option<u64>,
     /// Completion tokens reported by the provider.
     pub tokens_out: Option<u64>,
+    /// Prompt tokens read from the provider's cache (part of `tokens_in`).
+    pub cached_tokens: Option<u64>,
+    /// Reasoning tokens (part of `tokens_out`).
+    pub reasoning_tokens: Option<u64>,
+    /// What the tokens cost in US dollars, from the serving endpoint's `model.pricing` (null
+    /// when it has none or the usage is unknown).
+    pub cost_usd: Option<f64>,
     /// Total time.
     pub duration_ms: f64,
     /// Upstream time to its answer's header.

@@ -154,6 +154,9 @@ pub enum Reject {
     ConcurrencyLimit,
     /// An upstream answer, or one streamed event, over `aigw.max_response_body`.
     ResponseTooLarge,
+    /// Limits or budgets could not be checked: `aigw.shared_state` failed and its
+    /// `on_unavailable` is `deny`.
+    SharedStateUnavailable,
 }
 
 impl Reject {
@@ -166,6 +169,7 @@ impl Reject {
             Reject::ReadTimeout => "read_timeout",
             Reject::ConcurrencyLimit => "concurrency_limit",
             Reject::ResponseTooLarge => "response_too_large",
+            Reject::SharedStateUnavailable => "shared_state_unavailable",
         }
     }
 }

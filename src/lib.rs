@@ -7,7 +7,7 @@
 //! * [`api`]: the route table, local REST answers, error shapes;
 //! * [`server`]: the Pingora `ProxyHttp` hooks and the invocation driver;
 //! * [`routing`]: name → endpoint (traffic routes, fallback);
-//! * [`limits`]: call quotas and concurrency caps;
+//! * [`limits`]: call and token quotas, dollar budgets (reserve, then settle), concurrency caps; in process or shared in Redis;
 //! * [`reload`]: hot reload of the YAML;
 //! * [`auth`], [`audit`], [`metrics`], [`tls`]: keys, the audit log, Prometheus, inbound TLS;
 //! * [`schema`]: MLflow's unified request/response schemas;

@@ -134,7 +134,7 @@ fn main() {
 
     let upstreams = Upstreams::new(&server.configuration, Upstreams::route_timeout_from_env());
     let (sink, audit_rx) = channel();
-    let mut state = State::new(snapshot, upstreams).unwrap_or_else(|e| fatal(format!("metrics: {e}")));
+    let mut state = State::new(snapshot, upstreams).unwrap_or_else(|e| fatal(e));
     state.audit = Some(sink);
     state.public = public;
     state.health_addr = health_addr;

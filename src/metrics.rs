@@ -9,10 +9,12 @@
 //! | `aigw_request_duration_seconds` | histogram | `family`, `endpoint` |
 //! | `aigw_upstream_duration_seconds` | histogram (to the answer's first byte) | `provider` |
 //! | `aigw_stream_first_byte_seconds` | histogram (client's view, streams only) | `endpoint` |
-//! | `aigw_tokens_total` | counter | `endpoint`, `kind` (`prompt`, `completion`) |
+//! | `aigw_tokens_total` | counter | `endpoint`, `key` (the gateway key's name, or empty), `kind` (`prompt`, `completion`, `cached`, `reasoning`; cached is part of prompt, reasoning of completion) |
+//! | `aigw_cost_usd_total` | counter (US dollars, from the endpoint's `model.pricing`) | `endpoint`, `key` |
+//! | `aigw_shared_state_errors_total` | counter (failed calls to `aigw.shared_state`; `reset`: Redis came back empty) | `kind` (`timeout`, `connection`, `server`, `reset`) |
 //! | `aigw_rate_limited_total` | counter | `endpoint` |
 //! | `aigw_auth_rejected_total` | counter | `reason` (`missing_key`, `invalid_key`, `forbidden`) |
-//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `header_timeout`, `bad_request`, `refused_request`, `too_many_connections`, `response_too_large`) |
+//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `header_timeout`, `bad_request`, `refused_request`, `too_many_connections`, `response_too_large`, `shared_state_unavailable`) |
 //! | `aigw_inflight_requests` | gauge | |
 //! | `aigw_connections` | gauge (open client connections) | |
 //! | `aigw_config_reloads_total` | counter | `outcome` (`ok`, `rejected`) |
@@ -23,7 +25,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] =
@@ -42,6 +44,10 @@ pub struct Metrics {
     pub first_byte: HistogramVec,
     /// Tokens reported by providers.
     pub tokens: IntCounterVec,
+    /// What the tokens cost, in US dollars.
+    pub cost: CounterVec,
+    /// Failed calls to the shared state.
+    pub shared_state_errors: IntCounterVec,
     /// Requests refused by a quota.
     pub rate_limited: IntCounterVec,
     /// Requests refused by authentication or authorization.
@@ -92,7 +98,16 @@ impl Metrics {
                 "Time to the first byte of a stream",
                 &["endpoint"],
             )?,
-            tokens: counter("aigw_tokens_total", "Tokens reported by providers", &["endpoint", "kind"])?,
+            tokens: counter("aigw_tokens_total", "Tokens reported by providers", &["endpoint", "key", "kind"])?,
+            cost: CounterVec::new(
+                Opts::new("aigw_cost_usd_total", "Cost of the tokens used, in US dollars (model.pricing)"),
+                &["endpoint", "key"],
+            )?,
+            shared_state_errors: counter(
+                "aigw_shared_state_errors_total",
+                "Failed calls to the shared state (Redis)",
+                &["kind"],
+            )?,
             rate_limited: counter("aigw_rate_limited_total", "Requests refused by a quota", &["endpoint"])?,
             auth_rejected: counter("aigw_auth_rejected_total", "Requests refused by authentication", &["reason"])?,
             rejected: counter("aigw_rejected_total", "Requests refused by a protective limit", &["reason"])?,
@@ -112,6 +127,8 @@ impl Metrics {
             Box::new(m.upstream_duration.clone()),
             Box::new(m.first_byte.clone()),
             Box::new(m.tokens.clone()),
+            Box::new(m.cost.clone()),
+            Box::new(m.shared_state_errors.clone()),
             Box::new(m.rate_limited.clone()),
             Box::new(m.auth_rejected.clone()),
             Box::new(m.rejected.clone()),
@@ -155,14 +172,16 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.requests.with_label_values(&["native", "chat", "openai", status_label(200)]).inc();
         m.duration.with_label_values(&["native", "chat"]).observe(0.01);
-        m.tokens.with_label_values(&["chat", "prompt"]).inc_by(12);
+        m.tokens.with_label_values(&["chat", "", "prompt"]).inc_by(12);
+        m.cost.with_label_values(&["chat", "team-a"]).inc_by(0.25);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(
             text.contains(
                 "aigw_requests_total{endpoint=\"chat\",family=\"native\",provider=\"openai\",status=\"200\"} 1"
             )
         );
-        assert!(text.contains("aigw_tokens_total{endpoint=\"chat\",kind=\"prompt\"} 12"));
+        assert!(text.contains("aigw_tokens_total{endpoint=\"chat\",key=\"\",kind=\"prompt\"} 12"));
+        assert!(text.contains("aigw_cost_usd_total{endpoint=\"chat\",key=\"team-a\"} 0.25"));
         assert!(text.contains("aigw_config_generation 1"));
         assert!(text.contains("aigw_request_duration_seconds_bucket"));
         assert_eq!(status_label(429), "429");

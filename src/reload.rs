@@ -84,11 +84,14 @@ impl Reloader {
             Ok(Ok(snapshot)) => {
                 let config = &snapshot.config;
                 let (endpoints, routes) = (config.endpoints.len(), config.routes.len());
-                let listeners_changed = {
+                let (listeners_changed, shared_changed) = {
                     let old = &self.state.config.load().config;
-                    old.settings.tls != config.settings.tls
-                        || old.settings.health_listen != config.settings.health_listen
-                        || old.settings.metrics.listen != config.settings.metrics.listen
+                    (
+                        old.settings.tls != config.settings.tls
+                            || old.settings.health_listen != config.settings.health_listen
+                            || old.settings.metrics.listen != config.settings.metrics.listen,
+                        self.state.limits.shared_state() != config.settings.shared_state.as_ref(),
+                    )
                 };
                 self.state.config.store(Arc::new(snapshot));
                 metrics.generation.inc();
@@ -98,6 +101,12 @@ impl Reloader {
                     self.path.display(),
                     metrics.generation.get()
                 );
+                if shared_changed {
+                    log::warn!(
+                        "aigw.shared_state (and MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI) is read at start: the change \
+                         applies after a restart or upgrade; limits and budgets themselves apply now"
+                    );
+                }
                 if listeners_changed {
                     log::warn!(
                         "aigw.tls, aigw.health_listen and aigw.metrics.listen are bound at start: the change \

@@ -24,6 +24,7 @@
 //! | POST | `/gateway/openai/v1/responses`, `/gateway/anthropic/v1/messages` | as `/v1/responses`, `/v1/messages` |
 //! | any of GET, POST, PUT, PATCH, DELETE | `/gateway/proxy/{endpoint}/{path}` | raw proxy to the endpoint's provider (Pingora's proxy pipeline) |
 //! | GET | `/metrics` | Prometheus metrics |
+//! | GET | `/aigw/usage` | budgets' spend and limited endpoints' counts (same access as `/metrics`) |
 //!
 //! A path that matches only with its trailing slash added or removed is redirected (307), as
 //! Starlette does (MLflow's tracking-server proxy relies on it for `/api/2.0/endpoints`).
@@ -86,6 +87,8 @@ pub enum Operation<'a> {
     Model(&'a str),
     /// `GET /metrics`
     Metrics,
+    /// `GET /aigw/usage`
+    Usage,
 }
 
 impl Operation<'_> {
@@ -161,6 +164,7 @@ fn operation(path: &str) -> Option<Operation<'_>> {
         "/gateway/openai/v1/embeddings" => Operation::OpenAiPassthrough(EndpointType::Embeddings),
         "/gateway/anthropic/v1/messages" => Operation::Messages,
         "/metrics" => Operation::Metrics,
+        "/aigw/usage" => Operation::Usage,
         _ => {
             if let Some(rest) = path.strip_prefix("/api/2.0/endpoints/limits/") {
                 name_segment(rest)?;
@@ -236,6 +240,7 @@ mod tests {
         let proxy = Operation::Proxy { endpoint: "c", rest: "" };
         assert!(proxy.accepts("DELETE") && proxy.accepts("GET") && !proxy.accepts("OPTIONS"));
         assert_eq!(match_path("/nope"), Match::NotFound);
+        assert_eq!(match_path("/aigw/usage"), Match::Found(Operation::Usage));
         assert!(Operation::Invoke("x").accepts("POST"));
         assert!(!Operation::Invoke("x").accepts("GET"));
         assert!(Operation::Health.accepts("HEAD"));

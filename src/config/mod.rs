@@ -38,7 +38,10 @@ use serde_json::{Map, Value};
 pub use fields::{ConfigMap, FieldError};
 pub use provider_name::ProviderName;
 pub use secret::Secret;
-pub use settings::{ApiKey, AuditSettings, AuthSettings, LimitSettings, MetricsSettings, Settings, TlsSettings};
+pub use settings::{
+    ApiKey, AuditSettings, AuthSettings, Budget, LimitSettings, MetricsSettings, OnUnavailable, Settings, SharedState,
+    TlsSettings,
+};
 pub use url::{BaseUrl, Origin};
 
 use crate::schema::{self, EndpointType};
@@ -98,8 +101,11 @@ impl std::error::Error for ConfigError {}
 /// A per-endpoint call quota (`limit:`), as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
-    /// Calls allowed per renewal period.
-    pub calls: u64,
+    /// Calls allowed per renewal period (required unless `tokens` is given).
+    pub calls: Option<u64>,
+    /// Prompt plus completion tokens allowed per renewal period (`limit.tokens`, an aigw
+    /// extension).
+    pub tokens: Option<u64>,
     /// The period as written (`minute`, `2 minutes`), echoed by the REST API.
     pub renewal_period: String,
     /// Multiplier of the period unit (`2` in `2 minutes`).
@@ -149,9 +155,43 @@ impl Default for RetryPolicy {
 }
 
 impl Limit {
-    /// MLflow's (slowapi's) description, e.g. `2 per 1 minute`.
+    /// MLflow's (slowapi's) description of the call quota, e.g. `2 per 1 minute`.
     pub fn describe(&self) -> String {
-        format!("{} per {} {}", self.calls, self.period_count, self.period_unit)
+        self.describe_amount(self.calls.unwrap_or(0))
+    }
+
+    /// `<amount> per <count> <unit>`, e.g. `200000 per 1 minute`.
+    pub fn describe_amount(&self, amount: u64) -> String {
+        format!("{amount} per {} {}", self.period_count, self.period_unit)
+    }
+}
+
+/// What an endpoint's model costs (`model.pricing`, an aigw extension), in US dollars per
+/// million tokens. A price left out counts as zero (and is warned about at load), except
+/// `cached_input`, which defaults to `input`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pricing {
+    /// Prompt tokens (cache writes included).
+    pub input: Option<f64>,
+    /// Completion tokens (reasoning included).
+    pub output: Option<f64>,
+    /// Prompt tokens read from the provider's cache.
+    pub cached_input: Option<f64>,
+}
+
+impl Pricing {
+    /// The cost in nano-dollars (10⁻⁹ USD, rounded up) of `prompt` tokens of which `cached`
+    /// were cache reads, and `completion` tokens.
+    pub fn cost_nanos(&self, prompt: u64, cached: u64, completion: u64) -> u64 {
+        let input = self.input.unwrap_or(0.0);
+        let cached_price = self.cached_input.unwrap_or(input);
+        let cached = cached.min(prompt);
+        // USD per million tokens = 1000 nano-dollars per token.
+        let nanos = ((prompt - cached) as f64 * input
+            + cached as f64 * cached_price
+            + completion as f64 * self.output.unwrap_or(0.0))
+            * 1000.0;
+        if nanos.is_finite() && nanos > 0.0 { nanos.ceil().min(u64::MAX as f64) as u64 } else { 0 }
     }
 }
 
@@ -167,8 +207,10 @@ pub struct Endpoint {
     pub provider_name: ProviderName,
     /// Position in the file (0-based): the provider built for it is found by this index.
     pub index: usize,
-    /// Call quota.
+    /// Call and token quota.
     pub limit: Option<Limit>,
+    /// What the model costs (`model.pricing`), for budgets and the usage ledger.
+    pub pricing: Option<Pricing>,
     /// Request parameters from `model.config` used when a request leaves them unset.
     pub defaults: Map<String, Value>,
     /// Retries of the upstream call.
@@ -177,8 +219,9 @@ pub struct Endpoint {
     /// endpoint's `timeout_s`, an aigw extension); `None`: `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`.
     /// Each retry and each fallback destination gets its own.
     pub timeout: Option<std::time::Duration>,
-    /// Identity of this endpoint's quota counters: the name and the limit, so a reload that
-    /// keeps both keeps the count.
+    /// Identity of this endpoint's quota counters: the name, the period and the scope (not the
+    /// amounts), so a reload that keeps them keeps the count, and a changed amount applies to
+    /// the count so far.
     pub limit_id: Arc<str>,
 }
 
@@ -190,6 +233,7 @@ impl fmt::Debug for Endpoint {
             .field("model_name", &self.model_name)
             .field("provider", &self.provider_name)
             .field("limit", &self.limit)
+            .field("pricing", &self.pricing)
             .field("defaults", &self.defaults)
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
@@ -441,11 +485,12 @@ impl Loader {
             ));
         };
 
-        let settings = match root.get("aigw") {
+        let mut settings = match root.get("aigw") {
             None | Some(Value::Null) => Settings::default(),
             Some(Value::Object(m)) => Settings::parse(m).map_err(|e| self.err("", e.field, e.message))?,
             Some(_) => return Err(self.err("aigw", "", NOT_A_MAPPING)),
         };
+        settings.shared_state_from_env().map_err(|e| self.err("", e.field, e.message))?;
 
         let raw_endpoints = match root.get("endpoints") {
             Some(Value::Array(list)) => list.as_slice(),
@@ -486,6 +531,37 @@ impl Loader {
                         format!("aigw.auth.keys[{i}].endpoints"),
                         format!("key '{}' lists '{name}', which is neither an endpoint nor a route", key.name),
                     ));
+                }
+            }
+        }
+        for (i, budget) in settings.budgets.iter().enumerate() {
+            for name in budget.endpoints.iter().flatten() {
+                if !names.contains_key(name) {
+                    return Err(self.err(
+                        "",
+                        format!("aigw.budgets[{i}].endpoints"),
+                        format!("budget '{}' lists '{name}', which is neither an endpoint nor a route", budget.name),
+                    ));
+                }
+            }
+            for key in budget.keys.iter().flatten() {
+                if !settings.auth.keys.iter().any(|k| &k.name == key) {
+                    return Err(self.err(
+                        "",
+                        format!("aigw.budgets[{i}].keys"),
+                        format!("budget '{}' lists '{key}', which is not a key name of aigw.auth.keys", budget.name),
+                    ));
+                }
+            }
+        }
+        if !settings.budgets.is_empty() {
+            for e in endpoints.iter().filter(|e| e.pricing.is_none()) {
+                if settings.budgets.iter().any(|b| b.endpoints.as_ref().is_none_or(|n| n.contains(&e.name))) {
+                    log::warn!(
+                        "{}: endpoint '{}' has no model.pricing: its calls cost 0 against budgets",
+                        self.file,
+                        e.name
+                    );
                 }
             }
         }
@@ -630,9 +706,24 @@ impl Loader {
             },
         };
         let limit_id: Arc<str> = match &limit {
-            Some(l) => format!("{name}\u{0}{}/{}/{:?}", l.calls, l.period_secs, l.scope).into(),
+            Some(l) => format!("{name}\u{0}{}/{:?}", l.period_secs, l.scope).into(),
             None => name.as_str().into(),
         };
+        let pricing = match model.get("pricing") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(parse_pricing(m).map_err(|e| self.err(&entry, e.field, e.message))?),
+            Some(_) => return Err(self.err(entry, "model.pricing", NOT_A_MAPPING)),
+        };
+        if let Some(p) = &pricing {
+            for (field, price) in [("input", p.input), ("output", p.output)] {
+                if price.is_none() {
+                    log::warn!(
+                        "{}: {entry}: model.pricing.{field} is not set; those tokens cost 0 against budgets",
+                        self.file
+                    );
+                }
+            }
+        }
 
         Ok(Endpoint {
             name,
@@ -641,6 +732,7 @@ impl Loader {
             provider_name,
             index,
             limit,
+            pricing,
             defaults,
             retry,
             timeout,
@@ -793,9 +885,11 @@ const LIMIT_PARSE_ERROR: &str = "Failed to parse the rate limit configuration. P
 /// Parse `limit: {calls, renewal_period, key}` with the python `limits` library's rules.
 fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
     let mut m = ConfigMap::new(map, "limit");
+    let tokens = m.u64("tokens")?;
     let calls = match m.value("calls") {
+        None if tokens.is_some() => None,
         None => return Err(m.error("calls", "Field required")),
-        Some(v) => fields::as_u64(v).ok_or_else(|| m.error("calls", LIMIT_PARSE_ERROR))?,
+        Some(v) => Some(fields::as_u64(v).ok_or_else(|| m.error("calls", LIMIT_PARSE_ERROR))?),
     };
     let renewal_period = m.required_string("renewal_period")?;
     let (period_count, period_unit, unit_secs) =
@@ -824,6 +918,7 @@ fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
     }
     Ok(Limit {
         calls,
+        tokens,
         renewal_period,
         period_count,
         period_unit,
@@ -832,6 +927,16 @@ fn parse_limit(map: &Map<String, Value>) -> Result<Limit, FieldError> {
         scope,
         max_concurrent,
     })
+}
+
+/// Parse `model.pricing: {input, output, cached_input}` (USD per million tokens).
+fn parse_pricing(map: &Map<String, Value>) -> Result<Pricing, FieldError> {
+    let mut m = ConfigMap::new(map, "model.pricing");
+    let p = Pricing { input: m.f64("input")?, output: m.f64("output")?, cached_input: m.f64("cached_input")? };
+    if let Some((key, _)) = m.unread().next() {
+        return Err(m.error(key, "unknown price (input, output, cached_input: USD per million tokens)"));
+    }
+    Ok(p)
 }
 
 /// Parse an endpoint's `retry: {max_attempts, backoff_ms, max_backoff_ms}`.
@@ -1002,11 +1107,46 @@ endpoints:
         assert_eq!(a.endpoints.len(), 3);
         assert_eq!(format!("{:?}", a.endpoints), format!("{:?}", b.endpoints));
         assert_eq!(a.endpoints[1].defaults.get("temperature"), Some(&serde_json::json!(0.9)));
-        assert_eq!(a.endpoints[1].limit.as_ref().map(|l| l.calls), Some(20));
+        assert_eq!(a.endpoints[1].limit.as_ref().and_then(|l| l.calls), Some(20));
         // The same credentials were configured (they are what gets scrubbed from messages).
         let text = "key sk-merge-test-0123456789";
         assert_eq!(a.redact(text), b.redact(text));
         assert!(a.redact(text).is_some());
+    }
+
+    #[test]
+    fn pricing_token_limits_and_budgets_are_validated() {
+        let load = |text: &str| GatewayConfig::parse(text, Path::new("g.yaml"), &mut |_, _| Ok(()));
+        let ep = |extra: &str| {
+            format!("endpoints: [{{name: chat, endpoint_type: llm/v1/chat, model: {{provider: mock{extra}}}}}]")
+        };
+        let c = load(&ep(", pricing: {input: 0.15, output: 0.6, cached_input: 0.075}")).unwrap();
+        assert_eq!(
+            c.endpoints[0].pricing,
+            Some(Pricing { input: Some(0.15), output: Some(0.6), cached_input: Some(0.075) })
+        );
+        let e = load(&ep(", pricing: {input: 1, outptu: 2}")).unwrap_err();
+        assert_eq!((e.field.as_str(), e.entry.as_str()), ("model.pricing.outptu", "endpoint 'chat' (endpoints[0])"));
+        assert_eq!(load(&ep(", pricing: {input: -1}")).unwrap_err().field, "model.pricing.input");
+        assert_eq!(load(&ep(", pricing: 3")).unwrap_err().field, "model.pricing");
+        // A token limit needs no call limit; a limit with neither is refused.
+        let text = "endpoints: [{name: chat, endpoint_type: llm/v1/chat, model: {provider: mock}, limit: {tokens: 100, renewal_period: minute}}]";
+        let l = load(text).unwrap().endpoints[0].limit.clone().unwrap();
+        assert_eq!((l.calls, l.tokens), (None, Some(100)));
+        let text = "endpoints: [{name: chat, endpoint_type: llm/v1/chat, model: {provider: mock}, limit: {renewal_period: minute}}]";
+        assert_eq!(load(text).unwrap_err().field, "limit.calls");
+        // Budgets name endpoints or routes that exist, and keys that exist.
+        let e = load(&format!(
+            "{}\naigw: {{budgets: [{{name: b, usd: 1, renewal_period: day, endpoints: [nope]}}]}}",
+            ep("")
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "aigw.budgets[0].endpoints");
+        let e =
+            load(&format!("{}\naigw: {{budgets: [{{name: b, usd: 1, renewal_period: day, keys: [nobody]}}]}}", ep("")))
+                .unwrap_err();
+        assert_eq!(e.field, "aigw.budgets[0].keys");
+        assert!(e.message.contains("'nobody'"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub fn collect<T>(load: impl FnOnce() -> T) -> (T, Vec<String>) {
     (out, secrets)
 }
 
+/// Treat `value` as a secret of the configuration being loaded (scrubbed from messages), e.g.
+/// the password inside a URL that was itself resolved as a secret.
+pub fn register(value: &str) {
+    remember(value);
+}
+
 fn remember(value: &str) {
     COLLECTED.with(|c| {
         if let Some(list) = c.borrow_mut().as_mut() {

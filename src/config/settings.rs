@@ -19,6 +19,13 @@
 //!   audit: {path: /var/log/aigw/audit.log}   # or stderr (default), or off
 //!   limits: {max_header_bytes: 64KiB, max_inflight: 4096, max_connections: 10000,
 //!            header_read_timeout_s: 10, body_read_timeout_s: 60, idle_timeout_s: 60, h2_max_streams: 100}
+//!   shared_state:                     # counters and budgets in Redis, shared by a fleet
+//!     url: $AIGW_REDIS_URL            # redis:// or rediss://; secret rules as for keys
+//!     prefix: aigw
+//!     timeout_ms: 50
+//!     on_unavailable: deny            # or allow
+//!   budgets:
+//!     - {name: team-a, usd: 500, renewal_period: month, keys: [team-a], endpoints: [chat]}
 //! ```
 
 use std::fmt;
@@ -28,6 +35,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::fields::{ConfigMap, FieldError};
+use super::secret::{self, Secret};
 
 /// Default largest accepted request body: 16 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -54,6 +62,96 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Request limits against abuse.
     pub limits: LimitSettings,
+    /// Where counters and budgets live when they are shared by several instances.
+    pub shared_state: Option<SharedState>,
+    /// Dollar budgets (`aigw.budgets`).
+    pub budgets: Vec<Budget>,
+}
+
+/// Environment variable MLflow reads for its rate-limit storage; a `redis://` or `rediss://`
+/// value is aigw's `shared_state.url` when the YAML gives none.
+pub const STORAGE_URI_ENV: &str = "MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI";
+
+/// Default `shared_state.timeout_ms`.
+pub const DEFAULT_SHARED_TIMEOUT_MS: u64 = 50;
+
+/// What a request gets while the shared state cannot be reached (`shared_state.on_unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// 503 with `Retry-After` (the default: limits and budgets are never exceeded).
+    Deny,
+    /// Served, counted in this process alone until the shared state answers again.
+    Allow,
+}
+
+/// `aigw.shared_state`: a Redis server holding every call and token counter and every budget.
+#[derive(Clone, PartialEq)]
+pub struct SharedState {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS). A secret.
+    pub url: Secret,
+    /// The URL without credentials, for logs.
+    pub display: String,
+    /// Key namespace (`<prefix>:…`), so fleets can share one Redis.
+    pub prefix: String,
+    /// Longest wait for one Redis round trip.
+    pub timeout: Duration,
+    /// The failure policy.
+    pub on_unavailable: OnUnavailable,
+}
+
+impl fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedState")
+            .field("url", &self.display)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("on_unavailable", &self.on_unavailable)
+            .finish()
+    }
+}
+
+/// A dollar budget (`aigw.budgets[]`): the spend of the matching requests per window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Unique name (in 429 messages, `/aigw/usage` and counter keys).
+    pub name: String,
+    /// US dollars per window.
+    pub usd: f64,
+    /// The same in nano-dollars (10⁻⁹ USD), as counted.
+    pub nanos: u64,
+    /// The period as written.
+    pub renewal_period: String,
+    /// Multiplier of the period unit.
+    pub period_count: u64,
+    /// The period unit (`second` … `year`; a month is 30 days).
+    pub period_unit: &'static str,
+    /// Window length in seconds.
+    pub period_secs: u64,
+    /// Gateway key names it applies to; `None`: every request, with a key or without.
+    pub keys: Option<Vec<String>>,
+    /// Endpoint or route names it applies to; `None`: every endpoint.
+    pub endpoints: Option<Vec<String>>,
+}
+
+impl Budget {
+    /// Whether a request with gateway key `key`, for `target` (the endpoint or route named)
+    /// served by `endpoint`, is charged to this budget.
+    pub fn applies(&self, key: Option<&str>, target: Option<&str>, endpoint: &str) -> bool {
+        let key_ok = match &self.keys {
+            None => true,
+            Some(keys) => key.is_some_and(|k| keys.iter().any(|n| n == k)),
+        };
+        let endpoint_ok = match &self.endpoints {
+            None => true,
+            Some(names) => names.iter().any(|n| n == endpoint || Some(n.as_str()) == target),
+        };
+        key_ok && endpoint_ok
+    }
+
+    /// `500 USD per 1 month`.
+    pub fn describe(&self) -> String {
+        format!("{} USD per {} {}", self.usd, self.period_count, self.period_unit)
+    }
 }
 
 impl Default for Settings {
@@ -67,6 +165,8 @@ impl Default for Settings {
             metrics: MetricsSettings { enabled: true, listen: None },
             audit: AuditSettings::Stderr,
             limits: LimitSettings::default(),
+            shared_state: None,
+            budgets: Vec::new(),
         }
     }
 }
@@ -283,9 +383,160 @@ impl Settings {
             }
             no_unknown(&lm)?;
         }
+        if let Some(v) = m.value("shared_state") {
+            let Value::Object(o) = v else {
+                return Err(m.error("shared_state", "expected a mapping {url, prefix, timeout_ms, on_unavailable}"));
+            };
+            s.shared_state = Some(parse_shared_state(o)?);
+        }
+        match m.value("budgets") {
+            None => {}
+            Some(Value::Array(list)) => {
+                for (i, raw) in list.iter().enumerate() {
+                    let budget = parse_budget(i, raw)?;
+                    if s.budgets.iter().any(|b| b.name == budget.name) {
+                        return Err(FieldError::new(
+                            format!("aigw.budgets[{i}].name"),
+                            format!("duplicate budget name '{}'", budget.name),
+                        ));
+                    }
+                    s.budgets.push(budget);
+                }
+            }
+            Some(_) => {
+                return Err(m.error("budgets", "expected a list of {name, usd, renewal_period, keys, endpoints}"));
+            }
+        }
         no_unknown(&m)?;
         Ok(s)
     }
+
+    /// `shared_state` from `MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI` when the YAML has none and
+    /// the variable holds a `redis://` or `rediss://` URL (other storage URIs, such as MLflow's
+    /// `memory://`, mean "in process").
+    pub fn shared_state_from_env(&mut self) -> Result<(), FieldError> {
+        if self.shared_state.is_some() {
+            return Ok(());
+        }
+        if let Some(url) = std::env::var(STORAGE_URI_ENV).ok().filter(|u| is_redis_url(u.trim())) {
+            let url = secret::resolve(url.trim()).map_err(|e| FieldError::new(STORAGE_URI_ENV, e))?;
+            self.shared_state = Some(shared_state_defaults(url, STORAGE_URI_ENV)?);
+        }
+        Ok(())
+    }
+}
+
+fn is_redis_url(url: &str) -> bool {
+    let lower = url.get(..9).unwrap_or(url).to_ascii_lowercase();
+    lower.starts_with("redis://") || lower.starts_with("rediss://")
+}
+
+/// The URL with its user, password and query left out: `redis://host:6379/0`.
+fn display_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{rest}")
+}
+
+/// The password inside a Redis URL, if any (so that it too is scrubbed from messages).
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    Some(userinfo.split_once(':').map_or(userinfo, |(_, p)| p)).filter(|p| !p.is_empty())
+}
+
+fn shared_state_defaults(url: Secret, field: &str) -> Result<SharedState, FieldError> {
+    if !is_redis_url(url.expose()) {
+        return Err(FieldError::new(field, "expected a redis:// or rediss:// URL"));
+    }
+    if let Some(password) = url_password(url.expose()) {
+        secret::register(password);
+    }
+    Ok(SharedState {
+        display: display_url(url.expose()),
+        url,
+        prefix: "aigw".into(),
+        timeout: Duration::from_millis(DEFAULT_SHARED_TIMEOUT_MS),
+        on_unavailable: OnUnavailable::Deny,
+    })
+}
+
+fn parse_shared_state(map: &Map<String, Value>) -> Result<SharedState, FieldError> {
+    let mut m = ConfigMap::new(map, "aigw.shared_state");
+    let url = match m.secret("url")? {
+        Some(url) => url,
+        None => match std::env::var(STORAGE_URI_ENV).ok().filter(|u| is_redis_url(u.trim())) {
+            Some(url) => secret::resolve(url.trim()).map_err(|e| m.error("url", e))?,
+            None => {
+                return Err(
+                    m.error("url", format!("Field required (a redis:// or rediss:// URL, or {STORAGE_URI_ENV})"))
+                );
+            }
+        },
+    };
+    let mut s = shared_state_defaults(url, &m.path("url"))?;
+    if let Some(prefix) = m.string("prefix")? {
+        if prefix.is_empty()
+            || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        {
+            return Err(m.error("prefix", "expected a non-empty name of [A-Za-z0-9_.:-]"));
+        }
+        s.prefix = prefix;
+    }
+    if let Some(ms) = m.u64("timeout_ms")? {
+        if !(1..=60_000).contains(&ms) {
+            return Err(m.error("timeout_ms", "must be between 1 and 60000"));
+        }
+        s.timeout = Duration::from_millis(ms);
+    }
+    if let Some(policy) = m.string("on_unavailable")? {
+        s.on_unavailable = match policy.as_str() {
+            "deny" => OnUnavailable::Deny,
+            "allow" => OnUnavailable::Allow,
+            _ => return Err(m.error("on_unavailable", "expected deny or allow")),
+        };
+    }
+    no_unknown(&m)?;
+    Ok(s)
+}
+
+fn parse_budget(index: usize, raw: &Value) -> Result<Budget, FieldError> {
+    let prefix = format!("aigw.budgets[{index}]");
+    let Value::Object(map) = raw else {
+        return Err(FieldError::new(prefix, "expected a mapping {name, usd, renewal_period, keys, endpoints}"));
+    };
+    let mut m = ConfigMap::new(map, prefix);
+    let name = m.required_string("name")?;
+    if !super::is_valid_name(&name) {
+        return Err(m.error("name", format!("'{name}' is not a valid budget name ([A-Za-z0-9_.-]+)")));
+    }
+    let usd = m.f64("usd")?.ok_or_else(|| m.error("usd", "Field required (US dollars per renewal period)"))?;
+    let nanos = usd * 1e9;
+    if nanos >= 9.0e15 {
+        return Err(m.error("usd", "must be below 9,000,000"));
+    }
+    let renewal_period = m.required_string("renewal_period")?;
+    let (period_count, period_unit, unit_secs) = super::parse_period(&renewal_period).ok_or_else(|| {
+        m.error(
+            "renewal_period",
+            "expected second, minute, hour, day, month or year, optionally with a count ('2 days')",
+        )
+    })?;
+    let keys = m.string_list("keys")?;
+    let endpoints = m.string_list("endpoints")?;
+    no_unknown(&m)?;
+    Ok(Budget {
+        name,
+        usd,
+        nanos: nanos.round() as u64,
+        renewal_period,
+        period_count,
+        period_unit,
+        period_secs: period_count.saturating_mul(unit_secs),
+        keys,
+        endpoints,
+    })
 }
 
 fn no_unknown(m: &ConfigMap<'_>) -> Result<(), FieldError> {
@@ -437,6 +688,49 @@ mod tests {
             json!({"auth": {"keys": [{"name": "a", "key": "0123456789abcdef"}, {"name": "a", "key": "0123456789abcdeg"}]}}),
         );
         assert!(e.unwrap_err().message.contains("duplicate"));
+    }
+
+    #[test]
+    fn shared_state_and_budgets() {
+        let s =
+            parse(json!({"shared_state": {"url": "redis://:sekrit-redis-pass@127.0.0.1:6379/0", "prefix": "fleet-a",
+                                               "timeout_ms": 20, "on_unavailable": "allow"},
+                             "budgets": [{"name": "team-a", "usd": 500, "renewal_period": "month", "keys": ["team-a"]},
+                                         {"name": "all", "usd": 0.5, "renewal_period": "2 days"}]}))
+            .unwrap();
+        let shared = s.shared_state.unwrap();
+        assert_eq!(shared.display, "redis://127.0.0.1:6379/0");
+        assert_eq!((shared.prefix.as_str(), shared.timeout), ("fleet-a", Duration::from_millis(20)));
+        assert_eq!(shared.on_unavailable, OnUnavailable::Allow);
+        assert!(!format!("{shared:?}").contains("sekrit"));
+        assert_eq!(s.budgets[0].nanos, 500_000_000_000);
+        assert_eq!(s.budgets[0].period_secs, 30 * 86_400);
+        assert_eq!(s.budgets[1].period_secs, 2 * 86_400);
+        assert_eq!(s.budgets[0].describe(), "500 USD per 1 month");
+        let e = |v| parse(v).unwrap_err();
+        assert_eq!(e(json!({"shared_state": {"url": "http://x"}})).field, "aigw.shared_state.url");
+        assert_eq!(
+            e(json!({"shared_state": {"url": "redis://x", "on_unavailable": "maybe"}})).field,
+            "aigw.shared_state.on_unavailable"
+        );
+        assert_eq!(e(json!({"shared_state": {"url": "redis://x", "timeout": 5}})).field, "aigw.shared_state.timeout");
+        assert_eq!(
+            e(json!({"budgets": [{"name": "a", "usd": -1, "renewal_period": "day"}]})).field,
+            "aigw.budgets[0].usd"
+        );
+        assert_eq!(
+            e(json!({"budgets": [{"name": "a", "usd": 1, "renewal_period": "week"}]})).field,
+            "aigw.budgets[0].renewal_period"
+        );
+        assert_eq!(
+            e(json!({"budgets": [{"name": "a", "usd": 1, "renewal_period": "day", "key": ["x"]}]})).field,
+            "aigw.budgets[0].key"
+        );
+        assert!(e(json!({"budgets": [{"name": "a", "usd": 1, "renewal_period": "day"}, {"name": "a", "usd": 2, "renewal_period": "day"}]}))
+            .message.contains("duplicate"));
+        assert_eq!(display_url("rediss://user:p%40ss@cache.internal:6380/2?x=1"), "rediss://cache.internal:6380/2");
+        assert_eq!(url_password("redis://user:pw@h"), Some("pw"));
+        assert_eq!(url_password("redis://h:1"), None);
     }
 
     #[test]

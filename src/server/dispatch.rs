@@ -114,7 +114,9 @@ async fn route(
         Match::NotFound => return Response::Error(GatewayError::not_found()),
     };
     let open = match (role, operation) {
-        (Listener::HealthOnly, Operation::Health) | (Listener::MetricsOnly, Operation::Metrics) => true,
+        (Listener::HealthOnly, Operation::Health) | (Listener::MetricsOnly, Operation::Metrics | Operation::Usage) => {
+            true
+        }
         (Listener::HealthOnly | Listener::MetricsOnly, _) => return Response::Error(GatewayError::not_found()),
         (Listener::Main, Operation::Health) => true,
         (Listener::Main, _) => false,
@@ -166,6 +168,20 @@ async fn route(
             headers: Vec::new(),
         }),
         Operation::Metrics => Err(GatewayError::not_found()),
+        // Usage names every endpoint and budget: the same rule as the metrics.
+        Operation::Usage if key.is_some_and(|k| !k.unrestricted()) => {
+            state.metrics.auth_rejected.with_label_values(&["forbidden"]).inc();
+            Err(crate::auth::forbidden(key.map_or("", |k| k.name.as_str()), "/aigw/usage"))
+        }
+        Operation::Usage => match state.limits.usage(config).await {
+            Ok(report) => Ok(Reply::json(200, &report)),
+            Err(_) => Err(GatewayError::new(
+                503,
+                ErrorKind::Unavailable,
+                "Usage cannot be read: the shared state is unavailable; retry shortly",
+            )
+            .with_header("retry-after", "1")),
+        },
         Operation::ListEndpoints => rest::list_endpoints(config, query.as_deref(), key),
         Operation::GetEndpoint(name) => rest::get_endpoint(config, name, key),
         Operation::ListLegacyRoutes => rest::list_legacy_routes(config, query.as_deref(), key),

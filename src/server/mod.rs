@@ -32,7 +32,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::audit::{AuditSink, RateLimitRecord, Record};
 use crate::error::{ErrorKind, Family, GatewayError};
-use crate::limits::{Limits, Quota};
+use crate::limits::{Limits, Quota, Reservation, Spent};
 use crate::metrics::{Metrics, status_label};
 use crate::schema::Usage;
 use crate::snapshot::Snapshot;
@@ -49,7 +49,8 @@ pub struct State {
     pub inflight: AtomicUsize,
     /// Open client connections (`aigw.limits.max_connections`).
     pub connections: AtomicUsize,
-    /// Quota counters and concurrency caps (kept across reloads).
+    /// Quota counters, budgets and concurrency caps (kept across reloads; in Redis with
+    /// `aigw.shared_state`).
     pub limits: Limits,
     /// Prometheus metrics.
     pub metrics: Metrics,
@@ -66,15 +67,18 @@ pub struct State {
 }
 
 impl State {
-    /// State serving `config`; an error only if the metrics cannot be built.
-    pub fn new(config: Snapshot, upstreams: Upstreams) -> prometheus::Result<State> {
+    /// State serving `config`; an error if the metrics cannot be built or the shared state's
+    /// URL cannot be used (the message names neither it nor its credentials).
+    pub fn new(config: Snapshot, upstreams: Upstreams) -> Result<State, String> {
+        let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+        let limits = Limits::new(config.config.settings.shared_state.as_ref(), metrics.shared_state_errors.clone())?;
         Ok(State {
             config: ArcSwap::from_pointee(config),
             upstreams,
             inflight: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
-            limits: Limits::default(),
-            metrics: Metrics::new()?,
+            limits,
+            metrics,
             audit: None,
             draining: AtomicBool::new(false),
             public: false,
@@ -144,6 +148,10 @@ pub struct RequestCtx {
     pub rate_limited: bool,
     /// The slot held in the endpoint's concurrency cap.
     pub concurrency: Option<pingora_limits::inflight::Guard>,
+    /// Tokens and dollars reserved at admission, settled by `logging` with the real usage.
+    pub reservation: Option<Reservation>,
+    /// The serving endpoint's prices (`model.pricing`), for the ledger.
+    pub pricing: Option<crate::config::Pricing>,
     /// Name of the gateway API key the client authenticated with.
     pub api_key: Option<String>,
     /// The configuration snapshot the request started with (its audit line follows it too).
@@ -322,13 +330,25 @@ impl ProxyHttp for GatewayProxy {
         if let Some(t) = ctx.first_byte {
             m.first_byte.with_label_values(&[endpoint]).observe(t.as_secs_f64());
         }
-        let (tokens_in, tokens_out) =
-            ctx.usage.as_ref().map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
-        if let Some(n) = tokens_in {
-            m.tokens.with_label_values(&[endpoint, "prompt"]).inc_by(n);
+        let ledger = Ledger::of(ctx);
+        let key = ctx.api_key.as_deref().unwrap_or("");
+        for (kind, n) in [
+            ("prompt", ledger.tokens_in),
+            ("completion", ledger.tokens_out),
+            ("cached", ledger.cached),
+            ("reasoning", ledger.reasoning),
+        ] {
+            if let Some(n) = n {
+                m.tokens.with_label_values(&[endpoint, key, kind]).inc_by(n);
+            }
         }
-        if let Some(n) = tokens_out {
-            m.tokens.with_label_values(&[endpoint, "completion"]).inc_by(n);
+        if let Some(nanos) = ledger.cost_nanos.filter(|n| *n > 0) {
+            m.cost.with_label_values(&[endpoint, key]).inc_by(nanos as f64 / 1e9);
+        }
+        if let Some(r) = ctx.reservation.take()
+            && let Some(spent) = ledger.spent(ctx)
+        {
+            self.state.limits.settle(r, spent);
         }
         if ctx.rate_limited {
             m.rate_limited.with_label_values(&[endpoint]).inc();
@@ -358,8 +378,11 @@ impl ProxyHttp for GatewayProxy {
                 error: ctx.error.map(ErrorKind::as_str),
                 bytes_in: ctx.bytes_in,
                 bytes_out: ctx.bytes_out,
-                tokens_in,
-                tokens_out,
+                tokens_in: ledger.tokens_in,
+                tokens_out: ledger.tokens_out,
+                cached_tokens: ledger.cached,
+                reasoning_tokens: ledger.reasoning,
+                cost_usd: ledger.cost_nanos.filter(|_| ledger.priced).map(|n| n as f64 / 1e9),
                 duration_ms: ms(took),
                 upstream_ms: ctx.upstream_time.map(ms),
                 first_byte_ms: ctx.first_byte.map(ms),
@@ -377,5 +400,56 @@ impl ProxyHttp for GatewayProxy {
         ctx.inflight = None;
         ctx.snapshot = None;
         conn::request_finished();
+    }
+}
+
+/// What one request used and cost, for its audit line, the metrics and its reservation.
+#[derive(Debug, Default, PartialEq)]
+struct Ledger {
+    /// Prompt tokens (cache reads and writes included).
+    tokens_in: Option<u64>,
+    /// Completion tokens (reasoning included).
+    tokens_out: Option<u64>,
+    /// Prompt tokens read from the cache.
+    cached: Option<u64>,
+    /// Reasoning tokens.
+    reasoning: Option<u64>,
+    /// Cost in nano-dollars (zero prices where the endpoint has none); `None` when the usage is
+    /// unknown.
+    cost_nanos: Option<u64>,
+    /// Whether the serving endpoint has a `model.pricing`.
+    priced: bool,
+}
+
+impl Ledger {
+    fn of(ctx: &RequestCtx) -> Ledger {
+        let Some(u) = ctx.usage.as_ref().filter(|u| u.is_known()) else { return Ledger::default() };
+        let detail = |v: Option<&serde_json::Value>, key: &str| v.and_then(|d| d.get(key)).and_then(|n| n.as_u64());
+        let cached = detail(u.prompt_tokens_details.as_ref(), "cached_tokens");
+        let reasoning = detail(u.extra.get("completion_tokens_details"), "reasoning_tokens")
+            .or_else(|| detail(u.extra.get("output_tokens_details"), "reasoning_tokens"));
+        let pricing = ctx.pricing;
+        let (prompt, completion) = (u.prompt_tokens.unwrap_or(0), u.completion_tokens.unwrap_or(0));
+        Ledger {
+            tokens_in: u.prompt_tokens,
+            tokens_out: u.completion_tokens,
+            cached,
+            reasoning,
+            cost_nanos: Some(pricing.unwrap_or_default().cost_nanos(prompt, cached.unwrap_or(0), completion)),
+            priced: pricing.is_some(),
+        }
+    }
+
+    /// What to settle a reservation with: the real usage when the provider reported it;
+    /// nothing (the reservation stands) when an answer was served or cut short after the
+    /// upstream started without a usage report (the upstream may well have billed it); zero
+    /// when the request failed before or at the upstream.
+    fn spent(&self, ctx: &RequestCtx) -> Option<Spent> {
+        if let Some(cost) = self.cost_nanos {
+            let tokens = self.tokens_in.unwrap_or(0).saturating_add(self.tokens_out.unwrap_or(0));
+            return Some(Spent { tokens, cost_nanos: cost });
+        }
+        let served = ctx.status < 300 || (ctx.status == 499 && ctx.upstream_time.is_some());
+        (!served).then(Spent::default)
     }
 }

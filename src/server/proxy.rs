@@ -68,7 +68,7 @@ pub async fn plan(
     ctx.endpoint = Some(endpoint.name.clone());
     ctx.provider = Some(endpoint.provider_name.as_str());
     ctx.model.clone_from(&endpoint.model_name);
-    super::invoke::admit_raw(session, state, endpoint, ctx)?;
+    super::invoke::admit_raw(session, state, snapshot, endpoint, ctx).await?;
     let provider = snapshot.provider(endpoint)?;
     let mut template: UpstreamRequest = provider.raw_upstream()?;
     provider.authorize(&mut template, &state.upstreams).await?;
@@ -223,7 +223,7 @@ impl UsageTap {
             .or_else(|| v.get("response").and_then(|r| r.get("usage")))
             .filter(|u| u.is_object());
         if let Some(Value::Object(u)) = found {
-            self.usage = Some(if u.contains_key("input_tokens") {
+            self.usage = Some(if u.contains_key("input_tokens") || u.contains_key("output_tokens") {
                 // Anthropic's (counts spread over message_start and message_delta) or the
                 // Responses API's.
                 for (k, val) in u {

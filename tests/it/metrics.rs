@@ -62,7 +62,7 @@ async fn metrics_on_a_separate_listener() {
         "aigw_requests_total{endpoint=\"chat\",family=\"mlflow\",provider=\"mock\",status=\"200\"} 1",
         "aigw_requests_total{endpoint=\"limited\",family=\"mlflow\",provider=\"mock\",status=\"429\"} 1",
         "aigw_rate_limited_total{endpoint=\"limited\"} 1",
-        "aigw_tokens_total{endpoint=\"chat\",kind=\"completion\"}",
+        "aigw_tokens_total{endpoint=\"chat\",key=\"\",kind=\"completion\"}",
         "aigw_stream_first_byte_seconds_count{endpoint=\"chat\"} 1",
         "aigw_request_duration_seconds_bucket",
         "aigw_upstream_duration_seconds_count{provider=\"openai\"} 1",
@@ -93,4 +93,10 @@ async fn metrics_on_a_separate_listener() {
         404
     );
     assert_eq!(gw.get("/metrics").await.0, 200);
+    // /aigw/usage follows /metrics: on the separate listener too.
+    let r = common::client().get(format!("http://127.0.0.1:{metrics_port}/aigw/usage")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let usage: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(usage["limits"][0]["endpoint"], "limited");
+    assert_eq!(usage["limits"][0]["calls_used"], usage["limits"][0]["calls"]);
 }

@@ -45,7 +45,9 @@ pub async fn run(
         ctx.endpoint = Some(endpoint.name.clone());
         ctx.provider = Some(endpoint.provider_name.as_str());
         ctx.model.clone_from(&endpoint.model_name);
-        if let Err(e) = admit(session, state, endpoint, ctx) {
+        ctx.pricing = endpoint.pricing;
+        let Some(unified) = request.as_ref() else { break };
+        if let Err(e) = admit(session, state, snapshot, endpoint, unified, ctx).await {
             leave_behind(state, last_error.replace(e));
             continue;
         }

@@ -220,6 +220,7 @@ async fn count_tokens(
     ctx.endpoint = Some(endpoint.name.clone());
     ctx.provider = Some(endpoint.provider_name.as_str());
     ctx.model.clone_from(&endpoint.model_name);
+    ctx.pricing = endpoint.pricing;
     let call = crate::providers::Call { endpoint, created: crate::providers::now_secs() };
     let request =
         native::NativeRequest { api: native.api, body: &native.body, headers: &native.headers, stream: false };
@@ -250,14 +251,23 @@ fn resolve(state: &State, key: Option<&ApiKey>, target: Target<'_>) -> Result<()
     allowed(state, key, target.name())
 }
 
-/// Stage "admit" for the raw proxy route, which has no other stage of the pipeline.
-pub fn admit_raw(
+/// Stage "admit" for the raw proxy route, which has no other stage of the pipeline. Its body is
+/// never read, so a token reservation is the fallback estimate of an empty request
+/// (docs/limits.md); the real usage read from the answer settles it.
+pub async fn admit_raw(
     session: &Session,
     state: &State,
+    snapshot: &Snapshot,
     endpoint: &crate::config::Endpoint,
     ctx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
-    admit::admit(session, state, endpoint, ctx)
+    let unseen = Request {
+        endpoint_type: endpoint.endpoint_type,
+        body: Map::new(),
+        implicit_n: false,
+        extensions: Default::default(),
+    };
+    admit::admit(session, state, snapshot, endpoint, &unseen, ctx).await
 }
 
 /// `Ok` when `key` (if the gateway has keys) may use the endpoint or route `name`; else the 403.

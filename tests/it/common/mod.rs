@@ -5,6 +5,7 @@
 
 pub mod bedrock;
 pub mod fake;
+pub mod redis;
 pub mod replay;
 pub mod upstream;
 
@@ -315,6 +316,7 @@ fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&s
         .env_remove("MLFLOW_GATEWAY_CONFIG")
         .env_remove("MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS")
         .env_remove("MLFLOW_GATEWAY_ALLOWED_PROVIDERS")
+        .env_remove("MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI")
         .env("RUST_LOG", "info")
         .env(aigw::limits::TEST_NOW_ENV, LIMITS_NOW.to_string())
         .stdin(Stdio::null())

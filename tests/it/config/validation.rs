@@ -61,7 +61,7 @@ fn expectation(index: usize) -> Want {
         25 => Reject(&["Failed to parse the rate limit configuration", "limit.renewal_period"]),
         26 => Accept(|c| {
             let l = c.endpoints[0].limit.as_ref().unwrap();
-            assert_eq!((l.calls, l.renewal_period.as_str(), l.period_secs), (10, "2 minutes", 120));
+            assert_eq!((l.calls, l.renewal_period.as_str(), l.period_secs), (Some(10), "2 minutes", 120));
         }),
         27 => Accept(|c| assert_eq!(c.endpoints[0].limit.as_ref().unwrap().key.as_deref(), Some("user"))),
         28 => Accept(|c| assert_eq!(c.endpoints.len(), 1)),

@@ -168,7 +168,11 @@ async fn upstream_failures_are_json_errors() {
     assert!(body["detail"].is_string(), "MLflow's shape: {body}");
     // A reset in the middle of the answer: the client's body ends short (a chunked body
     // without its last chunk), and the gateway keeps serving.
-    upstream.push(Reply::CutAfter { status: 200, content_type: "text/event-stream".into(), pieces: vec![sse_piece(0)] });
+    upstream.push(Reply::CutAfter {
+        status: 200,
+        content_type: "text/event-stream".into(),
+        pieces: vec![sse_piece(0)],
+    });
     let r = gw.client.post(gw.url("/gateway/proxy/chat/chat/completions")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.is_err(), "the cut is visible to the client, not passed off as a whole body");

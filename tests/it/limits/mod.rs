@@ -3,7 +3,11 @@
 //! `x-ratelimit-*` headers on limited and unlimited answers alike; scoped counters; concurrency
 //! caps. Every gateway's quota clock stands still at `common::LIMITS_NOW`, so no test straddles a
 //! window boundary; the window arithmetic (renewal at the boundary of every period) is unit-tested
-//! in src/limits.rs on a manual clock.
+//! in src/limits/ on a manual clock. Token limits, budgets and the usage ledger: `tokens`; counters
+//! shared in Redis by several instances: `shared`.
+
+mod shared;
+mod tokens;
 
 use crate::common;
 use crate::common::{Gateway, yaml};
