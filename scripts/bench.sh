@@ -21,8 +21,13 @@
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
 # Anthropic translation), messages / messages-stream (Anthropic's Messages API as the client API,
 # translated to the OpenAI mock), responses / responses-stream (OpenAI's Responses API as the
-# client API, translated to the OpenAI mock). Needs wrk (installed from Debian's packages when
-# missing).
+# client API, translated to the OpenAI mock), proxy / proxy-stream (the OpenAI body through the
+# raw proxy route /gateway/proxy/chat/chat/completions: Pingora's proxy pipeline, no
+# translation), nginx / nginx-stream (the same body through a plain nginx reverse proxy in front of
+# the same mock: the floor; its CPU is summed over nginx's master and workers). Needs wrk (and
+# nginx for the nginx scenarios), installed from Debian's packages when missing.
+#
+#   scripts/bench.sh chat proxy nginx stream proxy-stream nginx-stream   # the floor comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +38,7 @@ SCENARIOS=("$@")
 UP_PORT=${UP_PORT:-18080}
 GW_PORT=${GW_PORT:-18000}
 REDIS_PORT=${REDIS_PORT:-18379}
+NGINX_PORT=${NGINX_PORT:-18090}
 case "${SHARED:-}" in
   "") MODES=(none) ;;
   both) MODES=(local redis) ;;
@@ -47,6 +53,13 @@ if ! command -v wrk >/dev/null; then
   $SUDO apt-get install -y -qq wrk >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }
 fi
 
+if [[ " ${SCENARIOS[*]} " == *" nginx"* ]] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx (Debian package)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -qq nginx-light >/dev/null 2>&1 || $SUDO apt-get install -y -qq nginx >/dev/null ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nginx >/dev/null; }
+fi
+
 if [[ " ${MODES[*]} " == *" redis "* ]] && ! command -v redis-server >/dev/null; then
   echo "installing redis-server (Debian package)" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -55,7 +68,7 @@ fi
 
 cargo build --release --quiet --bin aigw --example bench_upstream
 work=$(mktemp -d)
-cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${REDIS_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${UP_PID:-}" "${GW_PID:-}" "${REDIS_PID:-}" "${NGINX_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 # write_config <mode>: the gateway YAML for none (as configured), local or redis.
@@ -109,13 +122,60 @@ if [[ " ${MODES[*]} " == *" redis "* ]]; then
 fi
 start_gateway "${MODES[0]}"
 
+if [[ " ${SCENARIOS[*]} " == *" nginx"* ]]; then
+  # The floor: nginx as a plain keep-alive reverse proxy in front of the same mock, unbuffered
+  # like aigw, no access log (aigw's audit line is its own cost, see AIGW_SETTINGS).
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes $(nproc);
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream mock { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+NGINX
+  NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+  "$NGINX_BIN" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
+  NGINX_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
+fi
+
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }   # user, system
+# The processes a scenario measures: aigw, or nginx's master and workers.
+measured_pids() {
+  case "$1" in
+    nginx*) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") ;;
+    *) echo "$GW_PID" ;;
+  esac
+}
+cpu_ticks() { # user, system summed over the measured processes
+  local u=0 s=0 pid
+  for pid in $PIDS; do read -r pu ps < <(awk '{print $14, $15}' "/proc/$pid/stat"); u=$((u + pu)); s=$((s + ps)); done
+  echo "$u $s"
+}
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
 # Peak resident memory since the last reset: the kernel keeps it (VmHWM), so nothing polls
 # during a run (a sampling loop forking every 100 ms showed up in the p99 latency).
-reset_peak_rss() { echo 5 > "/proc/$GW_PID/clear_refs"; }
-peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status"; }
+reset_peak_rss() { local pid; for pid in $PIDS; do echo 5 > "/proc/$pid/clear_refs"; done; }
+peak_rss_kib() { local t=0 pid; for pid in $PIDS; do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$pid/status"))); done; echo "$t"; }
 
 MSG='"messages":[{"role":"user","content":"Write one sentence about load testing."}]'
 scenario() { # name -> gateway path, gateway body, direct path, direct body
@@ -128,6 +188,10 @@ scenario() { # name -> gateway path, gateway body, direct path, direct body
     messages) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
     messages-stream) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     responses) echo "/v1/responses|{\"model\":\"chat\",\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    proxy) echo "/gateway/proxy/chat/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    proxy-stream) echo "/gateway/proxy/chat/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
+    nginx) echo "/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    nginx-stream) echo "/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     responses-stream) echo "/v1/responses|{\"model\":\"chat\",\"stream\":true,\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
@@ -170,13 +234,15 @@ mode=${MODES[$m]}
 if [ "$m" -gt 0 ]; then stop_gateway; start_gateway "$mode"; fi
 for s in "${SCENARIOS[@]}"; do
   IFS='|' read -r gpath gbody dpath dbody <<<"$(scenario "$s")"
+  PIDS=$(measured_pids "$s")
+  gport=$GW_PORT; [[ "$s" != nginx* ]] || gport=$NGINX_PORT
   for c in 1 64; do
     run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$WARMUP" >/dev/null
     read -r dreq dp50 dp99 dfail <<<"$(run "http://127.0.0.1:$UP_PORT$dpath" "$dbody" "$c" "$DURATION")"
-    run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$WARMUP" >/dev/null
+    run "http://127.0.0.1:$gport$gpath" "$gbody" "$c" "$WARMUP" >/dev/null
     reset_peak_rss
     read -r u0 s0 <<<"$(cpu_ticks)"
-    read -r greq gp50 gp99 gfail <<<"$(run "http://127.0.0.1:$GW_PORT$gpath" "$gbody" "$c" "$DURATION")"
+    read -r greq gp50 gp99 gfail <<<"$(run "http://127.0.0.1:$gport$gpath" "$gbody" "$c" "$DURATION")"
     read -r u1 s1 <<<"$(cpu_ticks)"
     peak=$(peak_rss_kib)
     if [ "$dfail" != 0 ] || [ "$gfail" != 0 ]; then
