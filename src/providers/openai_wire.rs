@@ -865,6 +865,7 @@ impl WireStream {
                     id: t.id,
                     kind: t.kind.map(|_| "function"),
                     function,
+                    thought_signature: None,
                 })
             })
             .collect()

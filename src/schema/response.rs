@@ -211,12 +211,27 @@ pub struct ToolCallDelta {
     pub kind: Option<&'static str>,
     /// Name and/or arguments.
     pub function: FunctionCallDelta,
+    /// Gemini's thought signature (first fragment), emitted only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<String>,
 }
 
 impl ToolCallDelta {
     /// The first fragment of tool call `index`: its id, type `function` and name.
     pub fn start(index: u32, id: Option<String>, name: Option<String>) -> ToolCallDelta {
-        ToolCallDelta { index, id, kind: Some("function"), function: FunctionCallDelta { name, arguments: None } }
+        ToolCallDelta {
+            index,
+            id,
+            kind: Some("function"),
+            function: FunctionCallDelta { name, arguments: None },
+            thought_signature: None,
+        }
+    }
+
+    /// The same fragment carrying Gemini's thought signature (emitted only when `Some`).
+    pub fn with_thought_signature(mut self, signature: Option<String>) -> ToolCallDelta {
+        self.thought_signature = signature;
+        self
     }
 
     /// The same fragment carrying (the first piece of) the call's arguments.
@@ -227,7 +242,13 @@ impl ToolCallDelta {
 
     /// A later fragment of tool call `index`: a piece of its arguments.
     pub fn arguments(index: u32, arguments: Option<String>) -> ToolCallDelta {
-        ToolCallDelta { index, id: None, kind: None, function: FunctionCallDelta { name: None, arguments } }
+        ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionCallDelta { name: None, arguments },
+            thought_signature: None,
+        }
     }
 }
 

@@ -370,6 +370,7 @@ mod tests {
             id: id.map(str::to_owned),
             kind: id.map(|_| "function"),
             function: FunctionCallDelta { name: name.map(str::to_owned), arguments: Some(arguments.into()) },
+            thought_signature: None,
         };
         chunk(Delta { tool_calls: Some(vec![call]), ..Delta::default() }, None, None)
     }
@@ -772,6 +773,7 @@ mod properties {
                                 name: (j == 0).then(|| format!("tool_{tools}")),
                                 arguments: Some(p),
                             },
+                            thought_signature: None,
                         };
                         out.push(chunk(Delta { tool_calls: Some(vec![call]), ..Delta::default() }, None, None));
                     }

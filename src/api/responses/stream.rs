@@ -627,6 +627,7 @@ mod tests {
             id: id.map(str::to_owned),
             kind: id.map(|_| "function"),
             function: FunctionCallDelta { name: name.map(str::to_owned), arguments: Some(arguments.into()) },
+            thought_signature: None,
         };
         chunk(Delta { tool_calls: Some(vec![delta]), ..Delta::default() }, None)
     }
