@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::Parsed;
+use crate::api::{Parsed, call_id};
 use crate::error::GatewayError;
 use crate::schema::{self, EndpointType, Extensions};
 
@@ -508,7 +508,8 @@ impl Translation {
             Some(_) => return Err(invalid(&cloc, "Input should be a valid string or a list of content blocks")),
         }
         let mut m = message("tool", None);
-        m.insert("tool_call_id".into(), Value::from(id));
+        // A Gemini thought signature carried in the id (api::call_id) is the call's, not the id's.
+        m.insert("tool_call_id".into(), Value::from(call_id::split(id).0));
         m.insert("content".into(), Value::String(text));
         Ok(m)
     }
@@ -649,10 +650,14 @@ fn tool_call(b: &Map<String, Value>, loc: &Loc<'_>) -> Result<Value, GatewayErro
     let mut function = Map::with_capacity(2);
     function.insert("name".into(), Value::from(name));
     function.insert("arguments".into(), Value::String(arguments));
-    let mut call = Map::with_capacity(3);
+    let (id, thought_signature) = call_id::split(id);
+    let mut call = Map::with_capacity(4);
     call.insert("id".into(), Value::from(id));
     call.insert("type".into(), Value::from("function"));
     call.insert("function".into(), Value::Object(function));
+    if let Some(signature) = thought_signature {
+        call.insert("thought_signature".into(), Value::String(signature));
+    }
     Ok(Value::Object(call))
 }
 
@@ -762,6 +767,25 @@ mod tests {
         assert_eq!((status, param.as_deref()), (400, Some("system.0.type")), "{message}");
         let (_, message, param) = refused(base(json!({"system": 5})));
         assert_eq!(param.as_deref(), Some("system"), "{message}");
+    }
+
+    /// A `tool_use` id carrying a Gemini thought signature (api::call_id) is split into the
+    /// unified id and `thought_signature`; its `tool_result` refers to the unified id.
+    #[test]
+    fn thought_signatures_come_out_of_tool_ids() {
+        let signed = call_id::join("call_1", Some("sig=="));
+        let messages = json!([
+            {"role": "assistant", "content": [{"type": "tool_use", "id": signed, "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": signed, "content": "ok"}]},
+        ]);
+        assert_eq!(
+            unified(messages),
+            json!([
+                {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}, "thought_signature": "sig=="}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+            ])
+        );
     }
 
     #[test]

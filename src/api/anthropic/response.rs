@@ -1,11 +1,14 @@
 //! A unified chat answer → an Anthropic `message` object, and the mappings the stream shares
 //! (stop reasons, usage, ids).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::schema::{Answer, Usage};
@@ -97,7 +100,7 @@ struct Message<'a> {
 enum Block<'a> {
     Thinking { thinking: &'a str, signature: &'static str },
     Text { text: &'a str },
-    ToolUse { id: &'a str, name: &'a str, input: Input<'a> },
+    ToolUse { id: Cow<'a, str>, name: &'a str, input: Input<'a> },
 }
 
 /// A tool call's `input`: the upstream's arguments as they are (a JSON object), or `{}` for
@@ -150,7 +153,8 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
                     }
                 }
             };
-            content.push(Block::ToolUse { id: &call.id, name: &call.function.name, input });
+            let id = call_id::join(&call.id, call.thought_signature.as_deref());
+            content.push(Block::ToolUse { id, name: &call.function.name, input });
         }
     }
     let message = Message {
@@ -268,6 +272,15 @@ mod tests {
         assert_eq!(v["content"], json!([{"type": "text", "text": ""}]));
         let v = encode(chat(None, vec![], Some("stop")), &meta());
         assert_eq!(v["content"], json!([]));
+    }
+
+    /// A Gemini thought signature travels in the `tool_use` id (api::call_id).
+    #[test]
+    fn thought_signatures_ride_in_tool_use_ids() {
+        let signed = call("call_1", "f", "{}").with_thought_signature(Some("sig==".into()));
+        let v = encode(chat(None, vec![signed, call("call_2", "g", "{}")], Some("tool_calls")), &meta());
+        assert_eq!(v["content"][0]["id"], json!(call_id::join("call_1", Some("sig=="))));
+        assert_eq!(v["content"][1]["id"], json!("call_2"));
     }
 
     #[test]

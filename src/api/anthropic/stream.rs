@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use super::response::{Counts, Tally, message_id, stop_reason};
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Chunk, ToolCallDelta};
@@ -238,7 +239,7 @@ impl MessagesStream {
                 };
                 let name = call.function.name.as_deref().unwrap_or_default();
                 out.extend_from_slice(b",\"content_block\":{\"type\":\"tool_use\",\"id\":");
-                json(out, &id);
+                json(out, &call_id::join(&id, call.thought_signature.as_deref()));
                 out.extend_from_slice(b",\"name\":");
                 json(out, name);
                 out.extend_from_slice(b",\"input\":{}}}\n\n");

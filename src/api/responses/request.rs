@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::Parsed;
+use crate::api::{Parsed, call_id};
 use crate::error::GatewayError;
 use crate::schema::{EndpointType, Extensions, Request, request_from_value};
 
@@ -256,10 +256,15 @@ impl Translator {
         let mut function = Map::with_capacity(2);
         function.insert("name".into(), Value::String(name));
         function.insert("arguments".into(), Value::String(arguments));
-        let mut call = Map::with_capacity(3);
-        call.insert("id".into(), Value::String(id));
+        // A Gemini thought signature carried in the id (api::call_id) is the call's, not the id's.
+        let (id, thought_signature) = call_id::split(&id);
+        let mut call = Map::with_capacity(4);
+        call.insert("id".into(), Value::from(id));
         call.insert("type".into(), Value::from("function"));
         call.insert("function".into(), Value::Object(function));
+        if let Some(signature) = thought_signature {
+            call.insert("thought_signature".into(), Value::String(signature));
+        }
         let at = match self.group {
             Some(at) => at,
             None => {
@@ -293,7 +298,7 @@ impl Translator {
         };
         let mut m = Map::with_capacity(3);
         m.insert("role".into(), Value::from("tool"));
-        m.insert("tool_call_id".into(), Value::String(call_id));
+        m.insert("tool_call_id".into(), Value::from(call_id::split(&call_id).0));
         m.insert("content".into(), content);
         self.messages.push(Value::Object(m));
         self.group = None;
@@ -790,6 +795,25 @@ mod tests {
         assert_eq!(
             Value::Object(p.request.body),
             json!({"messages": [{"role": "user", "content": "Hello"}], "stream": true, "n": 1})
+        );
+    }
+
+    /// A `call_id` carrying a Gemini thought signature (api::call_id) is split into the unified
+    /// id and `thought_signature`, in the call and in its output.
+    #[test]
+    fn thought_signatures_come_out_of_call_ids() {
+        let signed = call_id::join("call_a", Some("sig=="));
+        let body = json!({"model": "m", "input": [
+            {"type": "function_call", "call_id": signed, "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": signed, "output": "ok"}
+        ]});
+        assert_eq!(
+            unified(body)["messages"],
+            json!([
+                {"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}, "thought_signature": "sig=="}]},
+                {"role": "tool", "tool_call_id": "call_a", "content": "ok"}
+            ])
         );
     }
 

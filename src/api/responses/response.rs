@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::schema::{Answer, Usage};
@@ -34,7 +35,7 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
         }
         for call in m.tool_calls.iter().flatten() {
             let kind = Kind::Call {
-                call_id: Cow::Borrowed(call.id.as_str()),
+                call_id: call_id::join(&call.id, call.thought_signature.as_deref()),
                 name: Cow::Borrowed(call.function.name.as_str()),
             };
             items.push(Item::new(rid, items.len(), kind, Cow::Borrowed(call.function.arguments.as_str())));
@@ -549,6 +550,16 @@ pub(super) mod tests {
              "arguments": "{}", "status": "completed"}
         ]);
         assert_eq!(got, expected("completed", output, usage_json(9, 4)));
+    }
+
+    /// A Gemini thought signature travels in the `call_id` (api::call_id).
+    #[test]
+    fn thought_signatures_ride_in_call_ids() {
+        let signed =
+            ToolCall::function("call_1".into(), "f".into(), "{}".into()).with_thought_signature(Some("sig==".into()));
+        let message = ResponseMessage { content: None, tool_calls: Some(vec![signed]), ..text("") };
+        let got = body(&chat(message, Some("tool_calls"), usage(1, 1)), &meta(json!({})));
+        assert_eq!(got["output"][0]["call_id"], json!(call_id::join("call_1", Some("sig=="))));
     }
 
     #[test]

@@ -37,6 +37,7 @@ use serde::Serialize;
 use super::response::{
     Failure, Item, ItemStatus, ItemView, Kind, OutputText, ResponseObject, Status, SummaryText, response_id,
 };
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Chunk, ToolCallDelta, Usage};
@@ -247,7 +248,7 @@ impl ResponsesStream {
             None => {
                 self.close(ItemStatus::Completed, out);
                 let call_id = match &delta.id {
-                    Some(id) => id.clone(),
+                    Some(id) => call_id::join(id, delta.thought_signature.as_deref()).into_owned(),
                     None => format!("call_{}_{}", self.meta.request_id, delta.index),
                 };
                 let kind =
