@@ -34,7 +34,7 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Anthropic base URL.
@@ -102,6 +102,13 @@ impl Provider for Anthropic {
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         self.exchange(req, call, completions_decoder)
+    }
+
+    /// `top_k` and `thinking` go as sent, `reasoning.effort` as a thinking budget (see
+    /// `request::apply_effort` and docs/client-apis.md).
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        true
     }
 
     /// Messages and token counting go to Anthropic as the client sent them. The client's

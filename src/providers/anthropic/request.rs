@@ -7,7 +7,7 @@
 use serde_json::{Map, Number, Value, json};
 
 use crate::error::GatewayError;
-use crate::schema::{EndpointType, Request};
+use crate::schema::{EndpointType, Extensions, Request};
 
 /// `max_tokens` when the request sets neither `max_tokens` nor `max_completion_tokens`
 /// (MLflow's default, kept for wire compatibility).
@@ -41,10 +41,13 @@ pub(crate) struct BodyOptions<'a> {
 /// * `stop` → `stop_sequences`, `temperature` halved, `tools`, `tool_choice`,
 ///   `parallel_tool_calls` and `response_format` translated; `stream: true` kept,
 ///   `stream_options` dropped (usage always comes with the last chunk);
-/// * every other field is forwarded unchanged.
+/// * every other field is forwarded unchanged;
+/// * the client APIs' extensions: `top_k` and `thinking` as sent, `reasoning.effort` as a
+///   thinking budget ([`apply_effort`]).
 pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<String, Value>, GatewayError> {
     let stream = req.stream();
     let endpoint_type = req.endpoint_type;
+    let extensions = req.extensions;
     let mut body = req.body;
     body.remove("model");
     body.remove("stream_options");
@@ -57,17 +60,27 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
     }
     let max_tokens = body.remove("max_tokens");
     let max_completion_tokens = body.remove("max_completion_tokens");
-    let max_tokens = match max_tokens.or(max_completion_tokens) {
-        None => Value::from(DEFAULT_MAX_TOKENS),
-        Some(v) => {
-            if v.as_u64().is_some_and(|m| m > MAXIMUM_MAX_TOKENS) {
-                return Err(GatewayError::invalid(format!(
-                    "Invalid value for max_tokens: cannot exceed {MAXIMUM_MAX_TOKENS}."
-                )));
+    let max_tokens = max_tokens.or(max_completion_tokens);
+    let max_tokens = match apply_effort(&mut body, &extensions, max_tokens.as_ref().and_then(Value::as_u64))? {
+        Some(raised) => Value::from(raised),
+        None => match max_tokens {
+            None => Value::from(DEFAULT_MAX_TOKENS),
+            Some(v) => {
+                if v.as_u64().is_some_and(|m| m > MAXIMUM_MAX_TOKENS) {
+                    return Err(GatewayError::invalid(format!(
+                        "Invalid value for max_tokens: cannot exceed {MAXIMUM_MAX_TOKENS}."
+                    )));
+                }
+                v
             }
-            v
-        }
+        },
     };
+    if let Some(k) = extensions.top_k {
+        body.entry("top_k").or_insert(Value::from(k));
+    }
+    if let Some(thinking) = extensions.thinking {
+        body.insert("thinking".into(), thinking);
+    }
     body.insert("max_tokens".into(), max_tokens);
     if let Some(n) = body.remove("n")
         && n.as_i64() != Some(1)
@@ -125,6 +138,51 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
         body.insert("model".into(), Value::from(model));
     }
     Ok(body)
+}
+
+/// `reasoning.effort` → extended thinking with a token budget (docs/client-apis.md,
+/// "Extensions per provider"); `none` is no thinking.
+const EFFORT_BUDGETS: [(&str, u64); 4] = [("minimal", 1024), ("low", 1024), ("medium", 8192), ("high", 24576)];
+
+/// Anthropic's smallest thinking budget.
+const MIN_BUDGET: u64 = 1024;
+
+/// Put the thinking budget for the request's `reasoning.effort` into `body` (unless the request
+/// has `thinking` itself). Anthropic wants `max_tokens` above the budget: a request without
+/// `max_tokens` gets the budget plus MLflow's default 8,192 for the answer (returned); one whose
+/// `max_tokens` leaves no room gets the budget lowered to `max_tokens` − 1, or a 400 when that
+/// is below Anthropic's minimum of 1,024.
+fn apply_effort(
+    body: &mut Map<String, Value>,
+    ext: &Extensions,
+    max_tokens: Option<u64>,
+) -> Result<Option<u64>, GatewayError> {
+    let Some(effort) = ext.reasoning_effort.as_deref().filter(|_| ext.thinking.is_none()) else {
+        return Ok(None);
+    };
+    if effort == "none" {
+        return Ok(None);
+    }
+    let Some(&(_, budget)) = EFFORT_BUDGETS.iter().find(|(e, _)| *e == effort) else {
+        return Err(GatewayError::bad_request(format!(
+            "reasoning.effort '{effort}' has no Anthropic equivalent; use none, minimal, low, medium or high"
+        ))
+        .with_param("reasoning.effort"));
+    };
+    let (budget, raised) = match max_tokens {
+        None => (budget, Some(budget + DEFAULT_MAX_TOKENS)),
+        Some(max) if max > budget => (budget, None),
+        Some(max) if max > MIN_BUDGET => (max - 1, None),
+        Some(max) => {
+            return Err(GatewayError::bad_request(format!(
+                "reasoning.effort needs more than {MIN_BUDGET} output tokens on Anthropic (thinking's smallest \
+                 budget); the request allows {max}"
+            ))
+            .with_param("reasoning.effort"));
+        }
+    };
+    body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": budget}));
+    Ok(raised)
 }
 
 /// The system prompt being assembled: MLflow joins string contents with `\n`; once any system
@@ -432,6 +490,61 @@ mod tests {
 
     fn chat_err(json: Value) -> GatewayError {
         body(EndpointType::Chat, json).unwrap_err()
+    }
+
+    fn with_extensions(json: Value, ext: Extensions) -> Result<Value, GatewayError> {
+        let mut req = parse_request(EndpointType::Chat, json.to_string().as_bytes()).unwrap();
+        req.extensions = ext;
+        messages_body(req, &BodyOptions { model: Some("claude"), url_images: true }).map(Value::Object)
+    }
+
+    fn effort(effort: &str, max_tokens: Option<u64>) -> Result<Value, GatewayError> {
+        let mut json = json!({"messages": [{"role": "user", "content": "hi"}]});
+        if let Some(m) = max_tokens {
+            json["max_tokens"] = json!(m);
+        }
+        with_extensions(json, Extensions { reasoning_effort: Some(effort.into()), ..Extensions::default() })
+    }
+
+    #[test]
+    fn top_k_and_thinking_extensions_as_sent() {
+        let ext = Extensions {
+            top_k: Some(5),
+            thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
+            reasoning_effort: Some("high".into()),
+        };
+        let b =
+            with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096}), ext).unwrap();
+        assert_eq!(b["top_k"], json!(5));
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 2048}), "thinking wins over an effort");
+        assert_eq!(b["max_tokens"], json!(4096));
+        let ext = Extensions { thinking: Some(json!({"type": "adaptive"})), ..Extensions::default() };
+        let b =
+            with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}), ext).unwrap();
+        assert_eq!(b["thinking"], json!({"type": "adaptive"}));
+    }
+
+    #[test]
+    fn reasoning_effort_is_a_thinking_budget() {
+        let thinking = |budget: u64| json!({"type": "enabled", "budget_tokens": budget});
+        for (value, budget) in [("minimal", 1024), ("low", 1024), ("medium", 8192), ("high", 24576)] {
+            let b = effort(value, None).unwrap();
+            assert_eq!(b["thinking"], thinking(budget), "{value}");
+            assert_eq!(b["max_tokens"], json!(budget + DEFAULT_MAX_TOKENS), "room for the answer: {value}");
+        }
+        // An explicit max_tokens above the budget stays; one below lowers the budget.
+        let b = effort("medium", Some(10_000)).unwrap();
+        assert_eq!((&b["thinking"], &b["max_tokens"]), (&thinking(8192), &json!(10_000)));
+        let b = effort("high", Some(4000)).unwrap();
+        assert_eq!((&b["thinking"], &b["max_tokens"]), (&thinking(3999), &json!(4000)));
+        let e = effort("low", Some(1024)).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
+        // `none` is no thinking; an unknown effort is a 400 naming the field.
+        let b = effort("none", None).unwrap();
+        assert!(b.get("thinking").is_none());
+        assert_eq!(b["max_tokens"], json!(DEFAULT_MAX_TOKENS));
+        let e = effort("xhigh", None).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
     }
 
     #[test]

@@ -457,3 +457,27 @@ async fn tools_round_trip_on_v1() {
     );
     gw.assert_alive().await;
 }
+
+/// `/v1/responses` reaches an `anthropic` endpoint through the translation: `reasoning.effort`
+/// becomes extended thinking with the documented budget (and `max_tokens` room for the
+/// answer), the thinking comes back as the reasoning item, and the Responses API's temperature
+/// (OpenAI's 0–2 scale) is halved for Anthropic's 0–1.
+#[tokio::test]
+async fn responses_reasoning_effort_is_a_thinking_budget() {
+    use crate::common::fake::Fake;
+    let upstream = Fake::Anthropic.start().await;
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [Fake::Anthropic.endpoint("claude", &upstream)]}))).await;
+    let request = json!({"model": "claude", "input": "Hi", "reasoning": {"effort": "medium"}});
+    let (status, body) = gw.post("/v1/responses", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = upstream.last().json();
+    assert_eq!(sent["thinking"], json!({"type": "enabled", "budget_tokens": 8192}));
+    assert_eq!(sent["max_tokens"], json!(8192 + 8192));
+    assert_eq!(body["output"][0]["type"], json!("reasoning"), "{body}");
+    assert_eq!(body["output"][1]["type"], json!("message"), "{body}");
+
+    let (status, body) = gw.post("/v1/responses", &json!({"model": "claude", "input": "Hi", "temperature": 1.5})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["temperature"], json!(0.75));
+    assert_eq!(body["temperature"], json!(1.5), "the answer echoes the client's value");
+}
