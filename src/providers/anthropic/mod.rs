@@ -22,7 +22,9 @@ mod request;
 mod response;
 
 #[allow(unused_imports)] // part of the crate-internal API for Claude on Vertex AI
-pub(crate) use request::{BodyOptions, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, MAXIMUM_MAX_TOKENS, messages_body};
+pub(crate) use request::{
+    BodyOptions, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, MAXIMUM_MAX_TOKENS, effort_thinking, messages_body,
+};
 #[allow(unused_imports)]
 pub(crate) use response::{
     MessagesStream, chat_decoder, completions_decoder, decode_chat, decode_completions, finish_reason, stream_error,

@@ -43,7 +43,7 @@ pub(crate) struct BodyOptions<'a> {
 ///   `stream_options` dropped (usage always comes with the last chunk);
 /// * every other field is forwarded unchanged;
 /// * the client APIs' extensions: `top_k` and `thinking` as sent, `reasoning.effort` as a
-///   thinking budget ([`apply_effort`]).
+///   thinking budget ([`effort_thinking`]).
 pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<String, Value>, GatewayError> {
     let stream = req.stream();
     let endpoint_type = req.endpoint_type;
@@ -61,7 +61,12 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
     let max_tokens = body.remove("max_tokens");
     let max_completion_tokens = body.remove("max_completion_tokens");
     let max_tokens = max_tokens.or(max_completion_tokens);
-    let max_tokens = match apply_effort(&mut body, &extensions, max_tokens.as_ref().and_then(Value::as_u64))? {
+    let effort = effort_thinking(&extensions, max_tokens.as_ref().and_then(Value::as_u64))?;
+    let raised = effort.as_ref().and_then(|(_, raised)| *raised);
+    if let Some((thinking, _)) = effort {
+        body.insert("thinking".into(), thinking);
+    }
+    let max_tokens = match raised {
         Some(raised) => Value::from(raised),
         None => match max_tokens {
             None => Value::from(DEFAULT_MAX_TOKENS),
@@ -147,16 +152,16 @@ const EFFORT_BUDGETS: [(&str, u64); 4] = [("minimal", 1024), ("low", 1024), ("me
 /// Anthropic's smallest thinking budget.
 const MIN_BUDGET: u64 = 1024;
 
-/// Put the thinking budget for the request's `reasoning.effort` into `body` (unless the request
-/// has `thinking` itself). Anthropic wants `max_tokens` above the budget: a request without
-/// `max_tokens` gets the budget plus MLflow's default 8,192 for the answer (returned); one whose
-/// `max_tokens` leaves no room gets the budget lowered to `max_tokens` − 1, or a 400 when that
-/// is below Anthropic's minimum of 1,024.
-fn apply_effort(
-    body: &mut Map<String, Value>,
+/// The `thinking` object for the request's `reasoning.effort` (none when the request has
+/// `thinking` itself, or no effort, or `none`), and the `max_tokens` to send instead of the
+/// request's. Claude wants `max_tokens` above the budget: a request without `max_tokens` gets
+/// the budget plus MLflow's default 8,192 for the answer; one whose `max_tokens` leaves no room
+/// gets the budget lowered to `max_tokens` − 1, or a 400 when that is below Anthropic's minimum
+/// of 1,024. Shared with Claude on Bedrock.
+pub(crate) fn effort_thinking(
     ext: &Extensions,
     max_tokens: Option<u64>,
-) -> Result<Option<u64>, GatewayError> {
+) -> Result<Option<(Value, Option<u64>)>, GatewayError> {
     let Some(effort) = ext.reasoning_effort.as_deref().filter(|_| ext.thinking.is_none()) else {
         return Ok(None);
     };
@@ -181,8 +186,7 @@ fn apply_effort(
             .with_param("reasoning.effort"));
         }
     };
-    body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": budget}));
-    Ok(raised)
+    Ok(Some((json!({"type": "enabled", "budget_tokens": budget}), raised)))
 }
 
 /// The system prompt being assembled: MLflow joins string contents with `\n`; once any system

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::framing::StreamDecoder;
 use crate::framing::eventstream::{FrameDecoder, Message};
+use crate::providers::anthropic::effort_thinking;
 use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
@@ -19,8 +20,18 @@ const DISPLAY: &str = "Amazon Bedrock";
 
 // ---- request ----
 
-/// The Converse request body for a unified chat request.
-pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
+/// Whether a Bedrock model id (or inference profile ARN) names an Anthropic Claude model, whose
+/// Converse requests take Anthropic's own fields in `additionalModelRequestFields`.
+pub fn is_claude(model: Option<&str>) -> bool {
+    model.is_some_and(|m| m.to_ascii_lowercase().contains("anthropic.claude"))
+}
+
+/// The Converse request body for a unified chat request. For Claude models (`claude`), the
+/// client APIs' extensions go in `additionalModelRequestFields` as Anthropic's fields: `top_k`,
+/// `thinking` as sent, `reasoning.effort` as a thinking budget
+/// ([`crate::providers::anthropic::effort_thinking`], which may raise `maxTokens`); other
+/// models refuse them before this is called (`Provider::accepts`).
+pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError> {
     let mut messages: Vec<Value> = Vec::new();
     let mut system: Vec<Value> = Vec::new();
     let mut tool_results: Vec<Value> = Vec::new();
@@ -80,7 +91,24 @@ pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
     if let Some(v) = b.get("top_p") {
         inference.insert("topP".into(), v.clone());
     }
-    if let Some(v) = b.get("max_tokens").or_else(|| b.get("max_completion_tokens")) {
+    let max_tokens = b.get("max_tokens").or_else(|| b.get("max_completion_tokens"));
+    let mut additional = Map::new();
+    if claude {
+        let ext = &req.extensions;
+        if let Some(k) = ext.top_k {
+            additional.insert("top_k".into(), Value::from(k));
+        }
+        if let Some(t) = &ext.thinking {
+            additional.insert("thinking".into(), t.clone());
+        }
+        if let Some((thinking, raised)) = effort_thinking(ext, max_tokens.and_then(Value::as_u64))? {
+            additional.insert("thinking".into(), thinking);
+            if let Some(raised) = raised {
+                inference.insert("maxTokens".into(), Value::from(raised));
+            }
+        }
+    }
+    if let Some(v) = max_tokens.filter(|_| !inference.contains_key("maxTokens")) {
         inference.insert("maxTokens".into(), v.clone());
     }
     if let Some(v) = b.get("stop") {
@@ -88,6 +116,9 @@ pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
     }
     if !inference.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    if !additional.is_empty() {
+        body.insert("additionalModelRequestFields".into(), Value::Object(additional));
     }
     if let Some(tools) = b.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty()) {
         let mut config = Map::new();
@@ -490,7 +521,55 @@ mod tests {
     }
 
     fn body(v: Value) -> Value {
-        serde_json::from_slice(&request_body(&chat(v)).unwrap()).unwrap()
+        serde_json::from_slice(&request_body(&chat(v), true).unwrap()).unwrap()
+    }
+
+    fn with_extensions(ext: crate::schema::Extensions, max_tokens: Option<u64>, claude: bool) -> Value {
+        let mut req = chat(json!({"messages": [{"role": "user", "content": "hi"}]}));
+        if let Some(m) = max_tokens {
+            req.body.insert("max_tokens".into(), json!(m));
+        }
+        req.extensions = ext;
+        serde_json::from_slice(&request_body(&req, claude).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn claude_models() {
+        assert!(is_claude(Some("anthropic.claude-3-5-sonnet-20240620-v1:0")));
+        assert!(is_claude(Some("us.anthropic.claude-sonnet-4-20250514-v1:0")));
+        assert!(is_claude(Some("arn:aws:bedrock:us-east-1:1:inference-profile/eu.anthropic.claude-3-7-sonnet-v1:0")));
+        assert!(!is_claude(Some("amazon.nova-pro-v1:0")));
+        assert!(!is_claude(Some("meta.llama3-70b-instruct-v1:0")));
+        assert!(!is_claude(None));
+    }
+
+    #[test]
+    fn claude_extensions_are_additional_model_request_fields() {
+        use crate::schema::Extensions;
+        let ext = Extensions {
+            top_k: Some(40),
+            thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
+            reasoning_effort: None,
+        };
+        let b = with_extensions(ext.clone(), Some(4096), true);
+        assert_eq!(
+            b["additionalModelRequestFields"],
+            json!({"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 2048}})
+        );
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 4096}));
+        // Not for other models (their provider refuses the request before this).
+        assert!(with_extensions(ext, Some(4096), false).get("additionalModelRequestFields").is_none());
+
+        // reasoning.effort: Anthropic's budgets, maxTokens raised when unset.
+        let effort = |e: &str| Extensions { reasoning_effort: Some(e.into()), ..Extensions::default() };
+        let b = with_extensions(effort("high"), None, true);
+        assert_eq!(b["additionalModelRequestFields"], json!({"thinking": {"type": "enabled", "budget_tokens": 24576}}));
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 24576 + 8192}));
+        let b = with_extensions(effort("low"), Some(2000), true);
+        assert_eq!(b["additionalModelRequestFields"]["thinking"]["budget_tokens"], json!(1024));
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 2000}));
+        let b = with_extensions(effort("none"), None, true);
+        assert!(b.get("additionalModelRequestFields").is_none() && b.get("inferenceConfig").is_none());
     }
 
     #[test]
@@ -573,7 +652,7 @@ mod tests {
         let req = chat(json!({"messages": [
             {"role": "assistant", "content": null, "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]}
         ]}));
-        let e = request_body(&req).unwrap_err();
+        let e = request_body(&req, true).unwrap_err();
         assert_eq!(e.status, 422);
         assert!(e.message().contains("tool call 'f'"), "{}", e.message());
 
@@ -585,7 +664,7 @@ mod tests {
         let req = chat(json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}
         ]}]}));
-        assert_eq!(request_body(&req).unwrap_err().status, 422);
+        assert_eq!(request_body(&req, true).unwrap_err().status, 422);
     }
 
     #[test]
