@@ -7,9 +7,9 @@
 //! * a `get_weather` tool is offered and the user asks about the weather → some text and one
 //!   `get_weather({"city": …})` call per city named (Paris when none is);
 //! * thinking is asked for (Anthropic's `thinking`, Gemini's `thinkingConfig.includeThoughts`,
-//!   Bedrock's `additionalModelRequestFields.thinking`; today the gateway asks Anthropic only and
-//!   refuses `thinking` for the others) → a thinking block (thought parts, `reasoningContent`),
-//!   then the text;
+//!   Bedrock's `additionalModelRequestFields.thinking`; the gateway asks Anthropic, Gemini and
+//!   Claude on Bedrock, and refuses `thinking` for the others) → a thinking block (thought
+//!   parts, `reasoningContent`), then the text;
 //! * else → a text echoing what the model was given: the last user text, the system prompt,
 //!   the number of images and of messages ([`reply_text`]);
 //! * a last user text containing `[429]` → the provider's own rate-limit error (status 429),
