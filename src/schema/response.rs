@@ -119,12 +119,23 @@ pub struct ResponseMessage {
     /// when present, as OpenAI-compatible servers do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The signature of the reasoning (Claude's, when it came as one signed thinking block):
+    /// not part of the chat answer, but the Messages and Responses encodings hand it to the
+    /// client so that it can give the thinking back (docs/client-apis.md, "Thinking history").
+    #[serde(skip)]
+    pub thinking_signature: Option<String>,
 }
 
 impl ResponseMessage {
     /// A message of `role` with `content` and `tool_calls`; no refusal, no reasoning.
     pub fn new(role: String, content: Option<String>, tool_calls: Option<Vec<ToolCall>>) -> ResponseMessage {
-        ResponseMessage { role, content, tool_calls, refusal: None, reasoning_content: None }
+        ResponseMessage { role, content, tool_calls, refusal: None, reasoning_content: None, thinking_signature: None }
+    }
+
+    /// The same message with the signature of its reasoning (see [`Self::thinking_signature`]).
+    pub fn with_thinking_signature(mut self, signature: Option<String>) -> ResponseMessage {
+        self.thinking_signature = signature;
+        self
     }
 
     /// An `assistant` message with `content` only.
@@ -264,12 +275,16 @@ pub struct Delta {
     /// A fragment of reasoning text, emitted only when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The signature of the reasoning streamed so far (Claude's, at the end of a thinking
+    /// block); see [`ResponseMessage::thinking_signature`]. Never written in a chat chunk.
+    #[serde(skip)]
+    pub thinking_signature: Option<String>,
 }
 
 impl Delta {
     /// A delta with these parts (no reasoning text).
     pub fn new(role: Option<String>, content: Option<String>, tool_calls: Option<Vec<ToolCallDelta>>) -> Delta {
-        Delta { role, content, tool_calls, reasoning_content: None }
+        Delta { role, content, tool_calls, reasoning_content: None, thinking_signature: None }
     }
 
     /// A delta carrying a text fragment (or none).
@@ -285,6 +300,11 @@ impl Delta {
     /// A delta carrying a fragment of reasoning text (or none).
     pub fn reasoning(text: Option<String>) -> Delta {
         Delta { reasoning_content: text, ..Delta::default() }
+    }
+
+    /// A delta carrying the signature of the reasoning streamed so far.
+    pub fn thinking_signature(signature: String) -> Delta {
+        Delta { thinking_signature: Some(signature), ..Delta::default() }
     }
 }
 
@@ -631,7 +651,8 @@ mod tests {
                 content: Some("hi".into()),
                 tool_calls: None,
                 refusal: None,
-                reasoning_content: None
+                reasoning_content: None,
+                thinking_signature: None,
             })
         );
         let call = ToolCall::function("t".into(), "f".into(), "{}".into());

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{Parsed, call_id};
 use crate::error::GatewayError;
-use crate::schema::{self, EndpointType, Extensions};
+use crate::schema::{self, EndpointType, Extensions, SignedThinking};
 
 /// Top-level fields only Anthropic's own API serves (`context_management` see
 /// [`only_clears_thinking`]). `speed` and `diagnostics` are newer (anthropic SDK 2.x sends them).
@@ -369,10 +369,13 @@ impl Translation {
     }
 
     /// An assistant turn's blocks: text (and images) as content, `tool_use` as tool calls;
-    /// thinking is left out (see the module doc). A turn left with nothing is dropped.
+    /// thinking is left out of the message, but signed `thinking` blocks are kept beside it
+    /// (`thinking_history`, for Claude's translations; see docs/client-apis.md). A turn left with
+    /// nothing is dropped.
     fn assistant(&mut self, blocks: &[Value], loc: &Loc<'_>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
         let mut parts = Vec::with_capacity(blocks.len());
         let mut calls = Vec::new();
+        let mut thinking = Vec::new();
         for (j, block) in blocks.iter().enumerate() {
             let bloc = Loc::Index(loc, j);
             let (b, kind) = block_kind(block, &bloc)?;
@@ -384,8 +387,17 @@ impl Translation {
                     }
                 }
                 "tool_use" => calls.push(tool_call(b, &bloc)?),
-                // The model's own reasoning: meaningless to another model (see the module doc).
-                "thinking" | "redacted_thinking" => {}
+                // The model's own reasoning: meaningless to another model (see the module doc),
+                // but Claude wants its signed thinking back.
+                "thinking" => {
+                    if let (Some(Value::String(text)), Some(Value::String(signature))) =
+                        (b.get("thinking"), b.get("signature"))
+                        && !signature.is_empty()
+                    {
+                        thinking.push((text.clone(), signature.clone()));
+                    }
+                }
+                "redacted_thinking" => {}
                 "tool_result" => {
                     return Err(invalid(
                         &Loc::Key(&bloc, "type"),
@@ -402,6 +414,12 @@ impl Translation {
         if !calls.is_empty() {
             m.insert("tool_calls".into(), Value::Array(calls));
         }
+        let index = out.len();
+        self.extensions.thinking_history.extend(thinking.into_iter().map(|(thinking, signature)| SignedThinking {
+            message: index,
+            thinking,
+            signature,
+        }));
         out.push(Value::Object(m));
         Ok(())
     }
@@ -786,6 +804,28 @@ mod tests {
                 {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
             ])
         );
+    }
+
+    /// Signed `thinking` blocks are kept beside the unified request for Claude's translations
+    /// (by the index of their assistant message); unsigned and redacted ones are not.
+    #[test]
+    fn signed_thinking_is_kept_beside_the_messages() {
+        let p = ok(json!({"model": "m", "max_tokens": 9, "system": "S", "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Plan.", "signature": "sig"},
+                {"type": "thinking", "thinking": "Unsigned.", "signature": ""},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "Alone.", "signature": "s2"}]}
+        ]}));
+        assert_eq!(
+            p.request.extensions.thinking_history,
+            vec![SignedThinking { message: 2, thinking: "Plan.".into(), signature: "sig".into() }],
+            "system is message 0; a thinking-only turn is dropped with its thinking"
+        );
+        assert_eq!(p.request.body["messages"][2]["role"], json!("assistant"));
     }
 
     #[test]

@@ -98,7 +98,7 @@ struct Message<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
-    Thinking { thinking: &'a str, signature: &'static str },
+    Thinking { thinking: &'a str, signature: &'a str },
     Text { text: &'a str },
     ToolUse { id: Cow<'a, str>, name: &'a str, input: Input<'a> },
 }
@@ -131,7 +131,9 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
     if let Some(m) = choice.map(|c| &c.message) {
         let calls = m.tool_calls.as_deref().unwrap_or_default();
         if let Some(thinking) = m.reasoning_content.as_deref() {
-            content.push(Block::Thinking { thinking, signature: "" });
+            // Claude's signature when its thinking came signed (the client gives it back);
+            // otherwise there is nothing to sign it with.
+            content.push(Block::Thinking { thinking, signature: m.thinking_signature.as_deref().unwrap_or_default() });
         }
         if let Some(text) = m.content.as_deref()
             && (!text.is_empty() || calls.is_empty())
@@ -208,6 +210,7 @@ mod tests {
                     tool_calls: (!calls.is_empty()).then_some(calls),
                     refusal: None,
                     reasoning_content: None,
+                    thinking_signature: None,
                 },
                 finish_reason: finish.map(str::to_owned),
             }],
@@ -281,6 +284,15 @@ mod tests {
         let v = encode(chat(None, vec![signed, call("call_2", "g", "{}")], Some("tool_calls")), &meta());
         assert_eq!(v["content"][0]["id"], json!(call_id::join("call_1", Some("sig=="))));
         assert_eq!(v["content"][1]["id"], json!("call_2"));
+    }
+
+    #[test]
+    fn a_signed_thinking_keeps_its_signature() {
+        let mut c = chat(Some("4"), vec![], Some("stop"));
+        c.choices[0].message.reasoning_content = Some("2+2".into());
+        c.choices[0].message.thinking_signature = Some("sig".into());
+        let v = encode(c, &meta());
+        assert_eq!(v["content"][0], json!({"type": "thinking", "thinking": "2+2", "signature": "sig"}));
     }
 
     #[test]

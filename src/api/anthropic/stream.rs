@@ -23,6 +23,7 @@ const THINKING_START: &[u8] = b",\"content_block\":{\"type\":\"thinking\",\"thin
 const TEXT_DELTA: &[u8] = b",\"delta\":{\"type\":\"text_delta\",\"text\":";
 const THINKING_DELTA: &[u8] = b",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":";
 const JSON_DELTA: &[u8] = b",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":";
+const SIGNATURE_DELTA: &[u8] = b",\"delta\":{\"type\":\"signature_delta\",\"signature\":";
 
 /// The content block being written (its index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,10 @@ impl MessagesStream {
                     _ => self.open_block(Open::Thinking, THINKING_START, out),
                 };
                 delta(out, index, THINKING_DELTA, text);
+            }
+            // Claude's signature of the thinking block (Anthropic sends it last in the block).
+            if let (Some(signature), Some(Open::Thinking(index))) = (d.thinking_signature.as_deref(), self.open) {
+                delta(out, index, SIGNATURE_DELTA, signature);
             }
             if let Some(text) = d.content.as_deref().filter(|t| !t.is_empty()) {
                 let index = match self.open {

@@ -112,6 +112,13 @@ impl ResponsesStream {
             if let Some(text) = delta.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
                 self.text(false, text, out);
             }
+            // Claude's signature of the reasoning streamed so far: the open reasoning item's.
+            if let Some(signature) = &delta.thinking_signature
+                && self.open
+                && let Some(item) = self.items.last_mut().filter(|i| i.kind == Kind::Reasoning)
+            {
+                item.signature = Some(Cow::Owned(signature.clone()));
+            }
             if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
                 self.text(true, text, out);
             }
@@ -803,6 +810,7 @@ mod tests {
                     ),
                     refusal: None,
                     reasoning_content: None,
+                    thinking_signature: None,
                 },
                 finish_reason: Some("tool_calls".into()),
             }],

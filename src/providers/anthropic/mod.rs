@@ -27,8 +27,8 @@ pub(crate) use request::{
 };
 #[allow(unused_imports)]
 pub(crate) use response::{
-    MessagesStream, chat_decoder, completions_decoder, decode_chat, decode_completions, finish_reason, stream_error,
-    usage_from,
+    MessagesStream, chat_decoder, completions_decoder, decode_chat, decode_completions, finish_reason,
+    single_signature, stream_error, usage_from,
 };
 
 use super::native::{self, NativeApi, NativeRequest};

@@ -7,7 +7,7 @@
 use serde_json::{Map, Number, Value, json};
 
 use crate::error::GatewayError;
-use crate::schema::{EndpointType, Extensions, Request};
+use crate::schema::{EndpointType, Extensions, Request, SignedThinking};
 
 /// `max_tokens` when the request sets neither `max_tokens` nor `max_completion_tokens`
 /// (MLflow's default, kept for wire compatibility).
@@ -121,7 +121,7 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
             _ => Vec::new(),
         },
     };
-    let (system, messages) = convert_messages(messages, opts.url_images)?;
+    let (system, messages) = convert_messages(messages, opts.url_images, &extensions.thinking_history)?;
     body.insert("messages".into(), Value::Array(messages));
     if let Some(system) = system {
         body.insert("system".into(), system);
@@ -232,11 +232,17 @@ impl System {
     }
 }
 
-/// Split unified messages into Anthropic's `system` and `messages`.
-fn convert_messages(messages: Vec<Value>, url_images: bool) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
+/// Split unified messages into Anthropic's `system` and `messages`; an assistant message with
+/// signed thinking in `history` starts with those `thinking` blocks (Claude wants them back for
+/// a turn that called tools while thinking).
+fn convert_messages(
+    messages: Vec<Value>,
+    url_images: bool,
+    history: &[SignedThinking],
+) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
     let mut system = System::Text(Vec::new());
     let mut out = Vec::with_capacity(messages.len());
-    for message in messages {
+    for (index, message) in messages.into_iter().enumerate() {
         let Value::Object(mut m) = message else { continue };
         let role = match m.get("role").and_then(Value::as_str) {
             Some(r) => r.to_owned(),
@@ -258,7 +264,11 @@ fn convert_messages(messages: Vec<Value>, url_images: bool) -> Result<(Option<Va
                 }
                 out.push(Value::Object(msg));
             }
-            "assistant" => out.push(convert_assistant(content, m.remove("tool_calls"), url_images)?),
+            "assistant" => {
+                let mut assistant = convert_assistant(content, m.remove("tool_calls"), url_images)?;
+                prepend_thinking(&mut assistant, history.iter().filter(|t| t.message == index));
+                out.push(assistant);
+            }
             "tool" => {
                 let Some(id) = m.remove("tool_call_id") else {
                     return Err(GatewayError::invalid("A 'tool' message needs a 'tool_call_id'."));
@@ -320,6 +330,23 @@ fn convert_assistant(
     }
     msg.insert("content".into(), Value::Array(blocks));
     Ok(Value::Object(msg))
+}
+
+/// Put signed thinking blocks before an assistant message's content (a text content becomes a
+/// text block after them).
+fn prepend_thinking<'a>(message: &mut Value, thinking: impl Iterator<Item = &'a SignedThinking>) {
+    let mut blocks: Vec<Value> =
+        thinking.map(|t| json!({"type": "thinking", "thinking": t.thinking, "signature": t.signature})).collect();
+    if blocks.is_empty() {
+        return;
+    }
+    let Value::Object(m) = message else { return };
+    match m.remove("content") {
+        Some(Value::Array(parts)) => blocks.extend(parts),
+        Some(Value::String(s)) if !s.is_empty() => blocks.push(json!({"type": "text", "text": s})),
+        _ => {}
+    }
+    m.insert("content".into(), Value::Array(blocks));
 }
 
 /// Message content: strings unchanged; in lists, `image_url` parts become image blocks and
@@ -516,6 +543,7 @@ mod tests {
             top_k: Some(5),
             thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
             reasoning_effort: Some("high".into()),
+            ..Extensions::default()
         };
         let b =
             with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096}), ext).unwrap();
@@ -526,6 +554,36 @@ mod tests {
         let b =
             with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}), ext).unwrap();
         assert_eq!(b["thinking"], json!({"type": "adaptive"}));
+    }
+
+    #[test]
+    fn signed_thinking_goes_back_first_in_its_assistant_turn() {
+        use crate::schema::SignedThinking;
+        let history = vec![
+            SignedThinking { message: 2, thinking: "Use the tool.".into(), signature: "sig".into() },
+            SignedThinking { message: 4, thinking: "Answer.".into(), signature: "sig2".into() },
+        ];
+        let json = json!({"messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "Sunny"},
+            {"role": "assistant", "content": "Sunny."},
+            {"role": "user", "content": "Thanks"}
+        ]});
+        let b = with_extensions(json, Extensions { thinking_history: history, ..Extensions::default() }).unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"type": "thinking", "thinking": "Use the tool.", "signature": "sig"},
+                   {"type": "text", "text": "Checking."},
+                   {"type": "tool_use", "id": "t1", "name": "w", "input": {}}])
+        );
+        assert_eq!(
+            b["messages"][3]["content"],
+            json!([{"type": "thinking", "thinking": "Answer.", "signature": "sig2"}, {"type": "text", "text": "Sunny."}])
+        );
+        assert_eq!(b["messages"][4]["content"], json!("Thanks"));
     }
 
     #[test]

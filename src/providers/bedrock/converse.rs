@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::framing::StreamDecoder;
 use crate::framing::eventstream::{FrameDecoder, Message};
-use crate::providers::anthropic::effort_thinking;
+use crate::providers::anthropic::{effort_thinking, single_signature};
 use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
@@ -35,7 +35,7 @@ pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError
     let mut messages: Vec<Value> = Vec::new();
     let mut system: Vec<Value> = Vec::new();
     let mut tool_results: Vec<Value> = Vec::new();
-    for m in req.messages() {
+    for (index, m) in req.messages().iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
         if role != "tool" && !tool_results.is_empty() {
             messages.push(json!({"role": "user", "content": std::mem::take(&mut tool_results)}));
@@ -54,6 +54,14 @@ pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError
                     }
                 } else if blocks.is_empty() {
                     blocks.push(json!({"text": ""}));
+                }
+                if claude {
+                    // Claude's own signed thinking goes back first (it wants it for a turn that
+                    // called tools while thinking).
+                    let thinking = req.extensions.thinking_history.iter().filter(|t| t.message == index).map(|t| {
+                        json!({"reasoningContent": {"reasoningText": {"text": t.thinking, "signature": t.signature}}})
+                    });
+                    blocks.splice(0..0, thinking);
                 }
                 messages.push(json!({"role": "assistant", "content": blocks}));
             }
@@ -291,6 +299,7 @@ pub fn decode(
     };
     let mut texts: Vec<&str> = Vec::new();
     let mut reasoning: Vec<&str> = Vec::new();
+    let mut signatures: Vec<String> = Vec::new();
     let mut calls = Vec::new();
     for b in &blocks {
         if let Some(t) = b.get("text").and_then(Value::as_str) {
@@ -303,6 +312,8 @@ pub fn decode(
             ));
         } else if let Some(t) = b.pointer("/reasoningContent/reasoningText/text").and_then(Value::as_str) {
             reasoning.push(t);
+            let signature = b.pointer("/reasoningContent/reasoningText/signature").and_then(Value::as_str);
+            signatures.push(signature.unwrap_or_default().to_owned());
         }
     }
     let message = ResponseMessage::new(
@@ -310,7 +321,8 @@ pub fn decode(
         (!texts.is_empty()).then(|| texts.join("\n")),
         (!calls.is_empty()).then_some(calls),
     )
-    .with_reasoning((!reasoning.is_empty()).then(|| reasoning.join("\n")));
+    .with_reasoning((!reasoning.is_empty()).then(|| reasoning.join("\n")))
+    .with_thinking_signature(single_signature(signatures));
     Ok(Answer::Chat(ChatResponse::new(
         None,
         created,
@@ -367,6 +379,7 @@ struct DeltaToolUse {
 #[derive(Deserialize)]
 struct DeltaReasoning {
     text: Option<String>,
+    signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -457,8 +470,12 @@ impl ConverseStream {
                 } else if let Some(input) = body.tool_use.and_then(|t| t.input) {
                     let index = self.tools.get(&d.index).copied().unwrap_or(0);
                     self.chunk(out, None, Delta::tool_calls(vec![ToolCallDelta::arguments(index, Some(input))]), None);
-                } else if let Some(text) = body.reasoning.and_then(|r| r.text) {
-                    self.chunk(out, None, Delta::reasoning(Some(text)), None);
+                } else if let Some(r) = body.reasoning {
+                    if let Some(text) = r.text {
+                        self.chunk(out, None, Delta::reasoning(Some(text)), None);
+                    } else if let Some(signature) = r.signature.filter(|s| !s.is_empty()) {
+                        self.chunk(out, None, Delta::thinking_signature(signature), None);
+                    }
                 }
             }
             "messageStop" => {
@@ -550,6 +567,7 @@ mod tests {
             top_k: Some(40),
             thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
             reasoning_effort: None,
+            ..Extensions::default()
         };
         let b = with_extensions(ext.clone(), Some(4096), true);
         assert_eq!(
@@ -570,6 +588,28 @@ mod tests {
         assert_eq!(b["inferenceConfig"], json!({"maxTokens": 2000}));
         let b = with_extensions(effort("none"), None, true);
         assert!(b.get("additionalModelRequestFields").is_none() && b.get("inferenceConfig").is_none());
+    }
+
+    #[test]
+    fn claude_gets_its_signed_thinking_back() {
+        use crate::schema::SignedThinking;
+        let mut req = chat(json!({"messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "Sunny"}
+        ]}));
+        req.extensions.thinking_history =
+            vec![SignedThinking { message: 1, thinking: "Use the tool.".into(), signature: "sig".into() }];
+        let b: Value = serde_json::from_slice(&request_body(&req, true).unwrap()).unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"reasoningContent": {"reasoningText": {"text": "Use the tool.", "signature": "sig"}}},
+                   {"toolUse": {"toolUseId": "t1", "name": "w", "input": {}}}])
+        );
+        // Other model families never see it.
+        let b: Value = serde_json::from_slice(&request_body(&req, false).unwrap()).unwrap();
+        assert_eq!(b["messages"][1]["content"], json!([{"toolUse": {"toolUseId": "t1", "name": "w", "input": {}}}]));
     }
 
     #[test]

@@ -849,3 +849,56 @@ async fn claude_extensions_and_other_families_refusing_them() {
     assert!(body["error"]["message"].as_str().unwrap().contains("'top_k'"), "{body}");
     assert_eq!(upstream.requests().len(), calls);
 }
+
+/// Thinking with tools through `/v1/messages` on Claude: Claude wants its signed thinking back
+/// with the turn that called tools. The answer's thinking block carries Converse's signature
+/// (whole, and as a `signature_delta` streamed), and the client's thinking block goes back
+/// first in that assistant message, as `reasoningContent`.
+#[tokio::test]
+async fn claude_thinking_with_tools_round_trip() {
+    use crate::common::fake::{self, Fake};
+    let upstream = Fake::Bedrock.start().await;
+    let gw = Gateway::start_with(
+        &yaml(&json!({"endpoints": [Fake::Bedrock.endpoint("claude", &upstream)]})),
+        common::bedrock::NO_AMBIENT_AWS,
+        &[],
+    )
+    .await;
+    let tool =
+        json!({"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    let mut messages = vec![json!({"role": "user", "content": "What's the weather in Paris?"})];
+    let request = |messages: &[Value], stream: bool| {
+        json!({"model": "claude", "max_tokens": 4096, "stream": stream, "tools": [tool],
+               "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": messages})
+    };
+    let (status, _, text) = gw.post_text("/v1/messages", &request(&messages, true)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&format!(r#""type":"signature_delta","signature":"{}""#, fake::SIGNATURE)), "{text}");
+
+    let (status, answer) = gw.post("/v1/messages", &request(&messages, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["content"][0]["type"], json!("thinking"), "{answer}");
+    assert_eq!(answer["content"][0]["signature"], json!(fake::SIGNATURE), "{answer}");
+    let call = answer["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
+    messages.push(json!({"role": "assistant", "content": answer["content"]}));
+    messages.push(
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "Sunny"}]}),
+    );
+    let (status, answer) = gw.post("/v1/messages", &request(&messages, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = upstream.last().json();
+    let assistant = &sent["messages"][1];
+    assert_eq!(assistant["role"], json!("assistant"), "{sent}");
+    assert_eq!(
+        assistant["content"][0]["reasoningContent"]["reasoningText"]["signature"],
+        json!(fake::SIGNATURE),
+        "{sent}"
+    );
+    assert!(
+        assistant["content"][0]["reasoningContent"]["reasoningText"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("The user wrote")
+    );
+    assert!(assistant["content"].as_array().unwrap().iter().any(|b| b.get("toolUse").is_some()), "{sent}");
+}
