@@ -91,6 +91,9 @@ impl StreamEncoder {
             return;
         }
         match &mut self.format {
+            // A chunk that only carries a thinking signature (which chat chunks never show) is
+            // not written.
+            StreamFormat::Unified { .. } if signature_only(chunk) => {}
             StreamFormat::Unified { .. } => write_json(out, chunk),
             StreamFormat::Anthropic(s) => s.chunk(chunk, out),
             StreamFormat::Responses(s) => s.chunk(chunk, out),
@@ -121,6 +124,22 @@ impl StreamEncoder {
             StreamFormat::Responses(s) => s.error(error, out),
         }
     }
+}
+
+/// Whether a chunk carries nothing but a thinking signature.
+fn signature_only(chunk: &Chunk) -> bool {
+    let Chunk::Chat(c) = chunk else { return false };
+    c.usage.is_none()
+        && !c.choices.is_empty()
+        && c.choices.iter().all(|ch| {
+            let d = &ch.delta;
+            d.thinking_signature.is_some()
+                && ch.finish_reason.is_none()
+                && d.role.is_none()
+                && d.content.is_none()
+                && d.tool_calls.is_none()
+                && d.reasoning_content.is_none()
+        })
 }
 
 /// Serialise `value` as one downstream event (`data: {json}` and a blank line).

@@ -5,6 +5,7 @@
 //! answers locally or shapes an answer.
 
 pub mod anthropic;
+pub mod call_id;
 pub mod encode;
 pub mod operations;
 pub mod responses;

@@ -26,13 +26,13 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body, put_reasoning_effort};
 use super::token_cache::{Fresh, TokenCache};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
 use crate::error::{ErrorKind, GatewayError};
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 
 const DISPLAY: &str = "Databricks";
@@ -236,11 +236,17 @@ impl Provider for Databricks {
     fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
         Ok(self.request("", Vec::new()))
     }
-
-    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+    fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
+        put_reasoning_effort(&mut req);
         let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;
         Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
+    }
+
+    /// `reasoning.effort` as `reasoning_effort`, which Databricks' chat API documents for its
+    /// reasoning models (GPT-5, gpt-oss).
+    fn accepts(&self, extension: Extension) -> bool {
+        extension == Extension::ReasoningEffort
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {

@@ -21,13 +21,13 @@ use serde_json::{Map, Value};
 
 use super::openai_wire::{
     Arguments, ChunkUsage, Dialect, Index, ModelSource, TextParts, UsageKeys, chat_decoder, completions_decoder,
-    embeddings_decoder, model_first,
+    embeddings_decoder, model_first, put_reasoning_effort,
 };
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Mistral base URL.
@@ -123,11 +123,17 @@ impl Provider for Mistral {
     fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
         Ok(self.request("", Vec::new()))
     }
-
-    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+    fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
+        put_reasoning_effort(&mut req);
         let body = super::to_json(&model_first(call.model(), req.body))?;
         Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&DIALECT, stream, call)))
+    }
+
+    /// `reasoning.effort` as `reasoning_effort`, which Mistral's chat API documents for its
+    /// adjustable-reasoning models (values `none` and `high`; Mistral answers others itself).
+    fn accepts(&self, extension: Extension) -> bool {
+        extension == Extension::ReasoningEffort
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {

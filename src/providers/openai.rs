@@ -7,7 +7,9 @@
 //! injected for streams so the final chunk carries usage.
 
 use super::native::{self, NativeApi, NativeRequest};
-use super::openai_wire::{OPENAI, chat_decoder, completions_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{
+    OPENAI, chat_decoder, completions_decoder, embeddings_decoder, passthrough_body, put_reasoning_effort,
+};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, Secret};
@@ -159,9 +161,7 @@ impl Provider for OpenAi {
     fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
         // The Responses API's `reasoning.effort` is chat completions' `reasoning_effort`.
-        if let Some(effort) = req.extensions.reasoning_effort.take() {
-            req.body.entry("reasoning_effort").or_insert(serde_json::Value::String(effort));
-        }
+        put_reasoning_effort(&mut req);
         let body = passthrough_body(req, self.model(call), OPENAI.stream_options)?;
         Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
     }

@@ -7,17 +7,19 @@
 //! Portkey also takes `provider` (`x-portkey-provider`), `config` (`x-portkey-config`),
 //! `virtual_key` (`x-portkey-virtual-key`) and `provider_api_key` (sent as the bearer token).
 
-use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body};
+use super::openai_wire::{OPENAI, chat_decoder, embeddings_decoder, passthrough_body, put_reasoning_effort};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError, ProviderName};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// One OpenAI-compatible provider.
 pub struct OpenAiCompatible {
     display: &'static str,
+    /// Whether the provider's chat API documents `reasoning_effort` (docs/client-apis.md).
+    reasoning_effort: bool,
     base: BaseUrl,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
@@ -74,7 +76,9 @@ pub fn build(spec: &EndpointSpec<'_>, cfg: &mut ConfigMap<'_>) -> Result<OpenAiC
     } else if let Some(key) = key.filter(|k| !(name == ProviderName::Ollama && k.expose() == OLLAMA_DEFAULT_KEY)) {
         headers.push((http::header::AUTHORIZATION, bearer(cfg, "api_key", key.expose())?));
     }
-    Ok(OpenAiCompatible { display, base, headers })
+    // Portkey's chat request schema has no `reasoning_effort`; the others document it.
+    let reasoning_effort = name != ProviderName::Portkey;
+    Ok(OpenAiCompatible { display, reasoning_effort, base, headers })
 }
 
 impl OpenAiCompatible {
@@ -93,11 +97,17 @@ impl Provider for OpenAiCompatible {
     fn raw_upstream(&self) -> Result<UpstreamRequest, GatewayError> {
         Ok(self.request("", Vec::new()))
     }
-
-    fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
+    fn chat(&self, mut req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
+        put_reasoning_effort(&mut req);
         let body = passthrough_body(req, Some(call.model()), OPENAI.stream_options)?;
         Ok(Exchange::call(self.request("chat/completions", body), chat_decoder(&OPENAI, stream, call)))
+    }
+
+    /// `reasoning.effort` as `reasoning_effort` where the provider documents it: Groq, DeepSeek,
+    /// xAI, OpenRouter and Ollama; not Portkey (its chat request schema has no such field).
+    fn accepts(&self, extension: Extension) -> bool {
+        extension == Extension::ReasoningEffort && self.reasoning_effort
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {

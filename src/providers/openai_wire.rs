@@ -228,6 +228,15 @@ enum Kind {
 
 // ---- request bodies ----
 
+/// The Responses API's `reasoning.effort` (a request extension) as chat completions'
+/// `reasoning_effort`, for providers whose chat API documents that field (a value the request
+/// body already has wins).
+pub fn put_reasoning_effort(req: &mut Request) {
+    if let Some(effort) = req.extensions.reasoning_effort.take() {
+        req.body.entry("reasoning_effort").or_insert(Value::String(effort));
+    }
+}
+
 /// The upstream body for an OpenAI-format provider: the client's request with `model` set
 /// (`Some(name)`, null when the endpoint has no `model.name`) or left out (`None`, Azure), and
 /// `stream_options.include_usage: true` added to streams when `stream_options` is set (the
@@ -865,6 +874,7 @@ impl WireStream {
                     id: t.id,
                     kind: t.kind.map(|_| "function"),
                     function,
+                    thought_signature: None,
                 })
             })
             .collect()

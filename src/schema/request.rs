@@ -53,6 +53,23 @@ pub struct Extensions {
     pub thinking: Option<Value>,
     /// The Responses API's `reasoning.effort` (`minimal`, `low`, `medium`, `high`).
     pub reasoning_effort: Option<String>,
+    /// Signed thinking of earlier assistant turns (from Messages `thinking` blocks, or from
+    /// Responses reasoning items the gateway wrote), in order. Not an [`Extension`]: only
+    /// Claude's translations give it back (Claude wants the thinking of a turn that called tools
+    /// when thinking is on); every other provider leaves it out (docs/client-apis.md, "Thinking
+    /// history").
+    pub thinking_history: Vec<SignedThinking>,
+}
+
+/// One signed thinking block of an earlier assistant turn (Anthropic's `thinking` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedThinking {
+    /// The index of the assistant message it belongs to, in the unified `messages`.
+    pub message: usize,
+    /// The thinking text.
+    pub thinking: String,
+    /// Anthropic's signature of it.
+    pub signature: String,
 }
 
 impl Extensions {

@@ -119,12 +119,23 @@ pub struct ResponseMessage {
     /// when present, as OpenAI-compatible servers do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The signature of the reasoning (Claude's, when it came as one signed thinking block):
+    /// not part of the chat answer, but the Messages and Responses encodings hand it to the
+    /// client so that it can give the thinking back (docs/client-apis.md, "Thinking history").
+    #[serde(skip)]
+    pub thinking_signature: Option<String>,
 }
 
 impl ResponseMessage {
     /// A message of `role` with `content` and `tool_calls`; no refusal, no reasoning.
     pub fn new(role: String, content: Option<String>, tool_calls: Option<Vec<ToolCall>>) -> ResponseMessage {
-        ResponseMessage { role, content, tool_calls, refusal: None, reasoning_content: None }
+        ResponseMessage { role, content, tool_calls, refusal: None, reasoning_content: None, thinking_signature: None }
+    }
+
+    /// The same message with the signature of its reasoning (see [`Self::thinking_signature`]).
+    pub fn with_thinking_signature(mut self, signature: Option<String>) -> ResponseMessage {
+        self.thinking_signature = signature;
+        self
     }
 
     /// An `assistant` message with `content` only.
@@ -211,12 +222,27 @@ pub struct ToolCallDelta {
     pub kind: Option<&'static str>,
     /// Name and/or arguments.
     pub function: FunctionCallDelta,
+    /// Gemini's thought signature (first fragment), emitted only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<String>,
 }
 
 impl ToolCallDelta {
     /// The first fragment of tool call `index`: its id, type `function` and name.
     pub fn start(index: u32, id: Option<String>, name: Option<String>) -> ToolCallDelta {
-        ToolCallDelta { index, id, kind: Some("function"), function: FunctionCallDelta { name, arguments: None } }
+        ToolCallDelta {
+            index,
+            id,
+            kind: Some("function"),
+            function: FunctionCallDelta { name, arguments: None },
+            thought_signature: None,
+        }
+    }
+
+    /// The same fragment carrying Gemini's thought signature (emitted only when `Some`).
+    pub fn with_thought_signature(mut self, signature: Option<String>) -> ToolCallDelta {
+        self.thought_signature = signature;
+        self
     }
 
     /// The same fragment carrying (the first piece of) the call's arguments.
@@ -227,7 +253,13 @@ impl ToolCallDelta {
 
     /// A later fragment of tool call `index`: a piece of its arguments.
     pub fn arguments(index: u32, arguments: Option<String>) -> ToolCallDelta {
-        ToolCallDelta { index, id: None, kind: None, function: FunctionCallDelta { name: None, arguments } }
+        ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionCallDelta { name: None, arguments },
+            thought_signature: None,
+        }
     }
 }
 
@@ -243,12 +275,16 @@ pub struct Delta {
     /// A fragment of reasoning text, emitted only when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The signature of the reasoning streamed so far (Claude's, at the end of a thinking
+    /// block); see [`ResponseMessage::thinking_signature`]. Never written in a chat chunk.
+    #[serde(skip)]
+    pub thinking_signature: Option<String>,
 }
 
 impl Delta {
     /// A delta with these parts (no reasoning text).
     pub fn new(role: Option<String>, content: Option<String>, tool_calls: Option<Vec<ToolCallDelta>>) -> Delta {
-        Delta { role, content, tool_calls, reasoning_content: None }
+        Delta { role, content, tool_calls, reasoning_content: None, thinking_signature: None }
     }
 
     /// A delta carrying a text fragment (or none).
@@ -264,6 +300,11 @@ impl Delta {
     /// A delta carrying a fragment of reasoning text (or none).
     pub fn reasoning(text: Option<String>) -> Delta {
         Delta { reasoning_content: text, ..Delta::default() }
+    }
+
+    /// A delta carrying the signature of the reasoning streamed so far.
+    pub fn thinking_signature(signature: String) -> Delta {
+        Delta { thinking_signature: Some(signature), ..Delta::default() }
     }
 }
 
@@ -610,7 +651,8 @@ mod tests {
                 content: Some("hi".into()),
                 tool_calls: None,
                 refusal: None,
-                reasoning_content: None
+                reasoning_content: None,
+                thinking_signature: None,
             })
         );
         let call = ToolCall::function("t".into(), "f".into(), "{}".into());

@@ -9,9 +9,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::Parsed;
+use crate::api::{Parsed, call_id};
 use crate::error::GatewayError;
-use crate::schema::{self, EndpointType, Extensions};
+use crate::schema::{self, EndpointType, Extensions, SignedThinking};
 
 /// Top-level fields only Anthropic's own API serves (`context_management` see
 /// [`only_clears_thinking`]). `speed` and `diagnostics` are newer (anthropic SDK 2.x sends them).
@@ -369,10 +369,13 @@ impl Translation {
     }
 
     /// An assistant turn's blocks: text (and images) as content, `tool_use` as tool calls;
-    /// thinking is left out (see the module doc). A turn left with nothing is dropped.
+    /// thinking is left out of the message, but signed `thinking` blocks are kept beside it
+    /// (`thinking_history`, for Claude's translations; see docs/client-apis.md). A turn left with
+    /// nothing is dropped.
     fn assistant(&mut self, blocks: &[Value], loc: &Loc<'_>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
         let mut parts = Vec::with_capacity(blocks.len());
         let mut calls = Vec::new();
+        let mut thinking = Vec::new();
         for (j, block) in blocks.iter().enumerate() {
             let bloc = Loc::Index(loc, j);
             let (b, kind) = block_kind(block, &bloc)?;
@@ -384,8 +387,17 @@ impl Translation {
                     }
                 }
                 "tool_use" => calls.push(tool_call(b, &bloc)?),
-                // The model's own reasoning: meaningless to another model (see the module doc).
-                "thinking" | "redacted_thinking" => {}
+                // The model's own reasoning: meaningless to another model (see the module doc),
+                // but Claude wants its signed thinking back.
+                "thinking" => {
+                    if let (Some(Value::String(text)), Some(Value::String(signature))) =
+                        (b.get("thinking"), b.get("signature"))
+                        && !signature.is_empty()
+                    {
+                        thinking.push((text.clone(), signature.clone()));
+                    }
+                }
+                "redacted_thinking" => {}
                 "tool_result" => {
                     return Err(invalid(
                         &Loc::Key(&bloc, "type"),
@@ -402,6 +414,12 @@ impl Translation {
         if !calls.is_empty() {
             m.insert("tool_calls".into(), Value::Array(calls));
         }
+        let index = out.len();
+        self.extensions.thinking_history.extend(thinking.into_iter().map(|(thinking, signature)| SignedThinking {
+            message: index,
+            thinking,
+            signature,
+        }));
         out.push(Value::Object(m));
         Ok(())
     }
@@ -508,7 +526,8 @@ impl Translation {
             Some(_) => return Err(invalid(&cloc, "Input should be a valid string or a list of content blocks")),
         }
         let mut m = message("tool", None);
-        m.insert("tool_call_id".into(), Value::from(id));
+        // A Gemini thought signature carried in the id (api::call_id) is the call's, not the id's.
+        m.insert("tool_call_id".into(), Value::from(call_id::split(id).0));
         m.insert("content".into(), Value::String(text));
         Ok(m)
     }
@@ -649,10 +668,14 @@ fn tool_call(b: &Map<String, Value>, loc: &Loc<'_>) -> Result<Value, GatewayErro
     let mut function = Map::with_capacity(2);
     function.insert("name".into(), Value::from(name));
     function.insert("arguments".into(), Value::String(arguments));
-    let mut call = Map::with_capacity(3);
+    let (id, thought_signature) = call_id::split(id);
+    let mut call = Map::with_capacity(4);
     call.insert("id".into(), Value::from(id));
     call.insert("type".into(), Value::from("function"));
     call.insert("function".into(), Value::Object(function));
+    if let Some(signature) = thought_signature {
+        call.insert("thought_signature".into(), Value::String(signature));
+    }
     Ok(Value::Object(call))
 }
 
@@ -762,6 +785,47 @@ mod tests {
         assert_eq!((status, param.as_deref()), (400, Some("system.0.type")), "{message}");
         let (_, message, param) = refused(base(json!({"system": 5})));
         assert_eq!(param.as_deref(), Some("system"), "{message}");
+    }
+
+    /// A `tool_use` id carrying a Gemini thought signature (api::call_id) is split into the
+    /// unified id and `thought_signature`; its `tool_result` refers to the unified id.
+    #[test]
+    fn thought_signatures_come_out_of_tool_ids() {
+        let signed = call_id::join("call_1", Some("sig=="));
+        let messages = json!([
+            {"role": "assistant", "content": [{"type": "tool_use", "id": signed, "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": signed, "content": "ok"}]},
+        ]);
+        assert_eq!(
+            unified(messages),
+            json!([
+                {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}, "thought_signature": "sig=="}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+            ])
+        );
+    }
+
+    /// Signed `thinking` blocks are kept beside the unified request for Claude's translations
+    /// (by the index of their assistant message); unsigned and redacted ones are not.
+    #[test]
+    fn signed_thinking_is_kept_beside_the_messages() {
+        let p = ok(json!({"model": "m", "max_tokens": 9, "system": "S", "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Plan.", "signature": "sig"},
+                {"type": "thinking", "thinking": "Unsigned.", "signature": ""},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "Alone.", "signature": "s2"}]}
+        ]}));
+        assert_eq!(
+            p.request.extensions.thinking_history,
+            vec![SignedThinking { message: 2, thinking: "Plan.".into(), signature: "sig".into() }],
+            "system is message 0; a thinking-only turn is dropped with its thinking"
+        );
+        assert_eq!(p.request.body["messages"][2]["role"], json!("assistant"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! A unified chat answer → an Anthropic `message` object, and the mappings the stream shares
 //! (stop reasons, usage, ids).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::schema::{Answer, Usage};
@@ -95,9 +98,9 @@ struct Message<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
-    Thinking { thinking: &'a str, signature: &'static str },
+    Thinking { thinking: &'a str, signature: &'a str },
     Text { text: &'a str },
-    ToolUse { id: &'a str, name: &'a str, input: Input<'a> },
+    ToolUse { id: Cow<'a, str>, name: &'a str, input: Input<'a> },
 }
 
 /// A tool call's `input`: the upstream's arguments as they are (a JSON object), or `{}` for
@@ -128,7 +131,9 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
     if let Some(m) = choice.map(|c| &c.message) {
         let calls = m.tool_calls.as_deref().unwrap_or_default();
         if let Some(thinking) = m.reasoning_content.as_deref() {
-            content.push(Block::Thinking { thinking, signature: "" });
+            // Claude's signature when its thinking came signed (the client gives it back);
+            // otherwise there is nothing to sign it with.
+            content.push(Block::Thinking { thinking, signature: m.thinking_signature.as_deref().unwrap_or_default() });
         }
         if let Some(text) = m.content.as_deref()
             && (!text.is_empty() || calls.is_empty())
@@ -150,7 +155,8 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
                     }
                 }
             };
-            content.push(Block::ToolUse { id: &call.id, name: &call.function.name, input });
+            let id = call_id::join(&call.id, call.thought_signature.as_deref());
+            content.push(Block::ToolUse { id, name: &call.function.name, input });
         }
     }
     let message = Message {
@@ -204,6 +210,7 @@ mod tests {
                     tool_calls: (!calls.is_empty()).then_some(calls),
                     refusal: None,
                     reasoning_content: None,
+                    thinking_signature: None,
                 },
                 finish_reason: finish.map(str::to_owned),
             }],
@@ -268,6 +275,24 @@ mod tests {
         assert_eq!(v["content"], json!([{"type": "text", "text": ""}]));
         let v = encode(chat(None, vec![], Some("stop")), &meta());
         assert_eq!(v["content"], json!([]));
+    }
+
+    /// A Gemini thought signature travels in the `tool_use` id (api::call_id).
+    #[test]
+    fn thought_signatures_ride_in_tool_use_ids() {
+        let signed = call("call_1", "f", "{}").with_thought_signature(Some("sig==".into()));
+        let v = encode(chat(None, vec![signed, call("call_2", "g", "{}")], Some("tool_calls")), &meta());
+        assert_eq!(v["content"][0]["id"], json!(call_id::join("call_1", Some("sig=="))));
+        assert_eq!(v["content"][1]["id"], json!("call_2"));
+    }
+
+    #[test]
+    fn a_signed_thinking_keeps_its_signature() {
+        let mut c = chat(Some("4"), vec![], Some("stop"));
+        c.choices[0].message.reasoning_content = Some("2+2".into());
+        c.choices[0].message.thinking_signature = Some("sig".into());
+        let v = encode(c, &meta());
+        assert_eq!(v["content"][0], json!({"type": "thinking", "thinking": "2+2", "signature": "sig"}));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use super::response::{Counts, Tally, message_id, stop_reason};
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Chunk, ToolCallDelta};
@@ -22,6 +23,7 @@ const THINKING_START: &[u8] = b",\"content_block\":{\"type\":\"thinking\",\"thin
 const TEXT_DELTA: &[u8] = b",\"delta\":{\"type\":\"text_delta\",\"text\":";
 const THINKING_DELTA: &[u8] = b",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":";
 const JSON_DELTA: &[u8] = b",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":";
+const SIGNATURE_DELTA: &[u8] = b",\"delta\":{\"type\":\"signature_delta\",\"signature\":";
 
 /// The content block being written (its index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,10 @@ impl MessagesStream {
                     _ => self.open_block(Open::Thinking, THINKING_START, out),
                 };
                 delta(out, index, THINKING_DELTA, text);
+            }
+            // Claude's signature of the thinking block (Anthropic sends it last in the block).
+            if let (Some(signature), Some(Open::Thinking(index))) = (d.thinking_signature.as_deref(), self.open) {
+                delta(out, index, SIGNATURE_DELTA, signature);
             }
             if let Some(text) = d.content.as_deref().filter(|t| !t.is_empty()) {
                 let index = match self.open {
@@ -238,7 +244,7 @@ impl MessagesStream {
                 };
                 let name = call.function.name.as_deref().unwrap_or_default();
                 out.extend_from_slice(b",\"content_block\":{\"type\":\"tool_use\",\"id\":");
-                json(out, &id);
+                json(out, &call_id::join(&id, call.thought_signature.as_deref()));
                 out.extend_from_slice(b",\"name\":");
                 json(out, name);
                 out.extend_from_slice(b",\"input\":{}}}\n\n");
@@ -370,6 +376,7 @@ mod tests {
             id: id.map(str::to_owned),
             kind: id.map(|_| "function"),
             function: FunctionCallDelta { name: name.map(str::to_owned), arguments: Some(arguments.into()) },
+            thought_signature: None,
         };
         chunk(Delta { tool_calls: Some(vec![call]), ..Delta::default() }, None, None)
     }
@@ -772,6 +779,7 @@ mod properties {
                                 name: (j == 0).then(|| format!("tool_{tools}")),
                                 arguments: Some(p),
                             },
+                            thought_signature: None,
                         };
                         out.push(chunk(Delta { tool_calls: Some(vec![call]), ..Delta::default() }, None, None));
                     }

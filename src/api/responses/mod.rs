@@ -20,3 +20,9 @@ mod stream;
 pub use request::parse;
 pub use response::answer;
 pub use stream::ResponsesStream;
+
+/// What a reasoning item's `encrypted_content` starts with when the gateway wrote it: the rest
+/// is the signature of Claude's thinking (the item's summary text), which a client gives back
+/// with the item so that Claude gets its signed thinking again (docs/client-apis.md, "Thinking
+/// history"). Other `encrypted_content` (OpenAI's own) is opaque and left out.
+pub(crate) const THINKING_SIGNATURE_PREFIX: &str = "aigw-claude-thinking-signature:";

@@ -10,9 +10,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::Parsed;
+use crate::api::{Parsed, call_id};
 use crate::error::GatewayError;
-use crate::schema::{EndpointType, Extensions, Request, request_from_value};
+use crate::schema::{EndpointType, Extensions, Request, SignedThinking, request_from_value};
 
 /// Parse a Responses request body: its target, its unified translation, the fields the answer
 /// echoes, and the first field only the Responses API itself can serve.
@@ -55,6 +55,10 @@ struct Translator {
     echo: Map<String, Value>,
     native_only: Option<&'static str>,
     reasoning_effort: Option<String>,
+    /// Signed thinking from reasoning items the gateway wrote, by the message it belongs to.
+    thinking_history: Vec<SignedThinking>,
+    /// Signed thinking waiting for the assistant message that follows it.
+    pending_thinking: Vec<(String, String)>,
 }
 
 /// The request fields the answer repeats (`Response` has a field of the same name).
@@ -203,8 +207,25 @@ impl Translator {
             Some("function_call_output") => self.function_call_output(i, o),
             // The provider's own opaque reasoning (Codex sends it back, encrypted, with
             // `store: false`): another provider cannot read it, so it is left out; the
-            // conversation reads the same without it.
-            Some("reasoning") => Ok(()),
+            // conversation reads the same without it. Claude's signed thinking, which the
+            // gateway wrote into the item, is kept for the assistant message after it.
+            Some("reasoning") => {
+                if let Some(signature) = o
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .and_then(|e| e.strip_prefix(super::THINKING_SIGNATURE_PREFIX))
+                    .filter(|s| !s.is_empty())
+                {
+                    let text: String = match o.get("summary") {
+                        Some(Value::Array(parts)) => {
+                            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect()
+                        }
+                        _ => String::new(),
+                    };
+                    self.pending_thinking.push((text, signature.to_owned()));
+                }
+                Ok(())
+            }
             Some(other) => {
                 self.native(native_item(other));
                 self.group = None;
@@ -242,8 +263,23 @@ impl Translator {
             }
         };
         self.group = assistant.then_some(self.messages.len());
+        if assistant {
+            self.attach_thinking(self.messages.len());
+        } else {
+            self.pending_thinking.clear();
+        }
         self.messages.push(message(unified_role, content));
         Ok(())
+    }
+
+    /// Give the signed thinking read so far to the assistant message at `index`.
+    fn attach_thinking(&mut self, index: usize) {
+        let pending = std::mem::take(&mut self.pending_thinking);
+        self.thinking_history.extend(pending.into_iter().map(|(thinking, signature)| SignedThinking {
+            message: index,
+            thinking,
+            signature,
+        }));
     }
 
     fn function_call(&mut self, i: usize, o: &Map<String, Value>) -> Result<(), GatewayError> {
@@ -256,10 +292,15 @@ impl Translator {
         let mut function = Map::with_capacity(2);
         function.insert("name".into(), Value::String(name));
         function.insert("arguments".into(), Value::String(arguments));
-        let mut call = Map::with_capacity(3);
-        call.insert("id".into(), Value::String(id));
+        // A Gemini thought signature carried in the id (api::call_id) is the call's, not the id's.
+        let (id, thought_signature) = call_id::split(&id);
+        let mut call = Map::with_capacity(4);
+        call.insert("id".into(), Value::from(id));
         call.insert("type".into(), Value::from("function"));
         call.insert("function".into(), Value::Object(function));
+        if let Some(signature) = thought_signature {
+            call.insert("thought_signature".into(), Value::String(signature));
+        }
         let at = match self.group {
             Some(at) => at,
             None => {
@@ -270,6 +311,7 @@ impl Translator {
             }
         };
         self.group = Some(at);
+        self.attach_thinking(at);
         if let Some(Value::Object(m)) = self.messages.get_mut(at) {
             match m.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new())) {
                 Value::Array(calls) => calls.push(Value::Object(call)),
@@ -293,10 +335,11 @@ impl Translator {
         };
         let mut m = Map::with_capacity(3);
         m.insert("role".into(), Value::from("tool"));
-        m.insert("tool_call_id".into(), Value::String(call_id));
+        m.insert("tool_call_id".into(), Value::from(call_id::split(&call_id).0));
         m.insert("content".into(), content);
         self.messages.push(Value::Object(m));
         self.group = None;
+        self.pending_thinking.clear();
         Ok(())
     }
 
@@ -572,8 +615,12 @@ impl Translator {
     /// the echoed fields.
     fn finish(self, model: String, native: Map<String, Value>) -> Result<Parsed, GatewayError> {
         let mut messages = self.messages;
+        let mut thinking_history = self.thinking_history;
         if let Some(instructions) = self.instructions {
             messages.insert(0, message("system", Value::String(instructions)));
+            for t in &mut thinking_history {
+                t.message += 1;
+            }
         }
         if messages.is_empty() && self.native_only.is_none() {
             return Err(missing("input".into()));
@@ -592,7 +639,8 @@ impl Translator {
                 body.insert("parallel_tool_calls".into(), parallel);
             }
         }
-        let extensions = Extensions { reasoning_effort: self.reasoning_effort, ..Extensions::default() };
+        let extensions =
+            Extensions { reasoning_effort: self.reasoning_effort, thinking_history, ..Extensions::default() };
         // A request with a native-only field is never translated: when its unified form is
         // not valid (no input besides a `previous_response_id`, say), it is kept as it is.
         let kept = self.native_only.map(|_| body.clone());
@@ -790,6 +838,46 @@ mod tests {
         assert_eq!(
             Value::Object(p.request.body),
             json!({"messages": [{"role": "user", "content": "Hello"}], "stream": true, "n": 1})
+        );
+    }
+
+    /// A `call_id` carrying a Gemini thought signature (api::call_id) is split into the unified
+    /// id and `thought_signature`, in the call and in its output.
+    #[test]
+    fn thought_signatures_come_out_of_call_ids() {
+        let signed = call_id::join("call_a", Some("sig=="));
+        let body = json!({"model": "m", "input": [
+            {"type": "function_call", "call_id": signed, "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": signed, "output": "ok"}
+        ]});
+        assert_eq!(
+            unified(body)["messages"],
+            json!([
+                {"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}, "thought_signature": "sig=="}]},
+                {"role": "tool", "tool_call_id": "call_a", "content": "ok"}
+            ])
+        );
+    }
+
+    /// A reasoning item whose `encrypted_content` the gateway wrote gives Claude's signed
+    /// thinking back, for the assistant message after it; other reasoning items are left out.
+    #[test]
+    fn signed_reasoning_items_are_kept_for_the_next_assistant_turn() {
+        let signed = format!("{}sig", super::super::THINKING_SIGNATURE_PREFIX);
+        let p = ok(json!({"model": "m", "instructions": "I", "input": [
+            {"role": "user", "content": "Weather?"},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Use the tool."}],
+             "encrypted_content": signed},
+            {"type": "function_call", "call_id": "c", "name": "w", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "Sunny"},
+            {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAAA-openai-opaque"},
+            {"role": "assistant", "content": "Sunny."}
+        ]}));
+        assert_eq!(
+            p.request.extensions.thinking_history,
+            vec![SignedThinking { message: 2, thinking: "Use the tool.".into(), signature: "sig".into() }],
+            "instructions are message 0, the user message 1, the calls' assistant message 2"
         );
     }
 

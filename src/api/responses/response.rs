@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::schema::{Answer, Usage};
@@ -27,14 +28,16 @@ pub fn answer(answer: &Answer, meta: &AnswerMeta) -> Result<Bytes, GatewayError>
     if let Some(choice) = chat.choices.iter().find(|c| c.index == 0).or_else(|| chat.choices.first()) {
         let m = &choice.message;
         if let Some(text) = m.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
-            items.push(Item::new(rid, items.len(), Kind::Reasoning, Cow::Borrowed(text)));
+            let mut item = Item::new(rid, items.len(), Kind::Reasoning, Cow::Borrowed(text));
+            item.signature = m.thinking_signature.as_deref().map(Cow::Borrowed);
+            items.push(item);
         }
         if let Some(text) = m.content.as_deref().filter(|t| !t.is_empty()) {
             items.push(Item::new(rid, items.len(), Kind::Message, Cow::Borrowed(text)));
         }
         for call in m.tool_calls.iter().flatten() {
             let kind = Kind::Call {
-                call_id: Cow::Borrowed(call.id.as_str()),
+                call_id: call_id::join(&call.id, call.thought_signature.as_deref()),
                 name: Cow::Borrowed(call.function.name.as_str()),
             };
             items.push(Item::new(rid, items.len(), kind, Cow::Borrowed(call.function.arguments.as_str())));
@@ -115,6 +118,9 @@ pub(super) struct Item<'a> {
     pub text: Cow<'a, str>,
     /// Its status.
     pub status: ItemStatus,
+    /// A reasoning item's signature (Claude's), written into its `encrypted_content` so that
+    /// the client gives it back (see [`super::THINKING_SIGNATURE_PREFIX`]).
+    pub signature: Option<Cow<'a, str>>,
 }
 
 impl<'a> Item<'a> {
@@ -125,7 +131,13 @@ impl<'a> Item<'a> {
             Kind::Message => "msg",
             Kind::Call { .. } => "fc",
         };
-        Item { id: format!("{prefix}_{request_id}_{index}"), kind, text, status: ItemStatus::InProgress }
+        Item {
+            id: format!("{prefix}_{request_id}_{index}"),
+            kind,
+            text,
+            status: ItemStatus::InProgress,
+            signature: None,
+        }
     }
 
     /// The item as `response.output_item.added` shows it: nothing generated yet.
@@ -157,10 +169,16 @@ impl Serialize for ItemView<'_, '_> {
         let (status, text) = if self.added { (ItemStatus::InProgress, "") } else { (item.status, &*item.text) };
         match &item.kind {
             Kind::Reasoning => {
-                let mut m = s.serialize_struct("ResponseReasoningItem", 3)?;
+                let mut m = s.serialize_struct("ResponseReasoningItem", 4)?;
                 m.serialize_field("type", "reasoning")?;
                 m.serialize_field("id", &item.id)?;
                 m.serialize_field("summary", &Summary(text))?;
+                if let Some(signature) = item.signature.as_deref().filter(|_| !self.added) {
+                    m.serialize_field(
+                        "encrypted_content",
+                        &format!("{}{signature}", super::THINKING_SIGNATURE_PREFIX),
+                    )?;
+                }
                 m.end()
             }
             Kind::Message => {
@@ -471,6 +489,7 @@ pub(super) mod tests {
             tool_calls: None,
             refusal: None,
             reasoning_content: None,
+            thinking_signature: None,
         }
     }
 
@@ -549,6 +568,28 @@ pub(super) mod tests {
              "arguments": "{}", "status": "completed"}
         ]);
         assert_eq!(got, expected("completed", output, usage_json(9, 4)));
+    }
+
+    /// A Gemini thought signature travels in the `call_id` (api::call_id).
+    #[test]
+    fn thought_signatures_ride_in_call_ids() {
+        let signed =
+            ToolCall::function("call_1".into(), "f".into(), "{}".into()).with_thought_signature(Some("sig==".into()));
+        let message = ResponseMessage { content: None, tool_calls: Some(vec![signed]), ..text("") };
+        let got = body(&chat(message, Some("tool_calls"), usage(1, 1)), &meta(json!({})));
+        assert_eq!(got["output"][0]["call_id"], json!(call_id::join("call_1", Some("sig=="))));
+    }
+
+    /// Claude's signature of its reasoning goes into the reasoning item's `encrypted_content`.
+    #[test]
+    fn signed_reasoning_has_encrypted_content() {
+        let message = ResponseMessage { reasoning_content: Some("Think.".into()), ..text("Answer.") }
+            .with_thinking_signature(Some("sig".into()));
+        let got = body(&chat(message, Some("stop"), usage(1, 2)), &meta(json!({})));
+        assert_eq!(
+            got["output"][0]["encrypted_content"],
+            json!(format!("{}sig", super::super::THINKING_SIGNATURE_PREFIX))
+        );
     }
 
     #[test]

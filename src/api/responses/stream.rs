@@ -37,6 +37,7 @@ use serde::Serialize;
 use super::response::{
     Failure, Item, ItemStatus, ItemView, Kind, OutputText, ResponseObject, Status, SummaryText, response_id,
 };
+use crate::api::call_id;
 use crate::api::encode::AnswerMeta;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Chunk, ToolCallDelta, Usage};
@@ -110,6 +111,13 @@ impl ResponsesStream {
             let delta = &choice.delta;
             if let Some(text) = delta.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
                 self.text(false, text, out);
+            }
+            // Claude's signature of the reasoning streamed so far: the open reasoning item's.
+            if let Some(signature) = &delta.thinking_signature
+                && self.open
+                && let Some(item) = self.items.last_mut().filter(|i| i.kind == Kind::Reasoning)
+            {
+                item.signature = Some(Cow::Owned(signature.clone()));
             }
             if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
                 self.text(true, text, out);
@@ -247,7 +255,7 @@ impl ResponsesStream {
             None => {
                 self.close(ItemStatus::Completed, out);
                 let call_id = match &delta.id {
-                    Some(id) => id.clone(),
+                    Some(id) => call_id::join(id, delta.thought_signature.as_deref()).into_owned(),
                     None => format!("call_{}_{}", self.meta.request_id, delta.index),
                 };
                 let kind =
@@ -627,6 +635,7 @@ mod tests {
             id: id.map(str::to_owned),
             kind: id.map(|_| "function"),
             function: FunctionCallDelta { name: name.map(str::to_owned), arguments: Some(arguments.into()) },
+            thought_signature: None,
         };
         chunk(Delta { tool_calls: Some(vec![delta]), ..Delta::default() }, None)
     }
@@ -801,6 +810,7 @@ mod tests {
                     ),
                     refusal: None,
                     reasoning_content: None,
+                    thinking_signature: None,
                 },
                 finish_reason: Some("tool_calls".into()),
             }],

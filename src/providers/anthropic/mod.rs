@@ -22,11 +22,13 @@ mod request;
 mod response;
 
 #[allow(unused_imports)] // part of the crate-internal API for Claude on Vertex AI
-pub(crate) use request::{BodyOptions, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, MAXIMUM_MAX_TOKENS, messages_body};
+pub(crate) use request::{
+    BodyOptions, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, MAXIMUM_MAX_TOKENS, effort_thinking, messages_body,
+};
 #[allow(unused_imports)]
 pub(crate) use response::{
-    MessagesStream, chat_decoder, completions_decoder, decode_chat, decode_completions, finish_reason, stream_error,
-    usage_from,
+    MessagesStream, chat_decoder, completions_decoder, decode_chat, decode_completions, finish_reason,
+    single_signature, stream_error, usage_from,
 };
 
 use super::native::{self, NativeApi, NativeRequest};
@@ -34,7 +36,7 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
 /// Default Anthropic base URL.
@@ -108,6 +110,13 @@ impl Provider for Anthropic {
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         self.exchange(req, call, completions_decoder)
+    }
+
+    /// `top_k` and `thinking` go as sent, `reasoning.effort` as a thinking budget (see
+    /// `request::apply_effort` and docs/client-apis.md).
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        true
     }
 
     /// Messages and token counting go to Anthropic as the client sent them. The client's

@@ -7,7 +7,7 @@
 use serde_json::{Map, Number, Value, json};
 
 use crate::error::GatewayError;
-use crate::schema::{EndpointType, Request};
+use crate::schema::{EndpointType, Extensions, Request, SignedThinking};
 
 /// `max_tokens` when the request sets neither `max_tokens` nor `max_completion_tokens`
 /// (MLflow's default, kept for wire compatibility).
@@ -41,10 +41,13 @@ pub(crate) struct BodyOptions<'a> {
 /// * `stop` → `stop_sequences`, `temperature` halved, `tools`, `tool_choice`,
 ///   `parallel_tool_calls` and `response_format` translated; `stream: true` kept,
 ///   `stream_options` dropped (usage always comes with the last chunk);
-/// * every other field is forwarded unchanged.
+/// * every other field is forwarded unchanged;
+/// * the client APIs' extensions: `top_k` and `thinking` as sent, `reasoning.effort` as a
+///   thinking budget ([`effort_thinking`]).
 pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<String, Value>, GatewayError> {
     let stream = req.stream();
     let endpoint_type = req.endpoint_type;
+    let extensions = req.extensions;
     let mut body = req.body;
     body.remove("model");
     body.remove("stream_options");
@@ -57,17 +60,32 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
     }
     let max_tokens = body.remove("max_tokens");
     let max_completion_tokens = body.remove("max_completion_tokens");
-    let max_tokens = match max_tokens.or(max_completion_tokens) {
-        None => Value::from(DEFAULT_MAX_TOKENS),
-        Some(v) => {
-            if v.as_u64().is_some_and(|m| m > MAXIMUM_MAX_TOKENS) {
-                return Err(GatewayError::invalid(format!(
-                    "Invalid value for max_tokens: cannot exceed {MAXIMUM_MAX_TOKENS}."
-                )));
+    let max_tokens = max_tokens.or(max_completion_tokens);
+    let effort = effort_thinking(&extensions, max_tokens.as_ref().and_then(Value::as_u64))?;
+    let raised = effort.as_ref().and_then(|(_, raised)| *raised);
+    if let Some((thinking, _)) = effort {
+        body.insert("thinking".into(), thinking);
+    }
+    let max_tokens = match raised {
+        Some(raised) => Value::from(raised),
+        None => match max_tokens {
+            None => Value::from(DEFAULT_MAX_TOKENS),
+            Some(v) => {
+                if v.as_u64().is_some_and(|m| m > MAXIMUM_MAX_TOKENS) {
+                    return Err(GatewayError::invalid(format!(
+                        "Invalid value for max_tokens: cannot exceed {MAXIMUM_MAX_TOKENS}."
+                    )));
+                }
+                v
             }
-            v
-        }
+        },
     };
+    if let Some(k) = extensions.top_k {
+        body.entry("top_k").or_insert(Value::from(k));
+    }
+    if let Some(thinking) = extensions.thinking {
+        body.insert("thinking".into(), thinking);
+    }
     body.insert("max_tokens".into(), max_tokens);
     if let Some(n) = body.remove("n")
         && n.as_i64() != Some(1)
@@ -103,7 +121,7 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
             _ => Vec::new(),
         },
     };
-    let (system, messages) = convert_messages(messages, opts.url_images)?;
+    let (system, messages) = convert_messages(messages, opts.url_images, &extensions.thinking_history)?;
     body.insert("messages".into(), Value::Array(messages));
     if let Some(system) = system {
         body.insert("system".into(), system);
@@ -125,6 +143,50 @@ pub(crate) fn messages_body(req: Request, opts: &BodyOptions<'_>) -> Result<Map<
         body.insert("model".into(), Value::from(model));
     }
     Ok(body)
+}
+
+/// `reasoning.effort` → extended thinking with a token budget (docs/client-apis.md,
+/// "Extensions per provider"); `none` is no thinking.
+const EFFORT_BUDGETS: [(&str, u64); 4] = [("minimal", 1024), ("low", 1024), ("medium", 8192), ("high", 24576)];
+
+/// Anthropic's smallest thinking budget.
+const MIN_BUDGET: u64 = 1024;
+
+/// The `thinking` object for the request's `reasoning.effort` (none when the request has
+/// `thinking` itself, or no effort, or `none`), and the `max_tokens` to send instead of the
+/// request's. Claude wants `max_tokens` above the budget: a request without `max_tokens` gets
+/// the budget plus MLflow's default 8,192 for the answer; one whose `max_tokens` leaves no room
+/// gets the budget lowered to `max_tokens` − 1, or a 400 when that is below Anthropic's minimum
+/// of 1,024. Shared with Claude on Bedrock.
+pub(crate) fn effort_thinking(
+    ext: &Extensions,
+    max_tokens: Option<u64>,
+) -> Result<Option<(Value, Option<u64>)>, GatewayError> {
+    let Some(effort) = ext.reasoning_effort.as_deref().filter(|_| ext.thinking.is_none()) else {
+        return Ok(None);
+    };
+    if effort == "none" {
+        return Ok(None);
+    }
+    let Some(&(_, budget)) = EFFORT_BUDGETS.iter().find(|(e, _)| *e == effort) else {
+        return Err(GatewayError::bad_request(format!(
+            "reasoning.effort '{effort}' has no Anthropic equivalent; use none, minimal, low, medium or high"
+        ))
+        .with_param("reasoning.effort"));
+    };
+    let (budget, raised) = match max_tokens {
+        None => (budget, Some(budget + DEFAULT_MAX_TOKENS)),
+        Some(max) if max > budget => (budget, None),
+        Some(max) if max > MIN_BUDGET => (max - 1, None),
+        Some(max) => {
+            return Err(GatewayError::bad_request(format!(
+                "reasoning.effort needs more than {MIN_BUDGET} output tokens on Anthropic (thinking's smallest \
+                 budget); the request allows {max}"
+            ))
+            .with_param("reasoning.effort"));
+        }
+    };
+    Ok(Some((json!({"type": "enabled", "budget_tokens": budget}), raised)))
 }
 
 /// The system prompt being assembled: MLflow joins string contents with `\n`; once any system
@@ -170,11 +232,17 @@ impl System {
     }
 }
 
-/// Split unified messages into Anthropic's `system` and `messages`.
-fn convert_messages(messages: Vec<Value>, url_images: bool) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
+/// Split unified messages into Anthropic's `system` and `messages`; an assistant message with
+/// signed thinking in `history` starts with those `thinking` blocks (Claude wants them back for
+/// a turn that called tools while thinking).
+fn convert_messages(
+    messages: Vec<Value>,
+    url_images: bool,
+    history: &[SignedThinking],
+) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
     let mut system = System::Text(Vec::new());
     let mut out = Vec::with_capacity(messages.len());
-    for message in messages {
+    for (index, message) in messages.into_iter().enumerate() {
         let Value::Object(mut m) = message else { continue };
         let role = match m.get("role").and_then(Value::as_str) {
             Some(r) => r.to_owned(),
@@ -196,7 +264,11 @@ fn convert_messages(messages: Vec<Value>, url_images: bool) -> Result<(Option<Va
                 }
                 out.push(Value::Object(msg));
             }
-            "assistant" => out.push(convert_assistant(content, m.remove("tool_calls"), url_images)?),
+            "assistant" => {
+                let mut assistant = convert_assistant(content, m.remove("tool_calls"), url_images)?;
+                prepend_thinking(&mut assistant, history.iter().filter(|t| t.message == index));
+                out.push(assistant);
+            }
             "tool" => {
                 let Some(id) = m.remove("tool_call_id") else {
                     return Err(GatewayError::invalid("A 'tool' message needs a 'tool_call_id'."));
@@ -258,6 +330,23 @@ fn convert_assistant(
     }
     msg.insert("content".into(), Value::Array(blocks));
     Ok(Value::Object(msg))
+}
+
+/// Put signed thinking blocks before an assistant message's content (a text content becomes a
+/// text block after them).
+fn prepend_thinking<'a>(message: &mut Value, thinking: impl Iterator<Item = &'a SignedThinking>) {
+    let mut blocks: Vec<Value> =
+        thinking.map(|t| json!({"type": "thinking", "thinking": t.thinking, "signature": t.signature})).collect();
+    if blocks.is_empty() {
+        return;
+    }
+    let Value::Object(m) = message else { return };
+    match m.remove("content") {
+        Some(Value::Array(parts)) => blocks.extend(parts),
+        Some(Value::String(s)) if !s.is_empty() => blocks.push(json!({"type": "text", "text": s})),
+        _ => {}
+    }
+    m.insert("content".into(), Value::Array(blocks));
 }
 
 /// Message content: strings unchanged; in lists, `image_url` parts become image blocks and
@@ -432,6 +521,92 @@ mod tests {
 
     fn chat_err(json: Value) -> GatewayError {
         body(EndpointType::Chat, json).unwrap_err()
+    }
+
+    fn with_extensions(json: Value, ext: Extensions) -> Result<Value, GatewayError> {
+        let mut req = parse_request(EndpointType::Chat, json.to_string().as_bytes()).unwrap();
+        req.extensions = ext;
+        messages_body(req, &BodyOptions { model: Some("claude"), url_images: true }).map(Value::Object)
+    }
+
+    fn effort(effort: &str, max_tokens: Option<u64>) -> Result<Value, GatewayError> {
+        let mut json = json!({"messages": [{"role": "user", "content": "hi"}]});
+        if let Some(m) = max_tokens {
+            json["max_tokens"] = json!(m);
+        }
+        with_extensions(json, Extensions { reasoning_effort: Some(effort.into()), ..Extensions::default() })
+    }
+
+    #[test]
+    fn top_k_and_thinking_extensions_as_sent() {
+        let ext = Extensions {
+            top_k: Some(5),
+            thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
+            reasoning_effort: Some("high".into()),
+            ..Extensions::default()
+        };
+        let b =
+            with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096}), ext).unwrap();
+        assert_eq!(b["top_k"], json!(5));
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 2048}), "thinking wins over an effort");
+        assert_eq!(b["max_tokens"], json!(4096));
+        let ext = Extensions { thinking: Some(json!({"type": "adaptive"})), ..Extensions::default() };
+        let b =
+            with_extensions(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}), ext).unwrap();
+        assert_eq!(b["thinking"], json!({"type": "adaptive"}));
+    }
+
+    #[test]
+    fn signed_thinking_goes_back_first_in_its_assistant_turn() {
+        use crate::schema::SignedThinking;
+        let history = vec![
+            SignedThinking { message: 2, thinking: "Use the tool.".into(), signature: "sig".into() },
+            SignedThinking { message: 4, thinking: "Answer.".into(), signature: "sig2".into() },
+        ];
+        let json = json!({"messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "Sunny"},
+            {"role": "assistant", "content": "Sunny."},
+            {"role": "user", "content": "Thanks"}
+        ]});
+        let b = with_extensions(json, Extensions { thinking_history: history, ..Extensions::default() }).unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"type": "thinking", "thinking": "Use the tool.", "signature": "sig"},
+                   {"type": "text", "text": "Checking."},
+                   {"type": "tool_use", "id": "t1", "name": "w", "input": {}}])
+        );
+        assert_eq!(
+            b["messages"][3]["content"],
+            json!([{"type": "thinking", "thinking": "Answer.", "signature": "sig2"}, {"type": "text", "text": "Sunny."}])
+        );
+        assert_eq!(b["messages"][4]["content"], json!("Thanks"));
+    }
+
+    #[test]
+    fn reasoning_effort_is_a_thinking_budget() {
+        let thinking = |budget: u64| json!({"type": "enabled", "budget_tokens": budget});
+        for (value, budget) in [("minimal", 1024), ("low", 1024), ("medium", 8192), ("high", 24576)] {
+            let b = effort(value, None).unwrap();
+            assert_eq!(b["thinking"], thinking(budget), "{value}");
+            assert_eq!(b["max_tokens"], json!(budget + DEFAULT_MAX_TOKENS), "room for the answer: {value}");
+        }
+        // An explicit max_tokens above the budget stays; one below lowers the budget.
+        let b = effort("medium", Some(10_000)).unwrap();
+        assert_eq!((&b["thinking"], &b["max_tokens"]), (&thinking(8192), &json!(10_000)));
+        let b = effort("high", Some(4000)).unwrap();
+        assert_eq!((&b["thinking"], &b["max_tokens"]), (&thinking(3999), &json!(4000)));
+        let e = effort("low", Some(1024)).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
+        // `none` is no thinking; an unknown effort is a 400 naming the field.
+        let b = effort("none", None).unwrap();
+        assert!(b.get("thinking").is_none());
+        assert_eq!(b["max_tokens"], json!(DEFAULT_MAX_TOKENS));
+        let e = effort("xhigh", None).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
     }
 
     #[test]

@@ -32,6 +32,7 @@ struct WireBlock {
     kind: Option<String>,
     text: Option<String>,
     thinking: Option<String>,
+    signature: Option<String>,
     id: Option<String>,
     name: Option<String>,
     input: Option<Value>,
@@ -63,6 +64,7 @@ struct WireDelta {
     text: Option<String>,
     partial_json: Option<String>,
     thinking: Option<String>,
+    signature: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -158,12 +160,14 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
     let wire: WireMessage = super::super::parse_upstream_json(body, provider)?;
     let mut content: Option<String> = None;
     let mut reasoning: Option<String> = None;
+    let mut signatures: Vec<String> = Vec::new();
     let mut tool_calls: Vec<ToolCall> = Vec::new();
     for block in wire.content.unwrap_or_default() {
         match block.kind.as_deref() {
             Some("text") => content.get_or_insert_with(String::new).push_str(block.text.as_deref().unwrap_or("")),
             Some("thinking") => {
-                reasoning.get_or_insert_with(String::new).push_str(block.thinking.as_deref().unwrap_or(""))
+                reasoning.get_or_insert_with(String::new).push_str(block.thinking.as_deref().unwrap_or(""));
+                signatures.push(block.signature.unwrap_or_default());
             }
             Some("tool_use") => tool_calls.push(ToolCall::function(
                 block.id.unwrap_or_default(),
@@ -178,7 +182,8 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
         content,
         (!tool_calls.is_empty()).then_some(tool_calls),
     )
-    .with_reasoning(reasoning);
+    .with_reasoning(reasoning)
+    .with_thinking_signature(single_signature(signatures));
     let finish = Some(finish_reason(wire.stop_reason.as_deref()).to_owned());
     Ok(Answer::Chat(ChatResponse::new(
         wire.id,
@@ -188,6 +193,15 @@ pub(crate) fn decode_chat(body: &[u8], provider: &'static str, created: u64) -> 
         wire.usage.as_ref().map(usage_from).unwrap_or_default(),
         provider,
     )))
+}
+
+/// The signature of an answer's thinking when it came as one signed block: the joined text of
+/// several blocks has no signature.
+pub(crate) fn single_signature(mut signatures: Vec<String>) -> Option<String> {
+    match signatures.pop() {
+        Some(sig) if signatures.is_empty() && !sig.is_empty() => Some(sig),
+        _ => None,
+    }
 }
 
 /// Decode a Messages API answer into a unified completions answer (the text blocks
@@ -325,6 +339,11 @@ impl SseTranslate for MessagesStream {
                     }
                     (Some("thinking_delta"), Mode::Chat) => {
                         self.chat_chunk(out, None, Delta::reasoning(delta.thinking))
+                    }
+                    (Some("signature_delta"), Mode::Chat) => {
+                        if let Some(signature) = delta.signature.filter(|s| !s.is_empty()) {
+                            self.chat_chunk(out, None, Delta::thinking_signature(signature));
+                        }
                     }
                     _ => {}
                 }
@@ -595,14 +614,31 @@ mod tests {
         let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
         let (events, err) = run(MessagesStream::chat("anthropic", 5), &refs);
         assert!(err.is_none());
-        assert_eq!(events.len(), 4, "{events:?}");
+        assert_eq!(events.len(), 5, "{events:?}");
         assert_eq!(
             events[0]["choices"][0]["delta"],
             json!({"role": null, "content": null, "tool_calls": null, "reasoning_content": "Hmm."})
         );
-        assert_eq!(events[1]["choices"][0]["delta"], json!({"role": null, "content": "", "tool_calls": null}));
-        assert_eq!(events[2]["choices"][0]["delta"]["content"], json!("4"));
-        assert_eq!(events[3]["choices"][0]["finish_reason"], json!("stop"));
+        // The signature's chunk: nothing a chat chunk shows (the /v1 encoder skips it; the
+        // Messages and Responses encoders hand the signature to the client).
+        assert_eq!(events[1]["choices"][0]["delta"], json!({"role": null, "content": null, "tool_calls": null}));
+        assert_eq!(events[2]["choices"][0]["delta"], json!({"role": null, "content": "", "tool_calls": null}));
+        assert_eq!(events[3]["choices"][0]["delta"]["content"], json!("4"));
+        assert_eq!(events[4]["choices"][0]["finish_reason"], json!("stop"));
+
+        let mut decoder = MessagesStream::chat("anthropic", 5);
+        let mut out = Vec::new();
+        for c in &refs {
+            crate::framing::StreamDecoder::feed(&mut decoder, c.as_bytes(), &mut out).unwrap();
+        }
+        let signatures: Vec<_> = out
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::Chat(c) => c.choices[0].delta.thinking_signature.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(signatures, ["abc"]);
     }
 
     #[test]

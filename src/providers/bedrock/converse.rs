@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::framing::StreamDecoder;
 use crate::framing::eventstream::{FrameDecoder, Message};
+use crate::providers::anthropic::{effort_thinking, single_signature};
 use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
@@ -19,12 +20,22 @@ const DISPLAY: &str = "Amazon Bedrock";
 
 // ---- request ----
 
-/// The Converse request body for a unified chat request.
-pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
+/// Whether a Bedrock model id (or inference profile ARN) names an Anthropic Claude model, whose
+/// Converse requests take Anthropic's own fields in `additionalModelRequestFields`.
+pub fn is_claude(model: Option<&str>) -> bool {
+    model.is_some_and(|m| m.to_ascii_lowercase().contains("anthropic.claude"))
+}
+
+/// The Converse request body for a unified chat request. For Claude models (`claude`), the
+/// client APIs' extensions go in `additionalModelRequestFields` as Anthropic's fields: `top_k`,
+/// `thinking` as sent, `reasoning.effort` as a thinking budget
+/// ([`crate::providers::anthropic::effort_thinking`], which may raise `maxTokens`); other
+/// models refuse them before this is called (`Provider::accepts`).
+pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError> {
     let mut messages: Vec<Value> = Vec::new();
     let mut system: Vec<Value> = Vec::new();
     let mut tool_results: Vec<Value> = Vec::new();
-    for m in req.messages() {
+    for (index, m) in req.messages().iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
         if role != "tool" && !tool_results.is_empty() {
             messages.push(json!({"role": "user", "content": std::mem::take(&mut tool_results)}));
@@ -43,6 +54,14 @@ pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
                     }
                 } else if blocks.is_empty() {
                     blocks.push(json!({"text": ""}));
+                }
+                if claude {
+                    // Claude's own signed thinking goes back first (it wants it for a turn that
+                    // called tools while thinking).
+                    let thinking = req.extensions.thinking_history.iter().filter(|t| t.message == index).map(|t| {
+                        json!({"reasoningContent": {"reasoningText": {"text": t.thinking, "signature": t.signature}}})
+                    });
+                    blocks.splice(0..0, thinking);
                 }
                 messages.push(json!({"role": "assistant", "content": blocks}));
             }
@@ -80,7 +99,24 @@ pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
     if let Some(v) = b.get("top_p") {
         inference.insert("topP".into(), v.clone());
     }
-    if let Some(v) = b.get("max_tokens").or_else(|| b.get("max_completion_tokens")) {
+    let max_tokens = b.get("max_tokens").or_else(|| b.get("max_completion_tokens"));
+    let mut additional = Map::new();
+    if claude {
+        let ext = &req.extensions;
+        if let Some(k) = ext.top_k {
+            additional.insert("top_k".into(), Value::from(k));
+        }
+        if let Some(t) = &ext.thinking {
+            additional.insert("thinking".into(), t.clone());
+        }
+        if let Some((thinking, raised)) = effort_thinking(ext, max_tokens.and_then(Value::as_u64))? {
+            additional.insert("thinking".into(), thinking);
+            if let Some(raised) = raised {
+                inference.insert("maxTokens".into(), Value::from(raised));
+            }
+        }
+    }
+    if let Some(v) = max_tokens.filter(|_| !inference.contains_key("maxTokens")) {
         inference.insert("maxTokens".into(), v.clone());
     }
     if let Some(v) = b.get("stop") {
@@ -88,6 +124,9 @@ pub fn request_body(req: &Request) -> Result<Vec<u8>, GatewayError> {
     }
     if !inference.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    if !additional.is_empty() {
+        body.insert("additionalModelRequestFields".into(), Value::Object(additional));
     }
     if let Some(tools) = b.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty()) {
         let mut config = Map::new();
@@ -260,6 +299,7 @@ pub fn decode(
     };
     let mut texts: Vec<&str> = Vec::new();
     let mut reasoning: Vec<&str> = Vec::new();
+    let mut signatures: Vec<String> = Vec::new();
     let mut calls = Vec::new();
     for b in &blocks {
         if let Some(t) = b.get("text").and_then(Value::as_str) {
@@ -272,6 +312,8 @@ pub fn decode(
             ));
         } else if let Some(t) = b.pointer("/reasoningContent/reasoningText/text").and_then(Value::as_str) {
             reasoning.push(t);
+            let signature = b.pointer("/reasoningContent/reasoningText/signature").and_then(Value::as_str);
+            signatures.push(signature.unwrap_or_default().to_owned());
         }
     }
     let message = ResponseMessage::new(
@@ -279,7 +321,8 @@ pub fn decode(
         (!texts.is_empty()).then(|| texts.join("\n")),
         (!calls.is_empty()).then_some(calls),
     )
-    .with_reasoning((!reasoning.is_empty()).then(|| reasoning.join("\n")));
+    .with_reasoning((!reasoning.is_empty()).then(|| reasoning.join("\n")))
+    .with_thinking_signature(single_signature(signatures));
     Ok(Answer::Chat(ChatResponse::new(
         None,
         created,
@@ -336,6 +379,7 @@ struct DeltaToolUse {
 #[derive(Deserialize)]
 struct DeltaReasoning {
     text: Option<String>,
+    signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -426,8 +470,12 @@ impl ConverseStream {
                 } else if let Some(input) = body.tool_use.and_then(|t| t.input) {
                     let index = self.tools.get(&d.index).copied().unwrap_or(0);
                     self.chunk(out, None, Delta::tool_calls(vec![ToolCallDelta::arguments(index, Some(input))]), None);
-                } else if let Some(text) = body.reasoning.and_then(|r| r.text) {
-                    self.chunk(out, None, Delta::reasoning(Some(text)), None);
+                } else if let Some(r) = body.reasoning {
+                    if let Some(text) = r.text {
+                        self.chunk(out, None, Delta::reasoning(Some(text)), None);
+                    } else if let Some(signature) = r.signature.filter(|s| !s.is_empty()) {
+                        self.chunk(out, None, Delta::thinking_signature(signature), None);
+                    }
                 }
             }
             "messageStop" => {
@@ -490,7 +538,78 @@ mod tests {
     }
 
     fn body(v: Value) -> Value {
-        serde_json::from_slice(&request_body(&chat(v)).unwrap()).unwrap()
+        serde_json::from_slice(&request_body(&chat(v), true).unwrap()).unwrap()
+    }
+
+    fn with_extensions(ext: crate::schema::Extensions, max_tokens: Option<u64>, claude: bool) -> Value {
+        let mut req = chat(json!({"messages": [{"role": "user", "content": "hi"}]}));
+        if let Some(m) = max_tokens {
+            req.body.insert("max_tokens".into(), json!(m));
+        }
+        req.extensions = ext;
+        serde_json::from_slice(&request_body(&req, claude).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn claude_models() {
+        assert!(is_claude(Some("anthropic.claude-3-5-sonnet-20240620-v1:0")));
+        assert!(is_claude(Some("us.anthropic.claude-sonnet-4-20250514-v1:0")));
+        assert!(is_claude(Some("arn:aws:bedrock:us-east-1:1:inference-profile/eu.anthropic.claude-3-7-sonnet-v1:0")));
+        assert!(!is_claude(Some("amazon.nova-pro-v1:0")));
+        assert!(!is_claude(Some("meta.llama3-70b-instruct-v1:0")));
+        assert!(!is_claude(None));
+    }
+
+    #[test]
+    fn claude_extensions_are_additional_model_request_fields() {
+        use crate::schema::Extensions;
+        let ext = Extensions {
+            top_k: Some(40),
+            thinking: Some(json!({"type": "enabled", "budget_tokens": 2048})),
+            reasoning_effort: None,
+            ..Extensions::default()
+        };
+        let b = with_extensions(ext.clone(), Some(4096), true);
+        assert_eq!(
+            b["additionalModelRequestFields"],
+            json!({"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 2048}})
+        );
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 4096}));
+        // Not for other models (their provider refuses the request before this).
+        assert!(with_extensions(ext, Some(4096), false).get("additionalModelRequestFields").is_none());
+
+        // reasoning.effort: Anthropic's budgets, maxTokens raised when unset.
+        let effort = |e: &str| Extensions { reasoning_effort: Some(e.into()), ..Extensions::default() };
+        let b = with_extensions(effort("high"), None, true);
+        assert_eq!(b["additionalModelRequestFields"], json!({"thinking": {"type": "enabled", "budget_tokens": 24576}}));
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 24576 + 8192}));
+        let b = with_extensions(effort("low"), Some(2000), true);
+        assert_eq!(b["additionalModelRequestFields"]["thinking"]["budget_tokens"], json!(1024));
+        assert_eq!(b["inferenceConfig"], json!({"maxTokens": 2000}));
+        let b = with_extensions(effort("none"), None, true);
+        assert!(b.get("additionalModelRequestFields").is_none() && b.get("inferenceConfig").is_none());
+    }
+
+    #[test]
+    fn claude_gets_its_signed_thinking_back() {
+        use crate::schema::SignedThinking;
+        let mut req = chat(json!({"messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "Sunny"}
+        ]}));
+        req.extensions.thinking_history =
+            vec![SignedThinking { message: 1, thinking: "Use the tool.".into(), signature: "sig".into() }];
+        let b: Value = serde_json::from_slice(&request_body(&req, true).unwrap()).unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"reasoningContent": {"reasoningText": {"text": "Use the tool.", "signature": "sig"}}},
+                   {"toolUse": {"toolUseId": "t1", "name": "w", "input": {}}}])
+        );
+        // Other model families never see it.
+        let b: Value = serde_json::from_slice(&request_body(&req, false).unwrap()).unwrap();
+        assert_eq!(b["messages"][1]["content"], json!([{"toolUse": {"toolUseId": "t1", "name": "w", "input": {}}}]));
     }
 
     #[test]
@@ -573,7 +692,7 @@ mod tests {
         let req = chat(json!({"messages": [
             {"role": "assistant", "content": null, "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]}
         ]}));
-        let e = request_body(&req).unwrap_err();
+        let e = request_body(&req, true).unwrap_err();
         assert_eq!(e.status, 422);
         assert!(e.message().contains("tool call 'f'"), "{}", e.message());
 
@@ -585,7 +704,7 @@ mod tests {
         let req = chat(json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}
         ]}]}));
-        assert_eq!(request_body(&req).unwrap_err().status, 422);
+        assert_eq!(request_body(&req, true).unwrap_err().status, 422);
     }
 
     #[test]

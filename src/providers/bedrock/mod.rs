@@ -31,7 +31,7 @@ use crate::config::BaseUrl;
 use crate::config::url::encode_unreserved;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::{Detail, GatewayError};
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 use credentials::{Auth, Resolved};
 use invoke::Vendor;
@@ -142,7 +142,7 @@ impl Provider for Bedrock {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = converse::request_body(&req)?;
+        let body = converse::request_body(&req, converse::is_claude(self.model.as_deref()))?;
         let model = self.model.clone();
         let (provider, created) = (call.provider_label(), call.created);
         if stream {
@@ -157,6 +157,13 @@ impl Provider for Bedrock {
             self.request("converse", body)?.header("accept", "application/json"),
             Decoder::Json(Box::new(move |b| converse::decode(b, model, provider, created))),
         ))
+    }
+
+    /// Claude models take `top_k`, `thinking` and `reasoning.effort` (as Anthropic's fields in
+    /// Converse's `additionalModelRequestFields`); other model families none.
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        converse::is_claude(self.model.as_deref())
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {

@@ -19,10 +19,10 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::Request;
+use crate::schema::{Extension, Request};
 use crate::upstream::{UpstreamRequest, secret_header};
 
-use request::BodyOptions;
+use request::{BodyOptions, Thinking};
 
 /// Default Gemini API base URL.
 pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com/v1beta/models";
@@ -37,6 +37,8 @@ pub struct Gemini {
     model_path: String,
     /// `model.name` as configured (batch embedding requests name it).
     model: String,
+    /// How the model takes thinking settings (from its name).
+    thinking: Thinking,
 }
 
 impl Gemini {
@@ -51,7 +53,7 @@ impl Gemini {
             None => BaseUrl::parse(DEFAULT_BASE).map_err(|m| cfg.error("gemini_api_base", m))?,
         };
         let model = model_name(spec)?;
-        Ok(Gemini { base, key, model_path: path_segment(&model), model })
+        Ok(Gemini { base, key, model_path: path_segment(&model), thinking: Thinking::of(&model), model })
     }
 
     fn request(&self, method: &str, body: &serde_json::Value, stream: bool) -> Result<UpstreamRequest, GatewayError> {
@@ -121,19 +123,26 @@ impl Provider for Gemini {
 
     fn chat(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = request::chat_body(req, BodyOptions::default())?;
+        let body = request::chat_body(req, BodyOptions { strip_ids: false, thinking: self.thinking })?;
         Ok(Exchange::call(self.generate(body, stream)?, response::chat_decoder(stream, call, DISPLAY)))
     }
 
     fn completions(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let stream = req.stream();
-        let body = request::completions_body(req, BodyOptions::default())?;
+        let body = request::completions_body(req, BodyOptions { strip_ids: false, thinking: self.thinking })?;
         Ok(Exchange::call(self.generate(body, stream)?, response::completions_decoder(stream, call, DISPLAY)))
     }
 
     fn embeddings(&self, req: Request, call: &Call<'_>) -> Result<Exchange, GatewayError> {
         let (body, method) = request::embeddings_body(req, &self.model)?;
         Ok(Exchange::call(self.request(method.suffix(), &body, false)?, response::embeddings_decoder(call, DISPLAY)))
+    }
+
+    /// `top_k` (`topK`), `thinking` and `reasoning.effort` (`thinkingConfig`): see
+    /// [`request`] and docs/client-apis.md.
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        true
     }
 
     fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {

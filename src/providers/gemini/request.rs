@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
 use crate::providers::parse_data_url;
-use crate::schema::Request;
+use crate::schema::{Extensions, Request};
 
 /// Unified parameter → Gemini `generationConfig` key, in MLflow's order. A request naming the
 /// Gemini key itself is refused with a pointer to the unified name.
@@ -42,6 +42,108 @@ pub(crate) struct BodyOptions {
     /// Leave out the `id` of `functionCall` and `functionResponse` parts (Vertex AI refuses
     /// them; the Gemini API takes them).
     pub strip_ids: bool,
+    /// How the model takes its thinking settings.
+    pub thinking: Thinking,
+}
+
+/// How a Gemini model takes its thinking settings, told by its name (docs/client-apis.md,
+/// "Extensions per provider").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Thinking {
+    /// `thinkingBudget`, where 0 turns thinking off (Gemini 2.5 Flash and Flash-Lite, and any
+    /// model the name does not place).
+    #[default]
+    Budget,
+    /// `thinkingBudget` from 128 up; thinking cannot be turned off (Gemini 2.5 Pro).
+    BudgetFrom128,
+    /// `thinkingLevel` (`minimal`, `low`, `medium`, `high`; which ones depends on the model),
+    /// and thinking cannot be turned off (Gemini 3 and later).
+    Levels,
+}
+
+impl Thinking {
+    /// The thinking settings of `model` (a model name, with or without a `models/` prefix).
+    pub(crate) fn of(model: &str) -> Thinking {
+        let lower = model.to_ascii_lowercase();
+        let name = lower.rsplit('/').next().unwrap_or(&lower);
+        if name.starts_with("gemini-2.5-pro") {
+            return Thinking::BudgetFrom128;
+        }
+        let major = name
+            .strip_prefix("gemini-")
+            .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or_default())
+            .and_then(|digits| digits.parse::<u32>().ok());
+        match major {
+            Some(m) if m >= 3 => Thinking::Levels,
+            _ => Thinking::Budget,
+        }
+    }
+}
+
+/// `reasoning.effort` → thinking budget for [`Thinking::Budget`] models: Google's own mapping
+/// for its OpenAI-compatible API (`low` 1K, `medium` 8K, `high` 24K tokens).
+const EFFORT_BUDGETS: [(&str, i64); 3] = [("low", 1024), ("medium", 8192), ("high", 24576)];
+
+/// The `generationConfig.thinkingConfig` for a request's `thinking` or `reasoning.effort`
+/// extension (`thinking` wins when both are set), or `None` when it uses neither.
+fn thinking_config(ext: &Extensions, thinking: Thinking) -> Result<Option<Value>, GatewayError> {
+    if let Some(t) = &ext.thinking {
+        let budget = match t.get("type").and_then(Value::as_str) {
+            Some("enabled") => match t.get("budget_tokens").and_then(Value::as_i64) {
+                Some(b) => b,
+                None => {
+                    return Err(GatewayError::bad_request("thinking.budget_tokens must be an integer")
+                        .with_param("thinking.budget_tokens"));
+                }
+            },
+            // Adaptive thinking is Gemini's dynamic budget.
+            Some("adaptive") => -1,
+            other => {
+                return Err(GatewayError::bad_request(format!(
+                    "thinking.type '{}' has no Gemini equivalent",
+                    other.unwrap_or_default()
+                ))
+                .with_param("thinking.type"));
+            }
+        };
+        return Ok(Some(json!({"thinkingBudget": budget, "includeThoughts": true})));
+    }
+    let Some(effort) = ext.reasoning_effort.as_deref() else { return Ok(None) };
+    let cannot_turn_off = || {
+        GatewayError::bad_request(
+            "reasoning.effort 'none': this Gemini model cannot turn thinking off; use 'minimal' or 'low'",
+        )
+        .with_param("reasoning.effort")
+    };
+    let unknown = || {
+        GatewayError::bad_request(format!(
+            "reasoning.effort '{effort}' has no Gemini equivalent; use none, minimal, low, medium or high"
+        ))
+        .with_param("reasoning.effort")
+    };
+    Ok(Some(match thinking {
+        Thinking::Levels => match effort {
+            "none" => return Err(cannot_turn_off()),
+            "minimal" | "low" | "medium" | "high" => json!({"thinkingLevel": effort, "includeThoughts": true}),
+            _ => return Err(unknown()),
+        },
+        Thinking::Budget | Thinking::BudgetFrom128 => {
+            let budget = match (effort, thinking) {
+                ("none", Thinking::BudgetFrom128) => return Err(cannot_turn_off()),
+                ("minimal", Thinking::BudgetFrom128) => 128,
+                ("none" | "minimal", _) => 0,
+                _ => match EFFORT_BUDGETS.iter().find(|(e, _)| *e == effort) {
+                    Some((_, b)) => *b,
+                    None => return Err(unknown()),
+                },
+            };
+            if budget == 0 {
+                json!({"thinkingBudget": 0})
+            } else {
+                json!({"thinkingBudget": budget, "includeThoughts": true})
+            }
+        }
+    }))
 }
 
 /// The `generateContent` body for a unified chat request (MLflow's `chat_to_model`):
@@ -60,7 +162,7 @@ pub(crate) fn chat_body(req: Request, opts: BodyOptions) -> Result<Value, Gatewa
         Some(Value::Array(m)) => m,
         _ => Vec::new(),
     };
-    generate_content_body(body, messages, opts)
+    generate_content_body(body, messages, &req.extensions, opts)
 }
 
 /// The `generateContent` body for a unified completions request: the prompt as one user
@@ -78,12 +180,15 @@ pub(crate) fn completions_body(req: Request, opts: BodyOptions) -> Result<Value,
     }
     messages.push(json!({"role": "user", "content": prompt}));
     body.remove("messages");
-    generate_content_body(body, messages, opts)
+    generate_content_body(body, messages, &req.extensions, opts)
 }
 
+/// The body; the request's extensions (docs/client-apis.md): `top_k` is `generationConfig.topK`,
+/// `thinking` and `reasoning.effort` make `generationConfig.thinkingConfig`.
 fn generate_content_body(
     mut body: Map<String, Value>,
     messages: Vec<Value>,
+    ext: &Extensions,
     opts: BodyOptions,
 ) -> Result<Value, GatewayError> {
     for (unified, native) in RENAMES {
@@ -98,6 +203,13 @@ fn generate_content_body(
     {
         body.insert("max_tokens".into(), v);
     }
+
+    if let Some(k) = ext.top_k
+        && !body.contains_key("top_k")
+    {
+        body.insert("top_k".into(), Value::from(k));
+    }
+    let thinking = thinking_config(ext, opts.thinking)?;
 
     let (contents, system_parts) = convert_messages(messages, opts)?;
     let mut out = Map::with_capacity(6);
@@ -125,6 +237,9 @@ fn generate_content_body(
             }
             _ => {}
         }
+    }
+    if let Some(thinking) = thinking {
+        generation.insert("thinkingConfig".into(), thinking);
     }
     if !generation.is_empty() {
         out.insert("generationConfig".into(), Value::Object(generation));
@@ -558,7 +673,7 @@ mod tests {
 
     #[test]
     fn strip_ids_for_vertex() {
-        let body = chat_opts(tool_conversation(), BodyOptions { strip_ids: true }).unwrap();
+        let body = chat_opts(tool_conversation(), BodyOptions { strip_ids: true, ..BodyOptions::default() }).unwrap();
         let text = body.to_string();
         assert!(!text.contains("\"id\""), "{text}");
         assert_eq!(
@@ -651,6 +766,97 @@ mod tests {
                    "system_instruction": {"parts": [{"text": "s"}]},
                    "generationConfig": {"candidateCount": 1, "maxOutputTokens": 5}})
         );
+    }
+
+    fn with_extensions(body: Value, ext: Extensions, thinking: Thinking) -> Result<Value, GatewayError> {
+        let mut req = parse_request(EndpointType::Chat, body.to_string().as_bytes()).expect("valid request");
+        req.extensions = ext;
+        chat_body(req, BodyOptions { strip_ids: false, thinking })
+    }
+
+    fn effort(effort: &str, thinking: Thinking) -> Result<Value, GatewayError> {
+        let ext = Extensions { reasoning_effort: Some(effort.into()), ..Extensions::default() };
+        with_extensions(json!({"messages": [user("hi")]}), ext, thinking)
+            .map(|b| b["generationConfig"]["thinkingConfig"].clone())
+    }
+
+    #[test]
+    fn thinking_settings_by_model_name() {
+        assert_eq!(Thinking::of("gemini-2.5-flash"), Thinking::Budget);
+        assert_eq!(Thinking::of("gemini-2.5-flash-lite"), Thinking::Budget);
+        assert_eq!(Thinking::of("gemini-2.0-flash"), Thinking::Budget);
+        assert_eq!(Thinking::of("models/gemini-2.5-pro-preview-06-05"), Thinking::BudgetFrom128);
+        assert_eq!(Thinking::of("gemini-3-pro-preview"), Thinking::Levels);
+        assert_eq!(Thinking::of("Gemini-3.1-Flash"), Thinking::Levels);
+        assert_eq!(Thinking::of("gemini-10-ultra"), Thinking::Levels);
+        assert_eq!(Thinking::of("tunedModels/my-model"), Thinking::Budget);
+        assert_eq!(Thinking::of("gemini-flash-latest"), Thinking::Budget);
+    }
+
+    #[test]
+    fn top_k_extension_is_top_k() {
+        let ext = Extensions { top_k: Some(40), ..Extensions::default() };
+        let body = with_extensions(json!({"messages": [user("hi")]}), ext, Thinking::Budget).unwrap();
+        assert_eq!(body["generationConfig"], json!({"candidateCount": 1, "topK": 40}));
+    }
+
+    #[test]
+    fn thinking_extension_is_a_thinking_budget() {
+        let ext = |t: Value| Extensions { thinking: Some(t), ..Extensions::default() };
+        let body = with_extensions(
+            json!({"messages": [user("hi")], "max_tokens": 4096}),
+            ext(json!({"type": "enabled", "budget_tokens": 2048})),
+            Thinking::Levels,
+        )
+        .unwrap();
+        assert_eq!(
+            body["generationConfig"],
+            json!({"candidateCount": 1, "maxOutputTokens": 4096,
+                   "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}})
+        );
+        let body =
+            with_extensions(json!({"messages": [user("hi")]}), ext(json!({"type": "adaptive"})), Thinking::Budget)
+                .unwrap();
+        assert_eq!(body["generationConfig"]["thinkingConfig"], json!({"thinkingBudget": -1, "includeThoughts": true}));
+        // `thinking` wins over an effort.
+        let both = Extensions {
+            thinking: Some(json!({"type": "enabled", "budget_tokens": 1024})),
+            reasoning_effort: Some("high".into()),
+            ..Extensions::default()
+        };
+        let body = with_extensions(json!({"messages": [user("hi")]}), both, Thinking::Budget).unwrap();
+        assert_eq!(body["generationConfig"]["thinkingConfig"]["thinkingBudget"], json!(1024));
+    }
+
+    #[test]
+    fn reasoning_effort_as_budget_or_level() {
+        let on = |budget: i64| json!({"thinkingBudget": budget, "includeThoughts": true});
+        assert_eq!(effort("none", Thinking::Budget).unwrap(), json!({"thinkingBudget": 0}));
+        assert_eq!(effort("minimal", Thinking::Budget).unwrap(), json!({"thinkingBudget": 0}));
+        assert_eq!(effort("low", Thinking::Budget).unwrap(), on(1024));
+        assert_eq!(effort("medium", Thinking::Budget).unwrap(), on(8192));
+        assert_eq!(effort("high", Thinking::Budget).unwrap(), on(24576));
+        assert_eq!(effort("minimal", Thinking::BudgetFrom128).unwrap(), on(128));
+        assert_eq!(effort("high", Thinking::BudgetFrom128).unwrap(), on(24576));
+        for level in ["minimal", "low", "medium", "high"] {
+            assert_eq!(
+                effort(level, Thinking::Levels).unwrap(),
+                json!({"thinkingLevel": level, "includeThoughts": true})
+            );
+        }
+        for (value, thinking) in [("none", Thinking::Levels), ("none", Thinking::BudgetFrom128)] {
+            let e = effort(value, thinking).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
+            assert!(e.message().contains("cannot turn thinking off"), "{}", e.message());
+        }
+        for thinking in [Thinking::Budget, Thinking::Levels] {
+            let e = effort("xhigh", thinking).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning.effort")));
+            assert!(e.message().contains("'xhigh'"), "{}", e.message());
+        }
+        // No extension: no thinkingConfig (Gemini's own default).
+        let body = chat(json!({"messages": [user("hi")]})).unwrap();
+        assert!(body["generationConfig"].get("thinkingConfig").is_none());
     }
 
     #[test]

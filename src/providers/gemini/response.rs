@@ -8,6 +8,12 @@
 //! * a candidate with function calls answers `tool_calls` (ids: the call's own, or `call_` +
 //!   md5 of `<name>/<json.dumps(args)>`), and `stop` becomes `tool_calls`;
 //! * candidates without text or calls are left out of JSON answers.
+//!
+//! Thought parts (`"thought": true`, sent when the request asked for them with
+//! `thinkingConfig.includeThoughts`) are the model's reasoning: they become `reasoning_content`
+//! (whole answers and stream deltas), never text, and the rules above apply to the other parts.
+//! `thoughtsTokenCount` is also reported as `completion_tokens_details.reasoning_tokens`
+//! (`completion_tokens` stays `candidatesTokenCount`, as in MLflow 3.17).
 
 use std::fmt::Write as _;
 
@@ -54,8 +60,16 @@ struct WireContent {
 #[serde(rename_all = "camelCase")]
 struct WirePart {
     text: Option<String>,
+    /// A thought summary, not answer text.
+    thought: Option<bool>,
     function_call: Option<WireFunctionCall>,
     thought_signature: Option<String>,
+}
+
+impl WirePart {
+    fn is_thought(&self) -> bool {
+        self.thought == Some(true)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -68,8 +82,22 @@ struct WireFunctionCall {
 }
 
 impl WireCandidate {
-    fn parts(&self) -> &[WirePart] {
+    fn all_parts(&self) -> &[WirePart] {
         self.content.as_ref().and_then(|c| c.parts.as_deref()).unwrap_or(&[])
+    }
+
+    /// The answer's parts: every part but thoughts.
+    fn parts(&self) -> Vec<&WirePart> {
+        self.all_parts().iter().filter(|p| !p.is_thought()).collect()
+    }
+
+    /// The text of the thought parts, concatenated, or `None` when there is none.
+    fn thoughts(&self) -> Option<String> {
+        let mut text: Option<String> = None;
+        for t in self.all_parts().iter().filter(|p| p.is_thought()).filter_map(|p| p.text.as_deref()) {
+            text.get_or_insert_with(String::new).push_str(t);
+        }
+        text.filter(|t| !t.is_empty())
     }
 }
 
@@ -102,6 +130,10 @@ pub(crate) fn chat_usage(meta: &Map<String, Value>) -> Usage {
             "candidatesTokenCount" => usage.completion_tokens = v.as_u64(),
             "totalTokenCount" => usage.total_tokens = v.as_u64(),
             "cachedContentTokenCount" => usage.prompt_tokens_details = Some(json!({ "cached_tokens": v })),
+            "thoughtsTokenCount" => {
+                usage.extra.insert(k.clone(), v.clone());
+                usage.extra.insert("completion_tokens_details".into(), json!({ "reasoning_tokens": v }));
+            }
             _ => {
                 usage.extra.insert(k.clone(), v.clone());
             }
@@ -145,7 +177,7 @@ fn call_fields(part: &WirePart, fc: &WireFunctionCall) -> (String, String, Strin
 }
 
 /// The text parts of a candidate concatenated, or `None` when there are none.
-fn joined_text(parts: &[WirePart]) -> Option<String> {
+fn joined_text(parts: &[&WirePart]) -> Option<String> {
     let mut text: Option<String> = None;
     for t in parts.iter().filter_map(|p| p.text.as_deref()) {
         text.get_or_insert_with(String::new).push_str(t);
@@ -213,14 +245,15 @@ pub(crate) fn decode_chat(
     let mut choices = Vec::new();
     for (idx, cand) in wire.candidates.iter().flatten().enumerate() {
         let parts = cand.parts();
-        if parts.is_empty() {
+        let thoughts = cand.thoughts();
+        if parts.is_empty() && thoughts.is_none() {
             continue;
         }
         let mut finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
         let message = if parts.iter().any(|p| p.function_call.is_some()) {
             let calls = parts
                 .iter()
-                .filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc)))
+                .filter_map(|p| p.function_call.as_ref().map(|fc| (*p, fc)))
                 .map(|(p, fc)| {
                     let (id, name, arguments, thought_signature) = call_fields(p, fc);
                     ToolCall::function(id, name, arguments).with_thought_signature(thought_signature)
@@ -229,14 +262,16 @@ pub(crate) fn decode_chat(
             if finish == "stop" {
                 finish = "tool_calls".to_owned();
             }
-            ResponseMessage::new("assistant".into(), joined_text(parts), Some(calls))
+            ResponseMessage::new("assistant".into(), joined_text(&parts), Some(calls))
         } else {
-            match parts[0].text.as_deref() {
+            match parts.first().and_then(|p| p.text.as_deref()) {
                 Some(text) if !text.is_empty() => ResponseMessage::assistant(Some(text.to_owned())),
+                // Only thoughts (the answer was cut short while thinking): the reasoning is kept.
+                _ if thoughts.is_some() => ResponseMessage::assistant(None),
                 _ => continue,
             }
         };
-        choices.push(ChatChoice::new(idx as u32, message, Some(finish)));
+        choices.push(ChatChoice::new(idx as u32, message.with_reasoning(thoughts), Some(finish)));
     }
     Ok(Answer::Chat(ChatResponse::new(
         Some(format!("gemini-chat-{created}")),
@@ -266,9 +301,9 @@ pub(crate) fn decode_completions(
         .flatten()
         .enumerate()
         .filter_map(|(idx, cand)| {
-            let text = cand.parts().first()?.text.as_deref().filter(|t| !t.is_empty())?;
+            let text = cand.parts().first()?.text.as_deref().filter(|t| !t.is_empty())?.to_owned();
             let finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
-            Some(CompletionChoice::new(idx as u32, Some(text.to_owned()), Some(finish)))
+            Some(CompletionChoice::new(idx as u32, Some(text), Some(finish)))
         })
         .collect();
     Ok(Answer::Completions(CompletionsResponse::new(
@@ -382,20 +417,23 @@ impl GeminiStream {
             }
             let parts = cand.parts();
             let mut finish = cand.finish_reason.as_deref().map(finish_reason);
-            let delta = if parts.iter().any(|p| p.function_call.is_some()) {
+            let mut delta = if parts.iter().any(|p| p.function_call.is_some()) {
                 let mut calls = Vec::new();
-                for (p, fc) in parts.iter().filter_map(|p| p.function_call.as_ref().map(|fc| (p, fc))) {
-                    let (id, name, arguments, _signature) = call_fields(p, fc);
+                for (p, fc) in parts.iter().filter_map(|p| p.function_call.as_ref().map(|fc| (*p, fc))) {
+                    let (id, name, arguments, signature) = call_fields(p, fc);
                     calls.push(
-                        ToolCallDelta::start(self.calls_seen[idx], Some(id), Some(name)).with_arguments(arguments),
+                        ToolCallDelta::start(self.calls_seen[idx], Some(id), Some(name))
+                            .with_arguments(arguments)
+                            .with_thought_signature(signature),
                     );
                     self.calls_seen[idx] += 1;
                 }
-                Delta::new(Some("assistant".into()), joined_text(parts), Some(calls))
+                Delta::new(Some("assistant".into()), joined_text(&parts), Some(calls))
             } else {
                 let text = parts.first().and_then(|p| p.text.clone()).unwrap_or_default();
                 Delta::new(Some("assistant".into()), Some(text), None)
             };
+            delta.reasoning_content = cand.thoughts();
             if finish.as_deref() == Some("stop") && self.calls_seen[idx] > 0 {
                 finish = Some("tool_calls".into());
             }
@@ -513,7 +551,8 @@ mod tests {
         assert_eq!(
             v["usage"],
             json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
-                   "prompt_tokens_details": {"cached_tokens": 2}, "thoughtsTokenCount": 5})
+                   "prompt_tokens_details": {"cached_tokens": 2}, "thoughtsTokenCount": 5,
+                   "completion_tokens_details": {"reasoning_tokens": 5}})
         );
     }
 
@@ -536,6 +575,60 @@ mod tests {
             ])
         );
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));
+    }
+
+    #[test]
+    fn thought_parts_are_reasoning_not_text() {
+        let v = chat(json!({"candidates": [
+            {"content": {"parts": [{"text": "Thinking about it. ", "thought": true}, {"text": "More.", "thought": true},
+                                   {"text": "Answer", "thoughtSignature": "s0"}], "role": "model"}, "finishReason": "STOP"},
+            {"content": {"parts": [{"text": "Cut short while thinking", "thought": true}]}, "finishReason": "MAX_TOKENS"},
+            {"content": {"parts": [{"text": "Plan: call f.", "thought": true}, {"text": "Calling. "},
+                                   {"functionCall": {"id": "c1", "name": "f", "args": {}}, "thoughtSignature": "s1"}]}}
+        ]}));
+        let choices = v["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 3);
+        assert_eq!(
+            choices[0]["message"],
+            json!({"role": "assistant", "content": "Answer", "tool_calls": null, "refusal": null,
+                   "reasoning_content": "Thinking about it. More."})
+        );
+        assert_eq!(
+            (&choices[1]["message"]["content"], &choices[1]["message"]["reasoning_content"]),
+            (&Value::Null, &json!("Cut short while thinking"))
+        );
+        assert_eq!(choices[1]["finish_reason"], json!("length"));
+        assert_eq!(choices[2]["message"]["content"], json!("Calling. "));
+        assert_eq!(choices[2]["message"]["reasoning_content"], json!("Plan: call f."));
+        assert_eq!(choices[2]["message"]["tool_calls"][0]["thought_signature"], json!("s1"));
+        assert_eq!(choices[2]["finish_reason"], json!("tool_calls"));
+
+        // Completions never show thoughts as text.
+        let body = json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}, {"text": "ok"}]}}]});
+        let out = decode_completions(body.to_string().as_bytes(), "Gemini", None, 5).unwrap();
+        assert_eq!(serde_json::to_value(&out).unwrap()["choices"][0]["text"], json!("ok"));
+    }
+
+    #[test]
+    fn chat_stream_thoughts_are_reasoning_deltas_and_calls_keep_signatures() {
+        let mut d = GeminiStream::chat("Gemini", "gemini", Some("g".into()), 7);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Let me think\",\"thought\":true}]}}]}\n\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\n\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":\"sig\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":1,\"candidatesTokenCount\":2,\"thoughtsTokenCount\":3,\"totalTokenCount\":6}}\n\n",
+            ],
+        );
+        assert!(err.is_none());
+        assert_eq!(
+            events[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "", "tool_calls": null, "reasoning_content": "Let me think"})
+        );
+        assert_eq!(events[1]["choices"][0]["delta"], json!({"role": "assistant", "content": "Hi", "tool_calls": null}));
+        let call = &events[2]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!((&call["function"]["name"], &call["thought_signature"]), (&json!("f"), &json!("sig")));
+        assert_eq!(events[2]["usage"]["completion_tokens_details"], json!({"reasoning_tokens": 3}));
     }
 
     #[test]

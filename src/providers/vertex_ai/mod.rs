@@ -41,7 +41,7 @@ use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
 use crate::error::GatewayError;
-use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Request};
+use crate::schema::{Answer, Embedding, EmbeddingsResponse, EmbeddingsUsage, Extension, Request};
 use crate::upstream::{UpstreamRequest, Upstreams};
 
 use super::openai_wire::{self, OPENAI};
@@ -198,6 +198,11 @@ impl VertexAi {
         self.post(&format!("{}{method}", self.model_path), body, stream.then_some("alt=sse"))
     }
 
+    /// Gemini's body, without the ids Vertex refuses.
+    fn gemini_options(&self) -> gemini::request::BodyOptions {
+        gemini::request::BodyOptions { strip_ids: true, thinking: gemini::request::Thinking::of(&self.model) }
+    }
+
     fn not_implemented(&self, noun: &str) -> GatewayError {
         GatewayError::not_implemented(noun, self.class.display())
     }
@@ -294,7 +299,7 @@ impl Provider for VertexAi {
         let stream = req.stream();
         match self.class {
             ModelClass::Gemini => {
-                let body = gemini::request::chat_body(req, gemini::request::BodyOptions { strip_ids: true })?;
+                let body = gemini::request::chat_body(req, self.gemini_options())?;
                 let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
                 Ok(Exchange::call(
                     self.gemini(method, &body, stream)?,
@@ -357,7 +362,7 @@ impl Provider for VertexAi {
             return Err(self.not_implemented("completions"));
         }
         let stream = req.stream();
-        let body = gemini::request::completions_body(req, gemini::request::BodyOptions { strip_ids: true })?;
+        let body = gemini::request::completions_body(req, self.gemini_options())?;
         let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
         Ok(Exchange::call(
             self.gemini(method, &body, stream)?,
@@ -370,6 +375,14 @@ impl Provider for VertexAi {
             return Err(self.not_implemented("embeddings"));
         }
         self.gemini_embeddings(req, call)
+    }
+
+    /// Gemini models: as the `gemini` provider (`topK`, `thinkingConfig`); Claude models: as the
+    /// `anthropic` provider (`top_k`, `thinking`, `reasoning.effort` as a thinking budget);
+    /// partner models: none.
+    fn accepts(&self, extension: Extension) -> bool {
+        let _ = extension;
+        self.class != ModelClass::OpenAiCompatible
     }
 
     async fn authorize(&self, req: &mut UpstreamRequest, http: &Upstreams) -> Result<(), GatewayError> {

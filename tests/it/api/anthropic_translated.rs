@@ -315,12 +315,10 @@ async fn gemini_round_trip() -> Value {
 }
 
 /// Gemini 2.5 and later sign their function calls (`thoughtSignature`, thinking is on by
-/// default) and Gemini 3 refuses a history whose function calls lack their signatures. The
-/// `/v1/chat/completions` path carries it (`ToolCall::thought_signature`), but an Anthropic
-/// `tool_use` block has no field for it, so the second turn of every tool round trip through
-/// `/v1/messages` reaches Gemini without it.
+/// default) and Gemini 3 refuses a history whose function calls lack their signatures. An
+/// Anthropic `tool_use` block has no field for it, so it travels inside the block's id
+/// (`api::call_id`), and the client's `tool_use` and `tool_result` give it back.
 #[tokio::test]
-#[ignore = "gap: Gemini's thoughtSignature cannot travel in an Anthropic tool_use block; Gemini 3 refuses the next turn"]
 async fn gemini_thought_signature_survives_a_messages_tool_round_trip() {
     let sent = gemini_round_trip().await;
     let call =

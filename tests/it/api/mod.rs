@@ -6,4 +6,5 @@ mod anthropic_translated;
 mod bad_input;
 mod mlflow3_routes;
 mod responses_native;
+mod responses_translated;
 mod rest;

@@ -7,9 +7,9 @@
 //! * a `get_weather` tool is offered and the user asks about the weather → some text and one
 //!   `get_weather({"city": …})` call per city named (Paris when none is);
 //! * thinking is asked for (Anthropic's `thinking`, Gemini's `thinkingConfig.includeThoughts`,
-//!   Bedrock's `additionalModelRequestFields.thinking`; today the gateway asks Anthropic only and
-//!   refuses `thinking` for the others) → a thinking block (thought parts, `reasoningContent`),
-//!   then the text;
+//!   Bedrock's `additionalModelRequestFields.thinking`; the gateway asks Anthropic, Gemini and
+//!   Claude on Bedrock, and refuses `thinking` for the others) → a thinking block (thought
+//!   parts, `reasoningContent`, signed where the provider signs), then the text or the calls;
 //! * else → a text echoing what the model was given: the last user text, the system prompt,
 //!   the number of images and of messages ([`reply_text`]);
 //! * a last user text containing `[429]` → the provider's own rate-limit error (status 429),
@@ -269,13 +269,8 @@ pub fn script(seen: &Seen) -> Script {
     if let Some(result) = &seen.tool_result {
         return Script { text: Some(format!("The weather tool says: {result}")), ..Script::default() };
     }
-    if seen.thinking {
-        return Script {
-            thinking: Some(format!("The user wrote \"{}\". A short answer will do.", seen.last_user_text)),
-            text: Some(reply_text(seen)),
-            calls: Vec::new(),
-        };
-    }
+    let thinking =
+        seen.thinking.then(|| format!("The user wrote \"{}\". A short answer will do.", seen.last_user_text));
     if seen.tools.iter().any(|t| t == "get_weather") && seen.last_user_text.to_lowercase().contains("weather") {
         let words: Vec<String> = seen
             .last_user_text
@@ -288,9 +283,9 @@ pub fn script(seen: &Seen) -> Script {
             .into_iter()
             .map(|city| Call { name: "get_weather".into(), input: json!({"city": city}), city })
             .collect();
-        return Script { text: Some("Let me check the weather.".into()), calls, ..Script::default() };
+        return Script { thinking, text: Some("Let me check the weather.".into()), calls };
     }
-    Script { text: Some(reply_text(seen)), ..Script::default() }
+    Script { thinking, text: Some(reply_text(seen)), calls: Vec::new() }
 }
 
 /// The text a fake answers with when it neither calls tools nor quotes a tool result:
@@ -659,7 +654,7 @@ fn mistral_stream(script: &Script, seen: &Seen) -> Vec<String> {
 
 // ---- Anthropic ----
 
-const SIGNATURE: &str = "EqQBCkYIBRgCKkBfakeSignatureOfTheThinkingBlock==";
+pub const SIGNATURE: &str = "EqQBCkYIBRgCKkBfakeSignatureOfTheThinkingBlock==";
 
 fn anthropic_usage(output: u64) -> Value {
     json!({"input_tokens": USAGE.input, "cache_creation_input_tokens": 0, "cache_read_input_tokens": USAGE.cache_read,

@@ -457,3 +457,73 @@ async fn tools_round_trip_on_v1() {
     );
     gw.assert_alive().await;
 }
+
+/// `/v1/responses` reaches an `anthropic` endpoint through the translation: `reasoning.effort`
+/// becomes extended thinking with the documented budget (and `max_tokens` room for the
+/// answer), the thinking comes back as the reasoning item, and the Responses API's temperature
+/// (OpenAI's 0–2 scale) is halved for Anthropic's 0–1.
+#[tokio::test]
+async fn responses_reasoning_effort_is_a_thinking_budget() {
+    use crate::common::fake::Fake;
+    let upstream = Fake::Anthropic.start().await;
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [Fake::Anthropic.endpoint("claude", &upstream)]}))).await;
+    let request = json!({"model": "claude", "input": "Hi", "reasoning": {"effort": "medium"}});
+    let (status, body) = gw.post("/v1/responses", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = upstream.last().json();
+    assert_eq!(sent["thinking"], json!({"type": "enabled", "budget_tokens": 8192}));
+    assert_eq!(sent["max_tokens"], json!(8192 + 8192));
+    assert_eq!(body["output"][0]["type"], json!("reasoning"), "{body}");
+    assert_eq!(body["output"][1]["type"], json!("message"), "{body}");
+
+    let (status, body) = gw.post("/v1/responses", &json!({"model": "claude", "input": "Hi", "temperature": 1.5})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["temperature"], json!(0.75));
+    assert_eq!(body["temperature"], json!(1.5), "the answer echoes the client's value");
+}
+
+/// Reasoning with tools through `/v1/responses` on Claude: the reasoning item carries Claude's
+/// signature in its `encrypted_content` (whole and streamed), and when the client sends the
+/// output items back, the thinking goes back to Claude first in the turn that called tools.
+#[tokio::test]
+async fn responses_reasoning_with_tools_round_trip() {
+    use crate::common::fake::{self, Fake};
+    let upstream = Fake::Anthropic.start().await;
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [Fake::Anthropic.endpoint("claude", &upstream)]}))).await;
+    let tool = json!({"type": "function", "name": "get_weather",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    for stream in [false, true] {
+        let mut input = vec![json!({"role": "user", "content": "What's the weather in Paris?"})];
+        let request = |input: &[Value]| json!({"model": "claude", "input": input, "tools": [tool], "reasoning": {"effort": "low"}, "stream": stream});
+        let answer = if stream {
+            let (status, _, text) = gw.post_text("/v1/responses", &request(&input)).await;
+            assert_eq!(status, 200, "{text}");
+            let events: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+            events.into_iter().find(|e| e["type"] == "response.completed").unwrap()["response"].clone()
+        } else {
+            let (status, body) = gw.post("/v1/responses", &request(&input)).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        };
+        let output = answer["output"].as_array().unwrap().clone();
+        assert_eq!(output[0]["type"], json!("reasoning"), "{answer}");
+        let encrypted = output[0]["encrypted_content"].as_str().unwrap_or_default();
+        assert!(encrypted.ends_with(fake::SIGNATURE), "stream {stream}: {answer}");
+        let call = output.iter().find(|i| i["type"] == "function_call").unwrap().clone();
+        input.extend(output);
+        input.push(json!({"type": "function_call_output", "call_id": call["call_id"], "output": "Sunny"}));
+        let (status, body) = gw
+            .post(
+                "/v1/responses",
+                &json!({"model": "claude", "input": input, "tools": [tool],
+                                                               "reasoning": {"effort": "low"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let sent = upstream.last().json();
+        let assistant = &sent["messages"][1];
+        assert_eq!(assistant["content"][0]["type"], json!("thinking"), "stream {stream}: {sent}");
+        assert_eq!(assistant["content"][0]["signature"], json!(fake::SIGNATURE), "{sent}");
+        assert!(assistant["content"].as_array().unwrap().iter().any(|b| b["type"] == "tool_use"), "{sent}");
+    }
+}

@@ -814,3 +814,91 @@ async fn provider_rules_are_422_without_an_upstream_call() {
     assert_eq!(body["choices"][0]["message"]["content"], "llama says hi");
     assert_eq!(upstream.last().target, "/model/meta.llama3-8b-instruct-v1%3A0/converse");
 }
+
+/// The client APIs' extensions on Claude models go in Converse's
+/// `additionalModelRequestFields` as Anthropic's fields (`/v1/messages` `top_k` and `thinking`,
+/// streamed: the reasoning comes back as a thinking block); other model families refuse them
+/// with a 400 naming the field, before any call.
+#[tokio::test]
+async fn claude_extensions_and_other_families_refusing_them() {
+    use crate::common::fake::Fake;
+    let upstream = Fake::Bedrock.start().await;
+    let claude = Fake::Bedrock.endpoint("claude", &upstream);
+    let mut nova = Fake::Bedrock.endpoint("nova", &upstream);
+    nova["model"]["name"] = json!("amazon.nova-pro-v1:0");
+    let gw =
+        Gateway::start_with(&yaml(&json!({"endpoints": [claude, nova]})), common::bedrock::NO_AMBIENT_AWS, &[]).await;
+    let request = |model: &str| {
+        json!({"model": model, "max_tokens": 4096, "top_k": 40, "stream": true,
+               "thinking": {"type": "enabled", "budget_tokens": 2048},
+               "messages": [{"role": "user", "content": "Hi"}]})
+    };
+    let (status, _, text) = gw.post_text("/v1/messages", &request("claude")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        upstream.last().json()["additionalModelRequestFields"],
+        json!({"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 2048}})
+    );
+    assert!(text.contains(r#""content_block":{"type":"thinking""#), "{text}");
+    assert!(text.contains(r#""type":"thinking_delta""#), "{text}");
+
+    let calls = upstream.requests().len();
+    let (status, body) = gw.post("/v1/messages", &request("nova")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], json!("invalid_request_error"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("'top_k'"), "{body}");
+    assert_eq!(upstream.requests().len(), calls);
+}
+
+/// Thinking with tools through `/v1/messages` on Claude: Claude wants its signed thinking back
+/// with the turn that called tools. The answer's thinking block carries Converse's signature
+/// (whole, and as a `signature_delta` streamed), and the client's thinking block goes back
+/// first in that assistant message, as `reasoningContent`.
+#[tokio::test]
+async fn claude_thinking_with_tools_round_trip() {
+    use crate::common::fake::{self, Fake};
+    let upstream = Fake::Bedrock.start().await;
+    let gw = Gateway::start_with(
+        &yaml(&json!({"endpoints": [Fake::Bedrock.endpoint("claude", &upstream)]})),
+        common::bedrock::NO_AMBIENT_AWS,
+        &[],
+    )
+    .await;
+    let tool =
+        json!({"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    let mut messages = vec![json!({"role": "user", "content": "What's the weather in Paris?"})];
+    let request = |messages: &[Value], stream: bool| {
+        json!({"model": "claude", "max_tokens": 4096, "stream": stream, "tools": [tool],
+               "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": messages})
+    };
+    let (status, _, text) = gw.post_text("/v1/messages", &request(&messages, true)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&format!(r#""type":"signature_delta","signature":"{}""#, fake::SIGNATURE)), "{text}");
+
+    let (status, answer) = gw.post("/v1/messages", &request(&messages, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["content"][0]["type"], json!("thinking"), "{answer}");
+    assert_eq!(answer["content"][0]["signature"], json!(fake::SIGNATURE), "{answer}");
+    let call = answer["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
+    messages.push(json!({"role": "assistant", "content": answer["content"]}));
+    messages.push(
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "Sunny"}]}),
+    );
+    let (status, answer) = gw.post("/v1/messages", &request(&messages, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = upstream.last().json();
+    let assistant = &sent["messages"][1];
+    assert_eq!(assistant["role"], json!("assistant"), "{sent}");
+    assert_eq!(
+        assistant["content"][0]["reasoningContent"]["reasoningText"]["signature"],
+        json!(fake::SIGNATURE),
+        "{sent}"
+    );
+    assert!(
+        assistant["content"][0]["reasoningContent"]["reasoningText"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("The user wrote")
+    );
+    assert!(assistant["content"].as_array().unwrap().iter().any(|b| b.get("toolUse").is_some()), "{sent}");
+}

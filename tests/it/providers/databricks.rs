@@ -269,3 +269,20 @@ fn missing_credentials_name_the_field() {
     let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.client_secret"), "{msg}");
 }
+
+/// `/v1/responses` with `reasoning.effort`: Databricks' chat API documents `reasoning_effort`
+/// (GPT-5 and gpt-oss models), so it goes upstream as sent.
+#[tokio::test]
+async fn reasoning_effort_goes_upstream() {
+    let upstream = MockUpstream::start().await;
+    let config = json!({"host": upstream.url(), "token": "dapi-123"});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        endpoint("chat", "llm/v1/chat", "databricks", "databricks-gpt-oss-120b", config),
+    ]})))
+    .await;
+    upstream.push(Reply::Json(200, chat_answer(json!("ok"))));
+    let (status, body) =
+        gw.post("/v1/responses", &json!({"model": "chat", "input": "Hi", "reasoning": {"effort": "medium"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["reasoning_effort"], json!("medium"));
+}

@@ -406,3 +406,92 @@ fn example_configs_load() {
         assert_eq!(out.status.code(), Some(1), "{name} needs its key variable");
     }
 }
+
+// ---- extensions of the client APIs (docs/client-apis.md, "Extensions per provider") ----
+
+/// A Gemini answer that thought (`thought: true` parts, sent because the request asked for
+/// them) before it answered.
+fn thoughtful_answer() -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": "The user greets me.", "thought": true},
+        {"text": "Hello!"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "thoughtsTokenCount": 5, "totalTokenCount": 10}})
+}
+
+/// `/v1/messages` with `top_k` and `thinking`: `generationConfig.topK` and a thinking budget
+/// with the thoughts included; the thought parts come back as a `thinking` block, not text.
+#[tokio::test]
+async fn messages_top_k_and_thinking_reach_gemini() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    upstream.push(Reply::Json(200, thoughtful_answer()));
+    let request = json!({"model": "chat", "max_tokens": 4096, "top_k": 40,
+                         "thinking": {"type": "enabled", "budget_tokens": 2048},
+                         "messages": [{"role": "user", "content": "Hi"}]});
+    let (status, body) = gw.post("/v1/messages", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        upstream.last().json()["generationConfig"],
+        json!({"candidateCount": 1, "maxOutputTokens": 4096, "topK": 40,
+               "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}})
+    );
+    assert_eq!(
+        body["content"],
+        json!([{"type": "thinking", "thinking": "The user greets me.", "signature": ""},
+               {"type": "text", "text": "Hello!"}])
+    );
+}
+
+/// `/v1/responses` with `reasoning.effort`, streamed: Google's budget for the effort, the
+/// thoughts streamed as the reasoning item's summary and the text as the message; reasoning
+/// tokens reported.
+#[tokio::test]
+async fn responses_reasoning_effort_reaches_gemini() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    let events = [
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Thinking", "thought": true}]}}]}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello!"}]}, "finishReason": "STOP"}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "thoughtsTokenCount": 5, "totalTokenCount": 10}}),
+    ];
+    let sse: Vec<Vec<u8>> = events.iter().map(|e| format!("data: {e}\r\n\r\n").into_bytes()).collect();
+    upstream.push(Reply::sse(sse, Duration::ZERO));
+    let request = json!({"model": "chat", "input": "Hi", "stream": true, "reasoning": {"effort": "medium"}});
+    let (status, _, text) = gw.post_text("/v1/responses", &request).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        upstream.last().json()["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 8192, "includeThoughts": true})
+    );
+    let data: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let completed = data.iter().find(|e| e["type"] == "response.completed").expect("response.completed");
+    let output = &completed["response"]["output"];
+    assert_eq!(output[0]["type"], json!("reasoning"));
+    assert_eq!(output[0]["summary"], json!([{"type": "summary_text", "text": "Thinking"}]));
+    assert_eq!(output[1]["content"][0]["text"], json!("Hello!"));
+    assert_eq!(completed["response"]["usage"]["output_tokens_details"], json!({"reasoning_tokens": 5}));
+
+    // An effort Gemini has no equivalent for is a 400 naming the field, before any call.
+    let calls = upstream.requests().len();
+    let (status, body) =
+        gw.post("/v1/responses", &json!({"model": "chat", "input": "Hi", "reasoning": {"effort": "xhigh"}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], json!("reasoning.effort"));
+    assert_eq!(upstream.requests().len(), calls);
+}
+
+/// The thoughts of a `/v1/chat/completions` answer are `reasoning_content`, and its reasoning
+/// tokens `completion_tokens_details.reasoning_tokens` (completion tokens stay Gemini's
+/// `candidatesTokenCount`, as in MLflow 3.17).
+#[tokio::test]
+async fn chat_answer_thoughts_are_reasoning_content() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    upstream.push(Reply::Json(200, thoughtful_answer()));
+    let (status, body) = gw.post("/endpoints/chat/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], json!("Hello!"));
+    assert_eq!(body["choices"][0]["message"]["reasoning_content"], json!("The user greets me."));
+    assert_eq!(body["usage"]["completion_tokens"], json!(2));
+    assert_eq!(body["usage"]["completion_tokens_details"], json!({"reasoning_tokens": 5}));
+}

@@ -162,3 +162,22 @@ fn missing_key_names_the_field() {
     let msg = aigw::snapshot::Snapshot::load(&path).err().unwrap().to_string();
     assert!(msg.contains("model.config.mistral_api_key") && msg.contains("Field required"), "{msg}");
 }
+
+/// `/v1/responses` with `reasoning.effort`: Mistral's chat API documents `reasoning_effort`, so
+/// it goes upstream as sent; `top_k` (from `/v1/messages`) is still refused, before any call.
+#[tokio::test]
+async fn reasoning_effort_goes_upstream() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    upstream.push(Reply::Json(200, crate::common::upstream::openai_answer("/chat/completions")));
+    let (status, body) =
+        gw.post("/v1/responses", &json!({"model": "chat", "input": "Hi", "reasoning": {"effort": "high"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["reasoning_effort"], json!("high"));
+    let calls = upstream.requests().len();
+    let messages =
+        json!({"model": "chat", "max_tokens": 9, "top_k": 3, "messages": [{"role": "user", "content": "Hi"}]});
+    let (status, body) = gw.post("/v1/messages", &messages).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(upstream.requests().len(), calls);
+}

@@ -314,3 +314,28 @@ async fn no_completions() {
     }
     assert!(upstream.requests().is_empty());
 }
+
+/// `/v1/responses` with `reasoning.effort`: `reasoning_effort` upstream for the members whose
+/// chat API documents it (all but Portkey), a 400 naming the field (and no call) for Portkey.
+#[tokio::test]
+async fn reasoning_effort_where_documented() {
+    let f = family().await;
+    for (m, upstream) in f.members.iter().zip(&f.upstreams) {
+        upstream.clear();
+        upstream.push(Reply::Json(200, crate::common::upstream::openai_answer("/chat/completions")));
+        let request = json!({"model": format!("{}-chat", m.name), "input": "Hi", "reasoning": {"effort": "low"}});
+        let (status, body) = f.gw.post("/v1/responses", &request).await;
+        if m.provider == "portkey" {
+            assert_eq!(
+                (status, body["error"]["param"].as_str()),
+                (400, Some("reasoning.effort")),
+                "{}: {body}",
+                m.name
+            );
+            assert!(upstream.requests().is_empty(), "{}", m.name);
+        } else {
+            assert_eq!(status, 200, "{}: {body}", m.name);
+            assert_eq!(upstream.last().json()["reasoning_effort"], json!("low"), "{}", m.name);
+        }
+    }
+}

@@ -278,6 +278,39 @@ async fn gemini_tool_ids_are_stripped() {
     );
 }
 
+/// Gemini models on Vertex AI take the client APIs' extensions as the `gemini` provider does:
+/// a Gemini 3 model gets `reasoning.effort` as its `thinkingLevel`, `top_k` as `topK`; a
+/// partner (OpenAI-compatible) model refuses them with a 400 naming the field.
+#[tokio::test]
+async fn gemini_extensions() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let creds = json!({"vertex_credentials": service_account(&tokens.uri())});
+    let gemini = endpoint("g3", "llm/v1/chat", "gemini-3-pro-preview", &vertex.url(), creds.clone());
+    let partner = endpoint("maas", "llm/v1/chat", "meta/llama-4-maverick-17b-128e-instruct-maas", &vertex.url(), creds);
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [gemini, partner] }))).await;
+    vertex.push(Reply::Json(200, gemini_answer("Hi")));
+    let (status, body) =
+        gw.post("/v1/responses", &json!({"model": "g3", "input": "Hi", "reasoning": {"effort": "low"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        vertex.last().json()["generationConfig"]["thinkingConfig"],
+        json!({"thinkingLevel": "low", "includeThoughts": true})
+    );
+    vertex.push(Reply::Json(200, gemini_answer("Hi")));
+    let messages =
+        json!({"model": "g3", "max_tokens": 64, "top_k": 5, "messages": [{"role": "user", "content": "Hi"}]});
+    let (status, body) = gw.post("/v1/messages", &messages).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(vertex.last().json()["generationConfig"]["topK"], json!(5));
+
+    let calls = vertex.requests().len();
+    let (status, body) =
+        gw.post("/v1/responses", &json!({"model": "maas", "input": "Hi", "reasoning": {"effort": "low"}})).await;
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("reasoning.effort")), "{body}");
+    assert_eq!(vertex.requests().len(), calls);
+}
+
 /// Embeddings: one input → `:embedContent` (the `gemini-embeddings-single` fixture); several
 /// → one `:embedContent` call per input, concurrently, because Vertex has no
 /// `:batchEmbedContents` (MLflow sends that method, which Vertex does not serve). The client
