@@ -237,6 +237,22 @@ pub fn put_reasoning_effort(req: &mut Request) {
     }
 }
 
+/// Removes the `thought_signature` aigw adds to Gemini's tool calls in its own answers
+/// (docs/client-apis.md, "Gemini thought signatures") from the assistant turns a client sends
+/// back: only Gemini reads it, and a strict OpenAI-format API refuses an unknown field.
+fn drop_thought_signatures(body: &mut Map<String, Value>) {
+    let Some(Value::Array(messages)) = body.get_mut("messages") else { return };
+    for message in messages {
+        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+            for call in calls {
+                if let Value::Object(call) = call {
+                    call.remove("thought_signature");
+                }
+            }
+        }
+    }
+}
+
 /// The upstream body for an OpenAI-format provider: the client's request with `model` set
 /// (`Some(name)`, null when the endpoint has no `model.name`) or left out (`None`, Azure), and
 /// `stream_options.include_usage: true` added to streams when `stream_options` is set (the
@@ -249,6 +265,7 @@ pub fn passthrough_body(
     let stream = req.stream();
     let mut body: Map<String, Value> = req.body;
     body.remove("model");
+    drop_thought_signatures(&mut body);
     if let Some(model) = model {
         body.insert("model".into(), model.map_or(Value::Null, Value::from));
     }
@@ -269,7 +286,8 @@ pub fn passthrough_body(
 
 /// `{"model": <name>, …body}`: MLflow's `{"model": …, **payload}`, the configured model first
 /// (null without `model.name`); a client `model` never overrides it.
-pub fn model_first(model: Option<&str>, body: Map<String, Value>) -> Map<String, Value> {
+pub fn model_first(model: Option<&str>, mut body: Map<String, Value>) -> Map<String, Value> {
+    drop_thought_signatures(&mut body);
     let mut out = Map::with_capacity(body.len() + 1);
     out.insert("model".into(), model.map_or(Value::Null, Value::from));
     for (k, v) in body {
@@ -1063,6 +1081,20 @@ mod tests {
         assert_eq!(body["model"], json!("gpt"));
         assert_eq!(body["stream_options"], json!({"foo": 1, "include_usage": true}));
         assert_eq!(body["n"], json!(1));
+    }
+
+    #[test]
+    fn gemini_thought_signatures_stay_behind() {
+        let sent = br#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"},"thought_signature":"sig"}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}"#;
+        let req = crate::schema::parse_request(crate::schema::EndpointType::Chat, sent).unwrap();
+        let body: Value = serde_json::from_slice(&passthrough_body(req, Some(Some("gpt")), false).unwrap()).unwrap();
+        assert_eq!(
+            body["messages"][1]["tool_calls"][0],
+            json!({"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}})
+        );
+        let req = crate::schema::parse_request(crate::schema::EndpointType::Chat, sent).unwrap();
+        let body = model_first(Some("m"), req.body);
+        assert!(body["messages"][1]["tool_calls"][0].get("thought_signature").is_none());
     }
 }
 
