@@ -181,3 +181,21 @@ async fn a_stream_cut_short_ends_with_one_error_event_after_the_relayed_ones() {
     assert_eq!(error["error"]["message"], error["message"], "the nested error the Python SDK raises on");
     assert!(error["message"].as_str().unwrap().contains("before a complete answer"), "{error}");
 }
+
+/// The README says native forwarding keeps "unknown fields" (and this module's doc says the
+/// client's body reaches OpenAI with its unknown fields): a field OpenAI added after this
+/// version of aigw should reach OpenAI on the native path. Today `api::responses::parse`
+/// refuses any field it does not know with a 400 `Unknown parameter` before the provider is
+/// chosen, native or not.
+#[tokio::test]
+#[ignore = "gap: api/responses/request.rs refuses unknown top-level fields even when the endpoint forwards natively"]
+async fn an_unknown_field_reaches_openai_on_the_native_path() {
+    let upstream = MockUpstream::start().await;
+    upstream.push(Reply::Json(200, response()));
+    let (gw, _audit) = start(&upstream).await;
+    let mut request = stateful_request("gpt", false);
+    request["future_field"] = json!({"x": 1});
+    let (status, body) = gw.post("/v1/responses", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["future_field"], json!({"x": 1}));
+}

@@ -3,6 +3,7 @@
 //! versions.
 
 mod anthropic_messages;
+mod openai_responses;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
