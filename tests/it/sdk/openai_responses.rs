@@ -5,7 +5,8 @@
 //! instructions, multi-turn items, images, function-call round trips, `text.format`,
 //! `reasoning.effort`, native-only fields, errors, each whole, through `responses.stream` and as
 //! raw events (`openai_responses.py` says how). Then what each fake received, in its own wire
-//! format.
+//! format. Also the OpenAI Agents SDK: a tool-calling agent on the native and the Anthropic
+//! endpoints (`openai_agents.py`).
 
 use serde_json::{Value, json};
 
@@ -412,4 +413,67 @@ fn check_bedrock(requests: &[Recorded]) {
 
 fn png() -> &'static str {
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+}
+
+/// The OpenAI Agents SDK (`openai_agents.py`): an agent with a function tool, run and streamed
+/// through `/v1/responses` on OpenAI's own Responses API (native) and on Anthropic (translated);
+/// the agent calls the tool and its final output quotes the result. Then what each fake got.
+#[tokio::test]
+async fn openai_agents_sdk_runs_a_tool_agent() {
+    let native = Fake::OpenAi.start().await;
+    let anthropic = Fake::Anthropic.start().await;
+    let endpoints = [Target::Native.endpoint(&native), Target::Translated(Fake::Anthropic).endpoint(&anthropic)];
+    let gw = Gateway::start_with(&yaml(&json!({"endpoints": endpoints})), bedrock::NO_AMBIENT_AWS, &[]).await;
+    let stdout = run_sdk(
+        "openai_agents.py",
+        vec![gw.url(""), json!(["openai", "anthropic"]).to_string()],
+        "openai-agents against /v1/responses: OK",
+        &gw,
+    )
+    .await;
+    let printed: Vec<&str> = stdout.lines().filter(|l| l.ends_with(" OK")).collect();
+    assert_eq!(
+        printed,
+        [
+            "openai: agent (run) OK",
+            "openai: agent (streamed) OK",
+            "anthropic: agent (run) OK",
+            "anthropic: agent (streamed) OK",
+            "openai-agents against /v1/responses: OK"
+        ]
+    );
+
+    let instructions = "Answer questions about the weather with the get_weather tool.";
+    // OpenAI got the agent's requests as sent: its tool (strict, as the SDK makes it), its
+    // instructions, and the whole conversation each turn.
+    let requests = native.requests();
+    assert_eq!(requests.len(), 4, "two turns per run");
+    for r in &requests {
+        assert_eq!(r.target, "/v1/responses");
+        let b = r.json();
+        assert_eq!(b["instructions"], json!(instructions));
+        assert_eq!(b["tools"][0]["name"], json!("get_weather"));
+        assert_eq!(b["tools"][0]["strict"], json!(true));
+    }
+    let second = requests[1].json();
+    let output = second["input"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (output["type"].as_str(), output["call_id"].as_str(), output["output"].as_str()),
+        (Some("function_call_output"), Some("call_paris0Fk3rP9a0Qe"), Some("Sunny, 22°C in Paris")),
+        "{second}"
+    );
+    // Anthropic got them translated: the instructions as system, the result as a tool_result.
+    let requests = anthropic.requests();
+    assert_eq!(requests.len(), 4, "two turns per run");
+    for r in &requests {
+        assert_eq!(r.target, "/v1/messages");
+        assert_eq!(r.json()["system"], json!(instructions));
+        assert_eq!(r.json()["tools"][0]["name"], json!("get_weather"));
+    }
+    let second = requests[1].json();
+    assert_eq!(
+        second["messages"].as_array().unwrap().last().unwrap()["content"],
+        json!([{"type": "tool_result", "tool_use_id": "toolu_01paris0XyZ", "content": "Sunny, 22°C in Paris"}]),
+        "{second}"
+    );
 }
