@@ -5,4 +5,5 @@ mod anthropic_native;
 mod anthropic_translated;
 mod bad_input;
 mod responses_native;
+mod responses_translated;
 mod rest;

@@ -1082,7 +1082,8 @@ const RESPONSES_ECHOED: [&str; 14] = [
 ];
 
 fn responses_usage() -> Value {
-    json!({"input_tokens": USAGE.input + USAGE.cache_read, "input_tokens_details": {"cached_tokens": USAGE.cache_read},
+    json!({"input_tokens": USAGE.input + USAGE.cache_read,
+           "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": USAGE.cache_read},
            "output_tokens": USAGE.output, "output_tokens_details": {"reasoning_tokens": 0},
            "total_tokens": USAGE.input + USAGE.cache_read + USAGE.output})
 }
@@ -1229,7 +1230,7 @@ fn responses_stream(script: &Script, seen: &Seen) -> Vec<String> {
                               "output_index": index}));
                 }
                 ev(json!({"type": "response.function_call_arguments.done", "arguments": arguments, "item_id": id,
-                          "output_index": index}));
+                          "name": c.name, "output_index": index}));
             }
         }
         ev(json!({"type": "response.output_item.done", "item": item.json(true), "output_index": index}));
