@@ -52,8 +52,8 @@ pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Byte
 pub struct StreamEncoder {
     format: StreamFormat,
     /// The stream is a provider's own stream in the client's API, relayed event by event: its
-    /// end is the upstream's, so nothing is added at the end.
-    relayed: bool,
+    /// end is the upstream's, so nothing is added at the end. The last event relayed.
+    relayed: Option<Bytes>,
 }
 
 /// The event format of a stream.
@@ -79,15 +79,15 @@ impl StreamEncoder {
             Family::Anthropic => StreamFormat::Anthropic(Box::new(MessagesStream::new(meta))),
             Family::Responses => StreamFormat::Responses(Box::new(ResponsesStream::new(meta))),
         };
-        StreamEncoder { format, relayed: false }
+        StreamEncoder { format, relayed: None }
     }
 
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
         if let Chunk::Native(event) = chunk {
             // Already in the client's API (only a provider speaking that API makes one).
-            self.relayed = true;
             out.extend_from_slice(event);
+            self.relayed = Some(event.clone());
             return;
         }
         match &mut self.format {
@@ -102,7 +102,7 @@ impl StreamEncoder {
 
     /// Append the end of a stream that completed.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        if self.relayed {
+        if self.relayed.is_some() {
             return;
         }
         match &mut self.format {
@@ -121,7 +121,11 @@ impl StreamEncoder {
         match &mut self.format {
             StreamFormat::Unified { .. } => out.extend_from_slice(&error.stream_event()),
             StreamFormat::Anthropic(s) => s.error(error, out),
-            StreamFormat::Responses(s) => s.error(error, out),
+            // The upstream's own response is under way: the gateway's would be another one.
+            StreamFormat::Responses(s) => match &self.relayed {
+                Some(last) => s.relayed_error(error, last, out),
+                None => s.error(error, out),
+            },
         }
     }
 }
@@ -197,5 +201,24 @@ mod tests {
         e.error(&GatewayError::bad_gateway("boom"), &mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert_eq!(text, "data: {\"error\":{\"message\":\"boom\",\"type\":\"bad_gateway_error\"}}\n\n");
+    }
+
+    #[test]
+    fn a_relayed_responses_stream_ends_with_the_error_event_alone() {
+        let meta = AnswerMeta { request_id: "r1".into(), ..AnswerMeta::default() };
+        let mut e = StreamEncoder::new(Family::Responses, meta);
+        let mut out = BytesMut::new();
+        let relayed = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"delta\":\"Hi\"}\n\n";
+        e.chunk(&Chunk::Native(Bytes::from_static(relayed.as_bytes())), &mut out);
+        e.error(&GatewayError::bad_gateway("boom"), &mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let rest = text.strip_prefix(relayed).unwrap();
+        assert!(rest.starts_with("event: error\ndata: {\"type\":\"error\""), "{rest}");
+        assert!(rest.ends_with(",\"sequence_number\":5}\n\n"), "{rest}");
+        assert_eq!(
+            rest.matches("event: ").count(),
+            1,
+            "no response.created or response.failed of the gateway's: {rest}"
+        );
     }
 }

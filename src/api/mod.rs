@@ -32,6 +32,10 @@ pub struct Parsed {
     /// A field only the provider's own API can serve (e.g. the Responses API's
     /// `previous_response_id`): translating the request is refused with a 400 naming it.
     pub native_only: Option<&'static str>,
+    /// The first top-level field the translation does not know: a provider that speaks the
+    /// client's API gets it as sent (new fields work before aigw knows them), a translation
+    /// refuses the request with OpenAI's `unknown_parameter` 400.
+    pub unknown: Option<String>,
     /// Request fields the answer repeats (the Responses API echoes `instructions`, `tools`,
     /// `temperature`, …).
     pub echo: Map<String, Value>,

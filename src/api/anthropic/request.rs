@@ -72,7 +72,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, GatewayError> {
     let mut request =
         schema::request_from_value(EndpointType::Chat, Value::Object(unified)).map_err(GatewayError::validation)?;
     request.extensions = t.extensions;
-    Ok(Parsed { model, request, native, native_only: t.native_only, echo: Map::new() })
+    Ok(Parsed { model, request, native, native_only: t.native_only, unknown: None, echo: Map::new() })
 }
 
 /// A path in the request body, rendered only for an error: `messages.2.content.0`.

@@ -17,7 +17,7 @@ mod request;
 mod response;
 mod stream;
 
-pub use request::parse;
+pub use request::{parse, unknown_parameter};
 pub use response::answer;
 pub use stream::ResponsesStream;
 

@@ -54,6 +54,8 @@ struct Translator {
     parallel_tool_calls: Option<Value>,
     echo: Map<String, Value>,
     native_only: Option<&'static str>,
+    /// The first unknown top-level field (see `Parsed::unknown`).
+    unknown: Option<String>,
     reasoning_effort: Option<String>,
     /// Signed thinking from reasoning items the gateway wrote, by the message it belongs to.
     thinking_history: Vec<SignedThinking>,
@@ -166,7 +168,9 @@ impl Translator {
                 "auto" => self.native("truncation"),
                 other => return Err(invalid_value(key.to_owned(), other, "'auto' and 'disabled'")),
             },
-            _ => return Err(unknown(key.to_owned())),
+            _ => {
+                self.unknown.get_or_insert_with(|| key.to_owned());
+            }
         }
         if ECHOED.contains(&key) {
             self.echo.insert(key.to_owned(), value.clone());
@@ -540,7 +544,7 @@ impl Translator {
             match key.as_str() {
                 "format" => self.format(v)?,
                 "verbosity" => self.native("text.verbosity"),
-                other => return Err(unknown(format!("text.{other}"))),
+                other => return Err(unknown_parameter(format!("text.{other}"))),
             }
         }
         Ok(())
@@ -605,7 +609,7 @@ impl Translator {
                 "summary" | "generate_summary" => {
                     string(v, || format!("reasoning.{key}"))?;
                 }
-                other => return Err(unknown(format!("reasoning.{other}"))),
+                other => return Err(unknown_parameter(format!("reasoning.{other}"))),
             }
         }
         Ok(())
@@ -652,7 +656,7 @@ impl Translator {
             (Err(_), Some(body)) => Request { endpoint_type: EndpointType::Chat, body, implicit_n: true, extensions },
             (Err(errors), None) => return Err(GatewayError::validation(errors)),
         };
-        Ok(Parsed { model, request, native, native_only: self.native_only, echo: self.echo })
+        Ok(Parsed { model, request, native, native_only: self.native_only, unknown: self.unknown, echo: self.echo })
     }
 }
 
@@ -749,7 +753,8 @@ fn invalid_value(path: String, value: &str, supported: &str) -> GatewayError {
         .with_code("invalid_value")
 }
 
-fn unknown(path: String) -> GatewayError {
+/// OpenAI's 400 for a field it does not know.
+pub fn unknown_parameter(path: String) -> GatewayError {
     GatewayError::bad_request(format!("Unknown parameter: '{path}'.")).with_param(path).with_code("unknown_parameter")
 }
 
@@ -1310,8 +1315,6 @@ mod tests {
             (json!({"model": "m", "input": "x", "reasoning": {"effort": 1}}), "reasoning.effort", "invalid_type"),
             (json!({"model": "m", "input": "x", "reasoning": {"budget": 1}}), "reasoning.budget", "unknown_parameter"),
             (json!({"model": "m", "input": "x", "text": {"colour": "red"}}), "text.colour", "unknown_parameter"),
-            (json!({"model": "m", "input": "x", "messages": []}), "messages", "unknown_parameter"),
-            (json!({"model": "m", "input": "x", "max_tokens": 5}), "max_tokens", "unknown_parameter"),
         ];
         for (body, param, code) in cases {
             let e = err(body.clone());
@@ -1319,8 +1322,25 @@ mod tests {
             assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some(*param), Some(*code)), "{body}: {e}");
             assert!(e.message().contains(param), "{body}: {}", e.message());
         }
-        let e = err(json!({"model": "m", "input": "x", "frequency_penalty": 1}));
+    }
+
+    /// An unknown top-level field does not fail the parse: it is named for the attempt, which
+    /// forwards it to OpenAI as sent or refuses the translation with `unknown`'s 400.
+    #[test]
+    fn unknown_top_level_fields_are_named() {
+        for (body, field) in [
+            (json!({"model": "m", "input": "x", "future_field": {"x": 1}}), "future_field"),
+            (json!({"model": "m", "input": "x", "max_tokens": 5, "frequency_penalty": 1}), "max_tokens"),
+        ] {
+            let p = ok(body.clone());
+            assert_eq!(p.unknown.as_deref(), Some(field), "{body}");
+            assert_eq!(p.native_only, None, "{body}");
+            assert!(p.native.contains_key(field), "kept for the native path: {body}");
+            assert!(!p.request.body.contains_key(field), "never translated: {body}");
+        }
+        let e = unknown_parameter("frequency_penalty".into());
         assert_eq!(e.message(), "Unknown parameter: 'frequency_penalty'.");
+        assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("frequency_penalty"), Some("unknown_parameter")));
     }
 
     #[test]

@@ -28,6 +28,11 @@
 //! fields (`code`, `message`, `param`) and the same nested `error` object OpenAI's servers
 //! send, on which the official Python SDK raises an `APIError` from the stream (it does not
 //! on the flat fields alone). Nothing follows.
+//!
+//! When the events so far were OpenAI's own (a relayed native stream), an error is the `error`
+//! event alone, numbered after the last relayed event: a `response.created` or
+//! `response.failed` of the gateway's would name another response than the one under way (the
+//! Python SDK's stream helper raises on that, not on the error).
 
 use std::borrow::Cow;
 
@@ -169,6 +174,23 @@ impl ResponsesStream {
             "server_error"
         });
         self.lifecycle("response.failed", Status::Failed, Some(Failure { code: failure_code, message: &message }), out);
+        self.error_event(error, out);
+    }
+
+    /// Append the `error` event ending a relayed stream of OpenAI's own events, whose last
+    /// relayed event (`last`, framed) gives the sequence number to follow; nothing follows it.
+    pub fn relayed_error(&mut self, error: &GatewayError, last: &[u8], out: &mut BytesMut) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.seq = relayed_sequence(last).map_or(0, |n| n + 1);
+        self.error_event(error, out);
+    }
+
+    /// The `error` event; the stream ends.
+    fn error_event(&mut self, error: &GatewayError, out: &mut BytesMut) {
+        let message = error.message();
+        let code = error.code.as_deref();
         let param = error.param.as_deref();
         let event = ErrorEvent {
             kind: "error",
@@ -413,6 +435,17 @@ impl ResponsesStream {
         };
         write(out, done.kind, &done);
     }
+}
+
+/// The `sequence_number` of a framed event (`event: …\ndata: {…}\n\n`).
+fn relayed_sequence(event: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Numbered {
+        sequence_number: Option<u64>,
+    }
+    let text = std::str::from_utf8(event).ok()?;
+    let data = text.lines().find_map(|l| l.strip_prefix("data:"))?;
+    serde_json::from_str::<Numbered>(data.trim_start()).ok()?.sequence_number
 }
 
 /// The current number, and the next one after it.

@@ -118,6 +118,9 @@ fn prepare(
             ))
             .with_param(field));
         }
+        if let Some(field) = &n.unknown {
+            return Err(crate::api::responses::unknown_parameter(field.clone()));
+        }
     }
     if let Some(ext) = req.extensions.used().find(|e| !provider.accepts(*e)) {
         return Err(GatewayError::bad_request(format!(

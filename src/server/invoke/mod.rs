@@ -77,6 +77,9 @@ pub struct NativeBody {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// A field only a provider speaking the API itself can serve.
     pub native_only: Option<&'static str>,
+    /// An unknown top-level field (`api::Parsed::unknown`): forwarded natively, refused by a
+    /// translation.
+    pub unknown: Option<String>,
 }
 
 /// Serve one invocation; the answer (or error) is returned for the writer.
@@ -163,7 +166,7 @@ fn parse_and_resolve<'s>(
                 _ => return Err(GatewayError::bad_request("The request body must be a JSON object")),
             };
             let headers = client_headers(session, api);
-            let native = NativeBody { api, body: sent, headers, native_only: None };
+            let native = NativeBody { api, body: sent, headers, native_only: None, unknown: None };
             return Ok(Planned { target, request, native: Some(native), echo: Map::new() });
         }
         Invocation::Messages => (api::anthropic::parse(body)?, NativeApi::AnthropicMessages),
@@ -173,7 +176,8 @@ fn parse_and_resolve<'s>(
     let target = parse::chat_target(config, &parsed.model)?;
     resolve(state, key, target)?;
     let headers = client_headers(session, api);
-    let native = NativeBody { api, body: parsed.native, headers, native_only: parsed.native_only };
+    let native =
+        NativeBody { api, body: parsed.native, headers, native_only: parsed.native_only, unknown: parsed.unknown };
     Ok(Planned { target, request: parsed.request, native: Some(native), echo: parsed.echo })
 }
 

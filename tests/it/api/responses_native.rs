@@ -151,3 +151,47 @@ async fn native_only_fields_need_a_provider_that_speaks_responses() {
     assert!(body["error"]["message"].as_str().unwrap().contains("Responses API itself"), "{body}");
     assert!(upstream.requests().is_empty());
 }
+
+/// OpenAI's stream breaks off mid-way: the client has OpenAI's events so far, then one `error`
+/// event numbered after them, and no `response.created` or `response.failed` of the gateway's
+/// (they would name another response than the one under way; the Python SDK's stream helper
+/// raises "Lifecycle response identity changed" on them instead of the error).
+#[tokio::test]
+async fn a_stream_cut_short_ends_with_one_error_event_after_the_relayed_ones() {
+    let upstream = MockUpstream::start().await;
+    let (gw, _audit) = start(&upstream).await;
+    let events = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "status": "in_progress"}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "do"}),
+    ];
+    let relayed: String =
+        events.iter().map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap())).collect();
+    upstream.push(Reply::CutAfter {
+        status: 200,
+        content_type: "text/event-stream".into(),
+        pieces: vec![relayed.clone().into_bytes()],
+    });
+    let (status, _, text) = gw.post_text("/v1/responses", &stateful_request("gpt", true)).await;
+    assert_eq!(status, 200);
+    let rest = text.strip_prefix(&relayed).unwrap_or_else(|| panic!("the relayed events first: {text}"));
+    assert!(rest.starts_with("event: error\n"), "{rest}");
+    assert_eq!(rest.matches("event: ").count(), 1, "{rest}");
+    let error: Value = serde_json::from_str(rest.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["sequence_number"], json!(2));
+    assert_eq!(error["error"]["message"], error["message"], "the nested error the Python SDK raises on");
+    assert!(error["message"].as_str().unwrap().contains("before a complete answer"), "{error}");
+}
+
+/// Native forwarding keeps unknown fields (README, "Responses API"): a field OpenAI added after
+/// this version of aigw reaches OpenAI as sent.
+#[tokio::test]
+async fn an_unknown_field_reaches_openai_on_the_native_path() {
+    let upstream = MockUpstream::start().await;
+    upstream.push(Reply::Json(200, response()));
+    let (gw, _audit) = start(&upstream).await;
+    let mut request = stateful_request("gpt", false);
+    request["future_field"] = json!({"x": 1});
+    let (status, body) = gw.post("/v1/responses", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.last().json()["future_field"], json!({"x": 1}));
+}

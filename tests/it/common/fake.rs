@@ -12,9 +12,20 @@
 //!   parts, `reasoningContent`, signed where the provider signs), then the text or the calls;
 //! * else → a text echoing what the model was given: the last user text, the system prompt,
 //!   the number of images and of messages ([`reply_text`]);
+//! * structured output is asked for (OpenAI's `response_format` or Responses `text.format` of
+//!   type `json_schema`, Anthropic's `output_config.format`, Gemini's `responseJsonSchema`) →
+//!   the text as JSON, `{"said": <text>}`;
 //! * a last user text containing `[429]` → the provider's own rate-limit error (status 429),
 //!   `[529]` → Anthropic's `overloaded_error` (status 529; meant for the Anthropic fake, the
-//!   others send their rate-limit body with that status).
+//!   others send their rate-limit body with that status), `[cut]` → a stream that breaks off
+//!   after its first text fragment (the connection is reset: an upstream failing mid-stream).
+//!
+//! The OpenAI fake also speaks OpenAI's Responses API (`POST …/responses`, what the gateway
+//! forwards a `/v1/responses` request to natively): input items, `instructions`, function
+//! tools, `reasoning.effort` (→ a `reasoning` item with a summary), `previous_response_id`
+//! (quoted in the text: `[previous: <id>]`) and a `web_search` tool (→ a `web_search_call`
+//! item before the message), answered as a `response` object or as its event stream
+//! (`response.created` … `response.completed`, with `sequence_number`s).
 //!
 //! Every answer reports [`USAGE`] in the provider's own fields, cache reads included where the
 //! format has them. The stream builders are public so that fixtures can be made from them
@@ -33,7 +44,8 @@ use super::upstream::{MockUpstream, Recorded, Reply};
 /// A fake provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fake {
-    /// OpenAI's chat completions (`POST …/chat/completions`).
+    /// OpenAI's chat completions (`POST …/chat/completions`) and Responses API
+    /// (`POST …/responses`).
     OpenAi,
     /// Anthropic's Messages API (`POST …/messages`, `…/messages/count_tokens`).
     Anthropic,
@@ -108,6 +120,9 @@ impl Fake {
             return self.error(status);
         }
         let script = script(&seen);
+        if seen.cut && seen.stream {
+            return self.cut_stream(&script, &seen);
+        }
         match (self, seen.stream) {
             (Fake::Bedrock, true) => {
                 bedrock::event_stream_reply(bedrock_stream(&script).iter().map(bedrock::event_frame).collect())
@@ -118,9 +133,39 @@ impl Fake {
         }
     }
 
+    /// The stream of `script` broken off after the event carrying the text's first fragment:
+    /// the connection is reset there, without the provider's end of stream.
+    fn cut_stream(self, script: &Script, seen: &Seen) -> Reply {
+        let first = script.text.as_deref().map(words).unwrap_or_default().into_iter().next().unwrap_or_default();
+        let marker = Value::from(first).to_string();
+        let (events, content_type): (Vec<Vec<u8>>, &str) = match self {
+            Fake::Bedrock => (
+                bedrock_stream(script)
+                    .iter()
+                    .map(|e| (e.to_string(), bedrock::event_frame(e)))
+                    .scan(false, |past, (text, frame)| {
+                        let keep = !*past;
+                        *past = *past || text.contains(&marker);
+                        keep.then_some(frame)
+                    })
+                    .collect(),
+                "application/vnd.amazon.eventstream",
+            ),
+            _ => {
+                let events = self.sse_events(script, seen);
+                let end = events.iter().position(|e| e.contains(&marker)).map_or(events.len(), |i| i + 1);
+                (events.into_iter().take(end).map(String::into_bytes).collect(), "text/event-stream")
+            }
+        };
+        Reply::CutAfter { status: 200, content_type: content_type.into(), pieces: events }
+    }
+
     /// What the script sees of a request in this fake's wire format.
     pub fn seen(self, target: &str, body: &Value) -> Seen {
         match self {
+            Fake::OpenAi if target.split('?').next().unwrap_or_default().ends_with("/responses") => {
+                seen_responses(body)
+            }
             Fake::OpenAi | Fake::Mistral => seen_openai(body),
             Fake::Anthropic => seen_anthropic(body),
             Fake::Gemini => seen_gemini(target, body),
@@ -131,6 +176,7 @@ impl Fake {
     /// The whole answer (JSON) for a script.
     pub fn whole(self, script: &Script, seen: &Seen) -> Value {
         match self {
+            Fake::OpenAi if seen.responses => responses_whole(script, seen),
             Fake::OpenAi => openai_whole(script, seen),
             Fake::Anthropic => anthropic_whole(script, seen),
             Fake::Gemini => gemini_whole(script),
@@ -142,6 +188,7 @@ impl Fake {
     /// The streamed answer of an SSE provider: one string per event, as sent.
     pub fn sse_events(self, script: &Script, seen: &Seen) -> Vec<String> {
         match self {
+            Fake::OpenAi if seen.responses => responses_stream(script, seen),
             Fake::OpenAi => openai_stream(script, seen),
             Fake::Anthropic => anthropic_stream(script, seen),
             Fake::Gemini => gemini_stream(script, seen),
@@ -243,6 +290,18 @@ pub struct Seen {
     pub model: String,
     /// An error the request asks for (`[429]`, `[529]` in the last user text).
     pub error: Option<u16>,
+    /// A stream broken off mid-way is asked for (`[cut]` in the last user text).
+    pub cut: bool,
+    /// Structured output (a JSON schema) is asked for.
+    pub json_schema: bool,
+    /// The request came to OpenAI's Responses API (`…/responses`).
+    pub responses: bool,
+    /// A Responses request's `previous_response_id`.
+    pub previous_response_id: Option<String>,
+    /// The types of the Responses API's built-in tools offered (`web_search`, …).
+    pub builtin_tools: Vec<String>,
+    /// A Responses request's fields that its `response` object repeats.
+    pub echo: serde_json::Map<String, Value>,
 }
 
 /// A tool call the fake makes.
@@ -266,6 +325,17 @@ const CITIES: [&str; 6] = ["Paris", "Rome", "London", "Berlin", "Tokyo", "Madrid
 
 /// The script for a request.
 pub fn script(seen: &Seen) -> Script {
+    let mut script = base_script(seen);
+    if seen.json_schema
+        && script.calls.is_empty()
+        && let Some(text) = &script.text
+    {
+        script.text = Some(json!({ "said": text }).to_string());
+    }
+    script
+}
+
+fn base_script(seen: &Seen) -> Script {
     if let Some(result) = &seen.tool_result {
         return Script { text: Some(format!("The weather tool says: {result}")), ..Script::default() };
     }
@@ -289,8 +359,9 @@ pub fn script(seen: &Seen) -> Script {
 }
 
 /// The text a fake answers with when it neither calls tools nor quotes a tool result:
-/// `You said: <last user text> [system: <system>] [images: <n>] [messages: <n>]` (the bracketed
-/// parts only when there is a system prompt or images).
+/// `You said: <last user text> [system: <system>] [images: <n>] [previous: <id>] [messages: <n>]`
+/// (the bracketed parts only when there is a system prompt, images, or a Responses request's
+/// `previous_response_id`).
 pub fn reply_text(seen: &Seen) -> String {
     let mut text = format!("You said: {}", seen.last_user_text);
     if let Some(system) = &seen.system {
@@ -299,8 +370,17 @@ pub fn reply_text(seen: &Seen) -> String {
     if seen.images > 0 {
         text.push_str(&format!(" [images: {}]", seen.images));
     }
+    if let Some(previous) = &seen.previous_response_id {
+        text.push_str(&format!(" [previous: {previous}]"));
+    }
     text.push_str(&format!(" [messages: {}]", seen.messages));
     text
+}
+
+/// The errors and failures the last user text asks for.
+fn asked(seen: &mut Seen) {
+    seen.error = error_asked(&seen.last_user_text);
+    seen.cut = seen.last_user_text.contains("[cut]");
 }
 
 fn error_asked(text: &str) -> Option<u16> {
@@ -331,6 +411,7 @@ fn seen_openai(body: &Value) -> Seen {
         model: body["model"].as_str().unwrap_or_default().to_owned(),
         stream: body["stream"] == json!(true),
         include_usage: body["stream_options"]["include_usage"] == json!(true),
+        json_schema: body["response_format"]["type"] == json!("json_schema"),
         tools: body["tools"]
             .as_array()
             .into_iter()
@@ -358,7 +439,7 @@ fn seen_openai(body: &Value) -> Seen {
     if !results.is_empty() {
         seen.tool_result = Some(results.into_iter().rev().collect::<Vec<_>>().join("; "));
     }
-    seen.error = error_asked(&seen.last_user_text);
+    asked(&mut seen);
     seen
 }
 
@@ -376,6 +457,7 @@ fn seen_anthropic(body: &Value) -> Seen {
         model: body["model"].as_str().unwrap_or_default().to_owned(),
         stream: body["stream"] == json!(true),
         thinking: matches!(body["thinking"]["type"].as_str(), Some("enabled" | "adaptive")),
+        json_schema: body["output_config"]["format"]["type"] == json!("json_schema"),
         tools: body["tools"]
             .as_array()
             .into_iter()
@@ -399,14 +481,21 @@ fn seen_anthropic(body: &Value) -> Seen {
     if let Some(m) = messages.iter().rev().find(|m| m["role"] == "user" && !blocks_text(&m["content"]).is_empty()) {
         seen.last_user_text = blocks_text(&m["content"]);
     }
-    if let Some(Value::Array(blocks)) = messages.last().filter(|m| m["role"] == "user").map(|m| &m["content"]) {
-        let results: Vec<String> =
-            blocks.iter().filter(|b| b["type"] == "tool_result").map(|b| blocks_text(&b["content"])).collect();
-        if !results.is_empty() {
-            seen.tool_result = Some(results.join("; "));
-        }
+    // The last turn: Anthropic combines consecutive user messages into one turn (the unified
+    // translation sends one tool result per user message, as MLflow does).
+    let last_turn: Vec<&Value> = messages.iter().rev().take_while(|m| m["role"] == "user").collect();
+    let results: Vec<String> = last_turn
+        .iter()
+        .rev()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| blocks_text(&b["content"]))
+        .collect();
+    if !results.is_empty() {
+        seen.tool_result = Some(results.join("; "));
     }
-    seen.error = error_asked(&seen.last_user_text);
+    asked(&mut seen);
     seen
 }
 
@@ -429,6 +518,7 @@ fn seen_gemini(target: &str, body: &Value) -> Seen {
             .collect(),
         messages: contents.len(),
         thinking: body["generationConfig"]["thinkingConfig"]["includeThoughts"] == json!(true),
+        json_schema: body["generationConfig"].get("responseJsonSchema").is_some(),
         ..Seen::default()
     };
     let system = body.get("system_instruction").or_else(|| body.get("systemInstruction"));
@@ -452,7 +542,7 @@ fn seen_gemini(target: &str, body: &Value) -> Seen {
             seen.tool_result = Some(results.join("; "));
         }
     }
-    seen.error = error_asked(&seen.last_user_text);
+    asked(&mut seen);
     seen
 }
 
@@ -473,6 +563,8 @@ fn seen_bedrock(target: &str, body: &Value) -> Seen {
             .collect(),
         messages: messages.len(),
         thinking: body["additionalModelRequestFields"]["thinking"]["type"] == json!("enabled"),
+        // Converse's structured output (`outputConfig.textFormat`, the schema as a JSON string).
+        json_schema: body["outputConfig"]["textFormat"]["type"] == json!("json_schema"),
         ..Seen::default()
     };
     seen.system = body["system"].as_array().map(|s| texts_of(s, "text").join("\n"));
@@ -492,7 +584,7 @@ fn seen_bedrock(target: &str, body: &Value) -> Seen {
             seen.tool_result = Some(results.join("; "));
         }
     }
-    seen.error = error_asked(&seen.last_user_text);
+    asked(&mut seen);
     seen
 }
 
@@ -862,4 +954,291 @@ pub fn bedrock_stream(script: &Script) -> Vec<Value> {
     out.push(json!({"metadata": {"metrics": {"latencyMs": 321}, "p": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJK",
                                  "usage": bedrock_usage()}}));
     out
+}
+
+// ---- OpenAI's Responses API ----
+
+/// The text of a Responses message's `content`: a string, or its text parts joined with a space.
+fn responses_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| matches!(p["type"].as_str(), Some("input_text" | "output_text")))
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// A Responses request (`POST …/responses`). Messages are counted as a chat translation of the
+/// input would count them: each user and assistant message, function calls joining the
+/// assistant message before them, each function output; `instructions` and system or developer
+/// messages make the system prompt; reasoning and built-in tool items count nothing.
+fn seen_responses(body: &Value) -> Seen {
+    let tools = body["tools"].as_array().cloned().unwrap_or_default();
+    let effort = body["reasoning"]["effort"].as_str();
+    let mut seen = Seen {
+        model: body["model"].as_str().unwrap_or_default().to_owned(),
+        stream: body["stream"] == json!(true),
+        responses: true,
+        thinking: effort.is_some_and(|e| e != "none" && e != "minimal"),
+        json_schema: body["text"]["format"]["type"] == json!("json_schema"),
+        previous_response_id: body["previous_response_id"].as_str().map(str::to_owned),
+        echo: RESPONSES_ECHOED
+            .iter()
+            .filter_map(|k| body.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_owned(), v.clone())))
+            .collect(),
+        tools: tools
+            .iter()
+            .filter(|t| t["type"] == "function")
+            .filter_map(|t| t["name"].as_str())
+            .map(str::to_owned)
+            .collect(),
+        builtin_tools: tools
+            .iter()
+            .filter(|t| t["type"] != "function")
+            .filter_map(|t| t["type"].as_str())
+            .map(str::to_owned)
+            .collect(),
+        ..Seen::default()
+    };
+    let mut system: Vec<String> = body["instructions"].as_str().map(str::to_owned).into_iter().collect();
+    let mut results: Vec<String> = Vec::new();
+    match &body["input"] {
+        Value::String(s) => {
+            seen.messages = 1;
+            seen.last_user_text = s.clone();
+        }
+        Value::Array(items) => {
+            let mut in_assistant = false;
+            for item in items {
+                let kind = item["type"].as_str().unwrap_or(if item.get("role").is_some() { "message" } else { "" });
+                if kind != "function_call_output" {
+                    results.clear();
+                }
+                match (kind, item["role"].as_str()) {
+                    ("message", Some("system" | "developer")) => system.push(responses_text(&item["content"])),
+                    ("message", role) => {
+                        seen.messages += 1;
+                        in_assistant = role == Some("assistant");
+                        if role == Some("user") {
+                            if let Value::Array(parts) = &item["content"] {
+                                seen.images += parts.iter().filter(|p| p["type"] == "input_image").count();
+                            }
+                            let text = responses_text(&item["content"]);
+                            if !text.is_empty() {
+                                seen.last_user_text = text;
+                            }
+                        }
+                    }
+                    ("function_call", _) if !in_assistant => {
+                        seen.messages += 1;
+                        in_assistant = true;
+                    }
+                    ("function_call_output", _) => {
+                        seen.messages += 1;
+                        in_assistant = false;
+                        results.push(responses_text(&item["output"]));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    seen.system = (!system.is_empty()).then(|| system.join("\n"));
+    if !results.is_empty() {
+        seen.tool_result = Some(results.join("; "));
+    }
+    asked(&mut seen);
+    seen
+}
+
+const RESPONSE_ID: &str = "resp_0fake0penAiResponse";
+
+/// The request fields a `response` object repeats.
+const RESPONSES_ECHOED: [&str; 14] = [
+    "instructions",
+    "max_output_tokens",
+    "metadata",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "prompt_cache_key",
+    "reasoning",
+    "safety_identifier",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+];
+
+fn responses_usage() -> Value {
+    json!({"input_tokens": USAGE.input + USAGE.cache_read,
+           "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": USAGE.cache_read},
+           "output_tokens": USAGE.output, "output_tokens_details": {"reasoning_tokens": 0},
+           "total_tokens": USAGE.input + USAGE.cache_read + USAGE.output})
+}
+
+/// One output item of the fake's answer, whole.
+#[derive(Debug, Clone)]
+enum OutItem {
+    Reasoning(String),
+    WebSearch(String),
+    Message(String),
+    Call(usize, Call),
+}
+
+impl OutItem {
+    fn id(&self) -> String {
+        match self {
+            OutItem::Reasoning(_) => "rs_0fake0penAi".into(),
+            OutItem::WebSearch(_) => "ws_0fake0penAi".into(),
+            OutItem::Message(_) => "msg_0fake0penAi".into(),
+            OutItem::Call(i, _) => format!("fc_0fake0penAi{i}"),
+        }
+    }
+
+    /// The item as `response.output_item.added` shows it (`done` false) or whole.
+    fn json(&self, done: bool) -> Value {
+        let status = if done { "completed" } else { "in_progress" };
+        match self {
+            OutItem::Reasoning(t) => {
+                let summary = if done { json!([{"type": "summary_text", "text": t}]) } else { json!([]) };
+                json!({"id": self.id(), "type": "reasoning", "summary": summary})
+            }
+            OutItem::WebSearch(q) => {
+                let mut item = json!({"id": self.id(), "type": "web_search_call", "status": status});
+                if done {
+                    item["action"] = json!({"type": "search", "query": q});
+                }
+                item
+            }
+            OutItem::Message(t) => {
+                let content = if done {
+                    json!([{"type": "output_text", "annotations": [], "logprobs": [], "text": t}])
+                } else {
+                    json!([])
+                };
+                json!({"id": self.id(), "type": "message", "status": status, "content": content, "role": "assistant"})
+            }
+            OutItem::Call(i, c) => json!({"id": self.id(), "type": "function_call", "status": status,
+                "arguments": if done { c.input.to_string() } else { String::new() },
+                "call_id": call_id(Fake::OpenAi, c, *i), "name": c.name}),
+        }
+    }
+}
+
+fn responses_items(script: &Script, seen: &Seen) -> Vec<OutItem> {
+    let mut items = Vec::new();
+    if let Some(t) = &script.thinking {
+        items.push(OutItem::Reasoning(t.clone()));
+    }
+    if seen.builtin_tools.iter().any(|t| t == "web_search") {
+        items.push(OutItem::WebSearch(seen.last_user_text.clone()));
+    }
+    if let Some(t) = &script.text {
+        items.push(OutItem::Message(t.clone()));
+    }
+    items.extend(script.calls.iter().cloned().enumerate().map(|(i, c)| OutItem::Call(i, c)));
+    items
+}
+
+/// The `response` object: `in_progress` without output and usage, or `completed`; the
+/// request's fields it repeats as sent, the others at OpenAI's defaults.
+fn responses_object(seen: &Seen, items: &[OutItem], done: bool) -> Value {
+    let mut object = json!({"id": RESPONSE_ID, "object": "response", "created_at": CREATED,
+           "status": if done { "completed" } else { "in_progress" },
+           "background": false, "error": null, "incomplete_details": null, "instructions": null,
+           "max_output_tokens": null, "max_tool_calls": null, "model": seen.model,
+           "output": if done { items.iter().map(|i| i.json(true)).collect() } else { Vec::new() },
+           "parallel_tool_calls": true, "previous_response_id": seen.previous_response_id,
+           "reasoning": {"effort": null, "summary": null}, "service_tier": "default", "store": true,
+           "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
+           "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled",
+           "usage": if done { responses_usage() } else { Value::Null }, "user": null, "metadata": {}});
+    for (k, v) in &seen.echo {
+        object[k] = v.clone();
+    }
+    object
+}
+
+fn responses_whole(script: &Script, seen: &Seen) -> Value {
+    responses_object(seen, &responses_items(script, seen), true)
+}
+
+/// The Responses event stream: `event: <type>` and the event's JSON, `sequence_number` from 0.
+fn responses_stream(script: &Script, seen: &Seen) -> Vec<String> {
+    let items = responses_items(script, seen);
+    let mut out = Vec::new();
+    let mut seq = 0u64;
+    let mut ev = |mut v: Value| {
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        out.push(format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap_or_default()));
+    };
+    ev(json!({"type": "response.created", "response": responses_object(seen, &items, false)}));
+    ev(json!({"type": "response.in_progress", "response": responses_object(seen, &items, false)}));
+    for (index, item) in items.iter().enumerate() {
+        let id = item.id();
+        ev(json!({"type": "response.output_item.added", "item": item.json(false), "output_index": index}));
+        match item {
+            OutItem::Reasoning(t) => {
+                let part = |text: &str| json!({"type": "summary_text", "text": text});
+                ev(json!({"type": "response.reasoning_summary_part.added", "item_id": id, "output_index": index,
+                          "part": part(""), "summary_index": 0}));
+                for w in words(t) {
+                    ev(json!({"type": "response.reasoning_summary_text.delta", "delta": w, "item_id": id,
+                              "output_index": index, "summary_index": 0}));
+                }
+                ev(json!({"type": "response.reasoning_summary_text.done", "item_id": id, "output_index": index,
+                          "summary_index": 0, "text": t}));
+                ev(json!({"type": "response.reasoning_summary_part.done", "item_id": id, "output_index": index,
+                          "part": part(t), "summary_index": 0}));
+            }
+            OutItem::WebSearch(_) => {
+                for phase in ["in_progress", "searching", "completed"] {
+                    ev(json!({"type": format!("response.web_search_call.{phase}"), "item_id": id,
+                              "output_index": index}));
+                }
+            }
+            OutItem::Message(t) => {
+                let part = |text: &str| json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text});
+                ev(json!({"type": "response.content_part.added", "content_index": 0, "item_id": id,
+                          "output_index": index, "part": part("")}));
+                for w in words(t) {
+                    ev(json!({"type": "response.output_text.delta", "content_index": 0, "delta": w, "item_id": id,
+                              "logprobs": [], "output_index": index}));
+                }
+                ev(json!({"type": "response.output_text.done", "content_index": 0, "item_id": id, "logprobs": [],
+                          "output_index": index, "text": t}));
+                ev(json!({"type": "response.content_part.done", "content_index": 0, "item_id": id,
+                          "output_index": index, "part": part(t)}));
+            }
+            OutItem::Call(_, c) => {
+                let arguments = c.input.to_string();
+                for f in fragments(&arguments) {
+                    ev(json!({"type": "response.function_call_arguments.delta", "delta": f, "item_id": id,
+                              "output_index": index}));
+                }
+                ev(json!({"type": "response.function_call_arguments.done", "arguments": arguments, "item_id": id,
+                          "name": c.name, "output_index": index}));
+            }
+        }
+        ev(json!({"type": "response.output_item.done", "item": item.json(true), "output_index": index}));
+    }
+    ev(json!({"type": "response.completed", "response": responses_object(seen, &items, true)}));
+    out
+}
+
+/// An endpoint named `name` of an OpenAI-compatible provider (`groq`, `deepseek`, …) whose
+/// upstream is the OpenAI fake at `upstream`: OpenAI's chat completions, reached through the
+/// translation (only the `openai` provider speaks the Responses API itself).
+pub fn openai_compatible_endpoint(name: &str, provider: &str, upstream: &MockUpstream) -> Value {
+    json!({"name": name, "endpoint_type": "llm/v1/chat",
+           "model": {"provider": provider, "name": Fake::OpenAi.model(),
+                     "config": {"api_key": OPENAI_KEY, "api_base": format!("{}/v1", upstream.url())}}})
 }

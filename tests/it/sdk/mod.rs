@@ -1,8 +1,9 @@
-//! The official Python SDKs, `openai` (3.x) and `anthropic` (2.x), talking to the real gateway.
-//! They are installed under target/ on first use when the machine does not have these major
-//! versions.
+//! The official Python SDKs, `openai` (3.x) and `anthropic` (2.x), and the OpenAI Agents SDK
+//! (`openai-agents` 0.24.x), talking to the real gateway. They are installed under target/ on
+//! first use when the machine does not have these versions.
 
 mod anthropic_messages;
+mod openai_responses;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,17 +15,19 @@ use crate::common::upstream::MockUpstream;
 use crate::common::{Gateway, bedrock, fixture, yaml};
 use serde_json::{Value, json};
 
-/// The packages the SDK tests run against: the current major versions. One pip call installs
-/// both into the same private directory.
-const PACKAGES: [&str; 2] = ["openai>=3,<4", "anthropic>=2,<3"];
+/// The packages the SDK tests run against: the current major versions (for the Agents SDK,
+/// still at 0.x, where a minor release may break its API, the current minor). One pip call
+/// installs them all into the same private directory.
+const PACKAGES: [&str; 3] = ["openai>=3,<4", "anthropic>=2,<3", "openai-agents>=0.24,<0.25"];
 
-/// Whether `python3` imports both SDKs at the wanted major versions (with `path` first on
+/// Whether `python3` imports the SDKs at the wanted versions (with `path` first on
 /// `PYTHONPATH`).
-const CHECK: &str = "import openai, anthropic\n\
+const CHECK: &str = "import openai, anthropic, agents\n\
                      assert openai.__version__.split('.')[0] == '3', openai.__version__\n\
-                     assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__";
+                     assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__\n\
+                     assert agents.__version__.split('.')[:2] == ['0', '24'], agents.__version__";
 
-/// A Python path where `import openai` and `import anthropic` give the wanted major versions,
+/// A Python path where `import openai`, `import anthropic` and `import agents` give the wanted versions,
 /// installing them once if needed (`None`: the machine's own packages will do).
 ///
 /// The tests of this module run in parallel: the first caller installs, the others wait for it
