@@ -21,7 +21,7 @@
 # embeddings (one 1536-dimension vector), anthropic / anthropic-stream (the same through the
 # Anthropic translation), messages / messages-stream (Anthropic's Messages API as the client API,
 # translated to the OpenAI mock), responses / responses-stream (OpenAI's Responses API as the
-# client API, translated to the OpenAI mock), proxy / proxy-stream (the OpenAI body through the
+# client API, translated to chat for the OpenAI mock behind the OpenAI-compatible `compat` endpoint), proxy / proxy-stream (the OpenAI body through the
 # raw proxy route /gateway/proxy/chat/chat/completions: Pingora's proxy pipeline, no
 # translation), nginx / nginx-stream (the same body through a plain nginx reverse proxy in front of
 # the same mock: the floor; its CPU is summed over nginx's master and workers). Needs wrk (and
@@ -84,6 +84,12 @@ $limit
   - name: embeddings
     endpoint_type: llm/v1/embeddings
     model: {provider: openai, name: text-embedding-3-small, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$limit
+  # The same OpenAI chat mock behind an OpenAI-compatible provider: /v1/responses to an openai
+  # endpoint goes to OpenAI's own Responses API, to this one it is translated to chat.
+  - name: compat
+    endpoint_type: llm/v1/chat
+    model: {provider: groq, name: gpt-4o-mini, config: {api_key: sk-bench, api_base: "http://127.0.0.1:$UP_PORT/v1"}}
 $limit
   - name: claude
     endpoint_type: llm/v1/chat
@@ -187,12 +193,12 @@ scenario() { # name -> gateway path, gateway body, direct path, direct body
     anthropic-stream) echo "/v1/chat/completions|{\"model\":\"claude\",\"stream\":true,$MSG}|/v1/messages|{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":8192,\"stream\":true,$MSG}" ;;
     messages) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
     messages-stream) echo "/v1/messages|{\"model\":\"chat\",\"max_tokens\":1024,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
-    responses) echo "/v1/responses|{\"model\":\"chat\",\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
+    responses) echo "/v1/responses|{\"model\":\"compat\",\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
     proxy) echo "/gateway/proxy/chat/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
     proxy-stream) echo "/gateway/proxy/chat/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     nginx) echo "/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,$MSG}" ;;
     nginx-stream) echo "/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
-    responses-stream) echo "/v1/responses|{\"model\":\"chat\",\"stream\":true,\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
+    responses-stream) echo "/v1/responses|{\"model\":\"compat\",\"stream\":true,\"input\":\"Write one sentence about load testing.\"}|/v1/chat/completions|{\"model\":\"gpt-4o-mini\",\"n\":1,\"stream\":true,$MSG}" ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
 }

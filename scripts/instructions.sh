@@ -46,6 +46,12 @@ endpoints:
     endpoint_type: llm/v1/chat
     model: {provider: openai, name: gpt-4o-mini, config: {openai_api_key: sk-bench, openai_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
 $LIMIT_LINE
+  # The same OpenAI chat mock behind an OpenAI-compatible provider: /v1/responses to an openai
+  # endpoint goes to OpenAI's own Responses API, to this one it is translated to chat.
+  - name: compat
+    endpoint_type: llm/v1/chat
+    model: {provider: groq, name: gpt-4o-mini, config: {api_key: sk-bench, api_base: "http://127.0.0.1:$UP_PORT/v1"}}
+$LIMIT_LINE
   - name: claude
     endpoint_type: llm/v1/chat
     model: {provider: anthropic, name: claude-3-5-haiku-latest, config: {anthropic_api_key: bench, anthropic_api_base: "http://127.0.0.1:$UP_PORT/v1"}}
@@ -77,8 +83,8 @@ path, body = {
     "anthropic-stream": ("/v1/chat/completions", {"model": "claude", "stream": True, "messages": msg}),
     "messages": ("/v1/messages", {"model": "chat", "max_tokens": 1024, "messages": msg}),
     "messages-stream": ("/v1/messages", {"model": "chat", "max_tokens": 1024, "stream": True, "messages": msg}),
-    "responses": ("/v1/responses", {"model": "chat", "input": text}),
-    "responses-stream": ("/v1/responses", {"model": "chat", "stream": True, "input": text}),
+    "responses": ("/v1/responses", {"model": "compat", "input": text}),
+    "responses-stream": ("/v1/responses", {"model": "compat", "stream": True, "input": text}),
 }[kind]
 data = json.dumps(body).encode()
 conn = http.client.HTTPConnection("127.0.0.1", port)
