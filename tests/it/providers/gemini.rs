@@ -72,7 +72,9 @@ async fn exact_ids(name: &'static str) {
     let t1 = now();
     assert_eq!(status, 200, "{text}");
     if fx["expected_client_response"].is_array() {
-        let got: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let mut events = sse_data(&text);
+        assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
+        let got: Vec<Value> = events.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
         let mut expected = expected_events(&fx);
         assert_eq!(got.len(), expected.len(), "{text}");
         for (g, e) in got.iter().zip(&mut expected) {

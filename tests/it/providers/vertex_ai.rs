@@ -167,7 +167,9 @@ async fn replay_borrowed(case: Borrowed) {
 
         if streamed {
             assert!(ct.starts_with("text/event-stream"), "{ctx}: {ct}");
-            let got: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+            let mut events = sse_data(&text);
+            assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{ctx}: streams end with [DONE]: {text}");
+            let got: Vec<Value> = events.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
             let mut expected = expected_events(&fx);
             expected.iter_mut().for_each(vertex_answer);
             assert_eq!(got.len(), expected.len(), "{ctx}: {text}");
@@ -774,6 +776,7 @@ async fn claude_betas_and_streams() {
     let data = sse_data(&text);
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["message"], json!("Overloaded"), "{text}");
+    assert!(!text.contains("[DONE]"), "a stream that failed has no [DONE]: {text}");
 }
 
 // ---- configuration ----
