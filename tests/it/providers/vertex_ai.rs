@@ -313,6 +313,49 @@ async fn gemini_extensions() {
     assert_eq!(vertex.requests().len(), calls);
 }
 
+/// Gemini models on Vertex AI answer as the `gemini` provider does in MLflow 3.18: all text
+/// parts joined, `content_filter` finish reasons, a blocked prompt one `content_filter` choice
+/// (streams too, ending in `[DONE]`), and thinking tokens counted as completion tokens.
+#[tokio::test]
+async fn gemini_answers_follow_mlflow_3_18() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let creds = json!({"vertex_credentials": service_account(&tokens.uri())});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), creds)
+    ]})))
+    .await;
+
+    vertex.push(Reply::Json(
+        200,
+        json!({"candidates": [
+            {"content": {"role": "model", "parts": [{"text": "Hel"}, {"text": "lo"}]}, "finishReason": "STOP"},
+            {"finishReason": "SPII"}],
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 1, "thoughtsTokenCount": 4, "totalTokenCount": 7}}),
+    ));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], json!("Hello"));
+    assert_eq!(
+        (&body["choices"][1]["index"], &body["choices"][1]["message"]["content"], &body["choices"][1]["finish_reason"]),
+        (&json!(1), &Value::Null, &json!("content_filter"))
+    );
+    assert_eq!(
+        (&body["usage"]["completion_tokens"], &body["usage"]["completion_tokens_details"]),
+        (&json!(5), &json!({"reasoning_tokens": 4}))
+    );
+
+    let blocked = json!({"promptFeedback": {"blockReason": "BLOCKLIST"}, "usageMetadata": {"promptTokenCount": 2}});
+    vertex.push(Reply::sse(vec![format!("data: {blocked}\r\n\r\n").into_bytes()], Duration::ZERO));
+    let (status, _, text) = gw.post_text("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let mut events = sse_data(&text);
+    assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
+    let chunk: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(chunk["choices"][0]["finish_reason"], json!("content_filter"), "{text}");
+    assert!(vertex.last().target.ends_with(":streamGenerateContent?alt=sse"), "{}", vertex.last().target);
+}
+
 /// Embeddings: one input → `:embedContent` (the `gemini-embeddings-single` fixture); several
 /// → one `:embedContent` call per input, concurrently, because Vertex has no
 /// `:batchEmbedContents` (MLflow sends that method, which Vertex does not serve). The client
@@ -837,4 +880,24 @@ fn configuration_errors() {
     let (ok, out) =
         check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": "us central"}), &[]);
     assert!(!ok && out.contains("vertex_location"), "{out}");
+}
+
+/// `vertex_location` is checked as MLflow 3.18 checks it: lower-case letters, digits and
+/// hyphens, else a load error with MLflow's message (3.17 loaded `US-central1`); an empty value
+/// means the default location.
+#[test]
+fn locations_are_validated_at_load() {
+    let sa = service_account("https://oauth2.googleapis.com/token");
+    for bad in ["US-central1", "europe-west4.evil.com"] {
+        let (ok, out) =
+            check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": bad}), &[]);
+        assert!(!ok, "{bad}: {out}");
+        let want = format!("vertex_location must contain only lowercase letters, digits, and hyphens; got '{bad}'");
+        assert!(out.contains("vertex_location") && out.contains(&want), "{bad}: {out}");
+    }
+    for good in ["", "us-central1", "europe-west4"] {
+        let (ok, out) =
+            check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": good}), &[]);
+        assert!(ok, "{good:?}: {out}");
+    }
 }
