@@ -256,6 +256,18 @@ fn embedded_error(display: &str, err: &Value) -> GatewayError {
     GatewayError::new(status as u16, ErrorKind::Upstream, message)
 }
 
+/// Python's truthiness of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are false.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 // ---- JSON answers ----
 
 /// Decoder for a chat answer (JSON, or the SSE stream when `stream`). `display` names the
@@ -549,7 +561,9 @@ impl SseTranslate for GeminiStream {
             return Ok(());
         }
         let wire: WireResponse = serde_json::from_str(data).map_err(|e| unreadable(self.display, e))?;
-        if let Some(err) = &wire.error {
+        // An event with an `error` ends the stream with an error event (MLflow 3.18 aborts the
+        // stream on a truthy `error`; an empty or false one is no error there either).
+        if let Some(err) = wire.error.as_ref().filter(|e| truthy(e)) {
             return Err(embedded_error(self.display, err));
         }
         // A blocked prompt is a complete answer: Gemini sends nothing after it.
@@ -919,6 +933,20 @@ mod tests {
         let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
         let (_, err) = stream(&mut d, &["data: {not json\n\n"]);
         assert_eq!(err.unwrap().status, 502);
+
+        // A string error is an error too; an empty one is not.
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (_, err) = stream(&mut d, &["data: {\"error\":\"quota\"}\n\n"]);
+        assert_eq!(err.unwrap().status, 502);
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"error\":{},\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}]}\n\n",
+            ],
+        );
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("a"));
     }
 
     #[test]

@@ -354,6 +354,23 @@ async fn gemini_answers_follow_mlflow_3_18() {
     let chunk: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(chunk["choices"][0]["finish_reason"], json!("content_filter"), "{text}");
     assert!(vertex.last().target.ends_with(":streamGenerateContent?alt=sse"), "{}", vertex.last().target);
+
+    // An error event mid-stream: the chunks so far, one error event, no `[DONE]`.
+    vertex.push(Reply::sse(
+        vec![
+            format!("data: {}\r\n\r\n", json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]})).into_bytes(),
+            b"data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n"
+                .to_vec(),
+        ],
+        Duration::ZERO,
+    ));
+    let (status, _, text) = gw.post_text("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_data(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let err: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_eq!(err["error"]["message"], json!("The model is overloaded."), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
 }
 
 /// Embeddings: one input → `:embedContent` (the `gemini-embeddings-single` fixture); several
