@@ -2,9 +2,9 @@
 //! [`Chunk`]s, written for the client API the request came in on.
 //!
 //! * MLflow's routes and the OpenAI-compatible `/v1` routes both speak MLflow's unified schema
-//!   (OpenAI's wire format): one JSON body, or one `data: {json}` event per chunk. A `/v1`
-//!   stream ends with `data: [DONE]`; MLflow's routes end without it (see
-//!   `docs/architecture.md`).
+//!   (OpenAI's wire format): one JSON body, or one `data: {json}` event per chunk. A stream
+//!   that completes ends with one `data: [DONE]` on both (MLflow 3.18,
+//!   `docs/mlflow-compat.md#mlflow-318`).
 //! * An error after the first byte of a stream is one `data: {"error": {...}}` event, and
 //!   the stream ends (never with `[DONE]`).
 //! * Anthropic's Messages API and OpenAI's Responses API have their own objects and event
@@ -59,11 +59,8 @@ pub struct StreamEncoder {
 /// The event format of a stream.
 #[derive(Debug)]
 enum StreamFormat {
-    /// MLflow's unified chunks, one `data:` event each; `[DONE]` at the end when `done`.
-    Unified {
-        /// Whether a completed stream ends with `data: [DONE]`.
-        done: bool,
-    },
+    /// MLflow's unified chunks, one `data:` event each, then `data: [DONE]`.
+    Unified,
     /// Anthropic's Messages events.
     Anthropic(Box<MessagesStream>),
     /// The Responses API's events.
@@ -74,8 +71,7 @@ impl StreamEncoder {
     /// An encoder for a stream answering `family`.
     pub fn new(family: Family, meta: AnswerMeta) -> Self {
         let format = match family {
-            Family::Native => StreamFormat::Unified { done: false },
-            Family::OpenAi => StreamFormat::Unified { done: true },
+            Family::Native | Family::OpenAi => StreamFormat::Unified,
             Family::Anthropic => StreamFormat::Anthropic(Box::new(MessagesStream::new(meta))),
             Family::Responses => StreamFormat::Responses(Box::new(ResponsesStream::new(meta))),
         };
@@ -93,8 +89,8 @@ impl StreamEncoder {
         match &mut self.format {
             // A chunk that only carries a thinking signature (which chat chunks never show) is
             // not written.
-            StreamFormat::Unified { .. } if signature_only(chunk) => {}
-            StreamFormat::Unified { .. } => write_json(out, chunk),
+            StreamFormat::Unified if signature_only(chunk) => {}
+            StreamFormat::Unified => write_json(out, chunk),
             StreamFormat::Anthropic(s) => s.chunk(chunk, out),
             StreamFormat::Responses(s) => s.chunk(chunk, out),
         }
@@ -106,11 +102,8 @@ impl StreamEncoder {
             return;
         }
         match &mut self.format {
-            StreamFormat::Unified { done } => {
-                if *done {
-                    out.extend_from_slice(DONE);
-                }
-            }
+            // A static byte string: nothing is allocated for it.
+            StreamFormat::Unified => out.extend_from_slice(DONE),
             StreamFormat::Anthropic(s) => s.finish(out),
             StreamFormat::Responses(s) => s.finish(out),
         }
@@ -119,7 +112,7 @@ impl StreamEncoder {
     /// Append the event of an error after the stream started; nothing may follow it.
     pub fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
         match &mut self.format {
-            StreamFormat::Unified { .. } => out.extend_from_slice(&error.stream_event()),
+            StreamFormat::Unified => out.extend_from_slice(&error.stream_event()),
             StreamFormat::Anthropic(s) => s.error(error, out),
             // The upstream's own response is under way: the gateway's would be another one.
             StreamFormat::Responses(s) => match &self.relayed {
@@ -157,7 +150,7 @@ fn write_json<T: serde::Serialize>(out: &mut BytesMut, value: &T) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// The OpenAI stream terminator.
+/// The end of a completed unified stream (OpenAI's terminator, on MLflow's routes too).
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
 struct BytesMutWriter<'a>(&'a mut BytesMut);
@@ -182,25 +175,31 @@ mod tests {
     }
 
     #[test]
-    fn openai_streams_end_with_done_and_native_ones_without() {
-        for (family, done) in [(Family::OpenAi, true), (Family::Native, false)] {
+    fn openai_and_native_streams_end_with_one_done() {
+        for family in [Family::OpenAi, Family::Native] {
             let mut e = StreamEncoder::new(family, AnswerMeta::default());
             let mut out = BytesMut::new();
             e.chunk(&chunk(), &mut out);
+            e.chunk(&chunk(), &mut out);
             e.finish(&mut out);
             let text = String::from_utf8(out.to_vec()).unwrap();
-            assert!(text.starts_with("data: {\"id\":\"c\""), "{text}");
-            assert_eq!(text.ends_with("data: [DONE]\n\n"), done, "{text}");
+            assert!(text.starts_with("data: {\"id\":\"c\""), "{family:?}: {text}");
+            assert!(text.ends_with("}\n\ndata: [DONE]\n\n"), "{family:?}: {text}");
+            assert_eq!(text.matches("[DONE]").count(), 1, "{family:?}: {text}");
         }
     }
 
     #[test]
     fn an_error_is_one_event_without_done() {
-        let mut e = StreamEncoder::new(Family::OpenAi, AnswerMeta::default());
-        let mut out = BytesMut::new();
-        e.error(&GatewayError::bad_gateway("boom"), &mut out);
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        assert_eq!(text, "data: {\"error\":{\"message\":\"boom\",\"type\":\"bad_gateway_error\"}}\n\n");
+        for family in [Family::OpenAi, Family::Native] {
+            let mut e = StreamEncoder::new(family, AnswerMeta::default());
+            let mut out = BytesMut::new();
+            e.chunk(&chunk(), &mut out);
+            out.clear();
+            e.error(&GatewayError::bad_gateway("boom"), &mut out);
+            let text = String::from_utf8(out.to_vec()).unwrap();
+            assert_eq!(text, "data: {\"error\":{\"message\":\"boom\",\"type\":\"bad_gateway_error\"}}\n\n");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! * a combination it serves: exactly one upstream call, on the provider's path, with its
 //!   credentials, answered from the MLflow fixture of that provider's wire format; the client
 //!   gets a 200 unified answer (an SSE stream for chat and completions with `stream: true`,
-//!   ending in `[DONE]` on `/v1` only; embeddings ignore `stream`).
+//!   ending in `[DONE]` on every route; embeddings ignore `stream`).
 //!
 //! Every cell is checked and all failures are reported together.
 
@@ -756,7 +756,7 @@ fn not_implemented_message(row: &Row, ty: Ty, stream: bool) -> String {
 }
 
 /// Check a 200 answer of a served combination.
-fn check_served(t: &Target<'_>, v1: bool, stream: bool, content_type: &str, text: &str) -> Result<(), String> {
+fn check_served(t: &Target<'_>, stream: bool, content_type: &str, text: &str) -> Result<(), String> {
     let provider = t.row.provider;
     let streamed = stream && t.ty != Ty::Embeddings;
     if !streamed {
@@ -778,8 +778,9 @@ fn check_served(t: &Target<'_>, v1: bool, stream: bool, content_type: &str, text
         return Err(format!("stream content type {content_type}: {text}"));
     }
     let mut events = sse_data(text);
-    if v1 && events.pop().as_deref() != Some("[DONE]") {
-        return Err(format!("/v1 stream does not end with [DONE]: {text}"));
+    // Every route ends a stream with `[DONE]` (MLflow 3.18).
+    if events.pop().as_deref() != Some("[DONE]") {
+        return Err(format!("stream does not end with [DONE]: {text}"));
     }
     if events.is_empty() {
         return Err(format!("no events: {text}"));
@@ -838,7 +839,7 @@ async fn cell(gw: &Gateway, t: &Target<'_>, stream: bool, v1: bool) -> Result<()
         check_headers(req, t.row.headers)?;
         serde_json::from_slice::<Value>(&req.body).map_err(|e| format!("upstream body is not JSON: {e}"))?;
     }
-    check_served(t, v1, stream, &content_type, &text)
+    check_served(t, stream, &content_type, &text)
 }
 
 #[tokio::test]

@@ -135,9 +135,7 @@ async fn answer_comes_from_the_destination_that_was_called() {
         assert_eq!(sent.json()["model"], json!(model));
         if stream {
             let mut events = sse_data(&text);
-            if v1 {
-                assert_eq!(events.pop().as_deref(), Some("[DONE]"));
-            }
+            assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
             assert_eq!(events.len(), expected_events(&fx).len(), "{text}");
             for e in &events {
                 let e: Value = serde_json::from_str(e).unwrap();

@@ -2,9 +2,10 @@
 //! embeddings over `generativelanguage.googleapis.com`.
 //!
 //! Config: `gemini_api_key` (required secret, sent as `x-goog-api-key`), `gemini_api_base`
-//! (default [`DEFAULT_BASE`]). URLs: `{base}/{model}:generateContent`,
-//! `{base}/{model}:streamGenerateContent?alt=sse`, `{base}/{model}:embedContent`,
-//! `{base}/{model}:batchEmbedContents`.
+//! (default [`DEFAULT_BASE`], normalised into a models base by [`models_base`], as MLflow 3.18
+//! does). URLs: `{base}/{model}:generateContent`,
+//! `{base}/{model}:streamGenerateContent?<base query>&alt=sse`, `{base}/{model}:embedContent`,
+//! `{base}/{model}:batchEmbedContents`; the base's own query is kept on each.
 //!
 //! The translation lives in `request` (unified request → `generateContent` body) and
 //! `response` (answers and SSE streams → unified answers); both are `pub(crate)` so that
@@ -49,7 +50,7 @@ impl Gemini {
         let key = secret_header(key.expose())
             .ok_or_else(|| cfg.error("gemini_api_key", "the key contains characters not allowed in an HTTP header"))?;
         let base = match cfg.url("gemini_api_base")? {
-            Some(b) => b,
+            Some(b) => models_base(b).map_err(|m| cfg.error("gemini_api_base", m))?,
             None => BaseUrl::parse(DEFAULT_BASE).map_err(|m| cfg.error("gemini_api_base", m))?,
         };
         let model = model_name(spec)?;
@@ -71,6 +72,29 @@ impl Gemini {
         let method = if stream { ":streamGenerateContent" } else { ":generateContent" };
         self.request(method, &body, stream)
     }
+}
+
+/// The API versions a `gemini_api_base` may name.
+const API_VERSIONS: [&str; 3] = ["v1", "v1beta", "v1alpha"];
+
+/// The models base a configured `gemini_api_base` stands for (MLflow 3.18's rule,
+/// docs/mlflow-compat.md#mlflow-318): a path ending in `/{version}/models` is used as is, one
+/// ending in `/{version}` gets `/models`, any other (a bare origin, a relay's prefix) gets
+/// `/v1beta/models`; a path ending in `/models` without a known version before it is refused.
+/// The query is kept (trailing `/`s are already gone from the parsed path).
+fn models_base(base: BaseUrl) -> Result<BaseUrl, String> {
+    let path = base.path.as_str();
+    let last_is = |p: &str| API_VERSIONS.iter().any(|v| p.strip_suffix(v).is_some_and(|rest| rest.ends_with('/')));
+    if let Some(rest) = path.strip_suffix("/models") {
+        return if last_is(rest) {
+            Ok(base)
+        } else {
+            Err("gemini_api_base ending in /models must include a supported API version \
+                 (/v1, /v1beta, or /v1alpha) immediately before /models."
+                .to_owned())
+        };
+    }
+    Ok(if last_is(path) { base.join("models") } else { base.join("v1beta/models") })
 }
 
 /// `model.name`, which Gemini-style providers need for their URLs.
@@ -205,7 +229,7 @@ mod tests {
         assert_eq!(req.target, "/v1beta/models/gemini-2.0-flash:generateContent");
 
         let g = build(json!({"gemini_api_key": "k", "gemini_api_base": "http://127.0.0.1:9/v1"}), Some("m x")).unwrap();
-        assert_eq!(g.request(":embedContent", &json!({}), false).unwrap().target, "/v1/m%20x:embedContent");
+        assert_eq!(g.request(":embedContent", &json!({}), false).unwrap().target, "/v1/models/m%20x:embedContent");
 
         let err = build(json!({}), Some("m")).err().unwrap();
         assert_eq!((err.field.as_str(), err.message.as_str()), ("model.config.gemini_api_key", "Field required"));
@@ -215,6 +239,47 @@ mod tests {
         assert_eq!(err.field, "model.name");
         let err = build(json!({"gemini_api_key": "bad\nkey"}), Some("m")).err().unwrap();
         assert!(!err.message.contains("bad"), "no secret in messages: {}", err.message);
+    }
+
+    #[test]
+    fn api_bases_are_normalised_into_models_bases() {
+        let base = |value: &str| {
+            build(json!({"gemini_api_key": "k", "gemini_api_base": value}), Some("m")).map(|g| g.base.to_string())
+        };
+        for (value, want) in [
+            ("https://relay.example.com", "https://relay.example.com/v1beta/models"),
+            ("https://relay.example.com/", "https://relay.example.com/v1beta/models"),
+            ("https://relay.example.com/gemini/", "https://relay.example.com/gemini/v1beta/models"),
+            ("https://h/proxy/x", "https://h/proxy/x/v1beta/models"),
+            ("https://h/v1", "https://h/v1/models"),
+            ("https://h/v1beta", "https://h/v1beta/models"),
+            ("https://h/v1alpha/", "https://h/v1alpha/models"),
+            ("https://h/gemini/v1", "https://h/gemini/v1/models"),
+            ("https://h/v1/models", "https://h/v1/models"),
+            ("https://h/v1beta/models/", "https://h/v1beta/models"),
+            ("https://h/v1alpha/models", "https://h/v1alpha/models"),
+            ("https://h/xv1", "https://h/xv1/v1beta/models"),
+            ("https://h/v1beta?key=abc&flag=", "https://h/v1beta/models?key=abc&flag="),
+        ] {
+            assert_eq!(base(value).as_deref(), Ok(want), "{value}");
+        }
+        for value in ["https://h/models", "https://h/v2/models", "https://h/models/", "https://h/xv1/models"] {
+            let err = base(value).unwrap_err();
+            assert_eq!(err.field, "model.config.gemini_api_base", "{value}");
+            assert_eq!(
+                err.message,
+                "gemini_api_base ending in /models must include a supported API version \
+                 (/v1, /v1beta, or /v1alpha) immediately before /models.",
+                "{value}"
+            );
+        }
+        // The stream's `alt=sse` goes after the base's own query.
+        let g = build(json!({"gemini_api_key": "k", "gemini_api_base": "https://h/v1beta?key=abc&flag="}), Some("m"))
+            .unwrap();
+        assert_eq!(
+            g.generate(json!({}), true).unwrap().target,
+            "/v1beta/models/m:streamGenerateContent?key=abc&flag=&alt=sse"
+        );
     }
 
     #[test]

@@ -1,19 +1,26 @@
 //! Gemini answers (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
 //! `batchEmbedContents`) → unified answers. Shared with `vertex_ai`'s Gemini models.
 //!
-//! MLflow's rules, kept:
+//! MLflow's rules (3.18, docs/mlflow-compat.md#mlflow-318), kept:
 //! * chat ids are `gemini-chat-<created>` (streams `gemini-chat-stream-<created>`, completions
 //!   streams `gemini-completions-stream-<created>`), `model` is the endpoint's model name;
-//! * finish reasons are lower-cased, `MAX_TOKENS` → `length`, absent → `stop` (JSON answers);
+//! * a candidate's text is the text of all its parts joined, with no separator;
+//! * finish reasons: `MAX_TOKENS` → `length`, the safety and policy reasons
+//!   ([`CONTENT_FILTER_REASONS`]) → `content_filter`, any other lower-cased; absent → `stop`
+//!   (JSON answers);
 //! * a candidate with function calls answers `tool_calls` (ids: the call's own, or `call_` +
 //!   md5 of `<name>/<json.dumps(args)>`), and `stop` becomes `tool_calls`;
-//! * candidates without text or calls are left out of JSON answers.
+//! * candidates without text or calls are left out of JSON answers, unless they were filtered
+//!   (`content_filter`): those stay, with no content (chat) or `""` (completions);
+//! * a prompt Gemini blocked (no candidates, `promptFeedback.blockReason`) is answered as one
+//!   `content_filter` choice, in JSON answers and streams alike;
+//! * `completion_tokens` counts the thinking tokens too: `candidatesTokenCount +
+//!   thoughtsTokenCount`.
 //!
 //! Thought parts (`"thought": true`, sent when the request asked for them with
 //! `thinkingConfig.includeThoughts`) are the model's reasoning: they become `reasoning_content`
 //! (whole answers and stream deltas), never text, and the rules above apply to the other parts.
-//! `thoughtsTokenCount` is also reported as `completion_tokens_details.reasoning_tokens`
-//! (`completion_tokens` stays `candidatesTokenCount`, as in MLflow 3.17).
+//! `thoughtsTokenCount` is also reported as `completion_tokens_details.reasoning_tokens`.
 
 use std::fmt::Write as _;
 
@@ -41,7 +48,22 @@ pub(crate) const COMPLETION_CHUNK_OBJECT: &str = "text_completion.chunk";
 struct WireResponse {
     candidates: Option<Vec<WireCandidate>>,
     usage_metadata: Option<Map<String, Value>>,
+    prompt_feedback: Option<WirePromptFeedback>,
     error: Option<Value>,
+}
+
+impl WireResponse {
+    /// Gemini refused the prompt itself: no candidates, and a `promptFeedback.blockReason`.
+    fn prompt_blocked(&self) -> bool {
+        self.candidates.as_ref().is_none_or(Vec::is_empty)
+            && self.prompt_feedback.as_ref().and_then(|f| f.block_reason.as_deref()).is_some_and(|r| !r.is_empty())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WirePromptFeedback {
+    block_reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -114,20 +136,54 @@ struct WireEmbedding {
 
 // ---- shared pieces ----
 
-/// A Gemini finish reason in OpenAI's spelling: lower case, `MAX_TOKENS` → `length`.
+/// The `finishReason`s that mean Gemini withheld or stopped the answer for safety or policy
+/// reasons; they are reported as `content_filter`.
+pub(crate) const CONTENT_FILTER_REASONS: [&str; 9] = [
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+    "ESCALATION",
+];
+
+/// OpenAI's finish reason for an answer a content filter stopped.
+const CONTENT_FILTER: &str = "content_filter";
+
+/// A Gemini finish reason in OpenAI's spelling: `MAX_TOKENS` → `length`, the
+/// [`CONTENT_FILTER_REASONS`] → `content_filter`, anything else lower-cased.
 pub(crate) fn finish_reason(raw: &str) -> String {
-    if raw == "MAX_TOKENS" { "length".to_owned() } else { raw.to_ascii_lowercase() }
+    if raw == "MAX_TOKENS" {
+        "length".to_owned()
+    } else if CONTENT_FILTER_REASONS.contains(&raw) {
+        CONTENT_FILTER.to_owned()
+    } else {
+        raw.to_ascii_lowercase()
+    }
 }
 
-/// Chat usage from `usageMetadata`: `promptTokenCount`, `candidatesTokenCount`,
-/// `totalTokenCount`, `cachedContentTokenCount` → `prompt_tokens_details.cached_tokens`; any
-/// other key is passed through as is.
+/// `completion_tokens` of a `usageMetadata`: `candidatesTokenCount`, plus
+/// `thoughtsTokenCount` when present (a missing candidates count is then 0).
+fn completion_tokens(meta: &Map<String, Value>) -> Option<u64> {
+    let candidates = meta.get("candidatesTokenCount").and_then(Value::as_u64);
+    match meta.get("thoughtsTokenCount").and_then(Value::as_u64) {
+        Some(thoughts) => Some(candidates.unwrap_or(0).saturating_add(thoughts)),
+        None => candidates,
+    }
+}
+
+/// Chat usage from `usageMetadata`: `promptTokenCount`, `candidatesTokenCount` (with the
+/// thinking tokens, see [`completion_tokens`]), `totalTokenCount`, `cachedContentTokenCount`
+/// → `prompt_tokens_details.cached_tokens`; any other key is passed through as is.
 pub(crate) fn chat_usage(meta: &Map<String, Value>) -> Usage {
-    let mut usage = Usage::default();
+    let mut usage = Usage { completion_tokens: completion_tokens(meta), ..Usage::default() };
     for (k, v) in meta {
         match k.as_str() {
             "promptTokenCount" => usage.prompt_tokens = v.as_u64(),
-            "candidatesTokenCount" => usage.completion_tokens = v.as_u64(),
+            "candidatesTokenCount" => {}
             "totalTokenCount" => usage.total_tokens = v.as_u64(),
             "cachedContentTokenCount" => usage.prompt_tokens_details = Some(json!({ "cached_tokens": v })),
             "thoughtsTokenCount" => {
@@ -142,10 +198,10 @@ pub(crate) fn chat_usage(meta: &Map<String, Value>) -> Usage {
     usage
 }
 
-/// Completions usage: the three counts only.
+/// Completions usage: the three counts only (completion tokens with the thinking tokens).
 fn completions_usage(meta: Option<&Map<String, Value>>) -> Usage {
     let count = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
-    Usage::counts(count("promptTokenCount"), count("candidatesTokenCount"), count("totalTokenCount"))
+    Usage::counts(count("promptTokenCount"), meta.and_then(completion_tokens), count("totalTokenCount"))
 }
 
 /// The id MLflow gives a function call Gemini left without one: `call_` + the md5 hex digest
@@ -200,6 +256,18 @@ fn embedded_error(display: &str, err: &Value) -> GatewayError {
     GatewayError::new(status as u16, ErrorKind::Upstream, message)
 }
 
+/// Python's truthiness of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are false.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 // ---- JSON answers ----
 
 /// Decoder for a chat answer (JSON, or the SSE stream when `stream`). `display` names the
@@ -246,9 +314,6 @@ pub(crate) fn decode_chat(
     for (idx, cand) in wire.candidates.iter().flatten().enumerate() {
         let parts = cand.parts();
         let thoughts = cand.thoughts();
-        if parts.is_empty() && thoughts.is_none() {
-            continue;
-        }
         let mut finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
         let message = if parts.iter().any(|p| p.function_call.is_some()) {
             let calls = parts
@@ -264,14 +329,18 @@ pub(crate) fn decode_chat(
             }
             ResponseMessage::new("assistant".into(), joined_text(&parts), Some(calls))
         } else {
-            match parts.first().and_then(|p| p.text.as_deref()) {
-                Some(text) if !text.is_empty() => ResponseMessage::assistant(Some(text.to_owned())),
-                // Only thoughts (the answer was cut short while thinking): the reasoning is kept.
-                _ if thoughts.is_some() => ResponseMessage::assistant(None),
-                _ => continue,
+            match joined_text(&parts) {
+                Some(text) => ResponseMessage::assistant(Some(text)),
+                // Only thoughts (the answer was cut short while thinking): the reasoning is
+                // kept. A filtered candidate is kept too, without content.
+                None if thoughts.is_some() || finish == CONTENT_FILTER => ResponseMessage::assistant(None),
+                None => continue,
             }
         };
         choices.push(ChatChoice::new(idx as u32, message.with_reasoning(thoughts), Some(finish)));
+    }
+    if wire.prompt_blocked() {
+        choices.push(ChatChoice::new(0, ResponseMessage::assistant(None), Some(CONTENT_FILTER.to_owned())));
     }
     Ok(Answer::Chat(ChatResponse::new(
         Some(format!("gemini-chat-{created}")),
@@ -283,8 +352,8 @@ pub(crate) fn decode_chat(
     )))
 }
 
-/// Decode a `generateContent` answer into a unified completions answer (only candidates
-/// whose first part has text; `id` null).
+/// Decode a `generateContent` answer into a unified completions answer (only candidates with
+/// text, or filtered; `id` null).
 pub(crate) fn decode_completions(
     body: &[u8],
     display: &'static str,
@@ -295,17 +364,24 @@ pub(crate) fn decode_completions(
     if let Some(err) = &wire.error {
         return Err(embedded_error(display, err));
     }
-    let choices = wire
+    let mut choices: Vec<CompletionChoice> = wire
         .candidates
         .iter()
         .flatten()
         .enumerate()
         .filter_map(|(idx, cand)| {
-            let text = cand.parts().first()?.text.as_deref().filter(|t| !t.is_empty())?.to_owned();
             let finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"));
+            let text = match joined_text(&cand.parts()) {
+                Some(text) => text,
+                None if finish == CONTENT_FILTER => String::new(),
+                None => return None,
+            };
             Some(CompletionChoice::new(idx as u32, Some(text), Some(finish)))
         })
         .collect();
+    if wire.prompt_blocked() {
+        choices.push(CompletionChoice::new(0, Some(String::new()), Some(CONTENT_FILTER.to_owned())));
+    }
     Ok(Answer::Completions(CompletionsResponse::new(
         None,
         created,
@@ -349,12 +425,13 @@ enum StreamKind {
 
 /// Streams `streamGenerateContent?alt=sse` events as unified chunks, one chunk per event.
 ///
-/// Chat chunks carry `delta.role: "assistant"` and the first part's text (or `""`); function
+/// Chat chunks carry `delta.role: "assistant"` and the text of all parts (or `""`); function
 /// calls arrive whole and become tool-call deltas indexed per candidate across the stream, and
 /// a `stop` after a candidate's calls is reported as `tool_calls`. Usage rides on the chunk
-/// whose event has `usageMetadata`. Completions chunks carry the first part's text and no
-/// usage. An `error` event or an unreadable event ends the stream with an error; so does a
-/// stream that ends before any candidate's `finishReason`.
+/// whose event has `usageMetadata`. Completions chunks carry the text of all parts and no
+/// usage. A blocked prompt is one `content_filter` choice and completes the stream. An `error`
+/// event or an unreadable event ends the stream with an error; so does a stream that ends
+/// before any candidate's `finishReason` (or a blocked prompt).
 pub(crate) struct GeminiStream {
     kind: StreamKind,
     display: &'static str,
@@ -430,14 +507,17 @@ impl GeminiStream {
                 }
                 Delta::new(Some("assistant".into()), joined_text(&parts), Some(calls))
             } else {
-                let text = parts.first().and_then(|p| p.text.clone()).unwrap_or_default();
-                Delta::new(Some("assistant".into()), Some(text), None)
+                Delta::new(Some("assistant".into()), Some(joined_text(&parts).unwrap_or_default()), None)
             };
             delta.reasoning_content = cand.thoughts();
             if finish.as_deref() == Some("stop") && self.calls_seen[idx] > 0 {
                 finish = Some("tool_calls".into());
             }
             choices.push(ChunkChoice::new(idx as u32, delta, finish));
+        }
+        if wire.prompt_blocked() {
+            let delta = Delta::new(Some("assistant".into()), Some(String::new()), None);
+            choices.push(ChunkChoice::new(0, delta, Some(CONTENT_FILTER.to_owned())));
         }
         out.push(Chunk::Chat(ChatChunk::new(
             Some(self.id.clone()),
@@ -450,16 +530,19 @@ impl GeminiStream {
     }
 
     fn completions_chunk(&mut self, wire: &WireResponse, out: &mut Vec<Chunk>) {
-        let choices = wire
+        let mut choices: Vec<CompletionChunkChoice> = wire
             .candidates
             .iter()
             .flatten()
             .enumerate()
             .map(|(idx, cand)| {
-                let text = cand.parts().first().and_then(|p| p.text.clone()).unwrap_or_default();
+                let text = joined_text(&cand.parts()).unwrap_or_default();
                 CompletionChunkChoice::new(idx as u32, Some(text), cand.finish_reason.as_deref().map(finish_reason))
             })
             .collect();
+        if wire.prompt_blocked() {
+            choices.push(CompletionChunkChoice::new(0, Some(String::new()), Some(CONTENT_FILTER.to_owned())));
+        }
         out.push(Chunk::Completions(CompletionsChunk {
             object: COMPLETION_CHUNK_OBJECT,
             ..CompletionsChunk::new(Some(self.id.clone()), self.created, self.model.clone(), choices, None)
@@ -478,10 +561,13 @@ impl SseTranslate for GeminiStream {
             return Ok(());
         }
         let wire: WireResponse = serde_json::from_str(data).map_err(|e| unreadable(self.display, e))?;
-        if let Some(err) = &wire.error {
+        // An event with an `error` ends the stream with an error event (MLflow 3.18 aborts the
+        // stream on a truthy `error`; an empty or false one is no error there either).
+        if let Some(err) = wire.error.as_ref().filter(|e| truthy(e)) {
             return Err(embedded_error(self.display, err));
         }
-        self.finished |= wire.candidates.iter().flatten().any(|c| c.finish_reason.is_some());
+        // A blocked prompt is a complete answer: Gemini sends nothing after it.
+        self.finished |= wire.candidates.iter().flatten().any(|c| c.finish_reason.is_some()) || wire.prompt_blocked();
         if let Some(meta) = &wire.usage_metadata {
             self.usage = Some(match self.kind {
                 StreamKind::Chat => chat_usage(meta),
@@ -543,17 +629,153 @@ mod tests {
         assert_eq!(v["created"], json!(42));
         assert_eq!(v["model"], json!("g"));
         let choices = v["choices"].as_array().unwrap();
-        assert_eq!(choices.len(), 2, "empty candidates are left out");
+        assert_eq!(choices.len(), 3, "empty candidates are left out, filtered ones kept");
         assert_eq!(choices[0]["finish_reason"], json!("length"));
-        assert_eq!(choices[1]["index"], json!(3));
-        assert_eq!(choices[1]["finish_reason"], json!("stop"));
-        assert_eq!(choices[1]["message"]["content"], json!("third"));
+        // MLflow 3.18: a filtered candidate stays, without content (3.17 dropped it).
+        assert_eq!(
+            choices[1],
+            json!({"index": 2, "finish_reason": "content_filter",
+                   "message": {"role": "assistant", "content": null, "tool_calls": null, "refusal": null}})
+        );
+        assert_eq!(choices[2]["index"], json!(3));
+        assert_eq!(choices[2]["finish_reason"], json!("stop"));
+        assert_eq!(choices[2]["message"]["content"], json!("third"));
+        // MLflow 3.18: thinking tokens are completion tokens (4 + 5; 3.17 said 4).
         assert_eq!(
             v["usage"],
-            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+            json!({"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 7,
                    "prompt_tokens_details": {"cached_tokens": 2}, "thoughtsTokenCount": 5,
                    "completion_tokens_details": {"reasoning_tokens": 5}})
         );
+    }
+
+    #[test]
+    fn finish_reasons_in_openai_spelling() {
+        for raw in CONTENT_FILTER_REASONS {
+            assert_eq!(finish_reason(raw), "content_filter", "{raw}");
+        }
+        for (raw, want) in [
+            ("MAX_TOKENS", "length"),
+            ("STOP", "stop"),
+            ("OTHER", "other"),
+            ("MALFORMED_FUNCTION_CALL", "malformed_function_call"),
+            ("FINISH_REASON_UNSPECIFIED", "finish_reason_unspecified"),
+        ] {
+            assert_eq!(finish_reason(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn usage_counts_thinking_tokens_as_completion_tokens() {
+        let meta = |v: Value| -> Map<String, Value> { serde_json::from_value(v).unwrap() };
+        // The delta's example.
+        let u = chat_usage(&meta(
+            json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "thoughtsTokenCount": 7, "totalTokenCount": 12}),
+        ));
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            json!({"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12, "thoughtsTokenCount": 7,
+                   "completion_tokens_details": {"reasoning_tokens": 7}})
+        );
+        // A missing candidates count is 0 next to thoughts, and unknown without them.
+        let u = chat_usage(&meta(json!({"thoughtsTokenCount": 4, "totalTokenCount": 6})));
+        assert_eq!(u.completion_tokens, Some(4));
+        assert_eq!(chat_usage(&meta(json!({"promptTokenCount": 2}))).completion_tokens, None);
+        let u = completions_usage(Some(&meta(
+            json!({"promptTokenCount": 1, "candidatesTokenCount": 2, "thoughtsTokenCount": 3, "totalTokenCount": 6}),
+        )));
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            json!({"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6})
+        );
+    }
+
+    #[test]
+    fn all_text_parts_are_joined() {
+        let body = json!({"candidates": [{"content": {"parts": [{"text": "Hello, "}, {"inlineData": {}}, {"text": "world"}]},
+                                          "finishReason": "STOP"}]});
+        assert_eq!(chat(body.clone())["choices"][0]["message"]["content"], json!("Hello, world"));
+        let out = decode_completions(body.to_string().as_bytes(), "Gemini", None, 5).unwrap();
+        assert_eq!(serde_json::to_value(&out).unwrap()["choices"][0]["text"], json!("Hello, world"));
+
+        let event = format!("data: {body}\n\n");
+        let (events, err) = stream(&mut GeminiStream::chat("Gemini", "gemini", None, 1), &[&event]);
+        assert!(err.is_none());
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("Hello, world"));
+        let (events, err) = stream(&mut GeminiStream::completions("Gemini", None, 1), &[&event]);
+        assert!(err.is_none());
+        assert_eq!(events[0]["choices"][0]["text"], json!("Hello, world"));
+    }
+
+    /// What Gemini answers to a prompt it refuses: no candidates, the reason, prompt usage.
+    fn blocked() -> Value {
+        json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+               "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}})
+    }
+
+    #[test]
+    fn a_blocked_prompt_is_one_content_filter_choice() {
+        let v = chat(blocked());
+        assert_eq!(
+            v["choices"],
+            json!([{"index": 0, "finish_reason": "content_filter",
+                    "message": {"role": "assistant", "content": null, "tool_calls": null, "refusal": null}}])
+        );
+        assert_eq!(v["usage"]["prompt_tokens"], json!(8));
+        assert_eq!(v["usage"]["completion_tokens"], Value::Null);
+
+        let out = decode_completions(blocked().to_string().as_bytes(), "Gemini", None, 5).unwrap();
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(v["choices"], json!([{"index": 0, "text": "", "finish_reason": "content_filter"}]));
+
+        // An empty reason, or candidates present, is not a blocked prompt.
+        let v = chat(json!({"promptFeedback": {"blockReason": ""}}));
+        assert_eq!(v["choices"], json!([]));
+        let v = chat(
+            json!({"candidates": [{"content": {"parts": [{"text": "ok"}]}}], "promptFeedback": {"blockReason": "OTHER"}}),
+        );
+        assert_eq!(v["choices"].as_array().unwrap().len(), 1);
+        assert_eq!(v["choices"][0]["message"]["content"], json!("ok"));
+    }
+
+    #[test]
+    fn a_blocked_prompt_completes_a_stream() {
+        let event = format!("data: {}\r\n\r\n", blocked());
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (events, err) = stream(&mut d, &[&event]);
+        assert!(err.is_none(), "a blocked prompt is a complete stream: {err:?}");
+        assert_eq!(
+            events[0]["choices"],
+            json!([{"index": 0, "finish_reason": "content_filter",
+                    "delta": {"role": "assistant", "content": "", "tool_calls": null}}])
+        );
+        assert_eq!(events[0]["usage"]["prompt_tokens"], json!(8));
+
+        let mut d = GeminiStream::completions("Gemini", None, 1);
+        let (events, err) = stream(&mut d, &[&event]);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(events[0]["choices"], json!([{"index": 0, "finish_reason": "content_filter", "text": ""}]));
+    }
+
+    #[test]
+    fn filtered_candidates_are_kept_in_completions_and_streams() {
+        let body = json!({"candidates": [
+            {"content": {"parts": [{"text": "ok"}]}, "finishReason": "STOP"},
+            {"finishReason": "RECITATION"},
+            {"content": {"parts": []}, "finishReason": "STOP"}
+        ]});
+        let out = decode_completions(body.to_string().as_bytes(), "Gemini", None, 5).unwrap();
+        assert_eq!(
+            serde_json::to_value(&out).unwrap()["choices"],
+            json!([{"index": 0, "text": "ok", "finish_reason": "stop"},
+                   {"index": 1, "text": "", "finish_reason": "content_filter"}])
+        );
+        let event =
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Par\"}]},\"finishReason\":\"SAFETY\"}]}\n\n";
+        let (events, err) = stream(&mut GeminiStream::chat("Gemini", "gemini", None, 1), &[event]);
+        assert!(err.is_none());
+        assert_eq!(events[0]["choices"][0]["finish_reason"], json!("content_filter"));
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("Par"));
     }
 
     #[test]
@@ -711,6 +933,20 @@ mod tests {
         let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
         let (_, err) = stream(&mut d, &["data: {not json\n\n"]);
         assert_eq!(err.unwrap().status, 502);
+
+        // A string error is an error too; an empty one is not.
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (_, err) = stream(&mut d, &["data: {\"error\":\"quota\"}\n\n"]);
+        assert_eq!(err.unwrap().status, 502);
+        let mut d = GeminiStream::chat("Gemini", "gemini", None, 1);
+        let (events, err) = stream(
+            &mut d,
+            &[
+                "data: {\"error\":{},\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}]}\n\n",
+            ],
+        );
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], json!("a"));
     }
 
     #[test]

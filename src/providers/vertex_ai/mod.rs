@@ -26,8 +26,9 @@
 //! for the multi-regions `eu` and `us`, `{location}-aiplatform.googleapis.com` otherwise;
 //! `vertex_api_base` replaces `https://{host}` (proxies, tests).
 //!
-//! Config: `vertex_project` (required), `vertex_location` (default `global`; `us-central1` for
-//! OpenAI-compatible models), `vertex_credentials` (service-account JSON or the path of a JSON
+//! Config: `vertex_project` (required), `vertex_location` (lower-case letters, digits and
+//! hyphens; unset or empty: `global`, `us-central1` for OpenAI-compatible models),
+//! `vertex_credentials` (service-account JSON or the path of a JSON
 //! file, `$VAR` / `${VAR}` resolved; default: Application Default Credentials),
 //! `vertex_anthropic_betas` (list, or comma-separated string), `vertex_api_base`.
 
@@ -137,9 +138,19 @@ impl VertexAi {
         let class = ModelClass::of(&model);
         let project = cfg.required_string("vertex_project")?;
         check_path_value(cfg, "vertex_project", &project, |c| c.is_ascii_alphanumeric() || "-_.:".contains(c))?;
-        let location = match cfg.string("vertex_location")? {
+        // MLflow 3.18 (docs/mlflow-compat.md#mlflow-318): lower-case letters, digits and
+        // hyphens only; an empty value means the default, as an unset one does.
+        let location = match cfg.string("vertex_location")?.filter(|l| !l.is_empty()) {
             Some(l) => {
-                check_path_value(cfg, "vertex_location", &l, |c| c.is_ascii_alphanumeric() || c == '-')?;
+                if !l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                    return Err(cfg.error(
+                        "vertex_location",
+                        format!(
+                            "vertex_location must contain only lowercase letters, digits, and hyphens; got {}",
+                            python_str_repr(&l)
+                        ),
+                    ));
+                }
                 l
             }
             None if class == ModelClass::OpenAiCompatible => DEFAULT_MAAS_LOCATION.to_owned(),
@@ -238,6 +249,33 @@ fn check_path_value(cfg: &ConfigMap<'_>, key: &str, value: &str, ok: impl Fn(cha
         return Err(cfg.error(key, format!("'{value}' is not a valid Google Cloud {}", &key["vertex_".len()..])));
     }
     Ok(())
+}
+
+/// `value` as Python's `repr()` writes a string (how MLflow quotes a refused value): in single
+/// quotes, or double quotes when it holds a `'` and no `"`; backslashes, the quote and control
+/// characters escaped.
+fn python_str_repr(value: &str) -> String {
+    let quote = if value.contains('\'') && !value.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push(quote);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{a0}').contains(&c) => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// `vertex_credentials` after secret resolution: a JSON document, or the path of a file
@@ -536,6 +574,35 @@ mod tests {
     }
 
     #[test]
+    fn locations_are_validated_as_mlflow_does() {
+        for bad in ["US-central1", "europe-west4.evil.com", "us_central1", "us central1", "é"] {
+            let err = build("gemini-2.0-flash", config(json!({"vertex_location": bad}))).unwrap_err();
+            assert_eq!(err.field, "model.config.vertex_location", "{bad}");
+            assert_eq!(
+                err.message,
+                format!("vertex_location must contain only lowercase letters, digits, and hyphens; got '{bad}'")
+            );
+        }
+        // Empty is the default location, as unset is (global; us-central1 for MaaS models).
+        let v = build("gemini-2.0-flash", config(json!({"vertex_location": ""}))).unwrap();
+        assert!(
+            v.base.to_string().starts_with("https://aiplatform.googleapis.com/v1/projects/my-proj/locations/global/")
+        );
+        let v = build("meta/llama-3.1-405b-instruct-maas", config(json!({"vertex_location": ""}))).unwrap();
+        assert!(v.base.to_string().contains("/locations/us-central1/"), "{}", v.base);
+        let v = build("gemini-2.0-flash", config(json!({"vertex_location": "europe-west4"}))).unwrap();
+        assert!(v.base.to_string().starts_with("https://europe-west4-aiplatform.googleapis.com/"));
+    }
+
+    #[test]
+    fn python_string_reprs() {
+        assert_eq!(python_str_repr("US-central1"), "'US-central1'");
+        assert_eq!(python_str_repr("it's"), "\"it's\"");
+        assert_eq!(python_str_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(python_str_repr("a\\b\nc\u{1}"), "'a\\\\b\\nc\\x01'");
+    }
+
+    #[test]
     fn config_errors_name_the_field_and_hide_secrets() {
         let err = build("gemini-2.0-flash", json!({"vertex_credentials": service_account_json(None)})).unwrap_err();
         assert_eq!((err.field.as_str(), err.message.as_str()), ("model.config.vertex_project", "Field required"));
@@ -543,6 +610,10 @@ mod tests {
         assert_eq!(err.field, "model.config.vertex_project");
         let err = build("gemini-2.0-flash", config(json!({"vertex_location": "us-central1/../x"}))).unwrap_err();
         assert_eq!(err.field, "model.config.vertex_location");
+        assert_eq!(
+            err.message,
+            "vertex_location must contain only lowercase letters, digits, and hyphens; got 'us-central1/../x'"
+        );
         let err = build("gemini-2.0-flash", config(json!({"vertex_api_base": "ftp://x"}))).unwrap_err();
         assert_eq!(err.field, "model.config.vertex_api_base");
         let err = build("claude-x", config(json!({"vertex_anthropic_betas": 5}))).unwrap_err();

@@ -1,5 +1,5 @@
-//! The fixture replay engine: MLflow 3.17.2's recorded request/response pairs
-//! (tests/fixtures/mlflow) run end to end: client → real aigw binary → real HTTP mock upstream
+//! The fixture replay engine: MLflow's recorded request/response pairs (tests/fixtures/mlflow:
+//! 3.17.2's recordings, streams updated to 3.18.0's answers) run end to end: client → real aigw binary → real HTTP mock upstream
 //! → back. It checks the exact upstream request (method, path and query, the gateway's headers,
 //! JSON payload) and the exact client answer (apart from time-derived fields), for JSON and
 //! streamed answers, with streams also replayed split at arbitrary byte positions.
@@ -44,8 +44,8 @@ pub struct Case {
     pub expect_path: fn(&Value, &str) -> String,
     /// Send the fixture's request through the OpenAI-compatible route of its endpoint type
     /// (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`) with `model` = the
-    /// endpoint's name, instead of the recorded native path. Everything upstream must be the
-    /// same; the answer too, except that a `/v1` stream ends with `data: [DONE]`.
+    /// endpoint's name, instead of the recorded native path. Everything upstream and the
+    /// answer must be the same (streams end with `data: [DONE]` on both routes).
     pub via_v1: bool,
 }
 
@@ -127,11 +127,17 @@ pub fn default_reply(fx: &Value, split: Option<u64>) -> Reply {
     }
 }
 
-/// The expected client events of a stream fixture.
+/// The stream terminator every successful stream ends with (MLflow 3.18,
+/// docs/mlflow-compat.md#mlflow-318).
+pub const DONE_EVENT: &str = "data: [DONE]\n\n";
+
+/// The expected chunks of a stream fixture: its JSON events, without the final
+/// `data: [DONE]` (which the fixture must have: MLflow 3.18 sends it on every route).
 pub fn expected_events(fx: &Value) -> Vec<Value> {
-    fx["expected_client_response"]
-        .as_array()
-        .unwrap()
+    let events = fx["expected_client_response"].as_array().unwrap();
+    let (last, chunks) = events.split_last().expect("a stream fixture has events");
+    assert_eq!(last.as_str(), Some(DONE_EVENT), "a stream fixture ends with [DONE]");
+    chunks
         .iter()
         .map(|e| serde_json::from_str(e.as_str().unwrap().trim().strip_prefix("data: ").unwrap()).unwrap())
         .collect()
@@ -194,11 +200,10 @@ async fn replay_once(fx: &Value, case: &Case, split: Option<u64>) {
         Value::Array(_) => {
             assert!(content_type.starts_with("text/event-stream"), "{ctx}: {content_type}");
             let mut got = sse_data(&text);
-            if path.starts_with("/v1/") {
-                assert_eq!(got.pop().as_deref(), Some("[DONE]"), "{ctx}: /v1 streams end with [DONE]");
-            } else {
-                assert!(!text.contains("[DONE]"), "{ctx}: native streams have no [DONE]");
-            }
+            // Every route ends a stream with exactly one `[DONE]` (MLflow 3.18).
+            assert!(text.ends_with(DONE_EVENT), "{ctx}: streams end with [DONE]\n{text}");
+            assert_eq!(got.pop().as_deref(), Some("[DONE]"), "{ctx}");
+            assert!(!got.iter().any(|e| e == "[DONE]"), "{ctx}: one [DONE]\n{text}");
             let mut expected = expected_events(fx);
             for e in &mut expected {
                 (case.expect_answer)(e);

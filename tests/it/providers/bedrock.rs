@@ -601,7 +601,8 @@ async fn bearer_tokens_serve_streams_and_embeddings() {
     req["stream"] = json!(true);
     let (status, _, text) = gw.post_text(CHAT, &req).await;
     assert_eq!(status, 200, "{text}");
-    let events = sse_data(&text);
+    let mut events = sse_data(&text);
+    assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
     assert_eq!(events.len(), 2, "{text}");
     let last: Value = serde_json::from_str(&events[1]).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "length");

@@ -72,7 +72,9 @@ async fn exact_ids(name: &'static str) {
     let t1 = now();
     assert_eq!(status, 200, "{text}");
     if fx["expected_client_response"].is_array() {
-        let got: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let mut events = sse_data(&text);
+        assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
+        let got: Vec<Value> = events.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
         let mut expected = expected_events(&fx);
         assert_eq!(got.len(), expected.len(), "{text}");
         for (g, e) in got.iter().zip(&mut expected) {
@@ -440,6 +442,8 @@ async fn messages_top_k_and_thinking_reach_gemini() {
         json!([{"type": "thinking", "thinking": "The user greets me.", "signature": ""},
                {"type": "text", "text": "Hello!"}])
     );
+    // Output tokens include the thinking tokens (2 candidates + 5 thoughts, MLflow 3.18).
+    assert_eq!(body["usage"]["output_tokens"], json!(7), "{body}");
 }
 
 /// `/v1/responses` with `reasoning.effort`, streamed: Google's budget for the effort, the
@@ -470,6 +474,9 @@ async fn responses_reasoning_effort_reaches_gemini() {
     assert_eq!(output[0]["summary"], json!([{"type": "summary_text", "text": "Thinking"}]));
     assert_eq!(output[1]["content"][0]["text"], json!("Hello!"));
     assert_eq!(completed["response"]["usage"]["output_tokens_details"], json!({"reasoning_tokens": 5}));
+    // Output tokens include the reasoning tokens, as OpenAI's do (2 + 5, MLflow 3.18).
+    assert_eq!(completed["response"]["usage"]["output_tokens"], json!(7));
+    assert_eq!(completed["response"]["usage"]["total_tokens"], json!(10));
 
     // An effort Gemini has no equivalent for is a 400 naming the field, before any call.
     let calls = upstream.requests().len();
@@ -480,9 +487,9 @@ async fn responses_reasoning_effort_reaches_gemini() {
     assert_eq!(upstream.requests().len(), calls);
 }
 
-/// The thoughts of a `/v1/chat/completions` answer are `reasoning_content`, and its reasoning
-/// tokens `completion_tokens_details.reasoning_tokens` (completion tokens stay Gemini's
-/// `candidatesTokenCount`, as in MLflow 3.17).
+/// The thoughts of a chat answer are `reasoning_content`, and its reasoning tokens
+/// `completion_tokens_details.reasoning_tokens`; completion tokens count them too
+/// (`candidatesTokenCount + thoughtsTokenCount`, MLflow 3.18; 3.17 said 2).
 #[tokio::test]
 async fn chat_answer_thoughts_are_reasoning_content() {
     let upstream = MockUpstream::start().await;
@@ -492,6 +499,169 @@ async fn chat_answer_thoughts_are_reasoning_content() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["choices"][0]["message"]["content"], json!("Hello!"));
     assert_eq!(body["choices"][0]["message"]["reasoning_content"], json!("The user greets me."));
-    assert_eq!(body["usage"]["completion_tokens"], json!(2));
+    assert_eq!(body["usage"]["completion_tokens"], json!(7));
+    assert_eq!(body["usage"]["total_tokens"], json!(10));
+    assert_eq!(body["usage"]["thoughtsTokenCount"], json!(5));
     assert_eq!(body["usage"]["completion_tokens_details"], json!({"reasoning_tokens": 5}));
+}
+
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318) ----
+
+/// `gemini_api_base` is normalised into a models base as MLflow 3.18 does: a bare origin gets
+/// `/v1beta/models`, a version gets `/models`, a relay's prefix is kept, and so is the base's
+/// query, blank values included, with a stream's `alt=sse` after it (3.17 used the value
+/// literally and dropped `flag=`).
+#[tokio::test]
+async fn api_base_is_normalised_and_its_query_kept() {
+    let upstream = MockUpstream::start().await;
+    let base = upstream.url();
+    let endpoint = |name: &str, api_base: String| {
+        json!({"name": name, "endpoint_type": "llm/v1/chat",
+               "model": {"provider": "gemini", "name": "gemini-2.0-flash",
+                         "config": {"gemini_api_key": "gk-secret", "gemini_api_base": api_base}}})
+    };
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        endpoint("origin", base.clone()),
+        endpoint("v1", format!("{base}/v1/")),
+        endpoint("relay", format!("{base}/relay/v1alpha?key=abc&flag=")),
+    ]})))
+    .await;
+    let answer = json!({"candidates": [{"content": {"parts": [{"text": "ok"}]}, "finishReason": "STOP"}]});
+    let stream =
+        b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"ok\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n";
+    for (name, stream_it, target) in [
+        ("origin", false, "/v1beta/models/gemini-2.0-flash:generateContent"),
+        ("v1", false, "/v1/models/gemini-2.0-flash:generateContent"),
+        ("relay", false, "/relay/v1alpha/models/gemini-2.0-flash:generateContent?key=abc&flag="),
+        ("relay", true, "/relay/v1alpha/models/gemini-2.0-flash:streamGenerateContent?key=abc&flag=&alt=sse"),
+    ] {
+        if stream_it {
+            upstream.push(Reply::sse(vec![stream.to_vec()], Duration::ZERO));
+        } else {
+            upstream.push(Reply::Json(200, answer.clone()));
+        }
+        let (status, _, text) = gw.post_text(&format!("/endpoints/{name}/invocations"), &hi(stream_it)).await;
+        assert_eq!(status, 200, "{name}: {text}");
+        assert_eq!(upstream.last().target, target, "{name}");
+    }
+}
+
+/// A `gemini_api_base` ending in `/models` without an API version before it is refused at load
+/// with MLflow 3.18's message (3.17 loaded it).
+#[test]
+fn a_versionless_models_base_is_refused_at_load() {
+    for api_base in ["https://relay.example.com/models", "https://relay.example.com/v2/models/"] {
+        let text = yaml(&json!({"endpoints": [{"name": "e", "endpoint_type": "llm/v1/chat",
+            "model": {"provider": "gemini", "name": "m",
+                      "config": {"gemini_api_key": "gk-secret", "gemini_api_base": api_base}}}]}));
+        let out = check(&text, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{api_base}: {err}");
+        assert!(err.contains("gemini_api_base"), "{err}");
+        assert!(
+            err.contains(
+                "gemini_api_base ending in /models must include a supported API version (/v1, /v1beta, or /v1alpha) immediately before /models."
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("gk-secret"), "{err}");
+    }
+}
+
+/// What Gemini answers to a prompt it refuses: no candidates, the reason, prompt usage only.
+fn blocked_prompt() -> Value {
+    json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 6, "totalTokenCount": 6}})
+}
+
+/// Chat and completions answers as MLflow 3.18 translates them: all text parts joined, the
+/// safety and policy finish reasons `content_filter`, a filtered candidate kept without
+/// content, and a blocked prompt one `content_filter` choice (3.17: the first part only,
+/// `safety`, candidates dropped, `choices: []`).
+#[tokio::test]
+async fn filtered_answers_and_blocked_prompts() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    let answer = json!({"candidates": [
+        {"content": {"role": "model", "parts": [{"text": "Hello, "}, {"text": "world"}]}, "finishReason": "STOP"},
+        {"finishReason": "PROHIBITED_CONTENT"},
+        {"content": {"role": "model", "parts": [{"text": "Partial"}]}, "finishReason": "RECITATION"}
+    ], "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 3, "totalTokenCount": 7}});
+
+    upstream.push(Reply::Json(200, answer.clone()));
+    let (status, body) = gw.post("/endpoints/chat/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    let message =
+        |content: Value| json!({"role": "assistant", "content": content, "tool_calls": null, "refusal": null});
+    assert_eq!(
+        body["choices"],
+        json!([
+            {"index": 0, "message": message(json!("Hello, world")), "finish_reason": "stop"},
+            {"index": 1, "message": message(Value::Null), "finish_reason": "content_filter"},
+            {"index": 2, "message": message(json!("Partial")), "finish_reason": "content_filter"}
+        ])
+    );
+
+    upstream.push(Reply::Json(200, answer));
+    let (status, body) = gw.post("/endpoints/completions/invocations", &json!({"prompt": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"],
+        json!([
+            {"index": 0, "text": "Hello, world", "finish_reason": "stop"},
+            {"index": 1, "text": "", "finish_reason": "content_filter"},
+            {"index": 2, "text": "Partial", "finish_reason": "content_filter"}
+        ])
+    );
+
+    upstream.push(Reply::Json(200, blocked_prompt()));
+    let (status, body) = gw.post("/endpoints/chat/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"],
+        json!([{"index": 0, "message": message(Value::Null), "finish_reason": "content_filter"}])
+    );
+    assert_eq!(
+        (&body["usage"]["prompt_tokens"], &body["usage"]["completion_tokens"], &body["usage"]["total_tokens"]),
+        (&json!(6), &Value::Null, &json!(6))
+    );
+
+    upstream.push(Reply::Json(200, blocked_prompt()));
+    let (status, body) = gw.post("/v1/completions", &json!({"model": "completions", "prompt": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"], json!([{"index": 0, "text": "", "finish_reason": "content_filter"}]));
+    gw.assert_alive().await;
+}
+
+/// A blocked prompt in a stream is one `content_filter` chunk and a complete stream ending in
+/// `[DONE]`, on both routes, for chat and completions (3.17: an empty chunk; before this
+/// aigw called the stream incomplete).
+#[tokio::test]
+async fn a_blocked_prompt_completes_a_stream() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url())).await;
+    let event = format!("data: {}\r\n\r\n", blocked_prompt()).into_bytes();
+    let chat_choice = json!({"index": 0, "finish_reason": "content_filter",
+                             "delta": {"role": "assistant", "content": "", "tool_calls": null}});
+    let completions_choice = json!({"index": 0, "finish_reason": "content_filter", "text": ""});
+    let cases = [
+        ("/endpoints/chat/invocations", hi(true), &chat_choice),
+        (
+            "/v1/chat/completions",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+            &chat_choice,
+        ),
+        ("/endpoints/completions/invocations", json!({"prompt": "hi", "stream": true}), &completions_choice),
+        ("/v1/completions", json!({"model": "completions", "prompt": "hi", "stream": true}), &completions_choice),
+    ];
+    for (path, request, choice) in cases {
+        upstream.push(Reply::sse(vec![event.clone()], Duration::ZERO));
+        let (status, _, text) = gw.post_text(path, &request).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        let mut events = sse_data(&text);
+        assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{path}: {text}");
+        assert_eq!(events.len(), 1, "{path}: {text}");
+        let chunk: Value = serde_json::from_str(&events[0]).unwrap();
+        assert_eq!(chunk["choices"], json!([choice]), "{path}: {text}");
+    }
+    gw.assert_alive().await;
 }

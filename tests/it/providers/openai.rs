@@ -2,7 +2,8 @@
 //! (see tests/it/common/replay.rs), and `openai_api_version` on `openai_api_type: openai`
 //! (docs/mlflow-compat.md#provider-translations: `?api-version=<v>` added to the base URL), also when the base URL already carries
 //! a query string of its own (a proxy's routing parameter): the upstream sees the path before
-//! the query and both parameters, on every endpoint type.
+//! the query and both parameters, on every endpoint type, blank values of the base's query kept
+//! (MLflow 3.18, docs/mlflow-compat.md#mlflow-318).
 
 use crate::common::replay::{Case, replay_tests};
 use crate::common::upstream::{MockUpstream, Reply, openai_answer};
@@ -55,6 +56,11 @@ async fn api_version_joins_an_existing_query_string() {
         ep("emb", "llm/v1/embeddings", format!("{u}/proxy/v1?foo=bar"), Some("2024-10-21")),
         ep("plain", "llm/v1/chat", format!("{u}/v1"), Some("2024-10-21")),
         ep("query-only", "llm/v1/chat", format!("{u}/v1?foo=bar"), None),
+        // MLflow 3.18 keeps blank query values of a base (3.17 dropped `flag=`).
+        ep("blank", "llm/v1/chat", format!("{u}/proxy/v1?flag=&x=1"), Some("2024-10-21")),
+        json!({"name": "azure-blank", "endpoint_type": "llm/v1/chat", "model": {"provider": "openai", "name": "gpt-4o-mini",
+               "config": {"openai_api_key": "sk-v", "openai_api_type": "azure", "openai_api_base": format!("{u}/?flag="),
+                          "openai_deployment_name": "dep", "openai_api_version": "2024-10-21"}}}),
     ]})))
     .await;
 
@@ -69,6 +75,7 @@ async fn api_version_joins_an_existing_query_string() {
         ("/endpoints/emb/invocations", json!({"input": "hi"}), "/proxy/v1/embeddings?foo=bar&api-version=2024-10-21"),
         ("/endpoints/plain/invocations", chat.clone(), "/v1/chat/completions?api-version=2024-10-21"),
         ("/endpoints/query-only/invocations", chat.clone(), "/v1/chat/completions?foo=bar"),
+        ("/endpoints/blank/invocations", chat.clone(), "/proxy/v1/chat/completions?flag=&x=1&api-version=2024-10-21"),
     ] {
         let (status, answer) = gw.post(path, &body).await;
         assert_eq!(status, 200, "{path}: {answer}");
@@ -77,6 +84,9 @@ async fn api_version_joins_an_existing_query_string() {
         assert_eq!(sent.header("authorization"), Some("Bearer sk-v"));
         assert_eq!(sent.json()["model"], "gpt-4o-mini", "type openai keeps `model` in the body");
     }
+    let (status, answer) = gw.post("/endpoints/azure-blank/invocations", &chat).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(upstream.last().target, "/openai/deployments/dep/chat/completions?flag=&api-version=2024-10-21");
     // The same through /v1 and streamed.
     upstream.push(Reply::sse(
         vec![

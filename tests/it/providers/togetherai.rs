@@ -1,6 +1,6 @@
 //! TogetherAI through the real gateway: MLflow's fixtures replayed (see tests/it/common/replay.rs),
 //! the configured model always wins (docs/mlflow-compat.md#fix-8), the logprobs and max_tokens rules answer 422
-//! before any upstream call (streams too), `/v1` streams end with `[DONE]`, and TogetherAI's error
+//! before any upstream call (streams too), streams end with `[DONE]`, and TogetherAI's error
 //! bodies are relayed.
 
 use std::time::Duration;

@@ -167,7 +167,9 @@ async fn replay_borrowed(case: Borrowed) {
 
         if streamed {
             assert!(ct.starts_with("text/event-stream"), "{ctx}: {ct}");
-            let got: Vec<Value> = sse_data(&text).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+            let mut events = sse_data(&text);
+            assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{ctx}: streams end with [DONE]: {text}");
+            let got: Vec<Value> = events.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
             let mut expected = expected_events(&fx);
             expected.iter_mut().for_each(vertex_answer);
             assert_eq!(got.len(), expected.len(), "{ctx}: {text}");
@@ -309,6 +311,66 @@ async fn gemini_extensions() {
         gw.post("/v1/responses", &json!({"model": "maas", "input": "Hi", "reasoning": {"effort": "low"}})).await;
     assert_eq!((status, body["error"]["param"].as_str()), (400, Some("reasoning.effort")), "{body}");
     assert_eq!(vertex.requests().len(), calls);
+}
+
+/// Gemini models on Vertex AI answer as the `gemini` provider does in MLflow 3.18: all text
+/// parts joined, `content_filter` finish reasons, a blocked prompt one `content_filter` choice
+/// (streams too, ending in `[DONE]`), and thinking tokens counted as completion tokens.
+#[tokio::test]
+async fn gemini_answers_follow_mlflow_3_18() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let creds = json!({"vertex_credentials": service_account(&tokens.uri())});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), creds)
+    ]})))
+    .await;
+
+    vertex.push(Reply::Json(
+        200,
+        json!({"candidates": [
+            {"content": {"role": "model", "parts": [{"text": "Hel"}, {"text": "lo"}]}, "finishReason": "STOP"},
+            {"finishReason": "SPII"}],
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 1, "thoughtsTokenCount": 4, "totalTokenCount": 7}}),
+    ));
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], json!("Hello"));
+    assert_eq!(
+        (&body["choices"][1]["index"], &body["choices"][1]["message"]["content"], &body["choices"][1]["finish_reason"]),
+        (&json!(1), &Value::Null, &json!("content_filter"))
+    );
+    assert_eq!(
+        (&body["usage"]["completion_tokens"], &body["usage"]["completion_tokens_details"]),
+        (&json!(5), &json!({"reasoning_tokens": 4}))
+    );
+
+    let blocked = json!({"promptFeedback": {"blockReason": "BLOCKLIST"}, "usageMetadata": {"promptTokenCount": 2}});
+    vertex.push(Reply::sse(vec![format!("data: {blocked}\r\n\r\n").into_bytes()], Duration::ZERO));
+    let (status, _, text) = gw.post_text("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let mut events = sse_data(&text);
+    assert_eq!(events.pop().as_deref(), Some("[DONE]"), "{text}");
+    let chunk: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(chunk["choices"][0]["finish_reason"], json!("content_filter"), "{text}");
+    assert!(vertex.last().target.ends_with(":streamGenerateContent?alt=sse"), "{}", vertex.last().target);
+
+    // An error event mid-stream: the chunks so far, one error event, no `[DONE]`.
+    vertex.push(Reply::sse(
+        vec![
+            format!("data: {}\r\n\r\n", json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]})).into_bytes(),
+            b"data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n"
+                .to_vec(),
+        ],
+        Duration::ZERO,
+    ));
+    let (status, _, text) = gw.post_text("/endpoints/g/invocations", &hi(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_data(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let err: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_eq!(err["error"]["message"], json!("The model is overloaded."), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
 }
 
 /// Embeddings: one input → `:embedContent` (the `gemini-embeddings-single` fixture); several
@@ -774,6 +836,7 @@ async fn claude_betas_and_streams() {
     let data = sse_data(&text);
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["message"], json!("Overloaded"), "{text}");
+    assert!(!text.contains("[DONE]"), "a stream that failed has no [DONE]: {text}");
 }
 
 // ---- configuration ----
@@ -834,4 +897,24 @@ fn configuration_errors() {
     let (ok, out) =
         check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": "us central"}), &[]);
     assert!(!ok && out.contains("vertex_location"), "{out}");
+}
+
+/// `vertex_location` is checked as MLflow 3.18 checks it: lower-case letters, digits and
+/// hyphens, else a load error with MLflow's message (3.17 loaded `US-central1`); an empty value
+/// means the default location.
+#[test]
+fn locations_are_validated_at_load() {
+    let sa = service_account("https://oauth2.googleapis.com/token");
+    for bad in ["US-central1", "europe-west4.evil.com"] {
+        let (ok, out) =
+            check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": bad}), &[]);
+        assert!(!ok, "{bad}: {out}");
+        let want = format!("vertex_location must contain only lowercase letters, digits, and hyphens; got '{bad}'");
+        assert!(out.contains("vertex_location") && out.contains(&want), "{bad}: {out}");
+    }
+    for good in ["", "us-central1", "europe-west4"] {
+        let (ok, out) =
+            check_config(json!({"vertex_project": "p", "vertex_credentials": sa, "vertex_location": good}), &[]);
+        assert!(ok, "{good:?}: {out}");
+    }
 }
