@@ -13,7 +13,7 @@ use crate::providers::anthropic::{effort_thinking, single_signature};
 use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
-    ToolCallDelta, Usage,
+    ToolCallDelta, Usage, object_schema,
 };
 
 const DISPLAY: &str = "Amazon Bedrock";
@@ -202,7 +202,8 @@ fn name_str(v: &Value) -> &str {
 }
 
 /// A unified tool as a Converse `toolSpec`; the parameter schema is forwarded whole
-/// (docs/mlflow-compat.md#fix-6).
+/// (docs/mlflow-compat.md#fix-6), with `type` and `properties` filled in when missing
+/// ([`object_schema`]).
 fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
     if kind != "function" {
@@ -210,15 +211,12 @@ fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
             "Only function calling tool is supported, but received tool type {kind}"
         )));
     }
-    let f = tool.get("function").cloned().unwrap_or(Value::Null);
-    let schema = match f.get("parameters") {
-        Some(p) if !p.is_null() => p.clone(),
-        _ => json!({"type": "object", "properties": {}}),
-    };
+    let f = tool.get("function");
+    let field = |key: &str| f.and_then(|f| f.get(key)).filter(|v| !v.is_null());
     Ok(json!({"toolSpec": {
-        "name": f.get("name").cloned().unwrap_or(Value::Null),
-        "description": f.get("description").cloned().filter(|d| !d.is_null()).unwrap_or(Value::from("")),
-        "inputSchema": {"json": schema},
+        "name": field("name").cloned().unwrap_or(Value::Null),
+        "description": field("description").cloned().unwrap_or(Value::from("")),
+        "inputSchema": {"json": object_schema(field("parameters").cloned())},
     }}))
 }
 
@@ -666,14 +664,19 @@ mod tests {
             "messages": [{"role": "user", "content": "hi"}],
             "tools": [
                 {"type": "function", "function": {"name": "f", "parameters": schema}},
-                {"type": "function", "function": {"name": "g", "description": "G"}}
+                {"type": "function", "function": {"name": "g", "description": "G"}},
+                {"type": "function", "function": {"name": "h", "parameters": {}}},
+                {"type": "function", "function": {"name": "i", "parameters": {"type": "object"}}}
             ],
             "tool_choice": {"type": "function", "function": {"name": "f"}}
         }));
         let tools = &b["toolConfig"]["tools"];
         assert_eq!(tools[0]["toolSpec"]["inputSchema"]["json"], schema);
         assert_eq!(tools[0]["toolSpec"]["description"], "");
-        assert_eq!(tools[1]["toolSpec"]["inputSchema"]["json"], json!({"type": "object", "properties": {}}));
+        for i in 1..=3 {
+            assert_eq!(tools[i]["toolSpec"]["inputSchema"]["json"], json!({"type": "object", "properties": {}}));
+        }
+        assert_eq!(tools[1]["toolSpec"]["description"], "G");
         assert_eq!(b["toolConfig"]["toolChoice"], json!({"tool": {"name": "f"}}));
         assert!(b.get("inferenceConfig").is_none());
 

@@ -527,3 +527,48 @@ async fn responses_reasoning_with_tools_round_trip() {
         assert!(assistant["content"].as_array().unwrap().iter().any(|b| b["type"] == "tool_use"), "{sent}");
     }
 }
+
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-anthropic-bedrock-mistral-databricks-tool-schemas) ----
+
+/// A whole Messages answer with this `stop_reason`.
+fn text_answer(stop_reason: &str) -> Value {
+    json!({"id": "msg_318", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+           "content": [{"type": "text", "text": "ok"}], "stop_reason": stop_reason,
+           "usage": {"input_tokens": 4, "output_tokens": 2}})
+}
+
+/// A tool whose `parameters` is `{}`, `{"type": "object"}` or absent is valid (MLflow 3.17
+/// answered 422: `properties` was required) and reaches Anthropic as an object schema with
+/// `type` and `properties`; a nested schema keeps every keyword (MLflow keeps only some).
+#[tokio::test]
+async fn parameterless_tools_reach_anthropic_as_object_schemas() {
+    let (upstream, gw) = setup().await;
+    let nested = json!({"type": "object", "properties": {"where": {"type": "object",
+        "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"],
+        "additionalProperties": false}}, "required": ["where"]});
+    let tools = json!([
+        {"type": "function", "function": {"name": "now", "parameters": {}}},
+        {"type": "function", "function": {"name": "tick", "description": "Tick", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "noop"}},
+        {"type": "function", "function": {"name": "weather", "parameters": nested}},
+    ]);
+    for path in [NATIVE, V1] {
+        upstream.push(Reply::Json(200, text_answer("end_turn")));
+        let mut req = if path == V1 { v1_chat(false) } else { chat(false) };
+        req["tools"] = tools.clone();
+        let (status, body) = gw.post(path, &req).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let sent = upstream.last().json();
+        let empty = json!({"type": "object", "properties": {}});
+        assert_eq!(
+            sent["tools"],
+            json!([
+                {"name": "now", "input_schema": empty},
+                {"name": "tick", "description": "Tick", "input_schema": empty},
+                {"name": "noop", "input_schema": empty},
+                {"name": "weather", "input_schema": nested},
+            ]),
+            "{path}"
+        );
+    }
+}

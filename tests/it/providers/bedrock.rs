@@ -902,3 +902,37 @@ async fn claude_thinking_with_tools_round_trip() {
     );
     assert!(assistant["content"].as_array().unwrap().iter().any(|b| b.get("toolUse").is_some()), "{sent}");
 }
+
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-anthropic-bedrock-mistral-databricks-tool-schemas) ----
+
+/// A tool whose `parameters` is `{}`, `{"type": "object"}` or absent is valid (MLflow 3.17
+/// answered 422) and reaches Converse as an object schema in `toolSpec.inputSchema.json`; a
+/// nested schema keeps every keyword. The request is signed over that body.
+#[tokio::test]
+async fn parameterless_tools_reach_converse_as_object_schemas() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    upstream.push(Reply::Json(200, converse_ok("ok")));
+    let nested = json!({"type": "object", "properties": {"where": {"type": "object",
+        "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"],
+        "additionalProperties": false}}});
+    let mut req = chat("hi");
+    req["tools"] = json!([
+        {"type": "function", "function": {"name": "now", "parameters": {}}},
+        {"type": "function", "function": {"name": "tick", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "noop", "description": "Nothing"}},
+        {"type": "function", "function": {"name": "weather", "parameters": nested}},
+    ]);
+    let (status, body) = gw.post(CHAT, &req).await;
+    assert_eq!(status, 200, "{body}");
+    let r = upstream.last();
+    verify_sigv4(&r, "secret", "us-east-1", "bedrock");
+    let schemas: Vec<Value> = r.json()["toolConfig"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["toolSpec"]["inputSchema"]["json"].clone())
+        .collect();
+    let empty = json!({"type": "object", "properties": {}});
+    assert_eq!(schemas, vec![empty.clone(), empty.clone(), empty, nested]);
+}
