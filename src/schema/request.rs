@@ -798,7 +798,7 @@ fn check_tools(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) 
 /// `input_schema`, Converse's `inputSchema.json`): `type` defaults to `"object"` and
 /// `properties` to `{}` (a tool without parameters, `{}` or `{"type": "object"}` is valid, as
 /// in MLflow 3.18); every other keyword, at any depth, stays as sent
-/// (docs/mlflow-compat.md#fix-6, and the "MLflow 3.18" section there). Absent or null
+/// (docs/mlflow-compat.md#fix-6 and #mlflow-318-provider-translations). Absent or null
 /// parameters are `{"type": "object", "properties": {}}`.
 pub fn object_schema(parameters: Option<Value>) -> Value {
     let mut schema = match parameters {

@@ -528,7 +528,7 @@ async fn responses_reasoning_with_tools_round_trip() {
     }
 }
 
-// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-anthropic-bedrock-mistral-databricks-tool-schemas) ----
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-provider-translations) ----
 
 /// A whole Messages answer with this `stop_reason`.
 fn text_answer(stop_reason: &str) -> Value {
@@ -571,4 +571,89 @@ async fn parameterless_tools_reach_anthropic_as_object_schemas() {
             "{path}"
         );
     }
+}
+
+/// MLflow 3.18's new finish reasons, whole and streamed, natively and on /v1:
+/// `model_context_window_exceeded` → `length`, `refusal` → `content_filter` (MLflow 3.17 said
+/// `stop` for both); other stop reasons stay `stop`.
+#[tokio::test]
+async fn new_stop_reasons_map_like_mlflow_318() {
+    let (upstream, gw) = setup().await;
+    for (stop, want) in
+        [("model_context_window_exceeded", "length"), ("refusal", "content_filter"), ("pause_turn", "stop")]
+    {
+        for path in [NATIVE, V1] {
+            upstream.push(Reply::Json(200, text_answer(stop)));
+            let req = if path == V1 { v1_chat(false) } else { chat(false) };
+            let (status, body) = gw.post(path, &req).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["choices"][0]["finish_reason"], json!(want), "{stop} on {path}");
+
+            let events = [
+                ev(
+                    "message_start",
+                    json!({"type": "message_start", "message": {"id": "msg_s", "type": "message",
+                    "role": "assistant", "content": [], "model": "claude-sonnet-4-5", "usage": {"input_tokens": 4}}}),
+                ),
+                ev(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": stop},
+                    "usage": {"output_tokens": 0}}),
+                ),
+                ev("message_stop", json!({"type": "message_stop"})),
+            ]
+            .concat();
+            upstream.push(Reply::sse(vec![events.into_bytes()], Duration::ZERO));
+            let req = if path == V1 { v1_chat(true) } else { chat(true) };
+            let (status, _, text) = gw.post_text(path, &req).await;
+            assert_eq!(status, 200, "{text}");
+            let finishes: Vec<Value> = sse_data(&text)
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .map(|c| c["choices"][0]["finish_reason"].clone())
+                .filter(|f| !f.is_null())
+                .collect();
+            assert_eq!(finishes, vec![json!(want)], "{stop} streamed on {path}: {text}");
+        }
+    }
+}
+
+/// The usage of `message_delta` is cumulative (MLflow 3.18): input and cache counts it carries
+/// (Anthropic sends them with server tools) replace those of `message_start`; a count that is
+/// not an integer is ignored. MLflow 3.17 (and aigw before) gave 12 / 5 / 17 here.
+#[tokio::test]
+async fn stream_usage_takes_cumulative_counts_from_message_delta() {
+    let (upstream, gw) = setup().await;
+    let events = [
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_u", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 1,
+                      "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": "4"}}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 5, "input_tokens": 40, "cache_read_input_tokens": 3,
+                      "cache_creation_input_tokens": "n/a"}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+    .concat();
+    upstream.push(Reply::sse(vec![events.into_bytes()], Duration::ZERO));
+    let (status, _, text) = gw.post_text(NATIVE, &chat(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let last: Value = serde_json::from_str(sse_data(&text).last().unwrap()).unwrap();
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 44, "completion_tokens": 5, "total_tokens": 49,
+               "prompt_tokens_details": {"cached_tokens": 3}, "cache_creation_input_tokens": 1}),
+        "{text}"
+    );
 }

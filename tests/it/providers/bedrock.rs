@@ -903,7 +903,7 @@ async fn claude_thinking_with_tools_round_trip() {
     assert!(assistant["content"].as_array().unwrap().iter().any(|b| b.get("toolUse").is_some()), "{sent}");
 }
 
-// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-anthropic-bedrock-mistral-databricks-tool-schemas) ----
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-provider-translations) ----
 
 /// A tool whose `parameters` is `{}`, `{"type": "object"}` or absent is valid (MLflow 3.17
 /// answered 422) and reaches Converse as an object schema in `toolSpec.inputSchema.json`; a

@@ -777,10 +777,10 @@ async fn claude_betas_and_streams() {
 }
 
 /// MLflow 3.18 on Claude through Vertex AI (the Anthropic translation,
-/// docs/mlflow-compat.md#mlflow-318-anthropic-bedrock-mistral-databricks-tool-schemas): a tool
-/// without properties is valid and goes as an object schema.
+/// docs/mlflow-compat.md#mlflow-318-provider-translations): a tool without properties is valid
+/// and goes as an object schema; `refusal` is `content_filter` (MLflow 3.17: `stop`).
 #[tokio::test]
-async fn claude_takes_parameterless_tools() {
+async fn claude_takes_parameterless_tools_and_reports_refusals() {
     let tokens = TokenServer::start(3599).await;
     let vertex = MockUpstream::start().await;
     let ep = endpoint(
@@ -794,7 +794,7 @@ async fn claude_takes_parameterless_tools() {
     vertex.push(Reply::Json(
         200,
         json!({"id": "msg_v", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-               "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+               "content": [{"type": "text", "text": "ok"}], "stop_reason": "refusal",
                "usage": {"input_tokens": 3, "output_tokens": 1}}),
     ));
     let mut req = hi(false);
@@ -802,6 +802,7 @@ async fn claude_takes_parameterless_tools() {
                           {"type": "function", "function": {"name": "tick", "parameters": {"type": "object"}}}]);
     let (status, body) = gw.post("/endpoints/claude/invocations", &req).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], json!("content_filter"), "{body}");
     let sent = vertex.last().json();
     let empty = json!({"type": "object", "properties": {}});
     assert_eq!(sent["tools"], json!([{"name": "now", "input_schema": empty}, {"name": "tick", "input_schema": empty}]));
