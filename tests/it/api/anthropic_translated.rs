@@ -250,11 +250,6 @@ fn message_delta(f: Fake, case: &str) -> String {
 /// Why a provider's stream ends with other counts today.
 fn gap_reason(f: Fake) -> &'static str {
     match f {
-        Fake::Bedrock => {
-            "Converse reports cache reads as usage.cacheReadInputTokens (writes: cacheWriteInputTokens), which \
-             providers/bedrock/converse.rs does not read: cache_read_input_tokens is 0 (ignored test \
-             api::anthropic_translated::bedrock_cache_reads_reach_anthropic_usage)"
-        }
         Fake::Mistral => {
             "Mistral reports usage on its stream's last chunk; providers/mistral.rs keeps it for the audit line \
              but puts it on no chunk (as MLflow does), so MessagesStream writes zeros (ignored test \
@@ -271,7 +266,6 @@ fn gap_reason(f: Fake) -> &'static str {
 /// report them as `cache_read_input_tokens` (and `cache_creation_input_tokens`), whole and
 /// streamed.
 #[tokio::test]
-#[ignore = "gap: providers/bedrock/converse.rs does not read Converse's cacheReadInputTokens/cacheWriteInputTokens"]
 async fn bedrock_cache_reads_reach_anthropic_usage() {
     let upstream = Fake::Bedrock.start().await;
     let endpoint = Fake::Bedrock.endpoint("bedrock", &upstream);
