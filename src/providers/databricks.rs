@@ -16,8 +16,9 @@
 //! Catalog model (a name with at least two dots, `catalog.schema.model`).
 //!
 //! Chat, chat streaming and embeddings work exactly as for OpenAI (`model` set, usage requested
-//! on streams); list-typed message content in answers is flattened to its text parts
-//! (`reasoning` parts are dropped). Completions are not served (501).
+//! on streams); list-typed message content is flattened to its text parts (`reasoning` parts
+//! are dropped), joined with `\n` in answers and concatenated in stream deltas
+//! (docs/mlflow-compat.md#mlflow-318-provider-translations). Completions are not served (501).
 
 use std::time::Duration;
 

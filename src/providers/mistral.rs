@@ -6,8 +6,11 @@
 //! * Chat → `POST {base}/chat/completions` with `{"model": <model.name>, …request}` (`n` kept).
 //!   The answer is OpenAI-shaped; usage is limited to prompt/completion/total tokens.
 //! * Chat streaming: the same body with `stream: true` (no `stream_options` injected); chunks are
-//!   mapped like OpenAI's, `usage` is never forwarded (as MLflow: null on every chunk) but is
-//!   still recorded for the access log; the stream ends at `[DONE]`.
+//!   mapped like OpenAI's, and the chunk that carries `usage` (Mistral's last) passes on its
+//!   prompt/completion/total counts (MLflow 3.18; the others have `usage: null`); the stream
+//!   ends at `[DONE]`.
+//! * List content (reasoning models: `thinking` and `text` chunks) is the concatenation of its
+//!   `text` chunks, `null` when that is empty, in answers and stream deltas alike.
 //! * Completions are served by the chat API: the prompt becomes one user message, `stop` and `n`
 //!   are dropped, `temperature` is halved (Mistral's range is 0–1, the unified one 0–2); the
 //!   answer has `id: null`, `model` = `model.name` and the text of `choices[].message.content`.
@@ -46,11 +49,13 @@ pub const DIALECT: Dialect = Dialect {
     // Usage is limited to prompt/completion/total tokens.
     answer_usage: UsageKeys::Counts,
     stream_usage: UsageKeys::Counts,
-    // Stream usage is recorded, never forwarded (null on every chunk, as MLflow).
-    usage_on_chunks: ChunkUsage::Never,
+    // The counts of the chunk that carries usage (Mistral's last) are passed on (MLflow 3.18;
+    // 3.17 left them null). Completions are not streamed.
+    usage_on_chunks: ChunkUsage::Chat,
     // Reasoning models answer with a list whose `thinking` parts are dropped; only `text`
-    // parts are text.
+    // parts are text, concatenated (MLflow 3.18); no text is no content.
     text_parts: TextParts::Typed,
+    text_separator: "",
     // Tool-call arguments may come as JSON objects; they are passed on as compact JSON text.
     arguments: Arguments::Json,
     chunk_index: Index::SentOrPosition,
@@ -254,6 +259,38 @@ mod tests {
         let v: Value = serde_json::to_value(decode_chat(body.to_string().as_bytes(), "mistral", 0).unwrap()).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], json!("Answer"));
         assert_eq!(v["usage"], json!({"prompt_tokens": null, "completion_tokens": null, "total_tokens": null}));
+
+        // Text chunks are concatenated (no separator); no text is null, or "" for completions.
+        let parts = json!([{"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+                           {"type": "text", "text": "An"}, {"type": "text", "text": "swer"}]);
+        let only_thinking = json!([{"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]}]);
+        let answer = |content: &Value| {
+            json!({"id": "c", "created": 5, "model": "magistral", "choices": [{"message": {"role": "assistant",
+                   "content": content}, "finish_reason": "stop"}]})
+            .to_string()
+        };
+        let chat = |content: &Value| {
+            serde_json::to_value(decode_chat(answer(content).as_bytes(), "mistral", 0).unwrap()).unwrap()
+        };
+        assert_eq!(chat(&parts)["choices"][0]["message"]["content"], json!("Answer"));
+        assert_eq!(chat(&only_thinking)["choices"][0]["message"]["content"], Value::Null);
+        let completion = |content: &Value| {
+            serde_json::to_value(decode_completions(answer(content).as_bytes(), Some("m".into()), 0).unwrap()).unwrap()
+        };
+        assert_eq!(completion(&parts)["choices"][0]["text"], json!("Answer"));
+        assert_eq!(completion(&only_thinking)["choices"][0]["text"], json!(""));
+
+        // Stream deltas too: a thinking-only delta has no content.
+        let mut d = chat_stream("mistral", 1);
+        let mut out = Vec::new();
+        for content in [&only_thinking, &parts] {
+            let chunk = json!({"id": "s", "created": 1, "model": "m",
+                               "choices": [{"index": 0, "delta": {"content": content}}]});
+            d.feed(format!("data: {chunk}\n\n").as_bytes(), &mut out).unwrap();
+        }
+        let ev = events(&out);
+        assert_eq!(ev[0]["choices"][0]["delta"]["content"], Value::Null);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], json!("Answer"));
     }
 
     #[test]
@@ -282,14 +319,15 @@ mod tests {
     }
 
     #[test]
-    fn stream_drops_usage_and_stops_at_done() {
+    fn stream_forwards_usage_counts_and_stops_at_done() {
         let mut d = chat_stream("mistral", 1);
         let mut out = Vec::new();
-        d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
+        d.feed(b"data: {\"id\":\"s\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2,\"prompt_audio_seconds\":{}}}\n\ndata: [DONE]\n\ndata: {\"id\":\"late\"}\n\n", &mut out).unwrap();
         d.finish(&mut out).unwrap();
         let ev = events(&out);
         assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0]["usage"], Value::Null);
+        // MLflow 3.17 sent null here; 3.18 passes the three counts on.
+        assert_eq!(ev[0]["usage"], json!({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}));
         assert_eq!(ev[0]["choices"][0]["finish_reason"], json!("stop"));
         assert_eq!(d.usage().and_then(|u| u.total_tokens), Some(2));
     }

@@ -57,6 +57,9 @@ pub struct Dialect {
     pub usage_on_chunks: ChunkUsage,
     /// Which parts of list-typed message content are text.
     pub text_parts: TextParts,
+    /// What joins the text parts of list-typed content in whole answers (a stream delta's
+    /// parts are always concatenated: each delta is a piece of one text).
+    pub text_separator: &'static str,
     /// How tool-call arguments are read.
     pub arguments: Arguments,
     /// How stream choices (and their tool calls) are indexed.
@@ -170,6 +173,7 @@ pub const OPENAI: Dialect = Dialect {
     stream_usage: UsageKeys::All,
     usage_on_chunks: ChunkUsage::All,
     text_parts: TextParts::TypedOrUntyped,
+    text_separator: "\n",
     arguments: Arguments::Text,
     chunk_index: Index::Sent,
     embedding_index: Index::Position,
@@ -596,7 +600,7 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 
 /// Message content as text: a string, or the text parts of a list joined with `\n` (which
 /// parts count: [`TextParts`]; Databricks' `reasoning` and Mistral's `thinking` parts never do).
-fn content_text(v: Option<Value>, parts: TextParts) -> Option<String> {
+fn content_text(v: Option<Value>, parts: TextParts, separator: &str) -> Option<String> {
     match v? {
         Value::String(s) => Some(s),
         Value::Array(list) => {
@@ -609,7 +613,9 @@ fn content_text(v: Option<Value>, parts: TextParts) -> Option<String> {
                 })
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
+            // No text (say, only reasoning parts) is no content.
+            let text = texts.join(separator);
+            (!text.is_empty()).then_some(text)
         }
         _ => None,
     }
@@ -706,7 +712,9 @@ pub fn decode_chat(d: &Dialect, body: &[u8], cx: Context) -> Result<Answer, Gate
         .enumerate()
         .map(|(i, c)| {
             let message = match c.message {
-                Some(m) if d.text_only => ResponseMessage::assistant(content_text(m.content, d.text_parts)),
+                Some(m) if d.text_only => {
+                    ResponseMessage::assistant(content_text(m.content, d.text_parts, d.text_separator))
+                }
                 Some(m) => {
                     let calls = match m.tool_calls.filter(|t| !t.is_empty()) {
                         Some(calls) => Some(
@@ -722,7 +730,7 @@ pub fn decode_chat(d: &Dialect, body: &[u8], cx: Context) -> Result<Answer, Gate
                         None => None,
                     };
                     let role = m.role.unwrap_or_else(|| "assistant".into());
-                    ResponseMessage::new(role, content_text(m.content, d.text_parts), calls)
+                    ResponseMessage::new(role, content_text(m.content, d.text_parts, d.text_separator), calls)
                 }
                 None => ResponseMessage::assistant(None),
             };
@@ -747,7 +755,7 @@ pub fn decode_completions(d: &Dialect, body: &[u8], cx: Context) -> Result<Answe
             let text = if d.text_only {
                 c.text
             } else {
-                let message = c.message.and_then(|m| content_text(m.content, d.text_parts));
+                let message = c.message.and_then(|m| content_text(m.content, d.text_parts, d.text_separator));
                 if d.completions_via_chat { message } else { message.or(c.text) }
             };
             let finish = if d.answer_finish_reasons { c.finish_reason } else { None };
@@ -859,7 +867,7 @@ impl WireStream {
         let d = self.dialect;
         let index = d.chunk_index.of(c.index, position);
         let delta = if d.text_only {
-            Delta::text(c.text.or_else(|| c.delta.and_then(|dl| content_text(dl.content, d.text_parts))))
+            Delta::text(c.text.or_else(|| c.delta.and_then(|dl| content_text(dl.content, d.text_parts, ""))))
         } else {
             match c.delta {
                 Some(dl) => {
@@ -867,7 +875,7 @@ impl WireStream {
                         Some(calls) => self.tool_call_deltas(calls).map_err(|e| *failed = Some(e)).ok(),
                         None => None,
                     };
-                    Delta::new(dl.role, content_text(dl.content, d.text_parts), calls)
+                    Delta::new(dl.role, content_text(dl.content, d.text_parts, ""), calls)
                 }
                 None => Delta::default(),
             }
@@ -935,7 +943,7 @@ impl SseTranslate for WireStream {
                 .into_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let text = c.text.or_else(|| c.delta.and_then(|dl| content_text(dl.content, d.text_parts)));
+                    let text = c.text.or_else(|| c.delta.and_then(|dl| content_text(dl.content, d.text_parts, "")));
                     CompletionChunkChoice::new(d.chunk_index.of(c.index, i), text, c.finish_reason)
                 })
                 .collect();
@@ -1011,11 +1019,14 @@ mod tests {
         let (events, err) = stream(&[
             "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"think\"}]}]}}]}\n\n",
             "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}}]}\n\n",
+            "data: {\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"reasoning\",\"summary\":[]},{\"type\":\"text\",\"text\":\" the\"},{\"type\":\"text\",\"text\":\"re\"}]}}]}\n\n",
             "data: [DONE]\n\n",
         ]);
         assert!(err.is_none());
         assert_eq!(events[0]["choices"][0]["delta"]["content"], Value::Null);
         assert_eq!(events[1]["choices"][0]["delta"]["content"], json!("Hi"));
+        // A delta's text parts are pieces of one text: concatenated, no separator (MLflow 3.18).
+        assert_eq!(events[2]["choices"][0]["delta"]["content"], json!(" there"));
     }
 
     #[test]

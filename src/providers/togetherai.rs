@@ -48,6 +48,7 @@ pub const DIALECT: Dialect = Dialect {
     stream_usage: UsageKeys::All,
     usage_on_chunks: ChunkUsage::Chat,
     text_parts: TextParts::TypedOrUntyped,
+    text_separator: "\n",
     arguments: Arguments::Text,
     // Stream choices are indexed by position; embedding vectors keep the upstream's index.
     chunk_index: Index::Position,

@@ -9,8 +9,8 @@ mod request;
 mod response;
 
 pub use request::{
-    Extension, Extensions, Request, SignedThinking, ValidationErrors, apply_defaults, json_error, parse_request,
-    request_from_value, validate_default,
+    Extension, Extensions, Request, SignedThinking, ValidationErrors, apply_defaults, json_error, object_schema,
+    parse_request, request_from_value, validate_default,
 };
 pub use response::*;
 

@@ -794,6 +794,26 @@ fn check_tools(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) 
     }
 }
 
+/// A tool's `parameters` as the object schema a provider that needs one gets (Anthropic's
+/// `input_schema`, Converse's `inputSchema.json`): `type` defaults to `"object"` and
+/// `properties` to `{}` (a tool without parameters, `{}` or `{"type": "object"}` is valid, as
+/// in MLflow 3.18); every other keyword, at any depth, stays as sent
+/// (docs/mlflow-compat.md#fix-6 and #mlflow-318-provider-translations). Absent or null
+/// parameters are `{"type": "object", "properties": {}}`.
+pub fn object_schema(parameters: Option<Value>) -> Value {
+    let mut schema = match parameters {
+        Some(Value::Object(o)) => o,
+        _ => Map::with_capacity(2),
+    };
+    if schema.get("type").is_none_or(Value::is_null) {
+        schema.insert("type".into(), Value::from("object"));
+    }
+    if schema.get("properties").is_none_or(Value::is_null) {
+        schema.insert("properties".into(), Value::Object(Map::new()));
+    }
+    Value::Object(schema)
+}
+
 fn check_tool_choice(value: &mut Value, loc: &Loc<'_>, errors: &mut ValidationErrors) {
     match value {
         Value::String(s) if matches!(s.as_str(), "none" | "auto" | "required") => {}
@@ -1016,6 +1036,28 @@ mod tests {
         assert_eq!(r.body["temperature"], json!(0.1));
         assert_eq!(r.body["max_tokens"], json!(100));
         assert_eq!(r.body["n"], json!(2));
+    }
+
+    #[test]
+    fn parameterless_tools_are_valid_and_become_object_schemas() {
+        for params in [json!({}), json!({"type": "object"}), json!(null)] {
+            let body = json!({"messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "now", "parameters": params}}]});
+            assert!(request_from_value(EndpointType::Chat, body).is_ok(), "{params}");
+            assert_eq!(
+                object_schema(Some(params.clone())),
+                json!({"type": "object", "properties": {}}),
+                "MLflow 3.17 refused these (properties required): {params}"
+            );
+        }
+        assert_eq!(object_schema(None), json!({"type": "object", "properties": {}}));
+        // Everything else is kept, nested keywords included (MLflow drops them).
+        let nested = json!({"properties": {"where": {"type": "object", "properties": {"city": {"type": "string",
+            "minLength": 1}}, "required": ["city"], "additionalProperties": false}}, "$defs": {"x": {}}});
+        let mut want = nested.clone();
+        want["type"] = json!("object");
+        assert_eq!(object_schema(Some(nested)), want);
+        assert_eq!(object_schema(Some(json!({"type": "object", "properties": null})))["properties"], json!({}));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use serde_json::{Map, Number, Value, json};
 
 use crate::error::GatewayError;
-use crate::schema::{EndpointType, Extensions, Request, SignedThinking};
+use crate::schema::{EndpointType, Extensions, Request, SignedThinking, object_schema};
 
 /// `max_tokens` when the request sets neither `max_tokens` nor `max_completion_tokens`
 /// (MLflow's default, kept for wire compatibility).
@@ -377,7 +377,9 @@ fn convert_part(part: Value, url_images: bool) -> Value {
 }
 
 /// OpenAI function tools → Anthropic tools, the parameter schema forwarded whole
-/// (docs/mlflow-compat.md#fix-6). A tool without `description` or `parameters` still works.
+/// (docs/mlflow-compat.md#fix-6) with `type` and `properties` filled in when missing
+/// ([`object_schema`]; Anthropic requires an object schema). A tool without `description` or
+/// `parameters` still works.
 fn convert_tools(tools: Value) -> Result<Value, GatewayError> {
     let Value::Array(tools) = tools else { return Ok(tools) };
     let mut out = Vec::with_capacity(tools.len());
@@ -395,11 +397,7 @@ fn convert_tools(tools: Value) -> Result<Value, GatewayError> {
         if let Some(d) = f.remove("description").filter(|d| !d.is_null()) {
             t.insert("description".into(), d);
         }
-        let schema = match f.remove("parameters") {
-            Some(p @ Value::Object(_)) => p,
-            _ => json!({"type": "object", "properties": {}}),
-        };
-        t.insert("input_schema".into(), schema);
+        t.insert("input_schema".into(), object_schema(f.remove("parameters")));
         if let Some(cache) = tool.remove("cache_control") {
             t.insert("cache_control".into(), cache);
         }
@@ -746,12 +744,21 @@ mod tests {
         let b = chat(json!({"messages": [{"role": "user", "content": "x"}], "tools": [
             {"type": "function", "function": {"name": "f", "description": "d", "parameters": params, "strict": true}},
             {"type": "function", "function": {"name": "g"}},
+            {"type": "function", "function": {"name": "h", "parameters": {}}},
+            {"type": "function", "function": {"name": "i", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "j", "parameters": {"required": [], "additionalProperties": false}}},
         ]}));
+        // Anthropic needs an object schema: `type` and `properties` are filled in (MLflow 3.17
+        // refused the last three with a 422; 3.18 sends them the same way).
         assert_eq!(
             b["tools"],
             json!([
                 {"name": "f", "description": "d", "input_schema": params},
                 {"name": "g", "input_schema": {"type": "object", "properties": {}}},
+                {"name": "h", "input_schema": {"type": "object", "properties": {}}},
+                {"name": "i", "input_schema": {"type": "object", "properties": {}}},
+                {"name": "j", "input_schema": {"required": [], "additionalProperties": false, "type": "object",
+                    "properties": {}}},
             ])
         );
         let e = chat_err(json!({"messages": [{"role": "user", "content": "x"}],

@@ -70,12 +70,15 @@ struct WireDelta {
 
 // ---- shared mappings ----
 
-/// Anthropic `stop_reason` → unified `finish_reason`: `max_tokens` → `length`, `tool_use` →
-/// `tool_calls`, anything else → `stop`.
+/// Anthropic `stop_reason` → unified `finish_reason`: `max_tokens` and
+/// `model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` →
+/// `content_filter`, anything else (`end_turn`, `stop_sequence`, `pause_turn`, …) → `stop`
+/// (MLflow 3.18, docs/mlflow-compat.md#mlflow-318-provider-translations).
 pub(crate) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     match stop_reason {
-        Some("max_tokens") => "length",
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
         Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
         _ => "stop",
     }
 }
@@ -352,8 +355,13 @@ impl SseTranslate for MessagesStream {
                 self.complete = true;
                 let mut merged = std::mem::take(&mut self.start_usage);
                 for (k, v) in ev.usage.unwrap_or_default() {
-                    // Later Anthropic streams repeat the (cumulative) input counts here.
-                    if !v.is_null() {
+                    // This usage is cumulative: input and cache counts sent here (server tools
+                    // add to them) replace those of `message_start`, but only as integers.
+                    let count = matches!(
+                        k.as_str(),
+                        "input_tokens" | "cache_read_input_tokens" | "cache_creation_input_tokens"
+                    );
+                    if if count { v.is_u64() } else { !v.is_null() } {
                         merged.insert(k, v);
                     }
                 }
@@ -583,6 +591,43 @@ mod tests {
                    "prompt_tokens_details": {"cached_tokens": 4}, "cache_creation_input_tokens": 1})
         );
         assert_eq!(events.iter().filter(|e| !e["choices"][0]["finish_reason"].is_null()).count(), 1);
+    }
+
+    #[test]
+    fn stop_reasons() {
+        for (stop, want) in [
+            (Some("max_tokens"), "length"),
+            (Some("model_context_window_exceeded"), "length"),
+            (Some("tool_use"), "tool_calls"),
+            (Some("refusal"), "content_filter"),
+            (Some("end_turn"), "stop"),
+            (Some("stop_sequence"), "stop"),
+            (Some("pause_turn"), "stop"),
+            (None, "stop"),
+        ] {
+            assert_eq!(finish_reason(stop), want, "{stop:?}");
+        }
+    }
+
+    #[test]
+    fn stream_usage_is_cumulative_in_message_delta() {
+        let delta = ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "refusal"},
+                   "usage": {"output_tokens": 5, "input_tokens": 40, "cache_read_input_tokens": 3,
+                             "cache_creation_input_tokens": null, "server_tool_use": {"web_search_requests": 1}}}),
+        );
+        let (events, err) = run(MessagesStream::chat("anthropic", 5), &[&start(), &delta]);
+        assert!(err.is_none(), "{err:?}");
+        let last = events.last().unwrap();
+        assert_eq!(last["choices"][0]["finish_reason"], json!("content_filter"));
+        // start: input 10, cache read 4, cache creation 1; the delta replaces input and cache read.
+        assert_eq!(
+            last["usage"],
+            json!({"prompt_tokens": 44, "completion_tokens": 5, "total_tokens": 49,
+                   "prompt_tokens_details": {"cached_tokens": 3}, "cache_creation_input_tokens": 1,
+                   "server_tool_use": {"web_search_requests": 1}})
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::providers::anthropic::{effort_thinking, single_signature};
 use crate::providers::{parse_data_url, parse_upstream_json, python_json, to_json};
 use crate::schema::{
     Answer, ChatChoice, ChatChunk, ChatResponse, Chunk, ChunkChoice, Delta, Request, ResponseMessage, ToolCall,
-    ToolCallDelta, Usage,
+    ToolCallDelta, Usage, object_schema,
 };
 
 const DISPLAY: &str = "Amazon Bedrock";
@@ -128,6 +128,9 @@ pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError
     if !additional.is_empty() {
         body.insert("additionalModelRequestFields".into(), Value::Object(additional));
     }
+    if let Some(format) = b.get("response_format").and_then(output_config) {
+        body.insert("outputConfig".into(), format);
+    }
     if let Some(tools) = b.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty()) {
         let mut config = Map::new();
         config.insert("tools".into(), Value::Array(tools.iter().map(tool_spec).collect::<Result<_, _>>()?));
@@ -137,6 +140,26 @@ pub fn request_body(req: &Request, claude: bool) -> Result<Vec<u8>, GatewayError
         body.insert("toolConfig".into(), Value::Object(config));
     }
     to_json(&body)
+}
+
+/// A `json_schema` `response_format` as Converse's structured output (`outputConfig.textFormat`,
+/// the schema as a JSON string, with its `name` and `description`). Other formats (`text`;
+/// `json_object`, which Converse cannot express) and a `json_schema` without an object schema
+/// send nothing, as MLflow sends nothing.
+fn output_config(format: &Value) -> Option<Value> {
+    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return None;
+    }
+    let spec = format.get("json_schema");
+    let schema = spec.and_then(|s| s.get("schema")).filter(|s| s.is_object())?;
+    let mut definition = Map::new();
+    definition.insert("schema".into(), Value::String(schema.to_string()));
+    for key in ["name", "description"] {
+        if let Some(v) = spec.and_then(|s| s.get(key)).filter(|v| v.is_string()) {
+            definition.insert(key.into(), v.clone());
+        }
+    }
+    Some(json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}))
 }
 
 /// Message content as Converse blocks: text parts as `{text}`, base64 data-URL images as
@@ -165,7 +188,7 @@ fn content_blocks(content: Option<&Value>, images: bool) -> Result<Vec<Value>, G
 
 fn image_block(url: &str) -> Result<Value, GatewayError> {
     let Some((mime, data)) = parse_data_url(url) else {
-        return Err(GatewayError::invalid(
+        return Err(GatewayError::bad_request(
             "Amazon Bedrock accepts images only as base64 data URLs (data:image/png;base64,...)",
         ));
     };
@@ -175,7 +198,7 @@ fn image_block(url: &str) -> Result<Value, GatewayError> {
         "image/gif" => "gif",
         "image/webp" => "webp",
         other => {
-            return Err(GatewayError::invalid(format!(
+            return Err(GatewayError::bad_request(format!(
                 "Amazon Bedrock does not accept images of type '{other}' (png, jpeg, gif and webp are accepted)"
             )));
         }
@@ -202,7 +225,8 @@ fn name_str(v: &Value) -> &str {
 }
 
 /// A unified tool as a Converse `toolSpec`; the parameter schema is forwarded whole
-/// (docs/mlflow-compat.md#fix-6).
+/// (docs/mlflow-compat.md#fix-6), with `type` and `properties` filled in when missing
+/// ([`object_schema`]).
 fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
     if kind != "function" {
@@ -210,15 +234,12 @@ fn tool_spec(tool: &Value) -> Result<Value, GatewayError> {
             "Only function calling tool is supported, but received tool type {kind}"
         )));
     }
-    let f = tool.get("function").cloned().unwrap_or(Value::Null);
-    let schema = match f.get("parameters") {
-        Some(p) if !p.is_null() => p.clone(),
-        _ => json!({"type": "object", "properties": {}}),
-    };
+    let f = tool.get("function");
+    let field = |key: &str| f.and_then(|f| f.get(key)).filter(|v| !v.is_null());
     Ok(json!({"toolSpec": {
-        "name": f.get("name").cloned().unwrap_or(Value::Null),
-        "description": f.get("description").cloned().filter(|d| !d.is_null()).unwrap_or(Value::from("")),
-        "inputSchema": {"json": schema},
+        "name": field("name").cloned().unwrap_or(Value::Null),
+        "description": field("description").cloned().unwrap_or(Value::from("")),
+        "inputSchema": {"json": object_schema(field("parameters").cloned())},
     }}))
 }
 
@@ -265,20 +286,38 @@ struct WireUsage {
     output: Option<u64>,
     #[serde(rename = "totalTokens")]
     total: Option<u64>,
+    #[serde(rename = "cacheReadInputTokens")]
+    cache_read: Option<u64>,
+    #[serde(rename = "cacheWriteInputTokens")]
+    cache_write: Option<u64>,
 }
 
 impl WireUsage {
+    /// Unified usage, prompt caching included as MLflow 3.18 reports it
+    /// (docs/mlflow-compat.md#mlflow-318-provider-translations): prompt tokens are input plus
+    /// cache reads plus cache writes, `prompt_tokens_details.cached_tokens` the cache reads,
+    /// `cache_creation_input_tokens` the cache writes; the total is prompt plus completion when
+    /// both are known, else Converse's own.
     fn unified(self) -> Usage {
-        Usage::counts(self.input, self.output, self.total)
+        let prompt = self.input.map(|i| i + self.cache_read.unwrap_or(0) + self.cache_write.unwrap_or(0));
+        let total = prompt.zip(self.output).map(|(p, c)| p + c).or(self.total);
+        let mut usage = Usage::counts(prompt, self.output, total);
+        usage.prompt_tokens_details = self.cache_read.map(|c| json!({ "cached_tokens": c }));
+        if let Some(w) = self.cache_write {
+            usage.extra.insert("cache_creation_input_tokens".into(), Value::from(w));
+        }
+        usage
     }
 }
 
-/// Converse's `stopReason` as a unified `finish_reason`.
+/// Converse's `stopReason` as a unified `finish_reason`: `tool_use` → `tool_calls`,
+/// `max_tokens` and `model_context_window_exceeded` → `length`, `content_filtered` and
+/// `guardrail_intervened` → `content_filter`, anything else → `stop` (MLflow 3.18).
 pub fn finish_reason(stop: Option<&str>) -> String {
     match stop {
         Some("tool_use") => "tool_calls",
-        Some("max_tokens") => "length",
-        Some("content_filtered") => "content_filter",
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("content_filtered" | "guardrail_intervened") => "content_filter",
         _ => "stop",
     }
     .to_owned()
@@ -666,14 +705,19 @@ mod tests {
             "messages": [{"role": "user", "content": "hi"}],
             "tools": [
                 {"type": "function", "function": {"name": "f", "parameters": schema}},
-                {"type": "function", "function": {"name": "g", "description": "G"}}
+                {"type": "function", "function": {"name": "g", "description": "G"}},
+                {"type": "function", "function": {"name": "h", "parameters": {}}},
+                {"type": "function", "function": {"name": "i", "parameters": {"type": "object"}}}
             ],
             "tool_choice": {"type": "function", "function": {"name": "f"}}
         }));
         let tools = &b["toolConfig"]["tools"];
         assert_eq!(tools[0]["toolSpec"]["inputSchema"]["json"], schema);
         assert_eq!(tools[0]["toolSpec"]["description"], "");
-        assert_eq!(tools[1]["toolSpec"]["inputSchema"]["json"], json!({"type": "object", "properties": {}}));
+        for i in 1..=3 {
+            assert_eq!(tools[i]["toolSpec"]["inputSchema"]["json"], json!({"type": "object", "properties": {}}));
+        }
+        assert_eq!(tools[1]["toolSpec"]["description"], "G");
         assert_eq!(b["toolConfig"]["toolChoice"], json!({"tool": {"name": "f"}}));
         assert!(b.get("inferenceConfig").is_none());
 
@@ -704,7 +748,63 @@ mod tests {
         let req = chat(json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}
         ]}]}));
-        assert_eq!(request_body(&req, true).unwrap_err().status, 422);
+        // Unsupported, not a rule of the request schema: 400 (was 422).
+        assert_eq!(request_body(&req, true).unwrap_err().status, 400);
+        let req = chat(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}
+        ]}]}));
+        assert_eq!(request_body(&req, true).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn json_schema_becomes_structured_output() {
+        let schema = json!({"type": "object", "properties": {"said": {"type": "string"}}, "required": ["said"]});
+        let b = body(json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {
+            "type": "json_schema", "json_schema": {"name": "echo", "description": "An echo", "strict": true,
+            "schema": schema}}}));
+        let format = &b["outputConfig"]["textFormat"];
+        assert_eq!(format["type"], json!("json_schema"));
+        let definition = &format["structure"]["jsonSchema"];
+        assert_eq!(definition["name"], json!("echo"));
+        assert_eq!(definition["description"], json!("An echo"));
+        let sent: Value = serde_json::from_str(definition["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(sent, schema);
+        for format in [
+            json!({"type": "json_object"}),
+            json!({"type": "text"}),
+            json!({"type": "json_schema",
+            "json_schema": {"name": "x"}}),
+        ] {
+            let b = body(json!({"messages": [{"role": "user", "content": "hi"}], "response_format": format}));
+            assert!(b.get("outputConfig").is_none(), "{b}");
+        }
+    }
+
+    #[test]
+    fn usage_with_prompt_caching() {
+        let usage =
+            |wire: &str| serde_json::to_value(serde_json::from_str::<WireUsage>(wire).unwrap().unified()).unwrap();
+        assert_eq!(
+            usage(
+                r#"{"inputTokens":10,"outputTokens":5,"totalTokens":15,"cacheReadInputTokens":100,"cacheWriteInputTokens":20}"#
+            ),
+            json!({"prompt_tokens": 130, "completion_tokens": 5, "total_tokens": 135,
+                   "prompt_tokens_details": {"cached_tokens": 100}, "cache_creation_input_tokens": 20})
+        );
+        assert_eq!(
+            usage(r#"{"inputTokens":10,"outputTokens":5,"totalTokens":15,"cacheReadInputTokens":0}"#),
+            json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                   "prompt_tokens_details": {"cached_tokens": 0}})
+        );
+        assert_eq!(
+            usage(r#"{"inputTokens":3,"outputTokens":4,"totalTokens":7}"#),
+            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+        );
+        // Without input tokens the prompt is unknown and Converse's total is kept.
+        assert_eq!(
+            usage(r#"{"outputTokens":4,"totalTokens":9,"cacheWriteInputTokens":2}"#),
+            json!({"prompt_tokens": null, "completion_tokens": 4, "total_tokens": 9, "cache_creation_input_tokens": 2})
+        );
     }
 
     #[test]
@@ -731,9 +831,11 @@ mod tests {
 
         for (stop, want) in [
             ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
             ("content_filtered", "content_filter"),
+            ("guardrail_intervened", "content_filter"),
             ("end_turn", "stop"),
-            ("guardrail_intervened", "stop"),
+            ("stop_sequence", "stop"),
         ] {
             assert_eq!(finish_reason(Some(stop)), want);
         }

@@ -6,8 +6,8 @@
 //! unchanged (native relay); the others go through the unified chunks and
 //! `api::anthropic::MessagesStream`.
 //!
-//! Also here: the gaps the SDK tests found in the translation, as ignored tests that say what
-//! the gateway should do.
+//! Also here: the gaps the SDK tests found in the translation (Bedrock's cache reads, Mistral's
+//! stream usage), now closed and kept as strict replays.
 //!
 //! Regenerate the fixtures (then read the diff) with
 //! `cargo test --test it api::anthropic_translated::write_fixtures -- --ignored`.
@@ -109,7 +109,7 @@ fn fixture(f: Fake, case: &str) -> Value {
 /// random split points (eight seeds) gives the same events, byte for byte. A fixture's
 /// `known_gaps` are events the gateway writes differently today than it should: unless
 /// `strict`, the event it writes today is expected in their place (so that the rest is still
-/// checked at every split); the strict replays are the ignored tests below.
+/// checked at every split); the strict replays are the tests below.
 async fn replay(f: Fake, case: &str, strict: bool) {
     let upstream = MockUpstream::start().await;
     let endpoint = f.endpoint(f.provider(), &upstream);
@@ -208,7 +208,7 @@ async fn write_fixtures() {
                 let should = message_delta(*f, case);
                 let today = expected.iter_mut().find(|e| e.starts_with("event: message_delta\n")).unwrap();
                 if *today != should {
-                    gaps.push(json!({"reason": gap_reason(*f), "expected": should, "today": today.clone()}));
+                    gaps.push(json!({"reason": GAP_REASON, "expected": should, "today": today.clone()}));
                     *today = should;
                 }
             }
@@ -247,31 +247,16 @@ fn message_delta(f: Fake, case: &str) -> String {
     format!("event: message_delta\ndata: {data}\n\n")
 }
 
-/// Why a provider's stream ends with other counts today.
-fn gap_reason(f: Fake) -> &'static str {
-    match f {
-        Fake::Bedrock => {
-            "Converse reports cache reads as usage.cacheReadInputTokens (writes: cacheWriteInputTokens), which \
-             providers/bedrock/converse.rs does not read: cache_read_input_tokens is 0 (ignored test \
-             api::anthropic_translated::bedrock_cache_reads_reach_anthropic_usage)"
-        }
-        Fake::Mistral => {
-            "Mistral reports usage on its stream's last chunk; providers/mistral.rs keeps it for the audit line \
-             but puts it on no chunk (as MLflow does), so MessagesStream writes zeros (ignored test \
-             api::anthropic_translated::mistral_stream_usage_reaches_message_delta)"
-        }
-        _ => "unexpected: the gateway reports other counts than the fake sent",
-    }
-}
+/// Why a provider's stream ends with other counts today (no provider is known to).
+const GAP_REASON: &str = "unexpected: the gateway reports other counts than the fake sent";
 
-// ---- gaps found by the SDK tests (tests/it/sdk/anthropic_messages.rs) ----
+// ---- gaps the SDK tests found (tests/it/sdk/anthropic_messages.rs), now closed ----
 
 /// Bedrock's Converse usage has `cacheReadInputTokens` (and `cacheWriteInputTokens`) beside an
 /// `inputTokens` that excludes them, as Anthropic's `input_tokens` does; `/v1/messages` should
 /// report them as `cache_read_input_tokens` (and `cache_creation_input_tokens`), whole and
 /// streamed.
 #[tokio::test]
-#[ignore = "gap: providers/bedrock/converse.rs does not read Converse's cacheReadInputTokens/cacheWriteInputTokens"]
 async fn bedrock_cache_reads_reach_anthropic_usage() {
     let upstream = Fake::Bedrock.start().await;
     let endpoint = Fake::Bedrock.endpoint("bedrock", &upstream);
@@ -291,7 +276,6 @@ async fn bedrock_cache_reads_reach_anthropic_usage() {
 /// Mistral's stream reports usage on its last chunk; `/v1/messages` should put it in
 /// `message_delta` instead of zeros.
 #[tokio::test]
-#[ignore = "gap: providers/mistral.rs puts the stream's usage on no chunk, so message_delta reports 0 tokens"]
 async fn mistral_stream_usage_reaches_message_delta() {
     replay(Fake::Mistral, "text", true).await;
     replay(Fake::Mistral, "tools", true).await;

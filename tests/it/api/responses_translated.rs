@@ -268,30 +268,17 @@ fn completed_with_usage(event: &str, usage: &Value) -> String {
     format!("event: response.completed\ndata: {v}\n\n")
 }
 
-/// Why a provider's stream ends with other counts today.
-fn gap_reason(f: Fake) -> &'static str {
-    match f {
-        Fake::Bedrock => {
-            "Converse reports cache reads as usage.cacheReadInputTokens beside an inputTokens that excludes them, \
-             which providers/bedrock/converse.rs does not read: input_tokens lacks them, cached_tokens is 0, \
-             total_tokens has them (ignored test \
-             api::anthropic_translated::bedrock_cache_reads_reach_anthropic_usage)"
-        }
-        Fake::Mistral => {
-            "Mistral reports usage on its stream's last chunk; providers/mistral.rs keeps it for the audit line \
-             but puts it on no chunk (as MLflow does), so the response's usage is null (ignored test \
-             api::responses_translated::mistral_stream_usage_reaches_response_completed)"
-        }
-        _ => "unexpected: the gateway reports other counts than the fake sent",
-    }
+/// Why a provider's stream ends with other counts today (no provider has such a gap now; a
+/// new one is written into the fixture with this reason and fails the strict replays).
+fn gap_reason(_: Fake) -> &'static str {
+    "unexpected: the gateway reports other counts than the fake sent"
 }
 
-// ---- gaps found by the SDK tests (tests/it/sdk/openai_responses.rs) ----
+// ---- gaps the SDK tests (tests/it/sdk/openai_responses.rs) found, closed since: strict replays ----
 
 /// Mistral's stream reports usage on its last chunk; `response.completed` should carry it
 /// instead of `usage: null`.
 #[tokio::test]
-#[ignore = "gap: providers/mistral.rs puts the stream's usage on no chunk, so response.completed has usage null"]
 async fn mistral_stream_usage_reaches_response_completed() {
     replay("mistral", Fake::Mistral, "text", true).await;
     replay("mistral", Fake::Mistral, "tools", true).await;
@@ -299,18 +286,13 @@ async fn mistral_stream_usage_reaches_response_completed() {
 
 /// Bedrock's cache reads belong in `input_tokens` and `input_tokens_details.cached_tokens`.
 #[tokio::test]
-#[ignore = "gap: providers/bedrock/converse.rs does not read Converse's cacheReadInputTokens"]
 async fn bedrock_cache_reads_reach_responses_usage() {
     replay("bedrock", Fake::Bedrock, "tools", true).await;
 }
 
-/// `text.format` of type `json_schema` asks for structured output. Converse has it
-/// (`outputConfig.textFormat`), but the Bedrock translation drops the unified
-/// `response_format` without a word: the model answers free text and the client, which asked
-/// for a schema, cannot tell. The gateway should send the schema to Converse, or refuse the
-/// request naming `text.format` (as it refuses what other providers cannot honour).
+/// `text.format` of type `json_schema` asks for structured output: it reaches Converse as
+/// `outputConfig.textFormat` (it was once dropped without a word, the model answering free text).
 #[tokio::test]
-#[ignore = "gap: providers/bedrock/converse.rs drops response_format (text.format) silently"]
 async fn bedrock_structured_output_is_not_dropped() {
     let upstream = Fake::Bedrock.start().await;
     let gw = Gateway::start_with(

@@ -526,3 +526,135 @@ async fn responses_reasoning_with_tools_round_trip() {
         assert!(assistant["content"].as_array().unwrap().iter().any(|b| b["type"] == "tool_use"), "{sent}");
     }
 }
+
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-provider-translations) ----
+
+/// A whole Messages answer with this `stop_reason`.
+fn text_answer(stop_reason: &str) -> Value {
+    json!({"id": "msg_318", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+           "content": [{"type": "text", "text": "ok"}], "stop_reason": stop_reason,
+           "usage": {"input_tokens": 4, "output_tokens": 2}})
+}
+
+/// A tool whose `parameters` is `{}`, `{"type": "object"}` or absent is valid (MLflow 3.17
+/// answered 422: `properties` was required) and reaches Anthropic as an object schema with
+/// `type` and `properties`; a nested schema keeps every keyword (MLflow keeps only some).
+#[tokio::test]
+async fn parameterless_tools_reach_anthropic_as_object_schemas() {
+    let (upstream, gw) = setup().await;
+    let nested = json!({"type": "object", "properties": {"where": {"type": "object",
+        "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"],
+        "additionalProperties": false}}, "required": ["where"]});
+    let tools = json!([
+        {"type": "function", "function": {"name": "now", "parameters": {}}},
+        {"type": "function", "function": {"name": "tick", "description": "Tick", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "noop"}},
+        {"type": "function", "function": {"name": "weather", "parameters": nested}},
+    ]);
+    for path in [NATIVE, V1] {
+        upstream.push(Reply::Json(200, text_answer("end_turn")));
+        let mut req = if path == V1 { v1_chat(false) } else { chat(false) };
+        req["tools"] = tools.clone();
+        let (status, body) = gw.post(path, &req).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let sent = upstream.last().json();
+        let empty = json!({"type": "object", "properties": {}});
+        assert_eq!(
+            sent["tools"],
+            json!([
+                {"name": "now", "input_schema": empty},
+                {"name": "tick", "description": "Tick", "input_schema": empty},
+                {"name": "noop", "input_schema": empty},
+                {"name": "weather", "input_schema": nested},
+            ]),
+            "{path}"
+        );
+    }
+}
+
+/// MLflow 3.18's new finish reasons, whole and streamed, natively and on /v1:
+/// `model_context_window_exceeded` → `length`, `refusal` → `content_filter` (MLflow 3.17 said
+/// `stop` for both); other stop reasons stay `stop`.
+#[tokio::test]
+async fn new_stop_reasons_map_like_mlflow_318() {
+    let (upstream, gw) = setup().await;
+    for (stop, want) in
+        [("model_context_window_exceeded", "length"), ("refusal", "content_filter"), ("pause_turn", "stop")]
+    {
+        for path in [NATIVE, V1] {
+            upstream.push(Reply::Json(200, text_answer(stop)));
+            let req = if path == V1 { v1_chat(false) } else { chat(false) };
+            let (status, body) = gw.post(path, &req).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["choices"][0]["finish_reason"], json!(want), "{stop} on {path}");
+
+            let events = [
+                ev(
+                    "message_start",
+                    json!({"type": "message_start", "message": {"id": "msg_s", "type": "message",
+                    "role": "assistant", "content": [], "model": "claude-sonnet-4-5", "usage": {"input_tokens": 4}}}),
+                ),
+                ev(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": stop},
+                    "usage": {"output_tokens": 0}}),
+                ),
+                ev("message_stop", json!({"type": "message_stop"})),
+            ]
+            .concat();
+            upstream.push(Reply::sse(vec![events.into_bytes()], Duration::ZERO));
+            let req = if path == V1 { v1_chat(true) } else { chat(true) };
+            let (status, _, text) = gw.post_text(path, &req).await;
+            assert_eq!(status, 200, "{text}");
+            let finishes: Vec<Value> = sse_data(&text)
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .map(|c| c["choices"][0]["finish_reason"].clone())
+                .filter(|f| !f.is_null())
+                .collect();
+            assert_eq!(finishes, vec![json!(want)], "{stop} streamed on {path}: {text}");
+        }
+    }
+}
+
+/// The usage of `message_delta` is cumulative (MLflow 3.18): input and cache counts it carries
+/// (Anthropic sends them with server tools) replace those of `message_start`; a count that is
+/// not an integer is ignored. MLflow 3.17 (and aigw before) gave 12 / 5 / 17 here.
+#[tokio::test]
+async fn stream_usage_takes_cumulative_counts_from_message_delta() {
+    let (upstream, gw) = setup().await;
+    let events = [
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_u", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 1,
+                      "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": "4"}}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 5, "input_tokens": 40, "cache_read_input_tokens": 3,
+                      "cache_creation_input_tokens": "n/a"}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+    .concat();
+    upstream.push(Reply::sse(vec![events.into_bytes()], Duration::ZERO));
+    let (status, _, text) = gw.post_text(NATIVE, &chat(true)).await;
+    assert_eq!(status, 200, "{text}");
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "3.18: the stream ends with [DONE]");
+    let last: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 44, "completion_tokens": 5, "total_tokens": 49,
+               "prompt_tokens_details": {"cached_tokens": 3}, "cache_creation_input_tokens": 1}),
+        "{text}"
+    );
+}

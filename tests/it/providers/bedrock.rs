@@ -903,3 +903,202 @@ async fn claude_thinking_with_tools_round_trip() {
     );
     assert!(assistant["content"].as_array().unwrap().iter().any(|b| b.get("toolUse").is_some()), "{sent}");
 }
+
+// ---- MLflow 3.18 (docs/mlflow-compat.md#mlflow-318-provider-translations) ----
+
+/// A tool whose `parameters` is `{}`, `{"type": "object"}` or absent is valid (MLflow 3.17
+/// answered 422) and reaches Converse as an object schema in `toolSpec.inputSchema.json`; a
+/// nested schema keeps every keyword. The request is signed over that body.
+#[tokio::test]
+async fn parameterless_tools_reach_converse_as_object_schemas() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    upstream.push(Reply::Json(200, converse_ok("ok")));
+    let nested = json!({"type": "object", "properties": {"where": {"type": "object",
+        "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"],
+        "additionalProperties": false}}});
+    let mut req = chat("hi");
+    req["tools"] = json!([
+        {"type": "function", "function": {"name": "now", "parameters": {}}},
+        {"type": "function", "function": {"name": "tick", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "noop", "description": "Nothing"}},
+        {"type": "function", "function": {"name": "weather", "parameters": nested}},
+    ]);
+    let (status, body) = gw.post(CHAT, &req).await;
+    assert_eq!(status, 200, "{body}");
+    let r = upstream.last();
+    verify_sigv4(&r, "secret", "us-east-1", "bedrock");
+    let schemas: Vec<Value> = r.json()["toolConfig"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["toolSpec"]["inputSchema"]["json"].clone())
+        .collect();
+    let empty = json!({"type": "object", "properties": {}});
+    assert_eq!(schemas, vec![empty.clone(), empty.clone(), empty, nested]);
+}
+
+/// A Converse answer with this stop reason and usage.
+fn converse_answer(stop: &str, usage: Value) -> Value {
+    json!({"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}}, "stopReason": stop,
+           "usage": usage})
+}
+
+/// The event-stream answer of ConverseStream: some text, a stop reason, then `usage`.
+fn converse_stream_answer(stop: &str, usage: Value) -> Reply {
+    let frames: Vec<u8> = [
+        json!({"messageStart": {"role": "assistant"}}),
+        json!({"contentBlockDelta": {"delta": {"text": "ok"}, "contentBlockIndex": 0}}),
+        json!({"messageStop": {"stopReason": stop}}),
+        json!({"metadata": {"usage": usage, "metrics": {"latencyMs": 1}}}),
+    ]
+    .iter()
+    .flat_map(event_frame)
+    .collect();
+    event_stream_reply(vec![frames])
+}
+
+/// Converse's usage with prompt caching (MLflow 3.18's example).
+fn cached_usage() -> Value {
+    json!({"inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "cacheReadInputTokens": 100,
+           "cacheWriteInputTokens": 20})
+}
+
+/// MLflow 3.18: cache reads and writes count as prompt tokens, with the reads in
+/// `prompt_tokens_details.cached_tokens` and the writes as `cache_creation_input_tokens`
+/// (MLflow 3.17: prompt 10, total 15, no details), in whole answers and in the stream's usage
+/// chunk; `guardrail_intervened` is `content_filter` and `model_context_window_exceeded`
+/// `length` (MLflow 3.17: `stop`).
+#[tokio::test]
+async fn prompt_cache_usage_and_new_stop_reasons() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let want = json!({"prompt_tokens": 130, "completion_tokens": 5, "total_tokens": 135,
+                      "prompt_tokens_details": {"cached_tokens": 100}, "cache_creation_input_tokens": 20});
+    for (stop, finish) in [("guardrail_intervened", "content_filter"), ("model_context_window_exceeded", "length")] {
+        upstream.push(Reply::Json(200, converse_answer(stop, cached_usage())));
+        let (status, body) = gw.post(CHAT, &chat("hi")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["choices"][0]["finish_reason"], json!(finish), "{stop}");
+        assert_eq!(body["usage"], want, "{stop}");
+
+        upstream.push(converse_stream_answer(stop, cached_usage()));
+        let (status, _, text) = gw.post_text(CHAT, &stream_request()).await;
+        assert_eq!(status, 200, "{text}");
+        let data = sse_data(&text);
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "3.18: the stream ends with [DONE]");
+        let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let finishes: Vec<&Value> =
+            chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+        assert_eq!(finishes, vec![&json!(finish)], "{text}");
+        assert_eq!(chunks.last().unwrap()["usage"], want, "{text}");
+    }
+}
+
+/// The Responses client API reports Bedrock's cache reads as OpenAI does: inside
+/// `input_tokens`, and as `input_tokens_details.cached_tokens` (cache writes as
+/// `cache_write_tokens`), whole and in `response.completed`.
+#[tokio::test]
+async fn responses_api_reports_bedrock_cache_reads() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let want = json!({"input_tokens": 130, "input_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20},
+                      "output_tokens": 5});
+    upstream.push(Reply::Json(200, converse_answer("end_turn", cached_usage())));
+    let (status, body) = gw.post("/v1/responses", &json!({"model": "chat", "input": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&body["usage"][k], v, "{k}: {body}");
+    }
+    assert_eq!(body["usage"]["total_tokens"], json!(135), "{body}");
+
+    upstream.push(converse_stream_answer("end_turn", cached_usage()));
+    let (status, _, text) =
+        gw.post_text("/v1/responses", &json!({"model": "chat", "input": "hi", "stream": true})).await;
+    assert_eq!(status, 200, "{text}");
+    let completed = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|e| e["type"] == "response.completed")
+        .expect("response.completed");
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&completed["response"]["usage"][k], v, "{k}: {text}");
+    }
+}
+
+/// A `json_schema` response format (`response_format` on chat, `text.format` on the Responses
+/// API) reaches Converse as `outputConfig.textFormat`, the schema as a JSON string; before, it
+/// was dropped without a word.
+#[tokio::test]
+async fn json_schema_reaches_converse_as_structured_output() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let schema = json!({"type": "object", "properties": {"said": {"type": "string"}}, "required": ["said"]});
+    let requests = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "Hello"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "echo", "schema": schema}}}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "chat", "input": "Hello",
+            "text": {"format": {"type": "json_schema", "name": "echo", "schema": schema}}}),
+        ),
+    ];
+    for (path, request) in requests {
+        upstream.push(Reply::Json(200, converse_ok("{\"said\": \"Hello\"}")));
+        let (status, body) = gw.post(path, &request).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let r = upstream.last();
+        verify_sigv4(&r, "secret", "us-east-1", "bedrock");
+        let format = &r.json()["outputConfig"]["textFormat"];
+        assert_eq!(format["type"], json!("json_schema"), "{path}: {}", r.json());
+        assert_eq!(format["structure"]["jsonSchema"]["name"], json!("echo"), "{path}");
+        let sent: Value = serde_json::from_str(format["structure"]["jsonSchema"]["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(sent, schema, "{path}");
+    }
+}
+
+/// An image given by URL (Converse takes only inline bytes) is refused with a 400 before any
+/// upstream call, on MLflow's route and on /v1, and the gateway keeps serving.
+#[tokio::test]
+async fn image_urls_are_400() {
+    let upstream = MockUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let content = json!([{"type": "text", "text": "what is it?"},
+                         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]);
+    let (status, body) = gw.post(CHAT, &json!({"messages": [{"role": "user", "content": content}]})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("base64 data URLs"), "{body}");
+    let (status, body) = gw
+        .post("/v1/chat/completions", &json!({"model": "chat", "messages": [{"role": "user", "content": content}]}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("base64 data URLs"), "{body}");
+    assert!(upstream.requests().is_empty());
+    upstream.push(Reply::Json(200, converse_ok("still here")));
+    let (status, body) = gw.post(CHAT, &chat("hi")).await;
+    assert_eq!((status, &body["choices"][0]["message"]["content"]), (200, &json!("still here")), "{body}");
+}
+
+/// An inference-profile ARN as model id, with a bearer token, is one path segment: `/` is sent
+/// as `%2F` (MLflow 3.17 sent it unescaped, so the URL named another path).
+#[tokio::test]
+async fn inference_profile_arn_is_one_path_segment_with_a_bearer_token() {
+    let upstream = MockUpstream::start().await;
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let aws = json!({"aws_bearer_token": "token", "aws_region": "us-east-1"});
+    let yaml =
+        config(&[endpoint("arn", "llm/v1/chat", arn, json!({"aws_config": aws, "bedrock_api_base": upstream.url()}))]);
+    let gw = start(&yaml, &env_with(&[])).await;
+    upstream.push(Reply::Json(200, converse_ok("ok")));
+    let (status, body) = gw.post("/endpoints/arn/invocations", &chat("hi")).await;
+    assert_eq!(status, 200, "{body}");
+    let r = upstream.last();
+    assert_eq!(
+        r.target,
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse"
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer token"));
+}

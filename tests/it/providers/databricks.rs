@@ -286,3 +286,41 @@ async fn reasoning_effort_goes_upstream() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(upstream.last().json()["reasoning_effort"], json!("medium"));
 }
+
+/// A streamed delta whose content is a list of typed parts (a `reasoning` part, `text` parts)
+/// is the concatenation of its text parts, or null without one (MLflow 3.18; 3.17 broke the
+/// stream, and aigw joined the parts with a newline).
+#[tokio::test]
+async fn stream_list_content_is_its_text_parts() {
+    let upstream = MockUpstream::start().await;
+    let config = json!({"host": upstream.url(), "token": "dapi-123"});
+    let gw = Gateway::start(&yaml(&json!({"endpoints": [
+        endpoint("chat", "llm/v1/chat", "databricks", "databricks-claude", config),
+    ]})))
+    .await;
+    let chunk = |content: Value, finish: Value| {
+        let c = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "served",
+                       "choices": [{"index": 0, "delta": {"role": "assistant", "content": content},
+                                    "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let reasoning = json!({"type": "reasoning", "summary": [{"type": "summary_text", "text": "secret thoughts"}]});
+    let stream = [
+        chunk(json!([reasoning]), Value::Null),
+        chunk(json!([reasoning, {"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]), Value::Null),
+        chunk(json!(" world"), json!("stop")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    upstream.push(Reply::sse(vec![stream.into_bytes()], Duration::ZERO));
+    let request = json!({"messages": user("hi"), "stream": true});
+    let (status, _, text) = gw.post_text("/endpoints/chat/invocations", &request).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("secret thoughts"), "{text}");
+    let contents: Vec<Value> = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|c| c["choices"][0]["delta"]["content"].clone())
+        .collect();
+    assert_eq!(contents, vec![Value::Null, json!("Hello"), json!(" world")], "{text}");
+}

@@ -15,18 +15,10 @@ const MISTRAL: (&str, &str) = ("mistral_api_base", "https://api.mistral.ai/v1");
 
 replay_tests! {
     mistral_chat => Case::new("mistral-chat", MISTRAL);
-    mistral_chat_stream => Case { expect_answer: stream_usage_not_yet, ..Case::new("mistral-chat-stream", MISTRAL) };
-    mistral_chat_stream_v1 => Case { via_v1: true, expect_answer: stream_usage_not_yet, ..Case::new("mistral-chat-stream", MISTRAL) };
+    mistral_chat_stream => Case::new("mistral-chat-stream", MISTRAL);
+    mistral_chat_stream_v1 => Case { via_v1: true, ..Case::new("mistral-chat-stream", MISTRAL) };
     mistral_completions => Case::new("mistral-completions", MISTRAL);
     mistral_embeddings => Case::new("mistral-embeddings", MISTRAL);
-}
-
-// 3.18 §9.2: the other branch. MLflow 3.18 forwards the usage of Mistral's final stream chunk
-// (the fixture has it); until that change lands here the chunk keeps 3.17's `usage: null`.
-fn stream_usage_not_yet(event: &mut Value) {
-    if event["usage"].is_object() {
-        event["usage"] = Value::Null;
-    }
 }
 
 // ---- the gateway ----
@@ -78,8 +70,13 @@ async fn v1_chat_stream_any_split() {
         let finishes: Vec<&Value> =
             chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
         assert_eq!(finishes, [&json!("stop")], "seed {seed}: exactly one finish_reason chunk");
-        // MLflow does not forward Mistral's usage on chunks.
-        assert!(chunks.iter().all(|c| c["usage"].is_null() && c["provider"] == "mistral"));
+        // MLflow 3.18 forwards the counts of the chunk that carries usage (3.17: null on all).
+        assert!(chunks[..4].iter().all(|c| c["usage"].is_null() && c["provider"] == "mistral"));
+        assert_eq!(
+            chunks[4]["usage"],
+            json!({"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}),
+            "seed {seed}"
+        );
 
         let sent = upstream.last().json();
         assert_eq!(sent["model"], json!("mistral-large-latest"));
@@ -188,4 +185,74 @@ async fn reasoning_effort_goes_upstream() {
     let (status, body) = gw.post("/v1/messages", &messages).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(upstream.requests().len(), calls);
+}
+
+/// Reasoning models answer with list content (`thinking` and `text` chunks): the text chunks,
+/// concatenated, are the content, whole and streamed; a thinking-only delta has no content.
+/// MLflow 3.17 answered the whole one with a 500 and broke the stream.
+#[tokio::test]
+async fn reasoning_list_content_is_its_text() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&format!("{}/v1", upstream.url()))).await;
+    let thinking = json!({"type": "thinking", "thinking": [{"type": "text", "text": "Let me think."}]});
+    upstream.push(Reply::Json(
+        200,
+        json!({"id": "r1", "object": "chat.completion", "created": 1, "model": "magistral-medium-latest",
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": [thinking,
+                   {"type": "text", "text": "Bon"}, {"type": "text", "text": "jour"}]}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12}}),
+    ));
+    let request = json!({"messages": [{"role": "user", "content": "Salut"}]});
+    let (status, body) = gw.post("/endpoints/chat/invocations", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], json!("Bonjour"), "{body}");
+    assert!(!body.to_string().contains("Let me think."), "{body}");
+
+    let chunk = |content: Value, finish: Value| {
+        let c = json!({"id": "r2", "object": "chat.completion.chunk", "created": 1, "model": "magistral-medium-latest",
+                       "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let stream = [
+        chunk(json!([thinking]), Value::Null),
+        chunk(json!([{"type": "text", "text": "Bon"}, {"type": "text", "text": "jour"}]), Value::Null),
+        chunk(json!("!"), json!("stop")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    upstream.push(Reply::sse(vec![stream.into_bytes()], Duration::ZERO));
+    let mut request = request;
+    request["stream"] = json!(true);
+    let (status, _, text) = gw.post_text("/endpoints/chat/invocations", &request).await;
+    assert_eq!(status, 200, "{text}");
+    let contents: Vec<Value> = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|c| c["choices"][0]["delta"]["content"].clone())
+        .collect();
+    assert_eq!(contents, vec![Value::Null, json!("Bonjour"), json!("!")], "{text}");
+}
+
+/// With the stream's usage passed on, the Responses API's `response.completed` reports
+/// Mistral's counts instead of `usage: null`.
+#[tokio::test]
+async fn responses_stream_reports_mistral_usage() {
+    let upstream = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&format!("{}/v1", upstream.url()))).await;
+    upstream.push(Reply::sse(vec![STREAM.as_bytes().to_vec()], Duration::ZERO));
+    let (status, _, text) =
+        gw.post_text("/v1/responses", &json!({"model": "chat", "input": "Salut", "stream": true})).await;
+    assert_eq!(status, 200, "{text}");
+    let completed = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|e| e["type"] == "response.completed")
+        .expect("response.completed");
+    let usage = &completed["response"]["usage"];
+    assert_eq!(
+        (&usage["input_tokens"], &usage["output_tokens"], &usage["total_tokens"]),
+        (&json!(5), &json!(4), &json!(9)),
+        "{text}"
+    );
+    assert_eq!(completed["response"]["output"][0]["content"][0]["text"], json!("Bonjour, ça va ? 🙂"));
 }

@@ -839,6 +839,38 @@ async fn claude_betas_and_streams() {
     assert!(!text.contains("[DONE]"), "a stream that failed has no [DONE]: {text}");
 }
 
+/// MLflow 3.18 on Claude through Vertex AI (the Anthropic translation,
+/// docs/mlflow-compat.md#mlflow-318-provider-translations): a tool without properties is valid
+/// and goes as an object schema; `refusal` is `content_filter` (MLflow 3.17: `stop`).
+#[tokio::test]
+async fn claude_takes_parameterless_tools_and_reports_refusals() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let ep = endpoint(
+        "claude",
+        "llm/v1/chat",
+        "claude-sonnet-4-5@20251101",
+        &vertex.url(),
+        json!({"vertex_credentials": service_account(&tokens.uri())}),
+    );
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    vertex.push(Reply::Json(
+        200,
+        json!({"id": "msg_v", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+               "content": [{"type": "text", "text": "ok"}], "stop_reason": "refusal",
+               "usage": {"input_tokens": 3, "output_tokens": 1}}),
+    ));
+    let mut req = hi(false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "now", "parameters": {}}},
+                          {"type": "function", "function": {"name": "tick", "parameters": {"type": "object"}}}]);
+    let (status, body) = gw.post("/endpoints/claude/invocations", &req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], json!("content_filter"), "{body}");
+    let sent = vertex.last().json();
+    let empty = json!({"type": "object", "properties": {}});
+    assert_eq!(sent["tools"], json!([{"name": "now", "input_schema": empty}, {"name": "tick", "input_schema": empty}]));
+}
+
 // ---- configuration ----
 
 fn check_config(config: Value, envs: &[(&str, &str)]) -> (bool, String) {

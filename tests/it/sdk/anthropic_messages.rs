@@ -27,12 +27,8 @@ const GATEWAY_KEY: &str = "sk-aigw-sdk-test-0123456789";
 fn expectations(f: Fake) -> Value {
     let full = [USAGE.input, USAGE.cache_read, USAGE.output];
     let (usage, stream_usage) = match f {
-        // Converse reports cache reads (`cacheReadInputTokens`); the translation drops them
-        // (`api::anthropic_translated::bedrock_cache_reads_reach_anthropic_usage`, ignored).
-        Fake::Bedrock => ([USAGE.input, 0, USAGE.output], [USAGE.input, 0, USAGE.output]),
-        // Mistral has no cache reads; its stream's usage is not forwarded to the encoder
-        // (`api::anthropic_translated::mistral_stream_usage_reaches_message_delta`, ignored).
-        Fake::Mistral => ([USAGE.input, 0, USAGE.output], [0, 0, 0]),
+        // Mistral has no cache reads.
+        Fake::Mistral => ([USAGE.input, 0, USAGE.output], [USAGE.input, 0, USAGE.output]),
         _ => (full, full),
     };
     json!({

@@ -157,9 +157,7 @@ async fn translated_streams_through_the_sdk() {
         // What MLflow's stream carried: the text and whether usage was reported.
         let events: Vec<Value> = common::replay::expected_events(&fx);
         let text: String = events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
-        let usage = events.iter().any(|e| e["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0))
-            // 3.18 §9.2: the other branch (Mistral's stream usage is forwarded there).
-            && name != "mistral-chat-stream";
+        let usage = events.iter().any(|e| e["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
         expectations.push(json!({"model": name, "text": text, "usage": usage}));
         upstreams.push(upstream);
     }

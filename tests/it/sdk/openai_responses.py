@@ -19,7 +19,7 @@ Arguments: the gateway URL, the URL of a second gateway that requires a key, and
 {"key": <the second gateway's key>, "providers": [{"name", "model", "upstream_model", "native",
 "usage": [input, cached, output, total] or null, "stream_usage": …, "image_url", "reasoning",
 "json_schema", "cut"}]}, where image_url says what a URL image becomes ("image", "note": a text
-note, "refused": a 422), reasoning whether `reasoning.effort` is served ("native"), translated into the provider's
+note, "refused": a 400), reasoning whether `reasoning.effort` is served ("native"), translated into the provider's
 own field ("translated") or refused,
 json_schema whether the schema reaches the model ("json") or is dropped, and cut which events a
 client sees of a stream broken off upstream ("failed": `response.failed` then `error`, "error":
@@ -235,10 +235,9 @@ def image_url(provider, mode):
     content = [{"type": "input_image", "image_url": IMAGE_URL}, {"type": "input_text", "text": "What is this?"}]
     params = dict(input=[{"role": "user", "content": content}])
     if provider["image_url"] == "refused":
-        # A 422, as on /v1/chat/completions (only Validation errors become 400 on this route;
-        # /v1/messages makes every 422 a 400, Anthropic having none).
-        err = expect_error(openai.UnprocessableEntityError, mode, model=provider["model"], **params)
-        assert err.status_code == 422 and "base64" in err.message, err.message
+        # A 400 saying the provider takes images only as data (Converse has no image URLs).
+        err = expect_error(openai.BadRequestError, mode, model=provider["model"], **params)
+        assert err.status_code == 400 and "image" in err.message.lower(), err.message
         ok(provider, "image url", mode)
         return
     if provider["image_url"] == "image":

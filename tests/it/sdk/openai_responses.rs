@@ -67,22 +67,14 @@ const GATEWAY_KEY: &str = "sk-aigw-sdk-test-0123456789";
 const FULL_USAGE: [u64; 4] = [USAGE.input + USAGE.cache_read, USAGE.cache_read, USAGE.output, 34];
 
 /// What the script expects of each endpoint, from what the gateway does today. When a
-/// provider's translation changes (Gemini or Bedrock honouring `reasoning.effort`, Bedrock
-/// getting structured output), the line to change is here.
+/// provider's translation changes, the line to change is here.
 fn expectations(t: Target) -> Value {
     let f = t.fake();
     let (usage, stream_usage) = match t {
-        // Converse's inputTokens excludes its cache reads, which the translation drops
-        // (api::anthropic_translated::bedrock_cache_reads_reach_anthropic_usage): the input
-        // count lacks them, the total has them.
-        Target::Translated(Fake::Bedrock) => {
-            let u = json!([USAGE.input, 0, USAGE.output, FULL_USAGE[3]]);
-            (u.clone(), u)
-        }
-        // Mistral has no cache reads; its stream's usage never reaches the encoder
-        // (api::anthropic_translated::mistral_stream_usage_reaches_message_delta): usage null.
+        // Mistral has no cache reads.
         Target::Translated(Fake::Mistral) => {
-            (json!([USAGE.input, 0, USAGE.output, USAGE.input + USAGE.output]), Value::Null)
+            let u = json!([USAGE.input, 0, USAGE.output, USAGE.input + USAGE.output]);
+            (u.clone(), u)
         }
         _ => (json!(FULL_USAGE), json!(FULL_USAGE)),
     };
@@ -101,9 +93,8 @@ fn expectations(t: Target) -> Value {
         // `openai` takes the native path; every translated provider here sends the effort in
         // its own field (docs/client-apis.md, "Extensions per provider"), checked below.
         "reasoning": if t == Target::Native { "native" } else { "translated" },
-        // Bedrock's translation sends no structured output to Converse
-        // (api::responses_translated::bedrock_structured_output_is_not_dropped, ignored).
-        "json_schema": if f == Fake::Bedrock { "dropped" } else { "json" },
+        // Every translation sends the schema (Converse: outputConfig.textFormat).
+        "json_schema": "json",
         // A native stream broken off upstream ends with the `error` event alone; a translated
         // one with `response.failed`, then `error`.
         "cut": if t == Target::Native { "error" } else { "failed" },
@@ -424,6 +415,9 @@ fn check_bedrock(requests: &[Recorded]) {
     assert_eq!(b["messages"][0]["content"][0], json!({"image": {"format": "png", "source": {"bytes": png()}}}));
     // A URL image is refused before any call.
     assert!(!requests.iter().any(|r| String::from_utf8_lossy(&r.body).contains("example.com/cat.png")));
+    // The schema reached Converse as structured output.
+    let b = find(requests, "json_schema", 0).json();
+    assert_eq!(b["outputConfig"]["textFormat"]["type"], json!("json_schema"), "{b}");
 }
 
 fn png() -> &'static str {
