@@ -1,7 +1,8 @@
 //! Client authentication and authorization with gateway API keys (`aigw.auth.keys`).
 //!
 //! A client presents its key as `Authorization: Bearer <key>` (the OpenAI SDKs), `x-api-key`
-//! (Anthropic style), `api-key` (Azure style), or as the password of HTTP Basic
+//! (Anthropic style), `api-key` (Azure style), `x-goog-api-key` (the google-genai SDK), or as
+//! the password of HTTP Basic
 //! (`mlflow.deployments` sends `MLFLOW_TRACKING_USERNAME`/`PASSWORD` that way; a
 //! `MLFLOW_TRACKING_TOKEN` arrives as a bearer token). The key's SHA-256 is compared, in
 //! constant time, with every configured digest; only the matching key's *name* is kept for
@@ -38,7 +39,7 @@ impl Rejection {
     /// The 401 answer.
     pub fn error(self) -> GatewayError {
         let message = match self {
-            Rejection::Missing => "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key' or 'api-key'",
+            Rejection::Missing => "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key', 'api-key' or 'x-goog-api-key'",
             Rejection::Invalid => "Incorrect API key provided",
         };
         GatewayError::new(401, ErrorKind::Unauthorized, message)
@@ -67,7 +68,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<Vec<u8>> {
             return Some(if pass.is_empty() { user } else { pass });
         }
     }
-    for name in ["x-api-key", "api-key"] {
+    for name in ["x-api-key", "api-key", "x-goog-api-key"] {
         if let Some(v) = headers.get(name) {
             let v = trim(v.as_bytes());
             if !v.is_empty() {
@@ -143,6 +144,7 @@ mod tests {
         assert_eq!(name(&headers(&[("authorization", "bearer   key-b-0123456789 ")])), Ok(Some("b".into())));
         assert_eq!(name(&headers(&[("x-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
         assert_eq!(name(&headers(&[("api-key", "key-a-0123456789")])), Ok(Some("a".into())));
+        assert_eq!(name(&headers(&[("x-goog-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
         let basic = base64::engine::general_purpose::STANDARD.encode("user:key-a-0123456789");
         assert_eq!(name(&headers(&[("authorization", &format!("Basic {basic}"))])), Ok(Some("a".into())));
         assert_eq!(name(&headers(&[])), Err(Rejection::Missing));

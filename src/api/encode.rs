@@ -7,13 +7,16 @@
 //!   `docs/architecture.md`).
 //! * An error after the first byte of a stream is one `data: {"error": {...}}` event, and
 //!   the stream ends (never with `[DONE]`).
-//! * Anthropic's Messages API and OpenAI's Responses API have their own objects and event
-//!   sequences ([`super::anthropic`], [`super::responses`]).
+//! * Anthropic's Messages API, OpenAI's Responses API and Gemini's generateContent have their
+//!   own objects and event sequences ([`super::anthropic`], [`super::responses`],
+//!   [`super::gemini`]); Gemini's stream is framed as server-sent events or as one JSON array,
+//!   as the client asked, relayed or translated.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use super::anthropic::MessagesStream;
+use super::gemini::GenerateContentStream;
 use super::responses::ResponsesStream;
 use crate::error::{Family, GatewayError};
 use crate::schema::{Answer, Chunk};
@@ -30,6 +33,9 @@ pub struct AnswerMeta {
     pub created: u64,
     /// Request fields the answer repeats (see [`super::Parsed::echo`]).
     pub echo: Map<String, Value>,
+    /// The client asked for the stream as one JSON array (Gemini's `:streamGenerateContent`
+    /// without `alt=sse`), not as server-sent events.
+    pub array_stream: bool,
 }
 
 /// The body of a whole answer for `family`.
@@ -44,6 +50,7 @@ pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Byte
             .map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}"))),
         Family::Anthropic => super::anthropic::answer(answer, meta),
         Family::Responses => super::responses::answer(answer, meta),
+        Family::Gemini => super::gemini::answer(answer, meta),
     }
 }
 
@@ -68,6 +75,8 @@ enum StreamFormat {
     Anthropic(Box<MessagesStream>),
     /// The Responses API's events.
     Responses(Box<ResponsesStream>),
+    /// Gemini's `GenerateContentResponse`s, relayed or translated (it frames both).
+    Gemini(Box<GenerateContentStream>),
 }
 
 impl StreamEncoder {
@@ -78,12 +87,25 @@ impl StreamEncoder {
             Family::OpenAi => StreamFormat::Unified { done: true },
             Family::Anthropic => StreamFormat::Anthropic(Box::new(MessagesStream::new(meta))),
             Family::Responses => StreamFormat::Responses(Box::new(ResponsesStream::new(meta))),
+            Family::Gemini => StreamFormat::Gemini(Box::new(GenerateContentStream::new(meta))),
         };
         StreamEncoder { format, relayed: false }
     }
 
+    /// The stream's `Content-Type`.
+    pub fn content_type(&self) -> &'static str {
+        match &self.format {
+            StreamFormat::Gemini(s) => s.content_type(),
+            _ => "text/event-stream; charset=utf-8",
+        }
+    }
+
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
+        if let StreamFormat::Gemini(s) = &mut self.format {
+            // Gemini's encoder frames relayed events too (SSE or a JSON array).
+            return s.chunk(chunk, out);
+        }
         if let Chunk::Native(event) = chunk {
             // Already in the client's API (only a provider speaking that API makes one).
             self.relayed = true;
@@ -97,11 +119,15 @@ impl StreamEncoder {
             StreamFormat::Unified { .. } => write_json(out, chunk),
             StreamFormat::Anthropic(s) => s.chunk(chunk, out),
             StreamFormat::Responses(s) => s.chunk(chunk, out),
+            StreamFormat::Gemini(s) => s.chunk(chunk, out),
         }
     }
 
     /// Append the end of a stream that completed.
     pub fn finish(&mut self, out: &mut BytesMut) {
+        if let StreamFormat::Gemini(s) = &mut self.format {
+            return s.finish(out);
+        }
         if self.relayed {
             return;
         }
@@ -113,6 +139,7 @@ impl StreamEncoder {
             }
             StreamFormat::Anthropic(s) => s.finish(out),
             StreamFormat::Responses(s) => s.finish(out),
+            StreamFormat::Gemini(s) => s.finish(out),
         }
     }
 
@@ -122,6 +149,7 @@ impl StreamEncoder {
             StreamFormat::Unified { .. } => out.extend_from_slice(&error.stream_event()),
             StreamFormat::Anthropic(s) => s.error(error, out),
             StreamFormat::Responses(s) => s.error(error, out),
+            StreamFormat::Gemini(s) => s.error(error, out),
         }
     }
 }

@@ -220,6 +220,20 @@ async fn route(
             let passthrough = Invocation::OpenAiPassthrough(endpoint_type);
             return invocation(session, state, snapshot, ctx, key, passthrough).await;
         }
+        Operation::Gemini { endpoint, stream } => {
+            let Some(target) = config.target(endpoint) else {
+                let message = format!("Endpoint '{endpoint}' is not found: name an endpoint or traffic route");
+                return Response::Error(GatewayError::new(404, ErrorKind::NotFound, message));
+            };
+            // The target is in the URL: as for native invocations, refuse before reading.
+            if let Err(e) = invoke::allowed(state, key, target.name()) {
+                return Response::Refusal(e);
+            }
+            // Google streams one JSON array unless `alt=sse` asks for server-sent events.
+            let array = stream && !query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+            let gemini = Invocation::Gemini { target, stream, array };
+            return invocation(session, state, snapshot, ctx, key, gemini).await;
+        }
     };
     match local {
         Ok(reply) => Response::Reply(reply),
