@@ -125,7 +125,13 @@ async fn route(
     let key: Option<&ApiKey> = if open {
         None
     } else {
-        match auth::authenticate(&config.settings.auth, &session.req_header().headers) {
+        let header = session.req_header();
+        let mut presented = auth::presented_key(&header.headers);
+        if presented.is_none() && matches!(operation, Operation::Gemini { .. }) {
+            // Google's SDKs and REST examples may carry the key in the URL (`?key=`).
+            presented = header.uri.query().and_then(auth::query_key);
+        }
+        match auth::authenticate_key(&config.settings.auth, presented) {
             Ok(k) => k,
             Err(rejection) => {
                 state.metrics.auth_rejected.with_label_values(&[rejection.as_str()]).inc();

@@ -614,7 +614,13 @@ impl Translation {
                     self.extensions.top_k = Some(k);
                 }
                 "maxOutputTokens" => _ = body.insert("max_tokens".into(), Value::from(integer(v, &kloc)?)),
-                "candidateCount" => _ = body.insert("n".into(), Value::from(integer(v, &kloc)?)),
+                // The answer has one candidate: more are Gemini's own (a unified answer's other
+                // choices have no place in Gemini's stream of one candidate's parts).
+                "candidateCount" => {
+                    if integer(v, &kloc)? != 1 {
+                        self.native("generationConfig.candidateCount");
+                    }
+                }
                 "seed" => _ = body.insert("seed".into(), Value::from(integer(v, &kloc)?)),
                 "presencePenalty" => _ = body.insert("presence_penalty".into(), number(v, &kloc)?),
                 "frequencyPenalty" => _ = body.insert("frequency_penalty".into(), number(v, &kloc)?),
@@ -1084,14 +1090,14 @@ mod tests {
     #[test]
     fn generation_config_maps_to_sampling_parameters_and_extensions() {
         let p = ok(json!({"contents": hi(), "generationConfig": {
-            "temperature": 0.5, "topP": 0.9, "topK": 40, "maxOutputTokens": 100, "candidateCount": 2,
+            "temperature": 0.5, "topP": 0.9, "topK": 40, "maxOutputTokens": 100, "candidateCount": 1,
             "stopSequences": ["END"], "presencePenalty": 0.1, "frequencyPenalty": 0.2, "seed": "7",
             "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}, "mediaResolution": "MEDIA_RESOLUTION_LOW"
         }}));
         let b = Value::Object(p.request.body);
         assert_eq!(
             (&b["temperature"], &b["top_p"], &b["max_tokens"], &b["n"], &b["stop"], &b["seed"]),
-            (&json!(0.5), &json!(0.9), &json!(100), &json!(2), &json!(["END"]), &json!(7))
+            (&json!(0.5), &json!(0.9), &json!(100), &json!(1), &json!(["END"]), &json!(7))
         );
         assert_eq!((&b["presence_penalty"], &b["frequency_penalty"]), (&json!(0.1), &json!(0.2)));
         assert_eq!(p.request.extensions.top_k, Some(40));
@@ -1194,6 +1200,7 @@ mod tests {
                 "contents.parts.inlineData (not an image)",
             ),
             (json!({"contents": hi(), "generationConfig": {"responseLogprobs": true}}), "generationConfig.responseLogprobs"),
+            (json!({"contents": hi(), "generationConfig": {"candidateCount": 2}}), "generationConfig.candidateCount"),
             (json!({"contents": hi(), "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}), "generationConfig.responseModalities"),
             (json!({"contents": hi(), "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}), "toolConfig.functionCallingConfig.mode (VALIDATED)"),
         ];

@@ -85,12 +85,6 @@ impl GenerateContentStream {
         self.started = true;
     }
 
-    fn write(&mut self, response: &GenerateContentResponse<'_>, out: &mut BytesMut) -> Result<(), GatewayError> {
-        let json = to_bytes(response)?;
-        self.frame(&json, out);
-        Ok(())
-    }
-
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
         let c = match chunk {
