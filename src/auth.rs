@@ -40,7 +40,9 @@ impl Rejection {
     /// The 401 answer.
     pub fn error(self) -> GatewayError {
         let message = match self {
-            Rejection::Missing => "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key', 'api-key' or 'x-goog-api-key'",
+            Rejection::Missing => {
+                "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key', 'api-key' or 'x-goog-api-key'"
+            }
             Rejection::Invalid => "Incorrect API key provided",
         };
         GatewayError::new(401, ErrorKind::Unauthorized, message)
@@ -164,7 +166,8 @@ mod tests {
         assert_eq!(query_key("alt=sse&key=key-b%2D0123456789"), Some(b"key-b-0123456789".to_vec()));
         assert_eq!(query_key("alt=sse&key="), None);
         assert_eq!(query_key("akey=x"), None);
-        let by_query = authenticate_key(&settings(), query_key("key=key-a-0123456789")).map(|k| k.map(|k| k.name.clone()));
+        let by_query =
+            authenticate_key(&settings(), query_key("key=key-a-0123456789")).map(|k| k.map(|k| k.name.clone()));
         assert_eq!(by_query, Ok(Some("a".into())));
         let basic = base64::engine::general_purpose::STANDARD.encode("user:key-a-0123456789");
         assert_eq!(name(&headers(&[("authorization", &format!("Basic {basic}"))])), Ok(Some("a".into())));

@@ -500,10 +500,12 @@ mod tests {
         assert_eq!(e.status_for(Family::Gemini), 400);
         let v: Value = serde_json::from_slice(&e.body(Family::Gemini)).unwrap();
         assert_eq!(v, json!({"error": {"code": 400, "message": "'n' must be '1'", "status": "INVALID_ARGUMENT"}}));
-        let statuses = [(401, "UNAUTHENTICATED"), (404, "NOT_FOUND"), (429, "RESOURCE_EXHAUSTED"), (502, "UNAVAILABLE")];
+        let statuses =
+            [(401, "UNAUTHENTICATED"), (404, "NOT_FOUND"), (429, "RESOURCE_EXHAUSTED"), (502, "UNAVAILABLE")];
         for (status, name) in statuses {
-            let v: Value = serde_json::from_slice(&GatewayError::new(status, ErrorKind::Upstream, "x").body(Family::Gemini))
-                .unwrap();
+            let v: Value =
+                serde_json::from_slice(&GatewayError::new(status, ErrorKind::Upstream, "x").body(Family::Gemini))
+                    .unwrap();
             assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(status.into()), Some(name)));
         }
         assert_eq!(GatewayError::google_status(504), "DEADLINE_EXCEEDED");

@@ -19,7 +19,7 @@ use super::anthropic::MessagesStream;
 use super::gemini::GenerateContentStream;
 use super::responses::ResponsesStream;
 use crate::error::{Family, GatewayError};
-use crate::schema::{Answer, Chunk};
+use crate::schema::{Answer, Chunk, Usage};
 
 /// What an answer's encoding needs beyond the answer itself.
 #[derive(Debug, Clone, Default)]
@@ -123,10 +123,12 @@ impl StreamEncoder {
         }
     }
 
-    /// Append the end of a stream that completed.
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    /// Append the end of a stream that completed. `usage` is what the upstream's decoder
+    /// recorded: Gemini's last event reports it when no chunk carried usage (providers that
+    /// record stream usage without forwarding it, as MLflow does for Mistral).
+    pub fn finish(&mut self, usage: Option<&Usage>, out: &mut BytesMut) {
         if let StreamFormat::Gemini(s) = &mut self.format {
-            return s.finish(out);
+            return s.finish(usage, out);
         }
         if self.relayed {
             return;
@@ -139,7 +141,7 @@ impl StreamEncoder {
             }
             StreamFormat::Anthropic(s) => s.finish(out),
             StreamFormat::Responses(s) => s.finish(out),
-            StreamFormat::Gemini(s) => s.finish(out),
+            StreamFormat::Gemini(s) => s.finish(usage, out),
         }
     }
 
@@ -211,7 +213,7 @@ mod tests {
             let mut e = StreamEncoder::new(family, AnswerMeta::default());
             let mut out = BytesMut::new();
             e.chunk(&chunk(), &mut out);
-            e.finish(&mut out);
+            e.finish(None, &mut out);
             let text = String::from_utf8(out.to_vec()).unwrap();
             assert!(text.starts_with("data: {\"id\":\"c\""), "{text}");
             assert_eq!(text.ends_with("data: [DONE]\n\n"), done, "{text}");

@@ -486,13 +486,17 @@ mod tests {
         let usage = usage.unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (Some(4), Some(2), Some(9)));
 
-        let (_, err, _) = run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n")]);
+        let (_, err, _) =
+            run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n")]);
         assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
-        let blocked = "data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":4}}\n\n";
+        let blocked =
+            "data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":4}}\n\n";
         let (_, err, _) = run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[blocked]);
         assert!(err.is_none(), "a blocked prompt ends the stream: {err:?}");
-        let failed = "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n";
-        let (text, err, _) = run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n"), failed]);
+        let failed =
+            "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n";
+        let (text, err, _) =
+            run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n"), failed]);
         let err = err.unwrap();
         assert_eq!((err.status, err.message()), (503, "The model is overloaded.".to_owned()));
         assert!(!text.contains("UNAVAILABLE"), "the error event is the gateway's, not relayed twice");

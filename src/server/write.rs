@@ -239,7 +239,7 @@ async fn relay(
     match outcome {
         Ok(()) => {
             incoming.release(state).await;
-            encoder.finish(&mut out);
+            encoder.finish(ctx.usage.as_ref(), &mut out);
         }
         Err(e) if e.kind == ErrorKind::ClientClosed => {
             ctx.error = Some(e.kind);

@@ -171,7 +171,9 @@ fn number(value: &Value, loc: &Loc<'_>) -> Result<Value, GatewayError> {
 /// 64-bit integers as strings).
 fn integer(value: &Value, loc: &Loc<'_>) -> Result<i64, GatewayError> {
     let n = match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+        }
         Value::String(s) => s.parse().ok(),
         _ => None,
     };
@@ -421,7 +423,13 @@ impl Translation {
     /// A model turn: its text (and images) as the assistant's content, its function calls as
     /// tool calls. Thoughts are left out (see docs/client-apis.md), except signed ones, which are
     /// kept beside the request for Claude's translations. A turn left with nothing is dropped.
-    fn model(&mut self, parts: &[Value], loc: &Loc<'_>, index: usize, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    fn model(
+        &mut self,
+        parts: &[Value],
+        loc: &Loc<'_>,
+        index: usize,
+        out: &mut Vec<Value>,
+    ) -> Result<(), GatewayError> {
         self.pending.clear();
         let mut text: Option<String> = None;
         let mut images = Vec::new();
@@ -440,7 +448,12 @@ impl Translation {
                     let arguments = match args {
                         None => "{}".to_owned(),
                         Some(a @ Value::Object(_)) => a.to_string(),
-                        Some(_) => return Err(invalid(&Loc::Key(&Loc::Key(&pl, "functionCall"), "args"), "expected an object")),
+                        Some(_) => {
+                            return Err(invalid(
+                                &Loc::Key(&Loc::Key(&pl, "functionCall"), "args"),
+                                "expected an object",
+                            ));
+                        }
                     };
                     // Calls without an id get one the conversation's later turns can refer to.
                     let id = id.map_or_else(|| format!("call_{index}_{j}"), str::to_owned);
@@ -533,7 +546,10 @@ impl Translation {
                 _ => return Err(unknown(loc, key)),
             };
             if data.is_some() {
-                return Err(invalid(loc, "a part has exactly one of text, inlineData, functionCall, functionResponse, …"));
+                return Err(invalid(
+                    loc,
+                    "a part has exactly one of text, inlineData, functionCall, functionResponse, …",
+                ));
             }
             data = Some(part);
         }
@@ -717,7 +733,9 @@ impl Translation {
             Some((n, _)) if n > 0 => {
                 self.extensions.thinking = Some(serde_json::json!({"type": "enabled", "budget_tokens": n}));
             }
-            Some((_, key)) => return Err(invalid(&Loc::Key(loc, key), "the budget must be -1 (dynamic) or at least 0")),
+            Some((_, key)) => {
+                return Err(invalid(&Loc::Key(loc, key), "the budget must be -1 (dynamic) or at least 0"));
+            }
             None => {}
         }
         if let Some(level) = level.filter(|l| !l.eq_ignore_ascii_case("THINKING_LEVEL_UNSPECIFIED")) {
@@ -1007,7 +1025,10 @@ mod tests {
         let body = json!({"contents": [{"parts": [{"text": "Hi"}]}]});
         let p = ok(body.clone());
         assert_eq!(p.model, "chat");
-        assert_eq!(Value::Object(p.request.body.clone()), json!({"messages": [{"role": "user", "content": "Hi"}], "n": 1}));
+        assert_eq!(
+            Value::Object(p.request.body.clone()),
+            json!({"messages": [{"role": "user", "content": "Hi"}], "n": 1})
+        );
         assert_eq!(Value::Object(p.native), body, "native is the body as sent");
         assert_eq!((p.native_only, p.echo.is_empty(), p.request.stream()), (None, true, false));
         let p = parse("chat", body.to_string().as_bytes(), true).unwrap();
@@ -1083,7 +1104,8 @@ mod tests {
             {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}
         ]}));
         assert_eq!((status, param.as_deref()), (400, Some("contents[0].parts[0].functionResponse")), "{message}");
-        let (_, _, param) = refused(json!({"contents": [{"role": "user", "parts": [{"functionCall": {"name": "f"}}]}]}));
+        let (_, _, param) =
+            refused(json!({"contents": [{"role": "user", "parts": [{"functionCall": {"name": "f"}}]}]}));
         assert_eq!(param.as_deref(), Some("contents[0].parts[0]"));
     }
 
@@ -1106,19 +1128,26 @@ mod tests {
         let used: Vec<Extension> = p.request.extensions.used().collect();
         assert_eq!(used, vec![Extension::TopK, Extension::Thinking]);
 
-        let thinking = |config: Value| ok(json!({"contents": hi(), "generationConfig": {"thinkingConfig": config}})).request.extensions;
+        let thinking = |config: Value| {
+            ok(json!({"contents": hi(), "generationConfig": {"thinkingConfig": config}})).request.extensions
+        };
         assert_eq!(thinking(json!({"thinkingBudget": -1})).thinking, Some(json!({"type": "adaptive"})));
         assert_eq!(thinking(json!({"thinkingBudget": 0})), Extensions::default(), "0 is no thinking");
         assert_eq!(thinking(json!({"thinkingLevel": "LOW"})).reasoning_effort.as_deref(), Some("low"));
-        let (_, _, param) = refused(json!({"contents": hi(), "generationConfig": {"thinkingConfig": {"thinkingBudget": -2}}}));
+        let (_, _, param) =
+            refused(json!({"contents": hi(), "generationConfig": {"thinkingConfig": {"thinkingBudget": -2}}}));
         assert_eq!(param.as_deref(), Some("generationConfig.thinkingConfig.thinkingBudget"));
-        let (_, message, _) = refused(json!({"contents": hi(), "generationConfig": {"thinkingConfig": {"thinkingBudget": 5, "thinkingLevel": "LOW"}}}));
+        let (_, message, _) = refused(
+            json!({"contents": hi(), "generationConfig": {"thinkingConfig": {"thinkingBudget": 5, "thinkingLevel": "LOW"}}}),
+        );
         assert!(message.contains("cannot both"), "{message}");
     }
 
     #[test]
     fn json_output_and_schemas() {
-        let format = |config: Value| ok(json!({"contents": hi(), "generationConfig": config})).request.body.get("response_format").cloned();
+        let format = |config: Value| {
+            ok(json!({"contents": hi(), "generationConfig": config})).request.body.get("response_format").cloned()
+        };
         assert_eq!(format(json!({"responseMimeType": "application/json"})), Some(json!({"type": "json_object"})));
         assert_eq!(format(json!({"responseMimeType": "text/plain"})), None);
         let schema = json!({"type": "OBJECT", "properties": {"name": {"type": "STRING", "nullable": true},
@@ -1140,7 +1169,8 @@ mod tests {
             native_only(json!({"contents": hi(), "generationConfig": {"responseMimeType": "text/x.enum"}})),
             Some("generationConfig.responseMimeType (text/x.enum)")
         );
-        let (_, _, param) = refused(json!({"contents": hi(), "generationConfig": {"responseMimeType": "application/xml"}}));
+        let (_, _, param) =
+            refused(json!({"contents": hi(), "generationConfig": {"responseMimeType": "application/xml"}}));
         assert_eq!(param.as_deref(), Some("generationConfig.responseMimeType"));
     }
 
@@ -1164,7 +1194,8 @@ mod tests {
         assert!(!p.request.body.contains_key("tool_choice"), "AUTO is the default");
         let choice = |config: Value| {
             let p = ok(json!({"contents": hi(), "tools": tools, "toolConfig": {"functionCallingConfig": config}}));
-            let names: Vec<Value> = p.request.body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].clone()).collect();
+            let names: Vec<Value> =
+                p.request.body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].clone()).collect();
             (p.request.body.get("tool_choice").cloned(), names)
         };
         assert_eq!(choice(json!({"mode": "NONE"})).0, Some(json!("none")));
@@ -1177,7 +1208,9 @@ mod tests {
             choice(json!({"mode": "ANY", "allowedFunctionNames": ["get_time", "ping"]})),
             (Some(json!("required")), vec![json!("get_time"), json!("ping")])
         );
-        let (_, _, param) = refused(json!({"contents": hi(), "tools": tools, "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}));
+        let (_, _, param) = refused(
+            json!({"contents": hi(), "tools": tools, "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}),
+        );
         assert_eq!(param.as_deref(), Some("toolConfig.functionCallingConfig.mode"));
     }
 
@@ -1199,10 +1232,19 @@ mod tests {
                 json!({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "UklG"}}]}]}),
                 "contents.parts.inlineData (not an image)",
             ),
-            (json!({"contents": hi(), "generationConfig": {"responseLogprobs": true}}), "generationConfig.responseLogprobs"),
+            (
+                json!({"contents": hi(), "generationConfig": {"responseLogprobs": true}}),
+                "generationConfig.responseLogprobs",
+            ),
             (json!({"contents": hi(), "generationConfig": {"candidateCount": 2}}), "generationConfig.candidateCount"),
-            (json!({"contents": hi(), "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}), "generationConfig.responseModalities"),
-            (json!({"contents": hi(), "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}), "toolConfig.functionCallingConfig.mode (VALIDATED)"),
+            (
+                json!({"contents": hi(), "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}),
+                "generationConfig.responseModalities",
+            ),
+            (
+                json!({"contents": hi(), "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}),
+                "toolConfig.functionCallingConfig.mode (VALIDATED)",
+            ),
         ];
         for (body, feature) in cases {
             assert_eq!(native_only(body.clone()), Some(feature), "{body}");
@@ -1223,12 +1265,18 @@ mod tests {
             (json!({"contents": [{"parts": []}]}), "contents[0].parts"),
             (json!({"contents": [{"parts": [{}]}]}), "contents[0].parts[0]"),
             (json!({"contents": [{"parts": [{"text": 5}]}]}), "contents[0].parts[0].text"),
-            (json!({"contents": [{"parts": [{"text": "a", "inlineData": {"mimeType": "image/png", "data": ""}}]}]}), "contents[0].parts[0]"),
+            (
+                json!({"contents": [{"parts": [{"text": "a", "inlineData": {"mimeType": "image/png", "data": ""}}]}]}),
+                "contents[0].parts[0]",
+            ),
             (json!({"contents": [{"parts": [{"bogus": 1}]}]}), "contents[0].parts[0].bogus"),
             (json!({"contents": hi(), "bogus": 1}), "bogus"),
             (json!({"contents": hi(), "generationConfig": {"bogus": 1}}), "generationConfig.bogus"),
             (json!({"contents": hi(), "generationConfig": {"temperature": "hot"}}), "generationConfig.temperature"),
-            (json!({"contents": hi(), "tools": [{"functionDeclarations": [{"description": "x"}]}]}), "tools[0].functionDeclarations[0].name"),
+            (
+                json!({"contents": hi(), "tools": [{"functionDeclarations": [{"description": "x"}]}]}),
+                "tools[0].functionDeclarations[0].name",
+            ),
         ];
         for (body, param) in cases {
             let (status, message, p) = refused(body.clone());

@@ -270,7 +270,13 @@ mod tests {
         if thoughts {
             echo.insert(INCLUDE_THOUGHTS.into(), json!(true));
         }
-        AnswerMeta { model: Some("gpt-4o-mini".into()), request_id: "req1".into(), created: 1, echo, array_stream: false }
+        AnswerMeta {
+            model: Some("gpt-4o-mini".into()),
+            request_id: "req1".into(),
+            created: 1,
+            echo,
+            array_stream: false,
+        }
     }
 
     fn usage(prompt: u64, completion: u64, reasoning: Option<u64>) -> Usage {
@@ -316,7 +322,10 @@ mod tests {
                    "modelVersion": "gpt-4o-mini", "responseId": "chatcmpl-1"})
         );
         let with_thoughts = encode(chat, true);
-        assert_eq!(with_thoughts["candidates"][0]["content"]["parts"][0], json!({"text": "Let me think.", "thought": true}));
+        assert_eq!(
+            with_thoughts["candidates"][0]["content"]["parts"][0],
+            json!({"text": "Let me think.", "thought": true})
+        );
     }
 
     #[test]
@@ -326,10 +335,14 @@ mod tests {
                 .map(finish_reason),
             ["STOP", "STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER"]
         );
-        let choice = |i, text: &str| ChatChoice::new(i, ResponseMessage::assistant(Some(text.into())), Some("length".into()));
+        let choice =
+            |i, text: &str| ChatChoice::new(i, ResponseMessage::assistant(Some(text.into())), Some("length".into()));
         let chat = ChatResponse::new(None, 1, None, vec![choice(0, "a"), choice(1, "")], Usage::default(), "anthropic");
         let v = encode(chat, false);
-        assert_eq!(v["candidates"][1], json!({"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "MAX_TOKENS", "index": 1}));
+        assert_eq!(
+            v["candidates"][1],
+            json!({"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "MAX_TOKENS", "index": 1})
+        );
         assert_eq!((&v["responseId"], &v["usageMetadata"]), (&json!("req1"), &json!({})));
     }
 

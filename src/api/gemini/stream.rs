@@ -124,7 +124,11 @@ impl GenerateContentStream {
                 continue;
             }
             let response = GenerateContentResponse {
-                candidates: vec![Candidate { content: Content::model(parts), finish_reason: None, index: choice.index }],
+                candidates: vec![Candidate {
+                    content: Content::model(parts),
+                    finish_reason: None,
+                    index: choice.index,
+                }],
                 usage_metadata: None,
                 model_version: self.meta.model.as_deref().or(self.upstream_model.as_deref()),
                 response_id: self.response_id.as_deref().unwrap_or(&self.meta.request_id),
@@ -152,9 +156,16 @@ impl GenerateContentStream {
                 Some(i) => &mut calls[i],
                 None => {
                     self.calls_started += 1;
-                    let id = d.id.clone().unwrap_or_else(|| format!("call_{}_{}", self.meta.request_id, self.calls_started));
+                    let id =
+                        d.id.clone().unwrap_or_else(|| format!("call_{}_{}", self.meta.request_id, self.calls_started));
                     let calls = &mut self.candidates[at].calls;
-                    calls.push(Call { index: d.index, id, name: String::new(), arguments: String::new(), signature: None });
+                    calls.push(Call {
+                        index: d.index,
+                        id,
+                        name: String::new(),
+                        arguments: String::new(),
+                        signature: None,
+                    });
                     let last = calls.len() - 1;
                     &mut calls[last]
                 }
@@ -175,8 +186,12 @@ impl GenerateContentStream {
     }
 
     /// Append the end of a stream that completed: the event with the calls, finish reasons and
-    /// usage (or, for a relayed stream, only the array's end).
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    /// usage (the last a chunk carried, else `recorded`, what the upstream's decoder read), or,
+    /// for a relayed stream, only the array's end.
+    pub fn finish(&mut self, recorded: Option<&Usage>, out: &mut BytesMut) {
+        if self.usage.is_none() {
+            self.usage = recorded.cloned();
+        }
         if !self.relayed
             && let Err(e) = self.last_event(out)
         {
@@ -255,7 +270,14 @@ mod tests {
     }
 
     fn usage_chunk() -> Chunk {
-        Chunk::Chat(ChatChunk::new(Some("msg_1".into()), 0, None, Vec::new(), Some(Usage::new(Some(5), Some(7))), "anthropic"))
+        Chunk::Chat(ChatChunk::new(
+            Some("msg_1".into()),
+            0,
+            None,
+            Vec::new(),
+            Some(Usage::new(Some(5), Some(7))),
+            "anthropic",
+        ))
     }
 
     fn events(text: &str) -> Vec<Value> {
@@ -270,7 +292,7 @@ mod tests {
         for c in chunks {
             s.chunk(c, &mut out);
         }
-        s.finish(&mut out);
+        s.finish(None, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
     }
 
@@ -284,9 +306,19 @@ mod tests {
                 chunk(Delta::reasoning(Some("Hmm.".into())), None),
                 chunk(Delta::thinking_signature("sig".into()), None),
                 chunk(Delta::text(Some("Let me check.".into())), None),
-                chunk(Delta::tool_calls(vec![ToolCallDelta::start(0, Some("toolu_1".into()), Some("get_weather".into()))]), None),
+                chunk(
+                    Delta::tool_calls(vec![ToolCallDelta::start(
+                        0,
+                        Some("toolu_1".into()),
+                        Some("get_weather".into()),
+                    )]),
+                    None,
+                ),
                 chunk(Delta::tool_calls(vec![ToolCallDelta::arguments(0, Some("{\"city\":".into()))]), None),
-                chunk(Delta::tool_calls(vec![ToolCallDelta::arguments(0, Some("\"Paris\"}".into()))]), Some("tool_calls")),
+                chunk(
+                    Delta::tool_calls(vec![ToolCallDelta::arguments(0, Some("\"Paris\"}".into()))]),
+                    Some("tool_calls"),
+                ),
                 usage_chunk(),
             ],
         );
@@ -311,7 +343,10 @@ mod tests {
         assert_eq!(s.content_type(), "application/json; charset=utf-8");
         let text = run(
             &mut s,
-            &[chunk(Delta::reasoning(Some("Hmm.".into())), None), chunk(Delta::text(Some("Hi".into())), Some("length"))],
+            &[
+                chunk(Delta::reasoning(Some("Hmm.".into())), None),
+                chunk(Delta::text(Some("Hi".into())), Some("length")),
+            ],
         );
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2, "{text}");
@@ -346,14 +381,18 @@ mod tests {
         let mut s = GenerateContentStream::new(meta(false, false));
         let text = run(
             &mut s,
-            &[chunk(Delta::tool_calls(vec![ToolCallDelta::start(0, None, Some("f".into())).with_arguments("[1]".into())]), Some("tool_calls"))],
+            &[chunk(
+                Delta::tool_calls(vec![ToolCallDelta::start(0, None, Some("f".into())).with_arguments("[1]".into())]),
+                Some("tool_calls"),
+            )],
         );
         assert_eq!(events(&text)[0]["error"]["code"], json!(502));
     }
 
     #[test]
     fn relayed_events_are_framed_as_asked() {
-        let event = br#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"STOP","index":0}]}"#;
+        let event =
+            br#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"STOP","index":0}]}"#;
         let mut sse = GenerateContentStream::new(meta(false, false));
         let text = run(&mut sse, &[Chunk::Native(bytes::Bytes::from_static(event))]);
         assert_eq!(text, format!("data: {}\r\n\r\n", std::str::from_utf8(event).unwrap()), "nothing added");
@@ -365,14 +404,44 @@ mod tests {
     }
 
     #[test]
+    fn usage_the_decoder_recorded_is_reported_when_no_chunk_carried_it() {
+        let mut s = GenerateContentStream::new(meta(false, false));
+        let mut out = BytesMut::new();
+        s.chunk(&chunk(Delta::text(Some("Hi".into())), Some("stop")), &mut out);
+        s.finish(Some(&Usage::new(Some(3), Some(2))), &mut out);
+        let events = events(std::str::from_utf8(&out).unwrap());
+        assert_eq!(
+            events[1]["usageMetadata"],
+            json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5})
+        );
+        // A chunk's usage wins.
+        let mut s = GenerateContentStream::new(meta(false, false));
+        let text = {
+            let mut out = BytesMut::new();
+            s.chunk(&usage_chunk(), &mut out);
+            s.finish(Some(&Usage::new(Some(1), Some(1))), &mut out);
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        assert_eq!(events(&text)[0]["usageMetadata"]["totalTokenCount"], json!(12));
+    }
+
+    #[test]
     fn calls_without_ids_get_the_gateways_and_parallel_calls_keep_apart() {
         let mut s = GenerateContentStream::new(meta(false, false));
         let text = run(
             &mut s,
             &[
-                chunk(Delta::tool_calls(vec![ToolCallDelta::start(0, None, Some("a".into())).with_arguments("{}".into())]), None),
+                chunk(
+                    Delta::tool_calls(vec![
+                        ToolCallDelta::start(0, None, Some("a".into())).with_arguments("{}".into()),
+                    ]),
+                    None,
+                ),
                 chunk(Delta::tool_calls(vec![ToolCallDelta::start(1, Some("c2".into()), Some("b".into()))]), None),
-                chunk(Delta::tool_calls(vec![ToolCallDelta::arguments(1, Some("{\"x\":1}".into()))]), Some("tool_calls")),
+                chunk(
+                    Delta::tool_calls(vec![ToolCallDelta::arguments(1, Some("{\"x\":1}".into()))]),
+                    Some("tool_calls"),
+                ),
             ],
         );
         assert_eq!(

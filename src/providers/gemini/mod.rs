@@ -57,7 +57,12 @@ impl Gemini {
         Ok(Gemini { base, key, model_path: path_segment(&model), thinking: Thinking::of(&model), model })
     }
 
-    fn request(&self, method: &str, body: &impl serde::Serialize, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+    fn request(
+        &self,
+        method: &str,
+        body: &impl serde::Serialize,
+        stream: bool,
+    ) -> Result<UpstreamRequest, GatewayError> {
         let suffix = format!("{}{method}", self.model_path);
         let body = super::to_json(body)?;
         let mut req = UpstreamRequest::post_json(&self.base, &suffix, body)
