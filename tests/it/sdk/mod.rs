@@ -1,8 +1,10 @@
-//! The official Python SDKs, `openai` (3.x) and `anthropic` (2.x), talking to the real gateway.
+//! The official Python SDKs, `openai` (3.x), `anthropic` (2.x) and `google-genai` (3.x), talking
+//! to the real gateway.
 //! They are installed under target/ on first use when the machine does not have these major
 //! versions.
 
 mod anthropic_messages;
+mod gemini_generate;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,16 +17,18 @@ use crate::common::{Gateway, bedrock, fixture, yaml};
 use serde_json::{Value, json};
 
 /// The packages the SDK tests run against: the current major versions. One pip call installs
-/// both into the same private directory.
-const PACKAGES: [&str; 2] = ["openai>=3,<4", "anthropic>=2,<3"];
+/// them all into the same private directory.
+const PACKAGES: [&str; 3] = ["openai>=3,<4", "anthropic>=2,<3", "google-genai>=3,<4"];
 
-/// Whether `python3` imports both SDKs at the wanted major versions (with `path` first on
+/// Whether `python3` imports the SDKs at the wanted major versions (with `path` first on
 /// `PYTHONPATH`).
 const CHECK: &str = "import openai, anthropic\n\
+                     from google import genai\n\
                      assert openai.__version__.split('.')[0] == '3', openai.__version__\n\
-                     assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__";
+                     assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__\n\
+                     assert genai.__version__.split('.')[0] == '3', genai.__version__";
 
-/// A Python path where `import openai` and `import anthropic` give the wanted major versions,
+/// A Python path where `import openai`, `anthropic` and `google.genai` give the wanted major versions,
 /// installing them once if needed (`None`: the machine's own packages will do).
 ///
 /// The tests of this module run in parallel: the first caller installs, the others wait for it
