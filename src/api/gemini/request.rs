@@ -320,7 +320,9 @@ impl Translation {
                                 text.push_str(t);
                             }
                             Part::Text { .. } | Part::Native => {}
-                            _ => return Err(invalid(&pl, "only text parts are translated in a system instruction")),
+                            // Images and calls in a system instruction: a unified system message
+                            // holds text only.
+                            _ => self.native("systemInstruction.parts (not text)"),
                         }
                     }
                 }
@@ -1237,6 +1239,10 @@ mod tests {
                 "generationConfig.responseLogprobs",
             ),
             (json!({"contents": hi(), "generationConfig": {"candidateCount": 2}}), "generationConfig.candidateCount"),
+            (
+                json!({"contents": hi(), "systemInstruction": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "iVBO"}}]}}),
+                "systemInstruction.parts (not text)",
+            ),
             (
                 json!({"contents": hi(), "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}),
                 "generationConfig.responseModalities",

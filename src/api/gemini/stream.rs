@@ -409,9 +409,9 @@ mod tests {
         let mut out = BytesMut::new();
         s.chunk(&chunk(Delta::text(Some("Hi".into())), Some("stop")), &mut out);
         s.finish(Some(&Usage::new(Some(3), Some(2))), &mut out);
-        let events = events(std::str::from_utf8(&out).unwrap());
+        let written = events(std::str::from_utf8(&out).unwrap());
         assert_eq!(
-            events[1]["usageMetadata"],
+            written[1]["usageMetadata"],
             json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5})
         );
         // A chunk's usage wins.
