@@ -1,8 +1,9 @@
 //! Gemini's generateContent (`/gateway/gemini/v1beta/models/{endpoint}:…`) translated through
 //! the unified schema for providers that do not speak it (OpenAI, Anthropic, Bedrock, Mistral
 //! fakes): text, images, a function-call round trip, JSON schema output, thoughts, streams as
-//! server-sent events and as one JSON array (event order, usage), and errors in Google's shape
-//! (docs/client-apis.md, "Gemini generateContent").
+//! server-sent events and as one JSON array (event order, usage), errors in Google's shape, and
+//! chat's pipeline (a fallback route, rate limits, metrics) (docs/client-apis.md, "Gemini
+//! generateContent").
 
 use std::time::Duration;
 
@@ -382,4 +383,51 @@ async fn an_error_after_the_first_byte_is_the_streams_last_element() {
     assert_eq!(status, 200);
     let array: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(array.as_array().unwrap().last().unwrap()["error"]["code"], json!(502), "{text}");
+}
+
+/// The Gemini routes go through chat's pipeline: a `FALLBACK` route named in the URL moves from
+/// a failing Gemini destination (native) to an OpenAI one (translated), the endpoint's rate limit
+/// answers Google's 429, and the metrics count the requests under the `gemini` family.
+#[tokio::test]
+async fn routes_fallback_limits_and_metrics() {
+    let gemini = MockUpstream::start().await;
+    gemini.always_json(
+        503,
+        json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}),
+    );
+    let openai = Fake::OpenAi.start().await;
+    let mut limited = Fake::OpenAi.endpoint("limited", &openai);
+    limited["limit"] = json!({"calls": 1, "renewal_period": "minute"});
+    let gw = Gateway::start(&yaml(&json!({
+        "endpoints": [Fake::Gemini.endpoint("gemini", &gemini), Fake::OpenAi.endpoint("openai", &openai), limited],
+        "routes": [{"name": "ha", "task_type": "llm/v1/chat", "routing_strategy": "FALLBACK",
+                    "destinations": [{"name": "gemini"}, {"name": "openai"}]}]
+    })))
+    .await;
+    let body = json!({"contents": [user("Hello")]});
+    let (status, answer) = generate(&gw, "ha", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["candidates"][0]["content"]["parts"][0]["text"], json!("You said: Hello [messages: 1]"));
+    assert_eq!(answer["modelVersion"], json!(Fake::OpenAi.model()), "the destination that answered");
+    assert!(!gemini.requests().is_empty(), "the Gemini destination was tried first");
+    assert_eq!(gemini.last().json(), body, "natively");
+
+    assert_eq!(generate(&gw, "limited", &body).await.0, 200);
+    let r = gw.client.post(gw.url(&path("limited", false))).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&error["error"]["code"], &error["error"]["status"]),
+        (&json!(429), &json!("RESOURCE_EXHAUSTED")),
+        "{error}"
+    );
+
+    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("aigw_requests_total{")
+            && l.contains("family=\"gemini\"")
+            && l.contains("status=\"429\"")),
+        "{metrics}"
+    );
 }
