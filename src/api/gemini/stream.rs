@@ -8,9 +8,9 @@
 //! at the end). A relayed Gemini stream (a native endpoint's) arrives as the JSON of each event
 //! and is framed the same way, so the client gets the framing it asked for either way.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use super::response::{Candidate, Content, GenerateContentResponse, Part, UsageMetadata, finish_reason, to_bytes};
+use super::response::{Candidate, Content, GenerateContentResponse, Part, UsageMetadata, finish_reason};
 use crate::api::encode::AnswerMeta;
 use crate::error::GatewayError;
 use crate::schema::{Chunk, Usage};
@@ -34,13 +34,71 @@ struct Candidacy {
     finish: Option<String>,
 }
 
+/// How the events are framed: server-sent events, or the elements of one JSON array.
+#[derive(Debug)]
+struct Framing {
+    /// One JSON array (no `alt=sse`).
+    array: bool,
+    /// Some of the stream was written (with a JSON array: its `[`).
+    started: bool,
+}
+
+impl Framing {
+    /// Frame one event's JSON.
+    fn frame(&mut self, json: &[u8], out: &mut BytesMut) {
+        self.open(out);
+        out.extend_from_slice(json);
+        self.close(out);
+    }
+
+    /// Serialise one response straight into `out`, framed; on failure (never, for our own
+    /// structs) `out` is left as it was.
+    fn write(&mut self, response: &GenerateContentResponse<'_>, out: &mut BytesMut) -> Result<(), GatewayError> {
+        let (mark, started) = (out.len(), self.started);
+        self.open(out);
+        if let Err(e) = serde_json::to_writer((&mut *out).writer(), response) {
+            out.truncate(mark);
+            self.started = started;
+            return Err(GatewayError::internal(format!("cannot serialise the answer: {e}")));
+        }
+        self.close(out);
+        Ok(())
+    }
+
+    /// What goes before an event: `data: `, or the array's `[` or separator.
+    fn open(&mut self, out: &mut BytesMut) {
+        if self.array {
+            out.extend_from_slice(if self.started { b",\r\n" } else { b"[" });
+        } else {
+            out.extend_from_slice(b"data: ");
+        }
+        self.started = true;
+    }
+
+    /// What goes after an event: the blank line of an SSE event (nothing in an array).
+    fn close(&self, out: &mut BytesMut) {
+        if !self.array {
+            out.extend_from_slice(b"\r\n\r\n");
+        }
+    }
+
+    /// The end of the array (nothing for server-sent events).
+    fn end(&mut self, out: &mut BytesMut) {
+        if self.array {
+            if !self.started {
+                out.extend_from_slice(b"[");
+            }
+            out.extend_from_slice(b"]");
+        }
+    }
+}
+
 /// Writes one Gemini stream.
 #[derive(Debug)]
 pub struct GenerateContentStream {
     meta: AnswerMeta,
     thoughts: bool,
-    /// Some of the stream was written (with a JSON array: its `[`).
-    started: bool,
+    framing: Framing,
     /// The stream is a Gemini stream relayed as it came.
     relayed: bool,
     response_id: Option<String>,
@@ -56,8 +114,8 @@ impl GenerateContentStream {
     pub fn new(meta: AnswerMeta) -> Self {
         GenerateContentStream {
             thoughts: super::response::include_thoughts(&meta),
+            framing: Framing { array: meta.array_stream, started: false },
             meta,
-            started: false,
             relayed: false,
             response_id: None,
             upstream_model: None,
@@ -69,20 +127,7 @@ impl GenerateContentStream {
 
     /// The answer's `Content-Type`.
     pub fn content_type(&self) -> &'static str {
-        if self.meta.array_stream { "application/json; charset=utf-8" } else { "text/event-stream; charset=utf-8" }
-    }
-
-    /// Frame one event's JSON.
-    fn frame(&mut self, json: &[u8], out: &mut BytesMut) {
-        if self.meta.array_stream {
-            out.extend_from_slice(if self.started { b",\r\n" } else { b"[" });
-            out.extend_from_slice(json);
-        } else {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(json);
-            out.extend_from_slice(b"\r\n\r\n");
-        }
-        self.started = true;
+        if self.framing.array { "application/json; charset=utf-8" } else { "text/event-stream; charset=utf-8" }
     }
 
     /// Append the events for one chunk.
@@ -90,7 +135,7 @@ impl GenerateContentStream {
         let c = match chunk {
             Chunk::Native(event) => {
                 self.relayed = true;
-                self.frame(event, out);
+                self.framing.frame(event, out);
                 return;
             }
             Chunk::Chat(c) => c,
@@ -133,10 +178,8 @@ impl GenerateContentStream {
                 model_version: self.meta.model.as_deref().or(self.upstream_model.as_deref()),
                 response_id: self.response_id.as_deref().unwrap_or(&self.meta.request_id),
             };
-            // Our own structs always serialise.
-            if let Ok(json) = to_bytes(&response) {
-                self.frame(&json, out);
-            }
+            // Our own structs always serialise (and a failure writes nothing).
+            let _ = self.framing.write(&response, out);
         }
     }
 
@@ -197,12 +240,7 @@ impl GenerateContentStream {
         {
             return self.error(&e, out);
         }
-        if self.meta.array_stream {
-            if !self.started {
-                out.extend_from_slice(b"[");
-            }
-            out.extend_from_slice(b"]");
-        }
+        self.framing.end(out);
     }
 
     fn last_event(&mut self, out: &mut BytesMut) -> Result<(), GatewayError> {
@@ -227,8 +265,7 @@ impl GenerateContentStream {
             model_version: self.meta.model.as_deref().or(self.upstream_model.as_deref()),
             response_id: self.response_id.as_deref().unwrap_or(&self.meta.request_id),
         };
-        let json = to_bytes(&response)?;
-        self.frame(&json, out);
+        self.framing.write(&response, out)?;
         Ok(())
     }
 
@@ -236,10 +273,8 @@ impl GenerateContentStream {
     /// with a JSON array, its last element); nothing follows it.
     pub fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
         let json = error.gemini_value().to_string();
-        self.frame(json.as_bytes(), out);
-        if self.meta.array_stream {
-            out.extend_from_slice(b"]");
-        }
+        self.framing.frame(json.as_bytes(), out);
+        self.framing.end(out);
     }
 }
 
