@@ -15,8 +15,9 @@ returned it, then `Part.from_function_response`), and a rate-limit error. One `<
 (<mode>) OK` line is printed per case; tests/it/sdk/gemini_generate.rs checks them all.
 
 Arguments: the gateway URL, the URL of a second gateway that requires a key, and a JSON object:
-{"key": <the second gateway's key>, "endpoint": <an endpoint on it>, "providers": [{"name",
-"model", "usage": [prompt, candidates]}]}."""
+{"key": <the second gateway's key>, "endpoint": <an endpoint on it>, "cut": <an endpoint whose
+upstream stream stops after one text>, "providers": [{"name", "model", "usage": [prompt,
+candidates]}]}."""
 
 import json
 import sys
@@ -134,6 +135,17 @@ for provider in config["providers"]:
         assert provider["name"] != "gemini", e
         assert e.code == 400 and e.status == "INVALID_ARGUMENT" and "googleSearch" in e.message, e
     ok(provider, "google search", "whole")
+
+# A stream cut short upstream after its first text: the text, then the SDK raises Google's error.
+texts = []
+try:
+    for chunk in gateway.models.generate_content_stream(model=config["cut"], contents="Hi"):
+        texts.append(chunk.text)
+    raise AssertionError("no error")
+except errors.ServerError as e:
+    assert e.code == 502 and e.status == "UNAVAILABLE", (e.code, e.status, e.message)
+assert texts == ["Hel"], texts
+print("error mid-stream OK", flush=True)
 
 # Gateway keys: the SDK's x-goog-api-key header.
 keyed = client(keyed_base, config["key"])

@@ -2,12 +2,15 @@
 //! (`/gateway/gemini/v1beta/models/{endpoint}:…`), with one endpoint per provider, each played
 //! by a fake upstream (`common::fake`): Gemini's own (forwarded natively) and OpenAI's and
 //! Anthropic's (translated). Text, a function-call round trip and errors, whole and streamed,
-//! and gateway keys (`gemini_generate.py` says how); then what each fake received.
+//! an error after a stream's first byte, and gateway keys (`gemini_generate.py` says how); then what each fake received.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::run_sdk;
 use crate::common::fake::{self, Fake, USAGE};
+use crate::common::upstream::{MockUpstream, Reply};
 use crate::common::{Gateway, yaml};
 
 const GATEWAY_KEY: &str = "sk-aigw-genai-test-0123456789";
@@ -27,11 +30,20 @@ async fn official_google_genai_python_sdk() {
         let usage = [USAGE.input + USAGE.cache_read, USAGE.output];
         providers.push(json!({"name": f.provider(), "model": f.model(), "usage": usage}));
     }
-    let gw = Gateway::start(&yaml(&json!({"endpoints": endpoints}))).await;
+    // An OpenAI upstream whose stream stops after its first text, without a finish reason.
+    let cut = MockUpstream::start().await;
+    cut.handle(|_| {
+        let chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                           "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": null}]});
+        Reply::sse(vec![format!("data: {chunk}\n\n").into_bytes()], Duration::ZERO)
+    });
+    let mut all = endpoints.clone();
+    all.push(Fake::OpenAi.endpoint("cut", &cut));
+    let gw = Gateway::start(&yaml(&json!({"endpoints": all}))).await;
     let keyed_config = json!({"endpoints": [endpoints[1].clone()],
                               "aigw": {"auth": {"keys": [{"name": "sdk", "key": GATEWAY_KEY}]}}});
     let keyed = Gateway::start(&yaml(&keyed_config)).await;
-    let config = json!({"key": GATEWAY_KEY, "endpoint": "openai", "providers": providers});
+    let config = json!({"key": GATEWAY_KEY, "endpoint": "openai", "cut": "cut", "providers": providers});
     let stdout =
         run_sdk("gemini_generate.py", vec![gw.url(""), keyed.url(""), config.to_string()], "google-genai SDK: OK", &gw)
             .await;
@@ -43,7 +55,7 @@ async fn official_google_genai_python_sdk() {
             }
         }
     }
-    assert!(stdout.contains("gateway keys OK"), "{stdout}");
+    assert!(stdout.contains("error mid-stream OK") && stdout.contains("gateway keys OK"), "{stdout}");
 
     // What the fakes received for the round trip's second turn.
     let second_turn = |upstream: &crate::common::upstream::MockUpstream| -> Value {
