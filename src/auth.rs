@@ -3,7 +3,7 @@
 //! A client presents its key as `Authorization: Bearer <key>` (the OpenAI SDKs), `x-api-key`
 //! (Anthropic style), `api-key` (Azure style), `x-goog-api-key` (the google-genai SDK), or as
 //! the password of HTTP Basic; on Gemini's routes also as the URL's `?key=` (how Google's API
-//! keys travel in URLs; [`query_key`])
+//! keys travel in URLs; `server::dispatch` reads it and calls [`authenticate_key`])
 //! (`mlflow.deployments` sends `MLFLOW_TRACKING_USERNAME`/`PASSWORD` that way; a
 //! `MLFLOW_TRACKING_TOKEN` arrives as a bearer token). The key's SHA-256 is compared, in
 //! constant time, with every configured digest; only the matching key's *name* is kept for
@@ -93,23 +93,14 @@ fn equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     bool::from(a[..].ct_eq(&b[..]))
 }
 
-/// The key a URL's query carries as `key=…` (percent-decoded), as Google's APIs accept it:
-/// only Gemini's routes read it (the query is never logged).
-pub fn query_key(query: &str) -> Option<Vec<u8>> {
-    let value = query.split('&').find_map(|pair| pair.strip_prefix("key="))?;
-    let key: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
-    let key = trim(&key);
-    (!key.is_empty()).then(|| key.to_vec())
-}
-
 /// Authenticate a request: `Ok(None)` when authentication is off (no keys configured),
 /// `Ok(Some(key))` for a valid key.
 pub fn authenticate<'a>(auth: &'a AuthSettings, headers: &HeaderMap) -> Result<Option<&'a ApiKey>, Rejection> {
     authenticate_key(auth, presented_key(headers))
 }
 
-/// Authenticate the key a request `presented` (from its headers, [`presented_key`], or its
-/// query, [`query_key`]): as [`authenticate`].
+/// Authenticate the key a request `presented` (from its headers, [`presented_key`], or, on
+/// Gemini's routes, its query): as [`authenticate`].
 pub fn authenticate_key(auth: &AuthSettings, presented: Option<Vec<u8>>) -> Result<Option<&ApiKey>, Rejection> {
     if auth.keys.is_empty() {
         return Ok(None);
@@ -163,12 +154,10 @@ mod tests {
         assert_eq!(name(&headers(&[("x-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
         assert_eq!(name(&headers(&[("api-key", "key-a-0123456789")])), Ok(Some("a".into())));
         assert_eq!(name(&headers(&[("x-goog-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
-        assert_eq!(query_key("alt=sse&key=key-b%2D0123456789"), Some(b"key-b-0123456789".to_vec()));
-        assert_eq!(query_key("alt=sse&key="), None);
-        assert_eq!(query_key("akey=x"), None);
-        let by_query =
-            authenticate_key(&settings(), query_key("key=key-a-0123456789")).map(|k| k.map(|k| k.name.clone()));
-        assert_eq!(by_query, Ok(Some("a".into())));
+        let by_key =
+            authenticate_key(&settings(), Some(b"key-a-0123456789".to_vec())).map(|k| k.map(|k| k.name.clone()));
+        assert_eq!(by_key, Ok(Some("a".into())));
+        assert_eq!(authenticate_key(&settings(), None), Err(Rejection::Missing));
         let basic = base64::engine::general_purpose::STANDARD.encode("user:key-a-0123456789");
         assert_eq!(name(&headers(&[("authorization", &format!("Basic {basic}"))])), Ok(Some("a".into())));
         assert_eq!(name(&headers(&[])), Err(Rejection::Missing));

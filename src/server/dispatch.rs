@@ -129,7 +129,9 @@ async fn route(
         let mut presented = auth::presented_key(&header.headers);
         if presented.is_none() && matches!(operation, Operation::Gemini { .. }) {
             // Google's SDKs and REST examples may carry the key in the URL (`?key=`).
-            presented = header.uri.query().and_then(auth::query_key);
+            presented = rest::query_param(header.uri.query(), "key")
+                .map(|k| k.trim().as_bytes().to_vec())
+                .filter(|k| !k.is_empty());
         }
         match auth::authenticate_key(&config.settings.auth, presented) {
             Ok(k) => k,
