@@ -436,15 +436,20 @@ impl Translation {
         let mut text: Option<String> = None;
         let mut images = Vec::new();
         let mut calls = Vec::new();
-        let mut thinking = Vec::new();
+        // The turn's thoughts, joined, and the signature they came with: a streamed answer
+        // gives the text in many thought parts and the signature in a last, empty one.
+        let (mut thought, mut signed) = (String::new(), None);
         for (j, p) in parts.iter().enumerate() {
             let pl = Loc::Index(loc, j);
             match self.part(p, &pl)? {
                 Part::Text { text: t, thought: false, .. } => text.get_or_insert_with(String::new).push_str(t),
-                Part::Text { text: t, thought: true, signature: Some(s) } if !s.is_empty() => {
-                    thinking.push((t.to_owned(), s.to_owned()));
+                Part::Text { text: t, thought: true, signature } => {
+                    thought.push_str(t);
+                    if let Some(s) = signature.filter(|s| !s.is_empty()) {
+                        signed = Some(s);
+                    }
                 }
-                Part::Text { .. } | Part::Native => {}
+                Part::Native => {}
                 Part::Image(url) => images.push(image_part(url)),
                 Part::Call { id, name, args, signature } => {
                     let arguments = match args {
@@ -493,12 +498,10 @@ impl Translation {
         if !calls.is_empty() {
             m.insert("tool_calls".into(), Value::Array(calls));
         }
-        let at = out.len();
-        self.extensions.thinking_history.extend(thinking.into_iter().map(|(thinking, signature)| SignedThinking {
-            message: at,
-            thinking,
-            signature,
-        }));
+        if let Some(signature) = signed {
+            let signature = signature.to_owned();
+            self.extensions.thinking_history.push(SignedThinking { message: out.len(), thinking: thought, signature });
+        }
         out.push(Value::Object(m));
         Ok(())
     }
@@ -1309,6 +1312,22 @@ mod tests {
             p.request.extensions.thinking_history,
             vec![SignedThinking { message: 1, thinking: "Plan.".into(), signature: "sig".into() }]
         );
+        // As a stream gives it back: the thought in pieces, the signature in a last empty part.
+        let p = ok(json!({"contents": [
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "model", "parts": [{"text": "Pl", "thought": true}, {"text": "an.", "thought": true},
+                                        {"text": "", "thought": true, "thoughtSignature": "sig"},
+                                        {"functionCall": {"name": "f", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"ok": true}}}]},
+        ]}));
+        assert_eq!(
+            p.request.extensions.thinking_history,
+            vec![SignedThinking { message: 1, thinking: "Plan.".into(), signature: "sig".into() }]
+        );
+        // Unsigned thoughts are left out.
+        let p = ok(json!({"contents": [{"role": "model", "parts": [{"text": "hmm", "thought": true}, {"text": "A"}]},
+                                       {"role": "user", "parts": [{"text": "B"}]}]}));
+        assert!(p.request.extensions.thinking_history.is_empty());
     }
 
     #[test]

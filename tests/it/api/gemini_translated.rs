@@ -431,3 +431,43 @@ async fn routes_fallback_limits_and_metrics() {
         "{metrics}"
     );
 }
+
+/// Claude wants its signed thinking back with the turn that called tools while thinking: the
+/// signature reaches the client as the thought part's `thoughtSignature` (whole, or in a last
+/// empty thought part of the stream), and the client's history gives it back to Claude with the
+/// whole thought.
+#[tokio::test]
+async fn claudes_signed_thinking_survives_a_tool_round_trip() {
+    let (gw, upstreams) = gateway(&[Fake::Anthropic]).await;
+    let config = json!({"maxOutputTokens": 4096, "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}});
+    let question = user("What's the weather in Paris?");
+    let first = json!({"contents": [question], "tools": weather_tool(), "generationConfig": config});
+    for streamed in [false, true] {
+        let parts = if streamed {
+            stream(&gw, "anthropic", &first)
+                .await
+                .iter()
+                .flat_map(|e| e["candidates"][0]["content"]["parts"].as_array().unwrap().clone())
+                .collect()
+        } else {
+            let (status, answer) = generate(&gw, "anthropic", &first).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["candidates"][0]["content"]["parts"].as_array().unwrap().clone()
+        };
+        assert!(parts.iter().any(|p| p["thoughtSignature"] == json!(fake::SIGNATURE)), "{streamed}: {parts:?}");
+        let thought: String =
+            parts.iter().filter(|p| p["thought"] == json!(true)).filter_map(|p| p["text"].as_str()).collect();
+        let call = parts.iter().find_map(|p| p.get("functionCall")).expect("a call").clone();
+        let answers = json!({"role": "user", "parts": [{"functionResponse": {"name": call["name"], "response": {"result": "Sunny"}}}]});
+        let second = json!({"contents": [question, {"role": "model", "parts": parts}, answers], "tools": weather_tool(),
+                            "generationConfig": config});
+        let (status, answer) = generate(&gw, "anthropic", &second).await;
+        assert_eq!(status, 200, "{answer}");
+        let sent = upstreams[0].last().json();
+        assert_eq!(
+            sent["messages"][1]["content"][0],
+            json!({"type": "thinking", "thinking": thought, "signature": fake::SIGNATURE}),
+            "{streamed}: {sent}"
+        );
+    }
+}
