@@ -36,7 +36,9 @@ pub enum Family {
 impl Family {
     /// The family a path belongs to.
     pub fn of_path(path: &str) -> Family {
-        if path.starts_with("/gateway/gemini/") {
+        // (Only Gemini's API paths: `/gateway/gemini/invocations` invokes an endpoint named
+        // `gemini` on MLflow's route.)
+        if path.starts_with("/gateway/gemini/v1beta/") {
             return Family::Gemini;
         }
         // MLflow 3's server-gateway aliases answer like the APIs they stand for.
@@ -511,7 +513,9 @@ mod tests {
         assert_eq!(GatewayError::google_status(504), "DEADLINE_EXCEEDED");
         assert_eq!(GatewayError::google_status(503), "UNAVAILABLE");
         assert_eq!(Family::of_path("/gateway/gemini/v1beta/models/chat:generateContent"), Family::Gemini);
-        assert_eq!(Family::of_path("/gateway/gemini/nope"), Family::Gemini);
+        assert_eq!(Family::of_path("/gateway/gemini/v1beta/nope"), Family::Gemini);
+        assert_eq!(Family::of_path("/gateway/gemini/invocations"), Family::Native, "an endpoint named gemini");
+        assert_eq!(Family::of_path("/gateway/gemini/mlflow/invocations"), Family::Native);
         assert_eq!(Family::Gemini.label(), "gemini");
     }
 
