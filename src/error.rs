@@ -5,7 +5,7 @@
 //! * OpenAI-compatible `/v1/*` routes: `{"error": {"message", "type", "param", "code"}}` with
 //!   OpenAI's status codes (schema errors are 400);
 //! * Anthropic's Messages API: `{"type": "error", "error": {"type", "message"}}`;
-//! * Gemini's generateContent (`/gateway/gemini/…`): `{"error": {"code", "message", "status"}}`
+//! * Gemini's generateContent (`/gateway/gemini/v1beta/…`): `{"error": {"code", "message", "status"}}`
 //!   with Google's status names (schema errors are 400 `INVALID_ARGUMENT`).
 //!
 //! Messages never contain secrets: they are built from client input, configuration names and
