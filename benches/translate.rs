@@ -150,7 +150,7 @@ fn exchange(target: &(Arc<Endpoint>, &dyn Provider), request: &[u8], answer: &[u
             for c in chunks.drain(..) {
                 encoder.chunk(&c, &mut out);
             }
-            encoder.finish(&mut out);
+            encoder.finish(None, &mut out);
             black_box(out.len());
         }
     }

@@ -1,7 +1,9 @@
 //! Client authentication and authorization with gateway API keys (`aigw.auth.keys`).
 //!
 //! A client presents its key as `Authorization: Bearer <key>` (the OpenAI SDKs), `x-api-key`
-//! (Anthropic style), `api-key` (Azure style), or as the password of HTTP Basic
+//! (Anthropic style), `api-key` (Azure style), `x-goog-api-key` (the google-genai SDK), or as
+//! the password of HTTP Basic; on Gemini's routes also as the URL's `?key=` (how Google's API
+//! keys travel in URLs; `server::dispatch` reads it and calls [`authenticate_key`])
 //! (`mlflow.deployments` sends `MLFLOW_TRACKING_USERNAME`/`PASSWORD` that way; a
 //! `MLFLOW_TRACKING_TOKEN` arrives as a bearer token). The key's SHA-256 is compared, in
 //! constant time, with every configured digest; only the matching key's *name* is kept for
@@ -38,7 +40,9 @@ impl Rejection {
     /// The 401 answer.
     pub fn error(self) -> GatewayError {
         let message = match self {
-            Rejection::Missing => "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key' or 'api-key'",
+            Rejection::Missing => {
+                "Missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key', 'api-key' or 'x-goog-api-key'"
+            }
             Rejection::Invalid => "Incorrect API key provided",
         };
         GatewayError::new(401, ErrorKind::Unauthorized, message)
@@ -67,7 +71,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<Vec<u8>> {
             return Some(if pass.is_empty() { user } else { pass });
         }
     }
-    for name in ["x-api-key", "api-key"] {
+    for name in ["x-api-key", "api-key", "x-goog-api-key"] {
         if let Some(v) = headers.get(name) {
             let v = trim(v.as_bytes());
             if !v.is_empty() {
@@ -92,10 +96,16 @@ fn equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// Authenticate a request: `Ok(None)` when authentication is off (no keys configured),
 /// `Ok(Some(key))` for a valid key.
 pub fn authenticate<'a>(auth: &'a AuthSettings, headers: &HeaderMap) -> Result<Option<&'a ApiKey>, Rejection> {
+    authenticate_key(auth, presented_key(headers))
+}
+
+/// Authenticate the key a request `presented` (from its headers, [`presented_key`], or, on
+/// Gemini's routes, its query): as [`authenticate`].
+pub fn authenticate_key(auth: &AuthSettings, presented: Option<Vec<u8>>) -> Result<Option<&ApiKey>, Rejection> {
     if auth.keys.is_empty() {
         return Ok(None);
     }
-    let presented = presented_key(headers).ok_or(Rejection::Missing)?;
+    let presented = presented.ok_or(Rejection::Missing)?;
     let digest = sha256(&presented);
     // Compare with every key, without stopping at a match.
     let mut found = None;
@@ -143,6 +153,11 @@ mod tests {
         assert_eq!(name(&headers(&[("authorization", "bearer   key-b-0123456789 ")])), Ok(Some("b".into())));
         assert_eq!(name(&headers(&[("x-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
         assert_eq!(name(&headers(&[("api-key", "key-a-0123456789")])), Ok(Some("a".into())));
+        assert_eq!(name(&headers(&[("x-goog-api-key", "key-b-0123456789")])), Ok(Some("b".into())));
+        let by_key =
+            authenticate_key(&settings(), Some(b"key-a-0123456789".to_vec())).map(|k| k.map(|k| k.name.clone()));
+        assert_eq!(by_key, Ok(Some("a".into())));
+        assert_eq!(authenticate_key(&settings(), None), Err(Rejection::Missing));
         let basic = base64::engine::general_purpose::STANDARD.encode("user:key-a-0123456789");
         assert_eq!(name(&headers(&[("authorization", &format!("Basic {basic}"))])), Ok(Some("a".into())));
         assert_eq!(name(&headers(&[])), Err(Rejection::Missing));

@@ -3,7 +3,10 @@
 //!
 //! * native MLflow routes: `{"detail": …}` with MLflow's status codes (422 for schema errors);
 //! * OpenAI-compatible `/v1/*` routes: `{"error": {"message", "type", "param", "code"}}` with
-//!   OpenAI's status codes (schema errors are 400).
+//!   OpenAI's status codes (schema errors are 400);
+//! * Anthropic's Messages API: `{"type": "error", "error": {"type", "message"}}`;
+//! * Gemini's generateContent (`/gateway/gemini/v1beta/…`): `{"error": {"code", "message", "status"}}`
+//!   with Google's status names (schema errors are 400 `INVALID_ARGUMENT`).
 //!
 //! Messages never contain secrets: they are built from client input, configuration names and
 //! upstream answers, never from credentials.
@@ -26,11 +29,18 @@ pub enum Family {
     Anthropic,
     /// OpenAI's Responses API (`/v1/responses`).
     Responses,
+    /// Gemini's generateContent API (MLflow 3's `/gateway/gemini/v1beta/models/…`).
+    Gemini,
 }
 
 impl Family {
     /// The family a path belongs to.
     pub fn of_path(path: &str) -> Family {
+        // (Only Gemini's API paths: `/gateway/gemini/invocations` invokes an endpoint named
+        // `gemini` on MLflow's route.)
+        if path.starts_with("/gateway/gemini/v1beta/") {
+            return Family::Gemini;
+        }
         // MLflow 3's server-gateway aliases answer like the APIs they stand for.
         let api = path
             .strip_prefix("/gateway/mlflow")
@@ -55,6 +65,7 @@ impl Family {
             Family::OpenAi => "openai",
             Family::Anthropic => "anthropic",
             Family::Responses => "responses",
+            Family::Gemini => "gemini",
         }
     }
 }
@@ -340,6 +351,8 @@ impl GatewayError {
             {
                 400
             }
+            // Google's APIs answer every invalid argument with 400.
+            (Family::Gemini, ErrorKind::Validation | ErrorKind::InvalidRequest) if self.status == 422 => 400,
             _ => self.status,
         }
     }
@@ -356,6 +369,30 @@ impl GatewayError {
             529 | 503 => "overloaded_error",
             _ => "api_error",
         }
+    }
+
+    /// Google's status name (`google.rpc.Code`) for an answer with `status`, as Gemini's
+    /// errors carry it in `error.status`.
+    pub fn google_status(status: u16) -> &'static str {
+        match status {
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            408 | 504 => "DEADLINE_EXCEEDED",
+            409 => "ABORTED",
+            429 => "RESOURCE_EXHAUSTED",
+            499 => "CANCELLED",
+            501 => "UNIMPLEMENTED",
+            502 | 503 | 529 => "UNAVAILABLE",
+            500..=599 => "INTERNAL",
+            _ => "INVALID_ARGUMENT",
+        }
+    }
+
+    /// Gemini's error object for this error: `{"error": {"code", "message", "status"}}`.
+    pub fn gemini_value(&self) -> Value {
+        let status = self.status_for(Family::Gemini);
+        json!({"error": {"code": status, "message": self.message(), "status": Self::google_status(status)}})
     }
 
     /// One-line message (the OpenAI `message`, the stream error event, logs).
@@ -397,6 +434,7 @@ impl GatewayError {
                 "type": "error",
                 "error": {"type": Self::anthropic_type(self.status_for(family)), "message": self.message()},
             }),
+            Family::Gemini => self.gemini_value(),
         };
         Bytes::from(v.to_string())
     }
@@ -456,6 +494,29 @@ mod tests {
         assert_eq!(Family::of_path("/gateway/mlflow/v1/chat/completions"), Family::OpenAi);
         assert_eq!(Family::of_path("/gateway/openai/v1/embeddings"), Family::OpenAi);
         assert_eq!(Family::of_path("/gateway/chat/mlflow/invocations"), Family::Native);
+    }
+
+    #[test]
+    fn gemini_shape_and_statuses() {
+        let e = GatewayError::invalid("'n' must be '1'");
+        assert_eq!(e.status_for(Family::Gemini), 400);
+        let v: Value = serde_json::from_slice(&e.body(Family::Gemini)).unwrap();
+        assert_eq!(v, json!({"error": {"code": 400, "message": "'n' must be '1'", "status": "INVALID_ARGUMENT"}}));
+        let statuses =
+            [(401, "UNAUTHENTICATED"), (404, "NOT_FOUND"), (429, "RESOURCE_EXHAUSTED"), (502, "UNAVAILABLE")];
+        for (status, name) in statuses {
+            let v: Value =
+                serde_json::from_slice(&GatewayError::new(status, ErrorKind::Upstream, "x").body(Family::Gemini))
+                    .unwrap();
+            assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(status.into()), Some(name)));
+        }
+        assert_eq!(GatewayError::google_status(504), "DEADLINE_EXCEEDED");
+        assert_eq!(GatewayError::google_status(503), "UNAVAILABLE");
+        assert_eq!(Family::of_path("/gateway/gemini/v1beta/models/chat:generateContent"), Family::Gemini);
+        assert_eq!(Family::of_path("/gateway/gemini/v1beta/nope"), Family::Gemini);
+        assert_eq!(Family::of_path("/gateway/gemini/invocations"), Family::Native, "an endpoint named gemini");
+        assert_eq!(Family::of_path("/gateway/gemini/mlflow/invocations"), Family::Native);
+        assert_eq!(Family::Gemini.label(), "gemini");
     }
 
     #[test]

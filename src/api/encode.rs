@@ -7,16 +7,19 @@
 //!   `docs/mlflow-compat.md#mlflow-318`).
 //! * An error after the first byte of a stream is one `data: {"error": {...}}` event, and
 //!   the stream ends (never with `[DONE]`).
-//! * Anthropic's Messages API and OpenAI's Responses API have their own objects and event
-//!   sequences ([`super::anthropic`], [`super::responses`]).
+//! * Anthropic's Messages API, OpenAI's Responses API and Gemini's generateContent have their
+//!   own objects and event sequences ([`super::anthropic`], [`super::responses`],
+//!   [`super::gemini`]); Gemini's stream is framed as server-sent events or as one JSON array,
+//!   as the client asked, relayed or translated.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use super::anthropic::MessagesStream;
+use super::gemini::GenerateContentStream;
 use super::responses::ResponsesStream;
 use crate::error::{Family, GatewayError};
-use crate::schema::{Answer, Chunk};
+use crate::schema::{Answer, Chunk, Usage};
 
 /// What an answer's encoding needs beyond the answer itself.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +33,9 @@ pub struct AnswerMeta {
     pub created: u64,
     /// Request fields the answer repeats (see [`super::Parsed::echo`]).
     pub echo: Map<String, Value>,
+    /// The client asked for the stream as one JSON array (Gemini's `:streamGenerateContent`
+    /// without `alt=sse`), not as server-sent events.
+    pub array_stream: bool,
 }
 
 /// The body of a whole answer for `family`.
@@ -44,6 +50,7 @@ pub fn answer(family: Family, answer: &Answer, meta: &AnswerMeta) -> Result<Byte
             .map_err(|e| GatewayError::internal(format!("cannot serialise the answer: {e}"))),
         Family::Anthropic => super::anthropic::answer(answer, meta),
         Family::Responses => super::responses::answer(answer, meta),
+        Family::Gemini => super::gemini::answer(answer, meta),
     }
 }
 
@@ -65,6 +72,8 @@ enum StreamFormat {
     Anthropic(Box<MessagesStream>),
     /// The Responses API's events.
     Responses(Box<ResponsesStream>),
+    /// Gemini's `GenerateContentResponse`s, relayed or translated (it frames both).
+    Gemini(Box<GenerateContentStream>),
 }
 
 impl StreamEncoder {
@@ -74,12 +83,25 @@ impl StreamEncoder {
             Family::Native | Family::OpenAi => StreamFormat::Unified,
             Family::Anthropic => StreamFormat::Anthropic(Box::new(MessagesStream::new(meta))),
             Family::Responses => StreamFormat::Responses(Box::new(ResponsesStream::new(meta))),
+            Family::Gemini => StreamFormat::Gemini(Box::new(GenerateContentStream::new(meta))),
         };
         StreamEncoder { format, relayed: None }
     }
 
+    /// The stream's `Content-Type`.
+    pub fn content_type(&self) -> &'static str {
+        match &self.format {
+            StreamFormat::Gemini(s) => s.content_type(),
+            _ => "text/event-stream; charset=utf-8",
+        }
+    }
+
     /// Append the events for one chunk.
     pub fn chunk(&mut self, chunk: &Chunk, out: &mut BytesMut) {
+        if let StreamFormat::Gemini(s) = &mut self.format {
+            // Gemini's encoder frames relayed events too (SSE or a JSON array).
+            return s.chunk(chunk, out);
+        }
         if let Chunk::Native(event) = chunk {
             // Already in the client's API (only a provider speaking that API makes one).
             out.extend_from_slice(event);
@@ -93,11 +115,17 @@ impl StreamEncoder {
             StreamFormat::Unified => write_json(out, chunk),
             StreamFormat::Anthropic(s) => s.chunk(chunk, out),
             StreamFormat::Responses(s) => s.chunk(chunk, out),
+            StreamFormat::Gemini(s) => s.chunk(chunk, out),
         }
     }
 
-    /// Append the end of a stream that completed.
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    /// Append the end of a stream that completed. `usage` is what the upstream's decoder
+    /// recorded: Gemini's last event reports it when no chunk carried usage (providers that
+    /// record stream usage without forwarding it).
+    pub fn finish(&mut self, usage: Option<&Usage>, out: &mut BytesMut) {
+        if let StreamFormat::Gemini(s) = &mut self.format {
+            return s.finish(usage, out);
+        }
         if self.relayed.is_some() {
             return;
         }
@@ -106,6 +134,7 @@ impl StreamEncoder {
             StreamFormat::Unified => out.extend_from_slice(DONE),
             StreamFormat::Anthropic(s) => s.finish(out),
             StreamFormat::Responses(s) => s.finish(out),
+            StreamFormat::Gemini(s) => s.finish(usage, out),
         }
     }
 
@@ -119,6 +148,7 @@ impl StreamEncoder {
                 Some(last) => s.relayed_error(error, last, out),
                 None => s.error(error, out),
             },
+            StreamFormat::Gemini(s) => s.error(error, out),
         }
     }
 }
@@ -181,7 +211,7 @@ mod tests {
             let mut out = BytesMut::new();
             e.chunk(&chunk(), &mut out);
             e.chunk(&chunk(), &mut out);
-            e.finish(&mut out);
+            e.finish(None, &mut out);
             let text = String::from_utf8(out.to_vec()).unwrap();
             assert!(text.starts_with("data: {\"id\":\"c\""), "{family:?}: {text}");
             assert!(text.ends_with("}\n\ndata: [DONE]\n\n"), "{family:?}: {text}");

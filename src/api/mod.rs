@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod call_id;
 pub mod encode;
+pub mod gemini;
 pub mod operations;
 pub mod responses;
 pub mod rest;
@@ -16,18 +17,18 @@ use serde_json::{Map, Value};
 
 use crate::schema::Request;
 
-/// A request body of a client API that is not MLflow's (Anthropic Messages, OpenAI Responses),
-/// parsed: its target, its translation into MLflow's unified chat schema, and what else the
+/// A request body of a client API that is not MLflow's (Anthropic Messages, OpenAI Responses,
+/// Gemini generateContent), parsed: its target, its translation into MLflow's unified chat schema, and what else the
 /// pipeline needs from it.
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    /// The endpoint or traffic route named by `model`.
+    /// The endpoint or traffic route named by `model` (by the URL for Gemini).
     pub model: String,
     /// The request in MLflow's unified chat schema; features without a unified field are in
     /// its `extensions`.
     pub request: Request,
     /// The body as the client sent it, for a provider that speaks this API itself (it is
-    /// forwarded with only `model` replaced).
+    /// forwarded with only `model` replaced, or unchanged when the URL names the model).
     pub native: Map<String, Value>,
     /// A field only the provider's own API can serve (e.g. the Responses API's
     /// `previous_response_id`): translating the request is refused with a 400 naming it.

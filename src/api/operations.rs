@@ -22,6 +22,7 @@
 //! | POST | `/gateway/mlflow/v1/chat/completions`, GET `/gateway/mlflow/v1/models` | as `/v1/chat/completions`, `/v1/models` |
 //! | POST | `/gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings` | OpenAI's body, forwarded as sent to an OpenAI endpoint |
 //! | POST | `/gateway/openai/v1/responses`, `/gateway/anthropic/v1/messages` | as `/v1/responses`, `/v1/messages` |
+//! | POST | `/gateway/gemini/v1beta/models/{endpoint}:generateContent`, `…:streamGenerateContent` | Gemini's generateContent API |
 //! | any of GET, POST, PUT, PATCH, DELETE | `/gateway/proxy/{endpoint}/{path}` | raw proxy to the endpoint's provider (Pingora's proxy pipeline) |
 //! | GET | `/metrics` | Prometheus metrics |
 //! | GET | `/aigw/usage` | budgets' spend and limited endpoints' counts (same access as `/metrics`) |
@@ -73,6 +74,15 @@ pub enum Operation<'a> {
     /// `POST /gateway/openai/v1/chat/completions`, `/gateway/openai/v1/embeddings`: OpenAI's
     /// own body, forwarded as sent to an OpenAI endpoint, translated for others.
     OpenAiPassthrough(EndpointType),
+    /// `/gateway/gemini/v1beta/models/{endpoint}:generateContent` (`stream: false`) and
+    /// `…:streamGenerateContent` (`stream: true`): Gemini's own body, forwarded as sent to a
+    /// Gemini endpoint, translated for others.
+    Gemini {
+        /// The endpoint or traffic route.
+        endpoint: &'a str,
+        /// `:streamGenerateContent`.
+        stream: bool,
+    },
     /// `/gateway/proxy/{endpoint}/{path}`: the rest of the path (and the query) to the
     /// endpoint's provider, bodies untouched both ways.
     Proxy {
@@ -101,7 +111,8 @@ impl Operation<'_> {
             | Operation::Messages
             | Operation::CountTokens
             | Operation::Responses
-            | Operation::OpenAiPassthrough(_) => "POST",
+            | Operation::OpenAiPassthrough(_)
+            | Operation::Gemini { .. } => "POST",
             Operation::Proxy { .. } => "GET, POST, PUT, PATCH, DELETE",
             _ => "GET, HEAD",
         }
@@ -183,6 +194,15 @@ fn operation(path: &str) -> Option<Operation<'_>> {
             } else if let Some(rest) = path.strip_prefix("/gateway/proxy/") {
                 let (endpoint, rest) = rest.split_once('/').unwrap_or((rest, ""));
                 Operation::Proxy { endpoint: name_segment(endpoint)?, rest }
+            } else if let Some(rest) = path.strip_prefix("/gateway/gemini/v1beta/models/") {
+                // `{endpoint}:{method}`: endpoint names never contain `:` (`config::is_valid_name`).
+                let (endpoint, method) = rest.rsplit_once(':')?;
+                let stream = match method {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    _ => return None,
+                };
+                Operation::Gemini { endpoint: name_segment(endpoint)?, stream }
             } else if let Some(rest) = path.strip_prefix("/v1/models/") {
                 Operation::Model(name_segment(rest)?)
             } else {
@@ -237,6 +257,24 @@ mod tests {
             Match::Found(Operation::Proxy { endpoint: "chat", rest: "v1/files/abc" })
         );
         assert_eq!(match_path("/gateway/proxy/chat"), Match::Found(Operation::Proxy { endpoint: "chat", rest: "" }));
+        assert_eq!(
+            match_path("/gateway/gemini/v1beta/models/chat:generateContent"),
+            Match::Found(Operation::Gemini { endpoint: "chat", stream: false })
+        );
+        assert_eq!(
+            match_path("/gateway/gemini/v1beta/models/a.b-c:streamGenerateContent"),
+            Match::Found(Operation::Gemini { endpoint: "a.b-c", stream: true })
+        );
+        for nope in [
+            "/gateway/gemini/v1beta/models/chat:countTokens",
+            "/gateway/gemini/v1beta/models/chat",
+            "/gateway/gemini/v1beta/models/:generateContent",
+            "/gateway/gemini/v1beta/models/a/b:generateContent",
+            "/gateway/gemini/v1/models/chat:generateContent",
+        ] {
+            assert_eq!(match_path(nope), Match::NotFound, "{nope}");
+        }
+        assert!(Operation::Gemini { endpoint: "c", stream: true }.accepts("POST"));
         let proxy = Operation::Proxy { endpoint: "c", rest: "" };
         assert!(proxy.accepts("DELETE") && proxy.accepts("GET") && !proxy.accepts("OPTIONS"));
         assert_eq!(match_path("/nope"), Match::NotFound);

@@ -1,6 +1,8 @@
 //! A client API spoken by the provider itself: an Anthropic Messages request to Anthropic (or
-//! Claude on Vertex AI), a Responses request to OpenAI. Nothing is translated: the client's
-//! body goes upstream with only `model` replaced and credentials added, and the answer comes
+//! Claude on Vertex AI), a Responses request to OpenAI, a Gemini generateContent request to
+//! Gemini (or Gemini on Vertex AI). Nothing is translated: the client's body goes upstream with
+//! only `model` replaced (Gemini's names the model in the URL: its body goes as sent) and
+//! credentials added, and the answer comes
 //! back unchanged, whole or event by event. On the way, the answer's token usage is read (for
 //! the audit line, the metrics and token limits), an upstream stream is checked for its end
 //! (a stream cut short ends with the client API's error event, never as a whole answer), and an
@@ -28,6 +30,9 @@ pub enum NativeApi {
     OpenAiChat,
     /// OpenAI's `POST /v1/embeddings` (MLflow 3's `/gateway/openai/v1/embeddings`).
     OpenAiEmbeddings,
+    /// Gemini's `models/{model}:generateContent` and `:streamGenerateContent` (MLflow 3's
+    /// `/gateway/gemini/v1beta/models/{endpoint}:…`).
+    GeminiGenerateContent,
 }
 
 /// A request in a client API, for a provider to forward as it is.
@@ -55,6 +60,11 @@ impl NativeRequest<'_> {
         super::to_json(&body)
     }
 
+    /// The body as the client sent it, serialised (an API whose URL names the model).
+    pub fn body_as_sent(&self) -> Result<Vec<u8>, GatewayError> {
+        super::to_json(self.body)
+    }
+
     /// The body without `model` (Azure OpenAI routes by deployment), serialised.
     pub fn body_without_model(&self) -> Result<Vec<u8>, GatewayError> {
         let mut body = self.body.clone();
@@ -73,6 +83,7 @@ pub fn forwarded_headers(api: NativeApi) -> &'static [&'static str] {
     match api {
         NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => &["anthropic-version", "anthropic-beta"],
         NativeApi::OpenAiResponses | NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => &["openai-beta"],
+        NativeApi::GeminiGenerateContent => &[],
     }
 }
 
@@ -84,6 +95,9 @@ pub fn relay(api: NativeApi, stream: bool, provider: &'static str) -> Decoder {
         }
         (NativeApi::OpenAiResponses, true) => Decoder::Stream(Box::new(SseStream::new(ResponsesEvents::new(provider)))),
         (NativeApi::OpenAiChat, true) => Decoder::Stream(Box::new(SseStream::new(ChatEvents::new(provider)))),
+        (NativeApi::GeminiGenerateContent, true) => {
+            Decoder::Stream(Box::new(SseStream::new(GeminiEvents::new(provider))))
+        }
         (api, _) => Decoder::Json(Box::new(move |body| whole(api, body, provider))),
     }
 }
@@ -93,13 +107,20 @@ fn whole(api: NativeApi, body: &[u8], provider: &'static str) -> Result<Answer, 
     #[derive(Deserialize)]
     struct WithUsage {
         usage: Option<Map<String, Value>>,
+        #[serde(rename = "usageMetadata")]
+        usage_metadata: Option<Map<String, Value>>,
     }
     let parsed: WithUsage = super::parse_upstream_json(body, provider)?;
-    let usage = parsed.usage.as_ref().map(|u| match api {
-        NativeApi::OpenAiResponses => responses_usage(u),
-        NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => Usage::from_openai(&Value::Object(u.clone())),
-        NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => super::anthropic::usage_from(u),
-    });
+    let usage = match api {
+        NativeApi::GeminiGenerateContent => parsed.usage_metadata.as_ref().map(super::gemini::response::chat_usage),
+        NativeApi::OpenAiResponses => parsed.usage.as_ref().map(responses_usage),
+        NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => {
+            parsed.usage.as_ref().map(|u| Usage::from_openai(&Value::Object(u.clone())))
+        }
+        NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => {
+            parsed.usage.as_ref().map(super::anthropic::usage_from)
+        }
+    };
     Ok(Answer::Native(NativeAnswer { body: Bytes::copy_from_slice(body), usage }))
 }
 
@@ -307,6 +328,72 @@ impl SseTranslate for ChatEvents {
     }
 }
 
+/// Gemini's stream (`alt=sse`), relayed: each event's JSON goes to the client API's encoder,
+/// which frames it as the client asked (SSE, or the elements of a JSON array); usage from the
+/// last `usageMetadata` (Gemini's counts are cumulative); complete once a candidate has a
+/// `finishReason` or the prompt was blocked (`promptFeedback.blockReason`, which ends the stream
+/// without candidates); an `error` event ends the stream with that error (its `code` as the
+/// status).
+struct GeminiEvents {
+    provider: &'static str,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl GeminiEvents {
+    fn new(provider: &'static str) -> Self {
+        GeminiEvents { provider, usage: None, done: false }
+    }
+}
+
+impl SseTranslate for GeminiEvents {
+    fn event(&mut self, _event: &str, data: &str, out: &mut Vec<Chunk>) -> Result<(), GatewayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Event {
+            candidates: Option<Vec<Candidate>>,
+            usage_metadata: Option<Map<String, Value>>,
+            prompt_feedback: Option<Feedback>,
+            error: Option<Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Candidate {
+            finish_reason: Option<Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Feedback {
+            block_reason: Option<Value>,
+        }
+        if data == "[DONE]" {
+            return Ok(());
+        }
+        let e: Event = serde_json::from_str(data).map_err(|e| unreadable(self.provider, &e))?;
+        if let Some(error) = e.error.filter(|e| !e.is_null()) {
+            let message = error.get("message").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
+            let status = error.get("code").and_then(Value::as_u64).filter(|c| (400..=599).contains(c)).unwrap_or(502);
+            return Err(GatewayError::new(status as u16, ErrorKind::Upstream, message));
+        }
+        if let Some(u) = &e.usage_metadata {
+            self.usage = Some(super::gemini::response::chat_usage(u));
+        }
+        let finished = e.candidates.iter().flatten().any(|c| c.finish_reason.as_ref().is_some_and(|f| !f.is_null()));
+        let blocked = e.prompt_feedback.is_some_and(|f| f.block_reason.is_some_and(|b| !b.is_null()));
+        self.done |= finished || blocked;
+        out.push(Chunk::Native(Bytes::copy_from_slice(data.as_bytes())));
+        Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +472,38 @@ mod tests {
         let (_, err, _) =
             run(relay(NativeApi::OpenAiChat, true, "openai"), &[&stream[..stream.find("data: [DONE]").unwrap()]]);
         assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
+    }
+
+    #[test]
+    fn gemini_events_are_relayed_as_their_json_with_usage() {
+        let first = r#"{"candidates":[{"content":{"parts":[{"text":"Hel"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":4,"totalTokenCount":4},"modelVersion":"gemini-2.5-flash"}"#;
+        let last = r#"{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":2,"thoughtsTokenCount":3,"totalTokenCount":9}}"#;
+        let stream = format!("data: {first}\r\n\r\ndata: {last}\r\n\r\n");
+        let (half_a, half_b) = stream.split_at(61);
+        let (text, err, usage) = run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[half_a, half_b]);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(text, format!("{first}{last}"), "each event's JSON, for the client API's encoder to frame");
+        let usage = usage.unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (Some(4), Some(2), Some(9)));
+
+        let (_, err, _) =
+            run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n")]);
+        assert_eq!(err.unwrap().message(), "upstream stream ended before it was complete");
+        let blocked =
+            "data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":4}}\n\n";
+        let (_, err, _) = run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[blocked]);
+        assert!(err.is_none(), "a blocked prompt ends the stream: {err:?}");
+        let failed =
+            "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n";
+        let (text, err, _) =
+            run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n"), failed]);
+        let err = err.unwrap();
+        assert_eq!((err.status, err.message()), (503, "The model is overloaded.".to_owned()));
+        assert!(!text.contains("UNAVAILABLE"), "the error event is the gateway's, not relayed twice");
+
+        let Decoder::Json(decode) = relay(NativeApi::GeminiGenerateContent, false, "gemini") else { panic!() };
+        let Answer::Native(a) = decode(last.as_bytes()).unwrap() else { panic!("relayed") };
+        assert_eq!((&a.body[..], a.usage.unwrap().total_tokens), (last.as_bytes(), Some(9)));
     }
 
     #[test]

@@ -188,7 +188,9 @@ impl Provider for OpenAi {
                 let body = if azure { request.body_without_model() } else { request.body_for(call.model()) };
                 (&self.base, suffix, body)
             }
-            NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => return None,
+            NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens | NativeApi::GeminiGenerateContent => {
+                return None;
+            }
         };
         Some(body.map(|body| {
             let mut upstream = self.request_at(base, suffix, body);

@@ -601,7 +601,8 @@ pub enum Chunk {
     /// A completions chunk.
     Completions(CompletionsChunk),
     /// One whole event of a stream in the client's own API, relayed as it came (its framing
-    /// included: `event: …\ndata: …\n\n`).
+    /// included: `event: …\ndata: …\n\n`; a Gemini event is its JSON only, which the Gemini
+    /// client API frames as the client asked: SSE, or an element of a JSON array).
     #[serde(skip)]
     Native(bytes::Bytes),
 }

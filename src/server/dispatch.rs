@@ -125,7 +125,15 @@ async fn route(
     let key: Option<&ApiKey> = if open {
         None
     } else {
-        match auth::authenticate(&config.settings.auth, &session.req_header().headers) {
+        let header = session.req_header();
+        let mut presented = auth::presented_key(&header.headers);
+        if presented.is_none() && matches!(operation, Operation::Gemini { .. }) {
+            // Google's SDKs and REST examples may carry the key in the URL (`?key=`).
+            presented = rest::query_param(header.uri.query(), "key")
+                .map(|k| k.trim().as_bytes().to_vec())
+                .filter(|k| !k.is_empty());
+        }
+        match auth::authenticate_key(&config.settings.auth, presented) {
             Ok(k) => k,
             Err(rejection) => {
                 state.metrics.auth_rejected.with_label_values(&[rejection.as_str()]).inc();
@@ -219,6 +227,20 @@ async fn route(
         Operation::OpenAiPassthrough(endpoint_type) => {
             let passthrough = Invocation::OpenAiPassthrough(endpoint_type);
             return invocation(session, state, snapshot, ctx, key, passthrough).await;
+        }
+        Operation::Gemini { endpoint, stream } => {
+            let Some(target) = config.target(endpoint) else {
+                let message = format!("Endpoint '{endpoint}' is not found: name an endpoint or traffic route");
+                return Response::Error(GatewayError::new(404, ErrorKind::NotFound, message));
+            };
+            // The target is in the URL: as for native invocations, refuse before reading.
+            if let Err(e) = invoke::allowed(state, key, target.name()) {
+                return Response::Refusal(e);
+            }
+            // Google streams one JSON array unless `alt=sse` asks for server-sent events.
+            let array = stream && !query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+            let gemini = Invocation::Gemini { target, stream, array };
+            return invocation(session, state, snapshot, ctx, key, gemini).await;
         }
     };
     match local {

@@ -184,7 +184,7 @@ async fn relay(
     let LiveStream { mut incoming, mut decoder, sent, meta } = stream;
     let scrubber = Scrubber::with_sent(&snapshot.config, sent);
     let mut encoder = StreamEncoder::new(family, meta);
-    stream_start(session, ctx).await?;
+    stream_start(session, ctx, encoder.content_type()).await?;
     let mut out = BytesMut::new();
     let mut chunks: Vec<Chunk> = Vec::new();
     // Whether any event was translated (a stream of nothing is not a success).
@@ -239,7 +239,7 @@ async fn relay(
     match outcome {
         Ok(()) => {
             incoming.release(state).await;
-            encoder.finish(&mut out);
+            encoder.finish(ctx.usage.as_ref(), &mut out);
         }
         Err(e) if e.kind == ErrorKind::ClientClosed => {
             ctx.error = Some(e.kind);
@@ -272,10 +272,10 @@ fn encode_all(encoder: &mut StreamEncoder, chunks: &mut Vec<Chunk>, out: &mut By
     }
 }
 
-/// Start a 200 event stream.
-async fn stream_start(session: &mut Session, ctx: &mut RequestCtx) -> WriteResult {
+/// Start a 200 stream (an event stream, or Gemini's JSON array).
+async fn stream_start(session: &mut Session, ctx: &mut RequestCtx, content_type: &'static str) -> WriteResult {
     let mut h = base_header(200, 4, ctx)?;
-    h.insert_header("content-type", "text/event-stream; charset=utf-8")?;
+    h.insert_header("content-type", content_type)?;
     h.insert_header("cache-control", "no-cache")?;
     h.insert_header("x-accel-buffering", "no")?;
     if session.req_header().version == http::Version::HTTP_11 {

@@ -218,6 +218,165 @@ proptest! {
     }
 }
 
+// ---- Gemini's generateContent requests ----
+
+/// Keys of Gemini's `GenerateContentRequest`, at any depth, in both spellings.
+const GEMINI_KEYS: &[&str] = &[
+    "contents",
+    "role",
+    "parts",
+    "text",
+    "thought",
+    "thoughtSignature",
+    "inlineData",
+    "inline_data",
+    "mimeType",
+    "data",
+    "functionCall",
+    "functionResponse",
+    "id",
+    "name",
+    "args",
+    "response",
+    "systemInstruction",
+    "tools",
+    "functionDeclarations",
+    "parameters",
+    "parametersJsonSchema",
+    "toolConfig",
+    "functionCallingConfig",
+    "mode",
+    "allowedFunctionNames",
+    "generationConfig",
+    "temperature",
+    "topK",
+    "maxOutputTokens",
+    "candidateCount",
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "thinkingConfig",
+    "thinkingBudget",
+    "includeThoughts",
+    "safetySettings",
+    "threshold",
+    "type",
+    "properties",
+    "nullable",
+    "googleSearch",
+];
+
+/// JSON made of Gemini's keys and the values they take.
+fn gemini_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-3i64..5000).prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        prop::sample::select(vec![
+            "user",
+            "model",
+            "function",
+            "image/png",
+            "audio/wav",
+            "application/json",
+            "text/x.enum",
+            "AUTO",
+            "ANY",
+            "NONE",
+            "OBJECT",
+            "STRING",
+            "BLOCK_NONE",
+            "get_weather",
+            "",
+            "12",
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(GEMINI_KEYS), inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+/// `api::gemini::parse`'s promises for any body: a Google-shaped 400, or the body kept as sent
+/// and (unless only Google's API can serve it) a unified chat request that validates again
+/// unchanged, with messages (the `gemini_request` fuzz target checks the same).
+fn check_gemini(body: &[u8], stream: bool) -> Result<(), TestCaseError> {
+    use aigw::error::Family;
+    match aigw::api::gemini::parse("chat", body, stream) {
+        Ok(parsed) => {
+            let sent: Value = serde_json::from_slice(body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(Value::Object(parsed.native.clone()), sent);
+            prop_assert_eq!(parsed.request.stream(), stream);
+            if parsed.native_only.is_none() {
+                let again =
+                    aigw::schema::request_from_value(EndpointType::Chat, Value::Object(parsed.request.body.clone()));
+                prop_assert!(again.as_ref().is_ok_and(|a| a.body == parsed.request.body), "{:?}", parsed.request.body);
+                prop_assert!(!parsed.request.messages().is_empty());
+            }
+        }
+        Err(e) => {
+            prop_assert_eq!(e.status_for(Family::Gemini), 400, "{}", e);
+            let v: Value =
+                serde_json::from_slice(&e.body(Family::Gemini)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&v["error"]["status"], "INVALID_ARGUMENT");
+            prop_assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", v);
+        }
+    }
+    Ok(())
+}
+
+/// The hand-written seeds of the `gemini_request` fuzz target.
+fn gemini_seeds() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/gemini_request");
+    let mut seeds: Vec<Vec<u8>> =
+        std::fs::read_dir(dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
+    seeds.sort();
+    seeds
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Gemini-shaped soup, raw bytes, and the seeds with bytes replaced or cut off.
+    #[test]
+    fn gemini_request_garbage(
+        body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..128),
+            gemini_value().prop_map(|v| v.to_string().into_bytes()),
+            gemini_value().prop_map(|v| json!({"contents": [{"role": "user", "parts": [v]}]}).to_string().into_bytes()),
+            gemini_value().prop_map(|v| json!({"contents": [{"parts": [{"text": "Hi"}]}], "generationConfig": v}).to_string().into_bytes()),
+        ],
+        seed in any::<Index>(),
+        edits in prop::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+        cut in any::<Index>(),
+        stream in any::<bool>(),
+    ) {
+        check_gemini(&body, stream)?;
+        let seeds = gemini_seeds();
+        let mut mutated = seeds[seed.index(seeds.len())].clone();
+        for (at, byte) in &edits {
+            let i = at.index(mutated.len());
+            mutated[i] = *byte;
+        }
+        check_gemini(&mutated, stream)?;
+        mutated.truncate(cut.index(mutated.len() + 1));
+        check_gemini(&mutated, stream)?;
+    }
+}
+
+#[test]
+fn gemini_seeds_translate() {
+    for seed in gemini_seeds() {
+        let parsed = aigw::api::gemini::parse("chat", &seed, false).unwrap();
+        assert!(!parsed.request.messages().is_empty());
+    }
+}
+
 // ---- framings: SSE, AWS event stream, NDJSON ----
 
 fn frames(pieces: &[&[u8]]) -> (usize, Option<String>) {

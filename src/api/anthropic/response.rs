@@ -225,7 +225,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { model: Some("gpt-4o".into()), request_id: "req-1".into(), created: 1, echo: Map::new() }
+        AnswerMeta {
+            model: Some("gpt-4o".into()),
+            request_id: "req-1".into(),
+            created: 1,
+            echo: Map::new(),
+            array_stream: false,
+        }
     }
 
     fn encode(c: ChatResponse, meta: &AnswerMeta) -> Value {

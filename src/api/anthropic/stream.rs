@@ -347,7 +347,13 @@ mod tests {
     use crate::schema::{ChatChunk, ChunkChoice, CompletionsChunk, Delta, FunctionCallDelta, Usage, object};
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { model: Some("gpt-4o".into()), request_id: "req-1".into(), created: 1, echo: Map::new() }
+        AnswerMeta {
+            model: Some("gpt-4o".into()),
+            request_id: "req-1".into(),
+            created: 1,
+            echo: Map::new(),
+            array_stream: false,
+        }
     }
 
     fn chunk(delta: Delta, finish: Option<&str>, usage: Option<Usage>) -> Chunk {
@@ -812,7 +818,13 @@ mod properties {
 
     /// The stream's bytes, the output cut into a new buffer wherever `cut_after` says.
     fn encode(chunks: &[Chunk], cut_after: &[bool]) -> Vec<u8> {
-        let meta = AnswerMeta { model: Some("m".into()), request_id: "r".into(), created: 0, echo: Map::new() };
+        let meta = AnswerMeta {
+            model: Some("m".into()),
+            request_id: "r".into(),
+            created: 0,
+            echo: Map::new(),
+            array_stream: false,
+        };
         let mut s = MessagesStream::new(meta);
         let mut all = Vec::new();
         let mut out = BytesMut::new();

@@ -467,7 +467,13 @@ pub(super) mod tests {
 
     pub(crate) fn meta(echo: Value) -> AnswerMeta {
         let Value::Object(echo) = echo else { panic!("echo is an object") };
-        AnswerMeta { model: Some("gpt-test".into()), request_id: "req1".into(), created: 1_700_000_000, echo }
+        AnswerMeta {
+            model: Some("gpt-test".into()),
+            request_id: "req1".into(),
+            created: 1_700_000_000,
+            echo,
+            array_stream: false,
+        }
     }
 
     fn chat(message: ResponseMessage, finish: Option<&str>, usage: Usage) -> Answer {

@@ -126,7 +126,10 @@ impl Provider for Anthropic {
         let path = match request.api {
             NativeApi::AnthropicMessages => "messages",
             NativeApi::AnthropicCountTokens => "messages/count_tokens",
-            NativeApi::OpenAiResponses | NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => return None,
+            NativeApi::OpenAiResponses
+            | NativeApi::OpenAiChat
+            | NativeApi::OpenAiEmbeddings
+            | NativeApi::GeminiGenerateContent => return None,
         };
         Some(request.body_for(call.model()).map(|body| {
             let version = request.header("anthropic-version").unwrap_or(&self.version).clone();

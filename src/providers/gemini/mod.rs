@@ -16,6 +16,7 @@ pub(crate) mod response;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::native::{self, NativeApi, NativeRequest};
 use super::{Call, EndpointSpec, Exchange, Provider};
 use crate::config::BaseUrl;
 use crate::config::{ConfigMap, FieldError};
@@ -57,7 +58,12 @@ impl Gemini {
         Ok(Gemini { base, key, model_path: path_segment(&model), thinking: Thinking::of(&model), model })
     }
 
-    fn request(&self, method: &str, body: &serde_json::Value, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+    fn request(
+        &self,
+        method: &str,
+        body: &impl serde::Serialize,
+        stream: bool,
+    ) -> Result<UpstreamRequest, GatewayError> {
         let suffix = format!("{}{method}", self.model_path);
         let body = super::to_json(body)?;
         let mut req = UpstreamRequest::post_json(&self.base, &suffix, body)
@@ -171,6 +177,16 @@ impl Provider for Gemini {
 
     fn error_answer(&self, status: u16, content_type: &str, body: &[u8]) -> GatewayError {
         error_answer(status, content_type, body)
+    }
+
+    /// Gemini's generateContent requests go to the endpoint's model as the client sent them.
+    fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        if request.api != NativeApi::GeminiGenerateContent {
+            return None;
+        }
+        let method = if request.stream { ":streamGenerateContent" } else { ":generateContent" };
+        let relay = native::relay(request.api, request.stream, call.provider_label());
+        Some(self.request(method, request.body, request.stream).map(|upstream| Exchange::call(upstream, relay)))
     }
 }
 

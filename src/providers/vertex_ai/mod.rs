@@ -369,7 +369,16 @@ impl Provider for VertexAi {
     /// `/v1/messages` request goes as the client sent it, minus `model` (it is in the URL) and
     /// with Vertex's `anthropic_version` in the body; the client's `anthropic-beta` joins the
     /// configured betas. Vertex's token counting for Claude is not used: the gateway estimates.
+    /// Gemini models take Gemini's generateContent requests as the client sent them.
     fn native(&self, request: &NativeRequest<'_>, call: &Call<'_>) -> Option<Result<Exchange, GatewayError>> {
+        if self.class == ModelClass::Gemini && request.api == NativeApi::GeminiGenerateContent {
+            // Vertex AI's generateContent takes Gemini's body: it goes as the client sent it.
+            let method = if request.stream { ":streamGenerateContent" } else { ":generateContent" };
+            let query = request.stream.then_some("alt=sse");
+            let relay = native::relay(request.api, request.stream, call.provider_label());
+            let upstream = self.post(&format!("{}{method}", self.model_path), request.body, query);
+            return Some(upstream.map(|u| Exchange::call(u, relay)));
+        }
         if self.class != ModelClass::Claude || request.api != NativeApi::AnthropicMessages {
             return None;
         }

@@ -22,7 +22,7 @@ use crate::config::RetryPolicy;
 use crate::error::GatewayError;
 use crate::providers::native::{NativeApi, NativeRequest};
 use crate::providers::{self, Call, Exchange};
-use crate::schema::{self, Request};
+use crate::schema::{self, Extension, Request};
 use crate::server::{RequestCtx, State, downstream};
 use crate::snapshot::Snapshot;
 
@@ -111,6 +111,7 @@ fn prepare(
                 NativeApi::OpenAiResponses => "OpenAI's Responses API",
                 NativeApi::OpenAiChat | NativeApi::OpenAiEmbeddings => "OpenAI's API",
                 NativeApi::AnthropicMessages | NativeApi::AnthropicCountTokens => "Anthropic's Messages API",
+                NativeApi::GeminiGenerateContent => "Gemini's generateContent API",
             };
             return Err(GatewayError::bad_request(format!(
                 "'{field}' needs a provider that serves {api} itself; endpoint '{endpoint}' uses {}",
@@ -123,14 +124,28 @@ fn prepare(
         }
     }
     if let Some(ext) = req.extensions.used().find(|e| !provider.accepts(*e)) {
+        let field = extension_field(native.map(|n| n.api), ext);
         return Err(GatewayError::bad_request(format!(
-            "'{}' is not supported by {} (endpoint '{endpoint}'); leave it out",
-            ext.field(),
+            "'{field}' is not supported by {} (endpoint '{endpoint}'); leave it out",
             provider.display_name()
         ))
-        .with_param(ext.field()));
+        .with_param(field));
     }
     providers::prepare(provider, req, call)
+}
+
+/// The request field an extension came from, as the client's API spells it.
+fn extension_field(api: Option<NativeApi>, ext: Extension) -> &'static str {
+    match (api, ext) {
+        (Some(NativeApi::GeminiGenerateContent), Extension::TopK) => "generationConfig.topK",
+        (Some(NativeApi::GeminiGenerateContent), Extension::Thinking) => {
+            "generationConfig.thinkingConfig.thinkingBudget"
+        }
+        (Some(NativeApi::GeminiGenerateContent), Extension::ReasoningEffort) => {
+            "generationConfig.thinkingConfig.thinkingLevel"
+        }
+        (_, ext) => ext.field(),
+    }
 }
 
 /// An endpoint's model defaults (`model.config` request parameters) put into a body of a
@@ -138,6 +153,9 @@ fn prepare(
 /// (OpenAI-scale) values, so Anthropic's temperature is halved, as MLflow's translation does
 /// (docs/client-apis.md).
 fn native_defaults(api: NativeApi, body: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    if api == NativeApi::GeminiGenerateContent {
+        return gemini_defaults(body, defaults);
+    }
     let names: &[(&str, &str)] = match api {
         NativeApi::AnthropicMessages => &[
             ("temperature", "temperature"),
@@ -158,7 +176,7 @@ fn native_defaults(api: NativeApi, body: &mut Map<String, Value>, defaults: &Map
             ("dimensions", "dimensions"),
             ("encoding_format", "encoding_format"),
         ],
-        NativeApi::AnthropicCountTokens => &[],
+        NativeApi::AnthropicCountTokens | NativeApi::GeminiGenerateContent => &[],
     };
     for (unified, native) in names {
         if let Some(v) = defaults.get(*unified)
@@ -173,6 +191,39 @@ fn native_defaults(api: NativeApi, body: &mut Map<String, Value>, defaults: &Map
                 _ => v.clone(),
             };
             body.insert((*native).to_owned(), v);
+        }
+    }
+}
+
+/// Model defaults in a Gemini body: under `generationConfig` (either spelling counts as set), on
+/// the unified scales, which Gemini shares (`stop` becomes a list).
+fn gemini_defaults(body: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    const NAMES: &[(&str, &str, &str)] = &[
+        ("temperature", "temperature", "temperature"),
+        ("top_p", "topP", "top_p"),
+        ("top_k", "topK", "top_k"),
+        ("max_tokens", "maxOutputTokens", "max_output_tokens"),
+        ("stop", "stopSequences", "stop_sequences"),
+    ];
+    if !NAMES.iter().any(|(unified, _, _)| defaults.contains_key(*unified)) {
+        return;
+    }
+    let key = if body.contains_key("generation_config") { "generation_config" } else { "generationConfig" };
+    let config = body.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if config.is_null() {
+        *config = Value::Object(Map::new());
+    }
+    let Value::Object(config) = config else { return };
+    for (unified, camel, snake) in NAMES {
+        if let Some(v) = defaults.get(*unified)
+            && !config.contains_key(*camel)
+            && !config.contains_key(*snake)
+        {
+            let v = match v {
+                Value::String(s) => Value::Array(vec![Value::String(s.clone())]),
+                other => other.clone(),
+            };
+            config.insert((*camel).to_owned(), v);
         }
     }
 }
@@ -194,6 +245,33 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gemini_bodies_get_model_defaults_under_generation_config() {
+        let defaults: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"temperature": 0.2, "max_tokens": 50, "stop": "END", "n": 2}))
+                .unwrap();
+        let mut body: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"contents": [], "generationConfig": {"temperature": 1.0}}))
+                .unwrap();
+        native_defaults(NativeApi::GeminiGenerateContent, &mut body, &defaults);
+        assert_eq!(
+            Value::Object(body),
+            serde_json::json!({"contents": [], "generationConfig": {"temperature": 1.0, "maxOutputTokens": 50, "stopSequences": ["END"]}})
+        );
+        let mut body: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"generation_config": {"max_output_tokens": 9}})).unwrap();
+        native_defaults(NativeApi::GeminiGenerateContent, &mut body, &defaults);
+        assert_eq!(
+            Value::Object(body),
+            serde_json::json!({"generation_config": {"max_output_tokens": 9, "temperature": 0.2, "stopSequences": ["END"]}})
+        );
+        let mut body = Map::new();
+        native_defaults(NativeApi::GeminiGenerateContent, &mut body, &Map::new());
+        assert!(body.is_empty(), "nothing added without defaults");
+        assert_eq!(extension_field(Some(NativeApi::GeminiGenerateContent), Extension::TopK), "generationConfig.topK");
+        assert_eq!(extension_field(None, Extension::TopK), "top_k");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

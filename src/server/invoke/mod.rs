@@ -52,6 +52,18 @@ pub enum Invocation<'s> {
     /// MLflow 3's `/gateway/openai/v1/chat/completions` and `/gateway/openai/v1/embeddings`:
     /// OpenAI's body, forwarded as sent to an OpenAI endpoint, translated like `/v1` for others.
     OpenAiPassthrough(EndpointType),
+    /// MLflow 3's `/gateway/gemini/v1beta/models/{endpoint}:generateContent` (and
+    /// `:streamGenerateContent`): the target is in the URL (resolved, and the caller allowed to
+    /// use it, before the body is read); Gemini's body, forwarded as sent to a provider that
+    /// speaks it, translated for others.
+    Gemini {
+        /// The endpoint or traffic route.
+        target: Target<'s>,
+        /// `:streamGenerateContent`.
+        stream: bool,
+        /// The stream goes out as one JSON array (no `alt=sse`).
+        array: bool,
+    },
 }
 
 /// A request ready to be attempted: its target, its unified form, and its body in the client's
@@ -61,7 +73,7 @@ pub struct Planned<'s> {
     pub target: Target<'s>,
     /// The request in MLflow's unified schema.
     pub request: Request,
-    /// The client's own body (Anthropic Messages, OpenAI Responses).
+    /// The client's own body (Anthropic Messages, OpenAI Responses, Gemini generateContent).
     pub native: Option<NativeBody>,
     /// Request fields the answer repeats.
     pub echo: Map<String, Value>,
@@ -123,7 +135,8 @@ pub async fn run(
     let Planned { request, native, echo, .. } = planned;
     let outcome = attempt::run(session, state, snapshot, ctx, candidates, request, native.as_ref()).await;
     // 6. to the writer, with what the answer's encoding needs
-    let meta = answer_meta(ctx, echo);
+    let mut meta = answer_meta(ctx, echo);
+    meta.array_stream = matches!(invocation, Invocation::Gemini { array: true, .. });
     match outcome {
         Ok(execute::Outcome::Answer(answer)) => Response::Answer(answer, Box::new(meta)),
         Ok(execute::Outcome::Stream(mut stream)) => {
@@ -169,6 +182,24 @@ fn parse_and_resolve<'s>(
             let native = NativeBody { api, body: sent, headers, native_only: None, unknown: None };
             return Ok(Planned { target, request, native: Some(native), echo: Map::new() });
         }
+        Invocation::Gemini { target, stream, .. } => {
+            if target.endpoint_type() != EndpointType::Chat {
+                return Err(GatewayError::bad_request(format!(
+                    "Endpoint '{}' is not a chat endpoint: Gemini's generateContent needs one.",
+                    target.name()
+                )));
+            }
+            let parsed = api::gemini::parse(target.name(), body, stream)?;
+            let api = NativeApi::GeminiGenerateContent;
+            let native = NativeBody {
+                api,
+                body: parsed.native,
+                headers: Vec::new(),
+                native_only: parsed.native_only,
+                unknown: None,
+            };
+            return Ok(Planned { target, request: parsed.request, native: Some(native), echo: parsed.echo });
+        }
         Invocation::Messages => (api::anthropic::parse(body)?, NativeApi::AnthropicMessages),
         Invocation::CountTokens => (parse::count_tokens(body)?, NativeApi::AnthropicCountTokens),
         Invocation::Responses => (api::responses::parse(body)?, NativeApi::OpenAiResponses),
@@ -200,6 +231,7 @@ fn answer_meta(ctx: &RequestCtx, echo: Map<String, Value>) -> AnswerMeta {
         request_id: ctx.request_id.clone(),
         created: ctx.started_at.map_or(0, crate::providers::unix_secs),
         echo,
+        array_stream: false,
     }
 }
 

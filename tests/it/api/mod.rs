@@ -4,6 +4,8 @@
 mod anthropic_native;
 mod anthropic_translated;
 mod bad_input;
+mod gemini_native;
+mod gemini_translated;
 mod mlflow3_routes;
 mod responses_native;
 mod responses_translated;

@@ -836,7 +836,8 @@ fn gemini_usage(candidates: u64) -> Value {
 
 /// The thought signature Gemini (2.5 and later, thinking by default) puts on the first
 /// function call of a turn; Gemini 3 wants it back with that call in the history.
-pub const GEMINI_SIGNATURE: &str = "CiQBfakeGeminiThoughtSignature0123456789==";
+/// (Valid base64, as Google's are: the google-genai SDK decodes it.)
+pub const GEMINI_SIGNATURE: &str = "CiQBfakeGeminiThoughtSignature0123456789";
 
 fn gemini_calls(script: &Script) -> Vec<Value> {
     let mut parts: Vec<Value> =

@@ -950,3 +950,48 @@ fn locations_are_validated_at_load() {
         assert!(ok, "{good:?}: {out}");
     }
 }
+
+/// Gemini's generateContent (`/gateway/gemini/v1beta/models/{endpoint}:…`) to a Gemini model
+/// on Vertex AI goes natively: the client's body as sent to the model's `:generateContent` (or
+/// `:streamGenerateContent?alt=sse`) with the OAuth token, the answer relayed; a Claude model on
+/// Vertex AI gets it translated into Anthropic's Messages API.
+#[tokio::test]
+async fn gemini_generate_content_is_native_for_gemini_models() {
+    let tokens = TokenServer::start(3599).await;
+    let vertex = MockUpstream::start().await;
+    let creds = json!({"vertex_credentials": service_account(&tokens.uri())});
+    let gemini = endpoint("g", "llm/v1/chat", "gemini-2.5-flash", &vertex.url(), creds.clone());
+    let claude = endpoint("c", "llm/v1/chat", "claude-sonnet-4-5", &vertex.url(), creds);
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [gemini, claude] }))).await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "tools": [{"googleSearch": {}}],
+                      "generationConfig": {"maxOutputTokens": 10}});
+    let answer = serde_json::to_vec(&gemini_answer("Hello")).unwrap();
+    vertex.push(Reply::body(200, "application/json", answer.clone()));
+    let r = gw.client.post(gw.url("/gateway/gemini/v1beta/models/g:generateContent")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), answer, "relayed unchanged");
+    let sent = vertex.last();
+    assert_eq!(
+        sent.target,
+        "/v1/projects/my-project/locations/global/publishers/google/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(sent.header("authorization"), Some("Bearer ya29.token-1"));
+    assert_eq!(sent.json(), body, "the body as sent, Google's built-in tool included");
+
+    let event = format!("data: {}\r\n\r\n", gemini_answer("Hello"));
+    vertex.push(Reply::sse(vec![event.clone().into_bytes()], std::time::Duration::from_millis(1)));
+    let (status, _, text) = gw.post_text("/gateway/gemini/v1beta/models/g:streamGenerateContent?alt=sse", &body).await;
+    assert_eq!((status, text), (200, event));
+    assert!(
+        vertex.last().target.ends_with("gemini-2.5-flash:streamGenerateContent?alt=sse"),
+        "{}",
+        vertex.last().target
+    );
+
+    // Claude on Vertex AI: translated, so Google's built-in tool is refused before any call.
+    let calls = vertex.requests().len();
+    let (status, error) = gw.post("/gateway/gemini/v1beta/models/c:generateContent", &body).await;
+    assert_eq!((status, &error["error"]["status"]), (400, &json!("INVALID_ARGUMENT")), "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("tools.googleSearch"), "{error}");
+    assert_eq!(vertex.requests().len(), calls);
+}

@@ -1,8 +1,9 @@
-//! The official Python SDKs, `openai` (3.x) and `anthropic` (2.x), and the OpenAI Agents SDK
-//! (`openai-agents` 0.24.x), talking to the real gateway. They are installed under target/ on
-//! first use when the machine does not have these versions.
+//! The official Python SDKs, `openai` (3.x), `anthropic` (2.x) and `google-genai` (3.x), and
+//! the OpenAI Agents SDK (`openai-agents` 0.24.x), talking to the real gateway. They are
+//! installed under target/ on first use when the machine does not have these versions.
 
 mod anthropic_messages;
+mod gemini_generate;
 mod openai_responses;
 
 use std::path::{Path, PathBuf};
@@ -18,16 +19,18 @@ use serde_json::{Value, json};
 /// The packages the SDK tests run against: the current major versions (for the Agents SDK,
 /// still at 0.x, where a minor release may break its API, the current minor). One pip call
 /// installs them all into the same private directory.
-const PACKAGES: [&str; 3] = ["openai>=3,<4", "anthropic>=2,<3", "openai-agents>=0.24,<0.25"];
+const PACKAGES: [&str; 4] = ["openai>=3,<4", "anthropic>=2,<3", "google-genai>=3,<4", "openai-agents>=0.24,<0.25"];
 
 /// Whether `python3` imports the SDKs at the wanted versions (with `path` first on
 /// `PYTHONPATH`).
 const CHECK: &str = "import openai, anthropic, agents\n\
+                     from google import genai\n\
                      assert openai.__version__.split('.')[0] == '3', openai.__version__\n\
                      assert anthropic.__version__.split('.')[0] == '2', anthropic.__version__\n\
+                     assert genai.__version__.split('.')[0] == '3', genai.__version__\n\
                      assert agents.__version__.split('.')[:2] == ['0', '24'], agents.__version__";
 
-/// A Python path where `import openai`, `import anthropic` and `import agents` give the wanted versions,
+/// A Python path where `import openai`, `anthropic`, `google.genai` and `agents` give the wanted versions,
 /// installing them once if needed (`None`: the machine's own packages will do).
 ///
 /// The tests of this module run in parallel: the first caller installs, the others wait for it
