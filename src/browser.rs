@@ -23,9 +23,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use http::header::{
-    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, CONTENT_TYPE, HOST, ORIGIN,
-};
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method};
 use pingora::http::RequestHeader;
 use serde_json::{Value, json};
@@ -44,8 +42,7 @@ pub fn is_json(value: &[u8]) -> bool {
     let Some(slash) = essence.iter().position(|b| *b == b'/') else { return false };
     let (main, sub) = (essence[..slash].trim_ascii(), essence[slash + 1..].trim_ascii());
     main.eq_ignore_ascii_case(b"application")
-        && (sub.eq_ignore_ascii_case(b"json")
-            || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
+        && (sub.eq_ignore_ascii_case(b"json") || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// Whether the request's body is declared JSON.
@@ -213,7 +210,9 @@ fn is_loopback(host: &[u8]) -> bool {
 fn is_listed(host: &[u8], allowed: &[String]) -> bool {
     let host = host.strip_suffix(b".").unwrap_or(host);
     allowed.iter().any(|a| match a.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes()),
+        Some(suffix) => {
+            host.len() > suffix.len() && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        }
         None => host.eq_ignore_ascii_case(a.as_bytes()),
     })
 }
@@ -295,14 +294,21 @@ mod tests {
             assert_eq!(e.status_for(family), 415, "{family:?}");
             assert!(e.message().contains("no Content-Type"), "{}", e.message());
         }
-        let body: Value = serde_json::from_slice(&invocation_refusal(Family::Anthropic, Some(&ct), b"{}").body(Family::Anthropic)).unwrap();
+        let body: Value =
+            serde_json::from_slice(&invocation_refusal(Family::Anthropic, Some(&ct), b"{}").body(Family::Anthropic))
+                .unwrap();
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert!(body["error"]["message"].as_str().unwrap().contains("'text/plain;charset=UTF-8'"), "{body}");
     }
 
     #[test]
     fn hosts() {
-        let allowed = vec!["gateway.internal".to_owned(), "*.corp.example".to_owned(), "10.0.0.5".to_owned(), "fd00::1".to_owned()];
+        let allowed = vec![
+            "gateway.internal".to_owned(),
+            "*.corp.example".to_owned(),
+            "10.0.0.5".to_owned(),
+            "fd00::1".to_owned(),
+        ];
         for ok in [
             "localhost",
             "LOCALHOST:5000",

@@ -682,7 +682,8 @@ fn normalize_origin(origin: &str) -> Option<String> {
     let (scheme, rest) = o.split_once("://")?;
     let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    let rest_ok = !rest.is_empty() && !rest.bytes().any(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || b.is_ascii_whitespace());
+    let rest_ok =
+        !rest.is_empty() && !rest.bytes().any(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || b.is_ascii_whitespace());
     (scheme_ok && rest_ok).then_some(o)
 }
 
@@ -814,7 +815,9 @@ mod tests {
         .unwrap();
         let cors = s.cors.unwrap();
         assert_eq!(cors.allow_origins, ["https://app.example.com", "http://localhost:3000"]);
-        assert!(cors.allows_header("x-custom") && cors.allows_header("Authorization") && !cors.allows_header("x-other"));
+        assert!(
+            cors.allows_header("x-custom") && cors.allows_header("Authorization") && !cors.allows_header("x-other")
+        );
         assert_eq!(cors.expose_headers, format!("{}, server-timing", CorsSettings::BASE_EXPOSED));
         assert_eq!((cors.max_age_s, cors.allow_credentials, cors.any_origin), (600, false, false));
         assert_eq!(s.allowed_hosts, ["gateway.internal", "fd00::1", "*.corp.example"]);

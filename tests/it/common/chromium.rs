@@ -24,9 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let find = || {
-            ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.is_file())
-        };
+        let find =
+            || ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.is_file());
         if let Some(p) = find() {
             return p;
         }

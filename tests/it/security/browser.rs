@@ -38,9 +38,15 @@ fn openai_upstream(upstream: &MockUpstream) {
     upstream.handle(|r| Reply::Json(200, common::upstream::openai_answer(&r.target)));
 }
 
-/// The value of a Prometheus counter line, 0 when absent.
+/// The value of a Prometheus counter line, 0 when absent (read with the test's key when the
+/// gateway has keys).
 async fn counter(gw: &Gateway, line: &str) -> u64 {
-    let text = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let mut r = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    if r.status().as_u16() == 401 {
+        r = gw.client.get(gw.url("/metrics")).bearer_auth(KEY).send().await.unwrap();
+    }
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
     text.lines().find_map(|l| l.strip_prefix(line)?.trim().parse().ok()).unwrap_or(0)
 }
 
@@ -157,7 +163,12 @@ async fn invocation_bodies_must_be_declared_json() {
     assert_eq!((status, body["detail"][0]["type"].as_str()), (422, Some("json_invalid")), "{body}");
 
     // Declared JSON: served, whatever the parameters and the case, and `+json`.
-    let json_types = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON;Charset=UTF-8", "application/vnd.aigw+json"];
+    let json_types = [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON;Charset=UTF-8",
+        "application/vnd.aigw+json",
+    ];
     for ct in json_types {
         let (status, body) = post_as(&gw, "/endpoints/chat/invocations", Some(ct), CHAT).await;
         assert_eq!(status, 200, "{ct}: {body}");
@@ -180,7 +191,8 @@ async fn the_raw_proxy_forwards_only_json_unless_the_endpoint_opts_out() {
     open["proxy_any_content_type"] = json!(true);
     let gw = Gateway::start(&yaml(&json!({"endpoints": [paid("chat", "llm/v1/chat", &upstream), open]}))).await;
     let send = |method: reqwest::Method, endpoint: &str, ct: Option<&str>, body: &str| {
-        let mut r = gw.client.request(method, gw.url(&format!("/gateway/proxy/{endpoint}/files"))).body(body.to_owned());
+        let mut r =
+            gw.client.request(method, gw.url(&format!("/gateway/proxy/{endpoint}/files"))).body(body.to_owned());
         if let Some(ct) = ct {
             r = r.header("content-type", ct);
         }
@@ -213,7 +225,10 @@ async fn the_raw_proxy_forwards_only_json_unless_the_endpoint_opts_out() {
     let (status, _) = send(reqwest::Method::POST, "uploads", Some("multipart/form-data; boundary=x"), "--x--").await;
     assert_eq!(status, 200);
     let sent = upstream.last();
-    assert_eq!((sent.header("content-type"), sent.body.as_slice()), (Some("multipart/form-data; boundary=x"), &b"--x--"[..]));
+    assert_eq!(
+        (sent.header("content-type"), sent.body.as_slice()),
+        (Some("multipart/form-data; boundary=x"), &b"--x--"[..])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,7 +303,9 @@ async fn with_keys_any_host_reaches_authentication() {
     assert_eq!(status, 401);
     let (status, _, body) = raw(
         gw.port,
-        &format!("GET /v1/models HTTP/1.1\r\nHost: gateway.example.com\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET /v1/models HTTP/1.1\r\nHost: gateway.example.com\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+        ),
     );
     assert_eq!(status, 200, "{body}");
 }
@@ -324,10 +341,32 @@ async fn http2_authority_is_checked() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "evil.test".to_owned()]).unwrap();
     std::fs::write(certs.path().join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(certs.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
-    let gw = Gateway::start(&yaml(&json!({"endpoints": [mock("chat")], "aigw": {
-        "tls": {"cert": certs.path().join("cert.pem"), "key": certs.path().join("key.pem")}}})))
+    // Started by hand: the harness waits for plain HTTP, and this listener speaks TLS only
+    // (readiness is read on a plain health-only listener).
+    let (port, health) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.yaml");
+    std::fs::write(
+        &file,
+        yaml(&json!({"endpoints": [mock("chat")], "aigw": {
+            "tls": {"cert": certs.path().join("cert.pem"), "key": certs.path().join("key.pem")},
+            "health_listen": format!("127.0.0.1:{health}")}})),
+    )
+    .unwrap();
+    let _gw = common::KillOnDrop(
+        std::process::Command::new(common::binary())
+            .args(["--port", &port.to_string(), "--config-path"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_until_async(Duration::from_secs(20), "the gateway started", || async {
+        common::client().get(format!("http://127.0.0.1:{health}/health")).send().await.is_ok()
+    })
     .await;
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", gw.port).parse().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let client = reqwest::Client::builder()
         .no_proxy()
         .danger_accept_invalid_certs(true)
@@ -335,9 +374,9 @@ async fn http2_authority_is_checked() {
         .resolve("localhost", addr)
         .build()
         .unwrap();
-    let r = client.get(format!("https://evil.test:{}/health", gw.port)).send().await.unwrap();
+    let r = client.get(format!("https://evil.test:{port}/health")).send().await.unwrap();
     assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 421));
-    let r = client.get(format!("https://localhost:{}/health", gw.port)).send().await.unwrap();
+    let r = client.get(format!("https://localhost:{port}/health")).send().await.unwrap();
     assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 200));
 }
 
@@ -367,14 +406,30 @@ async fn preflight(gw: &Gateway, path: &str, origin: &str, method: &str, headers
     r.send().await.unwrap()
 }
 
-/// Without `aigw.cors`: no CORS header anywhere, and `OPTIONS` stays 405, preflight or not.
+/// Without `aigw.cors`: no CORS header anywhere, and `OPTIONS` is answered as before: 405
+/// (after authentication, when the gateway has keys: 401 without one), preflight or not.
 #[tokio::test]
 async fn without_cors_there_are_no_cors_headers() {
     let upstream = MockUpstream::start().await;
+    let open = Gateway::start(&yaml(&json!({"endpoints": [mock("chat")]}))).await;
+    let r = preflight(&open, "/v1/chat/completions", "http://127.0.0.1:3000", "POST", "content-type").await;
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(access_control(r.headers()).is_empty() && r.headers().get("vary").is_none(), "{:?}", r.headers());
     let mut config = cors_config(&upstream, Value::Null);
     config["aigw"].as_object_mut().unwrap().remove("cors");
     let gw = Gateway::start(&yaml(&config)).await;
     let r = preflight(&gw, "/v1/chat/completions", "http://127.0.0.1:3000", "POST", "authorization,content-type").await;
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(access_control(r.headers()).is_empty(), "{:?}", r.headers());
+    let r = gw
+        .client
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", "http://127.0.0.1:3000")
+        .header("access-control-request-method", "POST")
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert!(access_control(r.headers()).is_empty(), "{:?}", r.headers());
     let r = gw
@@ -400,7 +455,8 @@ async fn cors_preflights_and_answers() {
     let upstream = MockUpstream::start().await;
     openai_upstream(&upstream);
     let app = "https://app.example.com";
-    let gw = Gateway::start(&yaml(&cors_config(&upstream, json!({"allow_origins": [app, "http://localhost:3000"]})))).await;
+    let gw =
+        Gateway::start(&yaml(&cors_config(&upstream, json!({"allow_origins": [app, "http://localhost:3000"]})))).await;
 
     let r = preflight(&gw, "/v1/chat/completions", app, "POST", "authorization,content-type").await;
     assert_eq!(r.status().as_u16(), 204);
@@ -426,20 +482,36 @@ async fn cors_preflights_and_answers() {
     ] {
         let r = preflight(&gw, "/v1/chat/completions", origin, method, headers).await;
         assert_eq!(r.status().as_u16(), 403, "{origin} {method} {headers}");
-        let allow: Vec<_> = access_control(r.headers()).into_iter().filter(|k| k.starts_with("access-control-allow")).collect();
+        let allow: Vec<_> =
+            access_control(r.headers()).into_iter().filter(|k| k.starts_with("access-control-allow")).collect();
         assert!(allow.is_empty(), "{origin} {method} {headers}: {allow:?}");
         let body: Value = r.json().await.unwrap();
         assert!(body["error"]["message"].as_str().unwrap().contains(why), "{body}");
     }
     // OPTIONS that is not a preflight stays 405.
-    let r = gw.client.request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions")).header("origin", app).send().await.unwrap();
+    let r = gw
+        .client
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", app)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(counter(&gw, "aigw_rejected_total{reason=\"cors_preflight\"}").await, 5);
 
     // Actual answers carry the origin and the exposed headers.
     let exposed = |h: &reqwest::header::HeaderMap| h["access-control-expose-headers"].to_str().unwrap().to_owned();
     let ask = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
-    let r = gw.client.post(gw.url("/v1/chat/completions")).header("origin", app).bearer_auth(KEY).json(&ask).send().await.unwrap();
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", app)
+        .bearer_auth(KEY)
+        .json(&ask)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["access-control-allow-origin"], app);
     for name in ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] {
@@ -452,14 +524,30 @@ async fn cors_preflights_and_answers() {
     // 429 (the second call of a limit of one), with its headers exposed.
     let limited = json!({"model": "limited", "messages": [{"role": "user", "content": "hi"}]});
     for expected in [200, 429] {
-        let r = gw.client.post(gw.url("/v1/chat/completions")).header("origin", app).bearer_auth(KEY).json(&limited).send().await.unwrap();
+        let r = gw
+            .client
+            .post(gw.url("/v1/chat/completions"))
+            .header("origin", app)
+            .bearer_auth(KEY)
+            .json(&limited)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), expected);
         assert_eq!(r.headers()["access-control-allow-origin"], app);
         assert!(r.headers().contains_key("x-ratelimit-remaining"));
     }
     // A stream.
     let stream = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let r = gw.client.post(gw.url("/v1/chat/completions")).header("origin", app).bearer_auth(KEY).json(&stream).send().await.unwrap();
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", app)
+        .bearer_auth(KEY)
+        .json(&stream)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], app);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     assert!(r.text().await.unwrap().contains("[DONE]"));
@@ -474,11 +562,26 @@ async fn cors_preflights_and_answers() {
         pieces: vec![(b"{}".to_vec(), Duration::ZERO)],
         chunked: false,
     });
-    let r = gw.client.get(gw.url("/gateway/proxy/paid/models")).header("origin", "https://evil.example").bearer_auth(KEY).send().await.unwrap();
+    let r = gw
+        .client
+        .get(gw.url("/gateway/proxy/paid/models"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(access_control(r.headers()).is_empty(), "the upstream's '*' is not relayed: {:?}", r.headers());
     // Another origin: no CORS header, only Vary.
-    let r = gw.client.post(gw.url("/v1/chat/completions")).header("origin", "https://evil.example").bearer_auth(KEY).json(&ask).send().await.unwrap();
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(KEY)
+        .json(&ask)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(access_control(r.headers()).is_empty(), "{:?}", r.headers());
     assert!(r.headers()["vary"].to_str().unwrap().contains("Origin"));
@@ -489,8 +592,19 @@ async fn cors_preflights_and_answers() {
 #[tokio::test]
 async fn any_origin_and_credentials() {
     let upstream = MockUpstream::start().await;
-    let gw = Gateway::start(&yaml(&cors_config(&upstream, json!({"allow_origins": ["*"], "allow_headers": ["*"], "max_age_s": 60})))).await;
-    let r = preflight(&gw, "/v1/messages", "https://anything.example", "POST", "x-api-key,anthropic-version,x-stainless-os").await;
+    let gw = Gateway::start(&yaml(&cors_config(
+        &upstream,
+        json!({"allow_origins": ["*"], "allow_headers": ["*"], "max_age_s": 60}),
+    )))
+    .await;
+    let r = preflight(
+        &gw,
+        "/v1/messages",
+        "https://anything.example",
+        "POST",
+        "x-api-key,anthropic-version,x-stainless-os",
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     assert_eq!(r.headers()["access-control-allow-headers"], "x-api-key,anthropic-version,x-stainless-os");
@@ -502,24 +616,44 @@ async fn any_origin_and_credentials() {
     let r = preflight(&gw, "/v1/chat/completions", "https://app.example.com", "POST", "content-type").await;
     assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    let r = gw.client.get(gw.url("/v1/models")).header("origin", "https://app.example.com").bearer_auth(KEY).send().await.unwrap();
+    let r = gw
+        .client
+        .get(gw.url("/v1/models"))
+        .header("origin", "https://app.example.com")
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert_eq!(r.headers()["access-control-expose-headers"], "x-request-id, server-timing");
+    assert_eq!(
+        r.headers()["access-control-expose-headers"],
+        "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after, server-timing",
+        "the configured headers come after the ones always exposed, without repeats"
+    );
 
     // Refused at load.
     let dir = tempfile::tempdir().unwrap();
     for (cors, field, says) in [
-        (json!({"allow_origins": ["*"], "allow_credentials": true}), "aigw.cors.allow_credentials", "cannot be combined"),
+        (
+            json!({"allow_origins": ["*"], "allow_credentials": true}),
+            "aigw.cors.allow_credentials",
+            "cannot be combined",
+        ),
         (json!({"allow_origins": ["https://app.example.com/"]}), "aigw.cors.allow_origins", "without a path"),
         (json!({"allow_origins": ["null"]}), "aigw.cors.allow_origins", "null"),
         (json!({"allow_origins": []}), "aigw.cors.allow_origins", "at least one"),
         (json!({"allow_origins": ["*", "https://a.example"]}), "aigw.cors.allow_origins", "alone"),
-        (json!({"allow_origins": ["https://a.example"], "allow_headers": ["bad header"]}), "aigw.cors.allow_headers", "header name"),
+        (
+            json!({"allow_origins": ["https://a.example"], "allow_headers": ["bad header"]}),
+            "aigw.cors.allow_headers",
+            "header name",
+        ),
         (json!({"allow_origins": ["https://a.example"], "max_age": 5}), "aigw.cors.max_age", "unknown setting"),
     ] {
         let file = dir.path().join("g.yaml");
         std::fs::write(&file, yaml(&json!({"endpoints": [mock("chat")], "aigw": {"cors": cors}}))).unwrap();
-        let out = std::process::Command::new(common::binary()).arg("-t").arg("--config-path").arg(&file).output().unwrap();
+        let out =
+            std::process::Command::new(common::binary()).arg("-t").arg("--config-path").arg(&file).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{cors}: {err}");
         assert!(err.contains(field) && err.contains(says), "{cors}: {err}");
@@ -537,20 +671,30 @@ async fn cors_hot_reloads() {
         let gw = &gw;
         async move { preflight(gw, "/v1/chat/completions", origin, "POST", "content-type").await.status().as_u16() }
     };
-    assert_eq!(status("https://a.example").await, 405);
+    // Without aigw.cors a preflight is an unauthenticated OPTIONS: 401 on this gateway with keys.
+    assert_eq!(status("https://a.example").await, 401);
     let write = |cors: Value| {
         let mut c = config.clone();
         c["aigw"]["cors"] = cors;
         std::fs::write(&gw.config_path, yaml(&c)).unwrap();
     };
     write(json!({"allow_origins": ["https://a.example"]}));
-    common::wait_until_async(Duration::from_secs(20), "cors added", || async { status("https://a.example").await == 204 }).await;
+    common::wait_until_async(Duration::from_secs(20), "cors added", || async {
+        status("https://a.example").await == 204
+    })
+    .await;
     assert_eq!(status("https://b.example").await, 403);
     write(json!({"allow_origins": ["https://b.example"]}));
-    common::wait_until_async(Duration::from_secs(20), "cors changed", || async { status("https://b.example").await == 204 }).await;
+    common::wait_until_async(Duration::from_secs(20), "cors changed", || async {
+        status("https://b.example").await == 204
+    })
+    .await;
     assert_eq!(status("https://a.example").await, 403);
     std::fs::write(&gw.config_path, yaml(&config)).unwrap();
-    common::wait_until_async(Duration::from_secs(20), "cors removed", || async { status("https://b.example").await == 405 }).await;
+    common::wait_until_async(Duration::from_secs(20), "cors removed", || async {
+        status("https://b.example").await == 401
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +730,11 @@ return {{
 
     let seen = listed.run(&script).await;
     let chat = &seen["chat"];
-    assert_eq!((chat["ok"].as_bool(), chat["status"].as_u64(), chat["type"].as_str()), (Some(true), Some(200), Some("cors")), "{seen}");
+    assert_eq!(
+        (chat["ok"].as_bool(), chat["status"].as_u64(), chat["type"].as_str()),
+        (Some(true), Some(200), Some("cors")),
+        "{seen}"
+    );
     let answer: Value = serde_json::from_str(chat["body"].as_str().unwrap()).unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], "hello from the gateway", "{answer}");
     assert_eq!(chat["headers"]["x-request-id"].as_str().map(str::len), Some(32), "the request id is exposed: {chat}");
@@ -595,7 +743,10 @@ return {{
     assert_eq!(seen["models"]["status"], 200, "{seen}");
     let no_key = &seen["no_key"];
     assert_eq!(no_key["status"], 401, "the 401 is readable: {seen}");
-    assert_eq!(serde_json::from_str::<Value>(no_key["body"].as_str().unwrap()).unwrap()["error"]["type"], "authentication_error");
+    assert_eq!(
+        serde_json::from_str::<Value>(no_key["body"].as_str().unwrap()).unwrap()["error"]["type"],
+        "authentication_error"
+    );
     let (first, second) = (&seen["limited"][0], &seen["limited"][1]);
     assert_eq!((first["status"].as_u64(), second["status"].as_u64()), (Some(200), Some(429)), "{seen}");
     assert_eq!(first["headers"]["x-ratelimit-remaining"], "0", "the rate-limit headers are exposed: {first}");
@@ -610,7 +761,10 @@ return {{
         assert!(seen[name]["error"].as_str().unwrap().contains("TypeError"), "{name}: {seen}");
     }
     assert_eq!(upstream.requests().len(), 1, "nothing more reached the provider");
-    assert!(counter(&gw, "aigw_rejected_total{reason=\"cors_preflight\"}").await >= 5, "the preflights arrived and were refused");
+    assert!(
+        counter(&gw, "aigw_rejected_total{reason=\"cors_preflight\"}").await >= 5,
+        "the preflights arrived and were refused"
+    );
 }
 
 /// A page cannot make an unauthenticated gateway on loopback call its provider: the requests
@@ -640,13 +794,23 @@ return {{
     );
     let seen = page.run(&script).await;
     for name in ["text_plain", "no_type", "form", "proxy"] {
-        assert_eq!((seen[name]["ok"].as_bool(), seen[name]["type"].as_str()), (Some(true), Some("opaque")), "{name} was sent: {seen}");
+        assert_eq!(
+            (seen[name]["ok"].as_bool(), seen[name]["type"].as_str()),
+            (Some(true), Some("opaque")),
+            "{name} was sent: {seen}"
+        );
     }
     assert_eq!(seen["json"]["ok"], false, "{seen}");
     assert!(upstream.requests().is_empty(), "the page reached the provider: {:?}", upstream.requests());
-    assert_eq!(counter(&gw, "aigw_rejected_total{reason=\"content_type\"}").await, 4, "the four simple requests arrived and were refused");
+    assert_eq!(
+        counter(&gw, "aigw_rejected_total{reason=\"content_type\"}").await,
+        4,
+        "the four simple requests arrived and were refused"
+    );
     // The same call as JSON from a program is served: the refusals above are about the browser's request.
-    let (status, _) = gw.post("/v1/chat/completions", &json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (status, _) = gw
+        .post("/v1/chat/completions", &json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(upstream.requests().len(), 1);
 }
