@@ -42,7 +42,7 @@ pub fn is_json(value: &[u8]) -> bool {
     let Some(slash) = essence.iter().position(|b| *b == b'/') else { return false };
     let (main, sub) = (essence[..slash].trim_ascii(), essence[slash + 1..].trim_ascii());
     main.eq_ignore_ascii_case(b"application")
-        && (sub.eq_ignore_ascii_case(b"json") || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
+        && (sub.eq_ignore_ascii_case(b"json") || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// Whether the request's body is declared JSON.
@@ -272,6 +272,7 @@ mod tests {
             "application",
             "application/",
             "application/xjson",
+            "application/+json",
         ] {
             assert!(!is_json(no.as_bytes()), "{no}");
         }

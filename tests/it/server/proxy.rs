@@ -180,16 +180,17 @@ async fn upstream_failures_are_json_errors() {
         content_type: "text/event-stream".into(),
         pieces: vec![sse_piece(0)],
     });
-    let r = gw
-        .client
-        .post(gw.url("/gateway/proxy/chat/chat/completions"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.bytes().await.is_err(), "the cut is visible to the client, not passed off as a whole body");
+    // Pingora may still hold the answer's head in its write buffer when the upstream resets,
+    // so the cut shows either as a connection closed before the head or as a short body;
+    // never as a whole answer.
+    let url = gw.url("/gateway/proxy/chat/chat/completions");
+    match gw.client.post(url).header("content-type", "application/json").body("{}").send().await {
+        Ok(r) => {
+            assert_eq!(r.status(), 200);
+            assert!(r.bytes().await.is_err(), "the cut is visible to the client, not passed off as a whole body");
+        }
+        Err(e) => assert!(e.is_request() || e.is_body(), "a closed connection, not another failure: {e}"),
+    }
     // Bedrock signs requests over their body: not proxied.
     let (status, body) = gw.post("/gateway/proxy/bedrock/model/x/invoke", &json!({})).await;
     assert_eq!(status, 400);
