@@ -8,9 +8,10 @@
 //!   CORS preflight) only with a "simple" content type: `text/plain`,
 //!   `application/x-www-form-urlencoded`, `multipart/form-data`, or none. Invocation bodies
 //!   must therefore be declared JSON (`application/json`, or any `application/*+json`,
-//!   parameters such as `charset` allowed, case-insensitive), as FastAPI requires for MLflow:
-//!   anything else is refused before any upstream call, with MLflow's 422 on MLflow's routes
-//!   and 415 in the client API's shape elsewhere ([`invocation_refusal`]). The raw proxy route
+//!   parameters such as `charset` allowed, case-insensitive); anything else, no content type
+//!   included (docs/mlflow-compat.md#fix-14), is refused before any upstream call, with
+//!   MLflow's 422 on MLflow's routes and 415 in the client API's shape elsewhere
+//!   ([`invocation_refusal`]). The raw proxy route
 //!   never reads its bodies, so there a POST, PUT or PATCH must be declared JSON whatever its
 //!   body ([`proxy_refusal`]), unless the endpoint sets `proxy_any_content_type: true`.
 //! * **CORS** (`aigw.cors`): preflights answered per the Fetch standard ([`preflight`]), and
