@@ -127,7 +127,8 @@ async fn route(
         Match::NotFound => return Response::Error(GatewayError::not_found()),
     };
     // A CORS preflight carries no credentials: answered before authentication, when
-    // aigw.cors is set (without it, OPTIONS is refused like any other method: 405).
+    // aigw.cors is set (without it, OPTIONS goes on like any request: 401 without a key where
+    // keys are configured, then 405).
     if let Some(cors) = &config.settings.cors
         && role == Listener::Main
         && browser::is_preflight(&session.req_header().method, &session.req_header().headers)
