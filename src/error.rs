@@ -104,6 +104,8 @@ pub enum ErrorKind {
     /// The client closed its connection before the answer was complete (recorded as status
     /// 499; nothing can be sent).
     ClientClosed,
+    /// The request names a host this gateway does not serve (421; docs/security.md, "Hosts").
+    Misdirected,
 }
 
 impl ErrorKind {
@@ -114,7 +116,8 @@ impl ErrorKind {
             | ErrorKind::InvalidRequest
             | ErrorKind::NotFound
             | ErrorKind::MethodNotAllowed
-            | ErrorKind::TooLarge => "invalid_request_error",
+            | ErrorKind::TooLarge
+            | ErrorKind::Misdirected => "invalid_request_error",
             ErrorKind::RateLimited => "rate_limit_error",
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Forbidden => "permission_error",
@@ -145,6 +148,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
             ErrorKind::ClientClosed => "client_closed",
+            ErrorKind::Misdirected => "misdirected",
         }
     }
 }
@@ -168,6 +172,12 @@ pub enum Reject {
     /// Limits or budgets could not be checked: `aigw.shared_state` failed and its
     /// `on_unavailable` is `deny`.
     SharedStateUnavailable,
+    /// An invocation body not declared JSON (docs/security.md, "Content types").
+    ContentType,
+    /// A CORS preflight `aigw.cors` does not allow.
+    CorsPreflight,
+    /// A `Host` this gateway does not serve (docs/security.md, "Hosts").
+    HostNotAllowed,
 }
 
 impl Reject {
@@ -181,6 +191,9 @@ impl Reject {
             Reject::ConcurrencyLimit => "concurrency_limit",
             Reject::ResponseTooLarge => "response_too_large",
             Reject::SharedStateUnavailable => "shared_state_unavailable",
+            Reject::ContentType => "content_type",
+            Reject::CorsPreflight => "cors_preflight",
+            Reject::HostNotAllowed => "host_not_allowed",
         }
     }
 }
@@ -360,7 +373,7 @@ impl GatewayError {
     /// Anthropic's `error.type` for an answer with `status`.
     pub fn anthropic_type(status: u16) -> &'static str {
         match status {
-            400 | 405 | 408 | 415 | 422 => "invalid_request_error",
+            400 | 405 | 408 | 415 | 421 | 422 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",

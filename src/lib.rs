@@ -10,6 +10,7 @@
 //! * [`limits`]: call and token quotas, dollar budgets (reserve, then settle), concurrency caps; in process or shared in Redis;
 //! * [`reload`]: hot reload of the YAML;
 //! * [`auth`], [`audit`], [`metrics`], [`tls`]: keys, the audit log, Prometheus, inbound TLS;
+//! * [`browser`]: what web pages may do (content types, CORS, the Host check);
 //! * [`schema`]: MLflow's unified request/response schemas;
 //! * [`providers`]: one module per provider (translation + tests);
 //! * [`framing`]: upstream stream framings (SSE, NDJSON, AWS event stream) and the stream
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod error;

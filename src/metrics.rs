@@ -14,7 +14,7 @@
 //! | `aigw_shared_state_errors_total` | counter (failed calls to `aigw.shared_state`; `reset`: Redis came back empty) | `kind` (`timeout`, `connection`, `server`, `reset`) |
 //! | `aigw_rate_limited_total` | counter | `endpoint` |
 //! | `aigw_auth_rejected_total` | counter | `reason` (`missing_key`, `invalid_key`, `forbidden`) |
-//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `header_timeout`, `bad_request`, `refused_request`, `too_many_connections`, `response_too_large`, `shared_state_unavailable`) |
+//! | `aigw_rejected_total` | counter | `reason` (`body_too_large`, `header_too_large`, `too_many_inflight`, `concurrency_limit`, `read_timeout`, `header_timeout`, `bad_request`, `refused_request`, `too_many_connections`, `response_too_large`, `shared_state_unavailable`, `content_type`, `cors_preflight`, `host_not_allowed`) |
 //! | `aigw_inflight_requests` | gauge | |
 //! | `aigw_connections` | gauge (open client connections) | |
 //! | `aigw_config_reloads_total` | counter | `outcome` (`ok`, `rejected`) |

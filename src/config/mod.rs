@@ -39,8 +39,8 @@ pub use fields::{ConfigMap, FieldError};
 pub use provider_name::ProviderName;
 pub use secret::Secret;
 pub use settings::{
-    ApiKey, AuditSettings, AuthSettings, Budget, LimitSettings, MetricsSettings, OnUnavailable, Settings, SharedState,
-    TlsSettings,
+    ApiKey, AuditSettings, AuthSettings, Budget, CorsSettings, LimitSettings, MetricsSettings, OnUnavailable, Settings,
+    SharedState, TlsSettings,
 };
 pub use url::{BaseUrl, Origin};
 
@@ -219,6 +219,10 @@ pub struct Endpoint {
     /// endpoint's `timeout_s`, an aigw extension); `None`: `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`.
     /// Each retry and each fallback destination gets its own.
     pub timeout: Option<std::time::Duration>,
+    /// The raw proxy route forwards this endpoint's POST, PUT and PATCH bodies whatever their
+    /// content type (`proxy_any_content_type: true`, an aigw extension; docs/security.md,
+    /// "Content types"); by default only bodies declared JSON.
+    pub proxy_any_content_type: bool,
     /// Identity of this endpoint's quota counters: the name, the period and the scope (not the
     /// amounts), so a reload that keeps them keeps the count, and a changed amount applies to
     /// the count so far.
@@ -237,6 +241,7 @@ impl fmt::Debug for Endpoint {
             .field("defaults", &self.defaults)
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
+            .field("proxy_any_content_type", &self.proxy_any_content_type)
             .finish_non_exhaustive()
     }
 }
@@ -705,6 +710,11 @@ impl Loader {
                 }
             },
         };
+        let proxy_any_content_type = match map.get("proxy_any_content_type") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(self.err(entry, "proxy_any_content_type", "Input should be a valid boolean")),
+        };
         let limit_id: Arc<str> = match &limit {
             Some(l) => format!("{name}\u{0}{}/{:?}", l.period_secs, l.scope).into(),
             None => name.as_str().into(),
@@ -736,6 +746,7 @@ impl Loader {
             defaults,
             retry,
             timeout,
+            proxy_any_content_type,
             limit_id,
         })
     }

@@ -26,6 +26,13 @@
 //!     on_unavailable: deny            # or allow
 //!   budgets:
 //!     - {name: team-a, usd: 500, renewal_period: month, keys: [team-a], endpoints: [chat]}
+//!   cors:                             # browsers of these origins may read answers (docs/security.md)
+//!     allow_origins: [https://app.example.com]
+//!     allow_headers: [x-custom]       # added to the client APIs' own headers
+//!     expose_headers: [server-timing] # added to x-request-id, x-ratelimit-*, retry-after
+//!     max_age_s: 600
+//!     allow_credentials: false
+//!   allowed_hosts: [gateway.internal, "*.corp.example"]   # Host names served besides loopback
 //! ```
 
 use std::fmt;
@@ -66,6 +73,11 @@ pub struct Settings {
     pub shared_state: Option<SharedState>,
     /// Dollar budgets (`aigw.budgets`).
     pub budgets: Vec<Budget>,
+    /// Which web origins may read answers (`aigw.cors`); `None`: no CORS header is sent.
+    pub cors: Option<CorsSettings>,
+    /// Host names and addresses served besides loopback ones (`aigw.allowed_hosts`: lower
+    /// case, no trailing dot, IPv6 without brackets, `*.suffix` for any name under `suffix`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Environment variable MLflow reads for its rate-limit storage; a `redis://` or `rediss://`
@@ -167,6 +179,8 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             shared_state: None,
             budgets: Vec::new(),
+            cors: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -407,6 +421,23 @@ impl Settings {
                 return Err(m.error("budgets", "expected a list of {name, usd, renewal_period, keys, endpoints}"));
             }
         }
+        if let Some(c) = m.map("cors")? {
+            s.cors = Some(parse_cors(c)?);
+        }
+        if let Some(hosts) = m.string_list("allowed_hosts")? {
+            for host in hosts {
+                let normal = normalize_host(&host).ok_or_else(|| {
+                    m.error(
+                        "allowed_hosts",
+                        format!(
+                            "'{host}' is not a host name or address (give it without scheme, port or path; \
+                             *.example.com for every name under example.com)"
+                        ),
+                    )
+                })?;
+                s.allowed_hosts.push(normal);
+            }
+        }
         no_unknown(&m)?;
         Ok(s)
     }
@@ -539,6 +570,141 @@ fn parse_budget(index: usize, raw: &Value) -> Result<Budget, FieldError> {
     })
 }
 
+/// `aigw.cors` (docs/security.md, "CORS").
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsSettings {
+    /// Origins whose pages may read answers (`scheme://host[:port]`, lower case), unless
+    /// `any_origin`.
+    pub allow_origins: Vec<String>,
+    /// `allow_origins: ['*']`: every origin (never with credentials).
+    pub any_origin: bool,
+    /// Request headers a page may send besides [`CorsSettings::BASE_HEADERS`] (lower case).
+    pub allow_headers: Vec<String>,
+    /// `allow_headers: ['*']`: any request header.
+    pub any_header: bool,
+    /// The `Access-Control-Expose-Headers` value: [`CorsSettings::BASE_EXPOSED`] and the
+    /// configured `expose_headers`.
+    pub expose_headers: String,
+    /// How long a browser may cache a preflight's answer (`max_age_s`, default 600).
+    pub max_age_s: u64,
+    /// Whether pages may send cookies and HTTP authentication (`allow_credentials`).
+    pub allow_credentials: bool,
+}
+
+impl CorsSettings {
+    /// The request headers the client APIs themselves use, always allowed.
+    pub const BASE_HEADERS: &'static [&'static str] =
+        &["authorization", "content-type", "x-api-key", "anthropic-version", "anthropic-beta", "x-request-id"];
+    /// The answer headers always exposed to pages.
+    pub const BASE_EXPOSED: &'static str =
+        "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after";
+
+    /// Whether a page may send the request header `name` (any case).
+    pub fn allows_header(&self, name: &str) -> bool {
+        self.any_header
+            || Self::BASE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+            || self.allow_headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+}
+
+fn parse_cors(map: &Map<String, Value>) -> Result<CorsSettings, FieldError> {
+    let mut m = ConfigMap::new(map, "aigw.cors");
+    let origins = m.string_list("allow_origins")?.unwrap_or_default();
+    if origins.is_empty() {
+        return Err(m.error("allow_origins", "list at least one origin (https://app.example.com), or '*'"));
+    }
+    let any_origin = origins.iter().any(|o| o == "*");
+    if any_origin && origins.len() > 1 {
+        return Err(m.error("allow_origins", "'*' must stand alone"));
+    }
+    let mut allow_origins = Vec::new();
+    if !any_origin {
+        for origin in &origins {
+            let normal = normalize_origin(origin).ok_or_else(|| {
+                m.error(
+                    "allow_origins",
+                    format!(
+                        "'{origin}' is not an origin: give scheme://host[:port] without a path \
+                         (https://app.example.com); 'null' is never allowed"
+                    ),
+                )
+            })?;
+            allow_origins.push(normal);
+        }
+    }
+    let headers = m.string_list("allow_headers")?.unwrap_or_default();
+    let any_header = headers.iter().any(|h| h == "*");
+    let mut allow_headers = Vec::new();
+    for h in headers.iter().filter(|h| *h != "*") {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err(m.error("allow_headers", format!("'{h}' is not a header name")));
+        }
+        allow_headers.push(h.to_ascii_lowercase());
+    }
+    let mut expose_headers = CorsSettings::BASE_EXPOSED.to_owned();
+    for h in m.string_list("expose_headers")?.unwrap_or_default() {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err(m.error("expose_headers", format!("'{h}' is not a header name")));
+        }
+        let h = h.to_ascii_lowercase();
+        if !expose_headers.split(", ").any(|e| e == h) {
+            expose_headers.push_str(", ");
+            expose_headers.push_str(&h);
+        }
+    }
+    let max_age_s = m.u64("max_age_s")?.unwrap_or(600);
+    if max_age_s > 86_400 {
+        return Err(m.error("max_age_s", "must be at most 86400"));
+    }
+    let allow_credentials = m.bool("allow_credentials")?.unwrap_or(false);
+    if allow_credentials && any_origin {
+        return Err(m.error(
+            "allow_credentials",
+            "cannot be combined with allow_origins: ['*'] (browsers refuse it); list the origins",
+        ));
+    }
+    no_unknown(&m)?;
+    Ok(CorsSettings {
+        allow_origins,
+        any_origin,
+        allow_headers,
+        any_header,
+        expose_headers,
+        max_age_s,
+        allow_credentials,
+    })
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, lower case; `None` for anything else
+/// (a path, even `/`; userinfo; `null`, which sandboxed pages and local files share).
+fn normalize_origin(origin: &str) -> Option<String> {
+    let o = origin.trim().to_ascii_lowercase();
+    let (scheme, rest) = o.split_once("://")?;
+    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let rest_ok =
+        !rest.is_empty() && !rest.bytes().any(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || b.is_ascii_whitespace());
+    (scheme_ok && rest_ok).then_some(o)
+}
+
+/// Normalise an `aigw.allowed_hosts` entry: lower case, no trailing dot, an IPv6 address
+/// without brackets; `*.suffix` kept as `*.suffix`. `None` for something that is not a bare
+/// host (a scheme, a port, a path).
+pub fn normalize_host(entry: &str) -> Option<String> {
+    let e = entry.trim().to_ascii_lowercase();
+    let e = e.strip_suffix('.').unwrap_or(&e);
+    let bare = e.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(e);
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Some(bare.to_owned());
+    }
+    let name = e.strip_prefix("*.").unwrap_or(e);
+    let valid = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    valid.then(|| e.to_owned())
+}
+
 fn no_unknown(m: &ConfigMap<'_>) -> Result<(), FieldError> {
     match m.unread().next() {
         Some((key, _)) => Err(m.error(key, "unknown setting")),
@@ -639,6 +805,37 @@ mod tests {
 
     fn parse(v: Value) -> Result<Settings, FieldError> {
         Settings::parse(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn cors_and_hosts() {
+        let s = parse(json!({"cors": {"allow_origins": ["HTTPS://App.Example.com", "http://localhost:3000"],
+                                      "allow_headers": ["X-Custom"], "expose_headers": ["Server-Timing", "x-request-id"]},
+                             "allowed_hosts": ["Gateway.Internal.", "[FD00::1]", "*.Corp.Example"]}))
+        .unwrap();
+        let cors = s.cors.unwrap();
+        assert_eq!(cors.allow_origins, ["https://app.example.com", "http://localhost:3000"]);
+        assert!(
+            cors.allows_header("x-custom") && cors.allows_header("Authorization") && !cors.allows_header("x-other")
+        );
+        assert_eq!(cors.expose_headers, format!("{}, server-timing", CorsSettings::BASE_EXPOSED));
+        assert_eq!((cors.max_age_s, cors.allow_credentials, cors.any_origin), (600, false, false));
+        assert_eq!(s.allowed_hosts, ["gateway.internal", "fd00::1", "*.corp.example"]);
+        for (bad, field) in [
+            (json!({"cors": {"allow_origins": ["*"], "allow_credentials": true}}), "aigw.cors.allow_credentials"),
+            (json!({"cors": {"allow_origins": ["https://a.example/"]}}), "aigw.cors.allow_origins"),
+            (json!({"cors": {"allow_origins": ["null"]}}), "aigw.cors.allow_origins"),
+            (json!({"cors": {"allow_origins": []}}), "aigw.cors.allow_origins"),
+            (json!({"cors": {"allow_origins": ["*", "https://a.example"]}}), "aigw.cors.allow_origins"),
+            (json!({"cors": {"allow_origins": ["*"], "allow_headers": ["a b"]}}), "aigw.cors.allow_headers"),
+            (json!({"cors": {"allow_origins": ["*"], "max_age_s": 100000}}), "aigw.cors.max_age_s"),
+            (json!({"allowed_hosts": ["x:5000"]}), "aigw.allowed_hosts"),
+        ] {
+            assert_eq!(parse(bad.clone()).unwrap_err().field, field, "{bad}");
+        }
+        for bad in ["https://x", "x:5000", "x/y", "", "*", "*.", "a..b", "user@x"] {
+            assert_eq!(normalize_host(bad), None, "{bad}");
+        }
     }
 
     #[test]

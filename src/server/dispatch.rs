@@ -12,6 +12,7 @@ use super::{RequestCtx, State};
 use crate::api::operations::{Match, Operation, match_path};
 use crate::api::{Reply, rest};
 use crate::auth;
+use crate::browser;
 use crate::config::ApiKey;
 use crate::error::{ErrorKind, Family, GatewayError, Reject};
 use crate::snapshot::Snapshot;
@@ -49,6 +50,9 @@ pub async fn handle(
 ) -> WriteResult {
     let family = Family::of_path(session.req_header().uri.path());
     ctx.family = Some(family);
+    if let Some(cors) = &snapshot.config.settings.cors {
+        ctx.cors_origin = browser::allowed_origin(cors, &session.req_header().headers);
+    }
     #[cfg(debug_assertions)]
     if session.req_header().headers.contains_key("x-aigw-test-panic") {
         // Test builds only: proves panics are contained and their payload is not logged. The
@@ -77,6 +81,15 @@ async fn route(
     inflight: usize,
 ) -> Response {
     let config = &snapshot.config;
+    // DNS rebinding: a gateway without keys on loopback serves only requests naming a
+    // loopback host (or one of aigw.allowed_hosts); docs/security.md, "Hosts".
+    let settings = &config.settings;
+    if (!settings.allowed_hosts.is_empty() || (settings.auth.keys.is_empty() && !state.public))
+        && let Err(e) = browser::check_host(session.req_header(), &settings.allowed_hosts)
+    {
+        ctx.cors_origin = None;
+        return Response::Refusal(e);
+    }
     // Protective limits first: they cost nothing to check.
     let limits = &config.settings.limits;
     if let Some(max) = limits.max_inflight
@@ -113,6 +126,22 @@ async fn route(
         }
         Match::NotFound => return Response::Error(GatewayError::not_found()),
     };
+    // A CORS preflight carries no credentials: answered before authentication, when
+    // aigw.cors is set (without it, OPTIONS goes on like any request: 401 without a key where
+    // keys are configured, then 405).
+    if let Some(cors) = &config.settings.cors
+        && role == Listener::Main
+        && browser::is_preflight(&session.req_header().method, &session.req_header().headers)
+    {
+        return match browser::preflight(cors, &session.req_header().headers, operation.allow()) {
+            Ok(reply) => Response::Reply(reply),
+            Err(e) => {
+                // A refused preflight carries no Access-Control-Allow-* header: the browser stops.
+                ctx.cors_origin = None;
+                Response::Error(e)
+            }
+        };
+    }
     let open = match (role, operation) {
         (Listener::HealthOnly, Operation::Health) | (Listener::MetricsOnly, Operation::Metrics | Operation::Usage) => {
             true

@@ -156,6 +156,9 @@ pub struct RequestCtx {
     pub api_key: Option<String>,
     /// The configuration snapshot the request started with (its audit line follows it too).
     pub snapshot: Option<Arc<Snapshot>>,
+    /// The `Access-Control-Allow-Origin` of the answer, when `aigw.cors` lets the request's
+    /// `Origin` read it.
+    pub cors_origin: Option<http::HeaderValue>,
     inflight: Option<InflightGuard>,
 }
 
@@ -267,9 +270,20 @@ impl ProxyHttp for GatewayProxy {
         ctx.streamed = content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         ctx.usage_tap =
             Some(proxy::UsageTap::for_content_type(content_type.and_then(|v| v.to_str().ok()).unwrap_or("")));
+        // The gateway's own CORS rules, never the upstream's (docs/security.md, "CORS").
+        let foreign = |h: &pingora::http::ResponseHeader| {
+            h.headers.keys().find(|k| k.as_str().starts_with("access-control-")).cloned()
+        };
+        while let Some(name) = foreign(upstream_response) {
+            upstream_response.remove_header(&name);
+        }
         let ours = write::base_header(ctx.status, 0, ctx)?;
         for (name, value) in ours.headers.iter() {
-            upstream_response.insert_header(name.clone(), value.clone())?;
+            if name == http::header::VARY {
+                upstream_response.append_header(name.clone(), value.clone())?;
+            } else {
+                upstream_response.insert_header(name.clone(), value.clone())?;
+            }
         }
         Ok(())
     }

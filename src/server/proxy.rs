@@ -27,6 +27,7 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use super::{RequestCtx, State};
+use crate::browser;
 use crate::config::{ApiKey, Origin};
 use crate::error::GatewayError;
 use crate::framing::sse::SseParser;
@@ -64,6 +65,12 @@ pub async fn plan(
     let config = &snapshot.config;
     let endpoint = config.endpoint(endpoint_name).ok_or_else(GatewayError::not_found)?;
     super::invoke::allowed(state, key, &endpoint.name)?;
+    // Its body is never read: a method that carries one must declare JSON, unless the
+    // endpoint opts out (docs/security.md, "Content types").
+    let req = session.req_header();
+    if browser::proxy_checks(&req.method) && !endpoint.proxy_any_content_type && !browser::declares_json(req) {
+        return Err(browser::proxy_refusal(req.headers.get(http::header::CONTENT_TYPE)));
+    }
     ctx.target = Some(endpoint.name.clone());
     ctx.endpoint = Some(endpoint.name.clone());
     ctx.provider = Some(endpoint.provider_name.as_str());

@@ -122,8 +122,19 @@ async fn error(
 }
 
 pub(super) fn base_header(status: u16, extra: usize, ctx: &RequestCtx) -> pingora::Result<ResponseHeader> {
-    let mut h = ResponseHeader::build(status, Some(10 + extra))?;
+    let mut h = ResponseHeader::build(status, Some(14 + extra))?;
     h.insert_header("x-request-id", &ctx.request_id)?;
+    if let Some(cors) = ctx.snapshot.as_deref().and_then(|s| s.config.settings.cors.as_ref()) {
+        // The answer depends on the Origin whenever aigw.cors is set (docs/security.md, "CORS").
+        h.insert_header(http::header::VARY, "Origin")?;
+        if let Some(origin) = &ctx.cors_origin {
+            h.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone())?;
+            h.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, cors.expose_headers.as_str())?;
+            if cors.allow_credentials {
+                h.insert_header(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true")?;
+            }
+        }
+    }
     if let Some(q) = &ctx.quota {
         h.insert_header("x-ratelimit-limit", q.limit)?;
         h.insert_header("x-ratelimit-remaining", q.remaining)?;

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["upstream", "framing"],
     &["providers"],
-    &["snapshot", "api", "auth", "limits", "routing", "audit"],
+    &["snapshot", "api", "auth", "browser", "limits", "routing", "audit"],
     &["server", "reload"],
 ];
 

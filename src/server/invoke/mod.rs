@@ -114,6 +114,14 @@ pub async fn run(
         Err(e) => return Response::Unread(e),
     };
     ctx.bytes_in = body.len();
+    // A body not declared JSON is what a web page may send to any origin without a preflight:
+    // refused, whatever it holds (docs/security.md, "Content types"). An empty body is left to
+    // the parser's own error.
+    if !body.is_empty() && !crate::browser::declares_json(session.req_header()) {
+        let content_type = session.req_header().headers.get(http::header::CONTENT_TYPE);
+        let family = ctx.family.unwrap_or(crate::error::Family::Native);
+        return Response::Error(crate::browser::invocation_refusal(family, content_type, &body));
+    }
 
     // 2. parse, 3. resolve
     let planned = match parse_and_resolve(session, state, config, key, invocation, &body) {

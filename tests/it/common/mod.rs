@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bedrock;
+pub mod chromium;
 pub mod fake;
 pub mod redis;
 pub mod replay;

@@ -43,7 +43,7 @@ async fn header_deadline_and_json_for_unreadable_requests() {
     .await;
     // Slowloris: one header byte every 200 ms keeps each read under Pingora's per-read timeout.
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    sock.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").unwrap();
+    sock.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     let mut trickle = sock.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle().take(100) {
@@ -66,7 +66,7 @@ async fn header_deadline_and_json_for_unreadable_requests() {
     // A kept-alive connection may sit idle between requests longer than the header deadline.
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let get = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let mut buf = [0u8; 4096];
     for round in 0..2 {
         if round == 1 {
@@ -83,7 +83,7 @@ async fn header_deadline_and_json_for_unreadable_requests() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(raw_body(&answer)["detail"].as_str().unwrap().contains("could not be read"), "{answer}");
     // ... and more than 256 headers on a /v1 path (OpenAI's shape).
-    let mut many = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n".to_vec();
+    let mut many = b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n".to_vec();
     for i in 0..300 {
         many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
     }
@@ -160,7 +160,7 @@ async fn idle_connections_are_closed() {
     assert!(closed_within(&mut silent), "an idle new connection was closed");
     // Idle after a request (Pingora alone would keep it forever).
     let mut used = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    used.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    used.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = [0u8; 1024];
     used.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let n = used.read(&mut buf).unwrap();

@@ -53,7 +53,7 @@ async fn protective_limits() {
     assert!(body["detail"].as_str().unwrap().contains("max_response_body"));
     // Slow body (slowloris): 408 after body_read_timeout.
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    sock.write_all(b"POST /endpoints/slow/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess").unwrap();
+    sock.write_all(b"POST /endpoints/slow/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut answer = String::new();
     let _ = sock.read_to_string(&mut answer);

@@ -64,7 +64,7 @@ async fn path_query_and_credentials_reach_the_provider() {
         .post(gw.url("/gateway/proxy/chat/files/upload?purpose=batch&x=1"))
         .header("authorization", "Bearer client-credential-not-forwarded")
         .header("x-api-key", "also-not-forwarded")
-        .header("content-type", "text/plain")
+        .header("content-type", "application/json; charset=utf-8")
         .body("raw body, not JSON")
         .send()
         .await
@@ -80,7 +80,7 @@ async fn path_query_and_credentials_reach_the_provider() {
     assert_eq!((sent.method.as_str(), sent.target.as_str()), ("POST", "/v1/files/upload?purpose=batch&x=1"));
     assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()), "the provider's key");
     assert!(sent.header("x-api-key").is_none());
-    assert_eq!(sent.header("content-type"), Some("text/plain"), "the client's content type");
+    assert_eq!(sent.header("content-type"), Some("application/json; charset=utf-8"), "the client's content type");
     assert_eq!(sent.body, b"raw body, not JSON", "the body untouched");
     let line = audit_line(&audit, "/gateway/proxy/chat/files/upload").await;
     assert_eq!((line["status"].as_u64(), line["endpoint"].as_str()), (Some(201), Some("chat")));
@@ -98,7 +98,14 @@ async fn a_50_mib_body_streams_through() {
     upstream.always_json(200, json!({"ok": true}));
     let (gw, _audit) = start(&upstream, json!({})).await;
     let body: Vec<u8> = (0..50 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let r = gw.client.put(gw.url("/gateway/proxy/chat/blobs/big")).body(body.clone()).send().await.unwrap();
+    let r = gw
+        .client
+        .put(gw.url("/gateway/proxy/chat/blobs/big"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "no size limit from buffering (max_request_body is 16 MiB)");
     let sent = upstream.last();
     assert_eq!(sent.body.len(), body.len());
@@ -176,7 +183,8 @@ async fn upstream_failures_are_json_errors() {
     // Pingora may still hold the answer's head in its write buffer when the upstream resets,
     // so the cut shows either as a connection closed before the head or as a short body;
     // never as a whole answer.
-    match gw.client.post(gw.url("/gateway/proxy/chat/chat/completions")).body("{}").send().await {
+    let url = gw.url("/gateway/proxy/chat/chat/completions");
+    match gw.client.post(url).header("content-type", "application/json").body("{}").send().await {
         Ok(r) => {
             assert_eq!(r.status(), 200);
             assert!(r.bytes().await.is_err(), "the cut is visible to the client, not passed off as a whole body");
@@ -210,7 +218,18 @@ async fn keys_and_limits_apply() {
     let post = |key: String| {
         let url = gw.url("/gateway/proxy/chat/x");
         let client = gw.client.clone();
-        async move { client.post(url).bearer_auth(key).body("{}").send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(post("wrong".into()).await, 401);
     assert_eq!(post(GATEWAY_KEY.into()).await, 403, "a key not allowed on the endpoint");
