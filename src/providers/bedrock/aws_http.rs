@@ -1,7 +1,7 @@
 //! The HTTP client the AWS SDK's credential providers (IMDS, the container endpoint, STS, SSO)
 //! send their calls through: aigw's own upstream client ([`Upstreams`]), so they share its
 //! connection pool, DNS cache, TLS roots and time limits, and no second HTTP or TLS stack is
-//! built into the binary (docs/architecture.md, "Credentials").
+//! built into the binary (docs/credentials.md).
 //!
 //! Each call gets one deadline: the connect and read timeouts the SDK asks for added up, or
 //! [`REFRESH_TIMEOUT`] when it names none. Bodies are capped at 1 MiB like every side call.

@@ -14,7 +14,7 @@
 //!    `service_account_impersonation.token_lifetime_seconds`, default 3600 s).
 //!
 //! Subject tokens from a program (`executable`) and from AWS (`environment_id`) are refused at
-//! load. Written here rather than taken from a crate (docs/architecture.md, "Credentials"):
+//! load. Written here rather than taken from a crate (docs/credentials.md):
 //! every call goes through aigw's upstream client like the other Vertex token calls.
 
 use std::time::{Duration, Instant, SystemTime};

@@ -720,7 +720,8 @@ async fn default_chain_ec2_instance_metadata() {
     let gw = start(&chain_config(&bedrock.url()), &imds_env(&imds)).await;
     assert!(imds.requests().is_empty(), "nothing is fetched at load");
 
-    let calls = (0..6).map(|i| gw.post(CHAT, &chat(&format!("hi {i}"))));
+    let bodies: Vec<Value> = (0..6).map(|i| chat(&format!("hi {i}"))).collect();
+    let calls = bodies.iter().map(|b| gw.post(CHAT, b));
     for (status, body) in futures_util::future::join_all(calls).await {
         assert_eq!(status, 200, "{body}");
     }
