@@ -70,8 +70,7 @@ impl HttpConnector for Connector {
             let req = to_upstream(&request).map_err(|e| ConnectorError::other(Box::new(e), None))?;
             let mut resp = upstreams.send(&req, None, timeout).await.map_err(connector_error)?;
             let body = resp.body(BODY_CAP).await.map_err(connector_error)?;
-            let status = StatusCode::try_from(resp.status)
-                .map_err(|e| ConnectorError::other(Box::new(e), None))?;
+            let status = StatusCode::try_from(resp.status).map_err(|e| ConnectorError::other(Box::new(e), None))?;
             let mut out = HttpResponse::new(status, SdkBody::from(body));
             for (name, value) in resp.headers() {
                 if let Ok(v) = value.to_str() {

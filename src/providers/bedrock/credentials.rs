@@ -18,13 +18,13 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_config::Region;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_config::Region;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -572,7 +572,8 @@ mod tests {
         assert_eq!(h.to_str().unwrap(), "Bearer BT");
         assert!(h.is_sensitive());
 
-        let env = env_of(&[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "SK"), ("AWS_BEARER_TOKEN_BEDROCK", "")]);
+        let env =
+            env_of(&[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "SK"), ("AWS_BEARER_TOKEN_BEDROCK", "")]);
         assert!(from_env(&env).unwrap().is_none(), "empty variables count as unset");
         assert!(from_env(&env_of(&[("AWS_BEARER_TOKEN_BEDROCK", "a\nb")])).is_err());
     }
@@ -582,7 +583,9 @@ mod tests {
     fn chain_errors() {
         let e = chain_error(&CredentialsError::not_loaded("no providers in chain provided credentials"));
         assert_eq!(e.status, 500);
-        assert!(e.message().starts_with("no AWS credentials found") && e.message().contains("AWS_WEB_IDENTITY_TOKEN_FILE"));
+        assert!(
+            e.message().starts_with("no AWS credentials found") && e.message().contains("AWS_WEB_IDENTITY_TOKEN_FILE")
+        );
         let e = chain_error(&CredentialsError::provider_error("the container endpoint answered 500"));
         assert_eq!(e.status, 502);
         assert!(e.message().contains("AWS credentials") && e.message().contains("answered 500"), "{}", e.message());

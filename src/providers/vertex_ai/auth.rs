@@ -515,7 +515,8 @@ pub(crate) mod tests {
             ("[1]", "not a JSON object"),
             (r#"{"type":"service_account","private_key":"x"}"#, "no 'client_email'"),
             (r#"{"type":"service_account","client_email":"a@b"}"#, "no 'private_key'"),
-            (r#"{"type":"external_account"}"#, "'external_account' are not supported"),
+            (r#"{"type":"external_account"}"#, "the external_account JSON has no 'audience'"),
+            (r#"{"type":"identity_pool_user"}"#, "'identity_pool_user' are not supported"),
             (r#"{"type":"authorized_user","client_id":"c","client_secret":"s"}"#, "no 'refresh_token'"),
         ];
         for (doc, want) in cases {

@@ -121,10 +121,9 @@ impl ExternalAccount {
                     None | Some(Value::Null) => {}
                     Some(Value::Object(h)) => {
                         for (name, value) in h {
-                            let (Ok(name), Some(value)) = (
-                                http::HeaderName::from_bytes(name.as_bytes()),
-                                value.as_str().and_then(secret_header),
-                            ) else {
+                            let (Ok(name), Some(value)) =
+                                (http::HeaderName::from_bytes(name.as_bytes()), value.as_str().and_then(secret_header))
+                            else {
                                 return Err(format!("credential_source.headers: '{name}' is not a usable header"));
                             };
                             headers.push((name, value));

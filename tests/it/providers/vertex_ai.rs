@@ -835,7 +835,8 @@ async fn external_account_url_sourced_json_with_impersonation() {
     let creds = external_account(&sts.url(), source, Some(&impersonation_url));
     let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({"vertex_credentials": creds}));
     let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
-    let (status, body) = gw.post("/v1/chat/completions", &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})).await;
+    let (status, body) =
+        gw.post("/v1/chat/completions", &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})).await;
     assert_eq!(status, 200, "{body}");
     check_exchange(&sts.mock.last(), SUBJECT);
     assert_eq!(iam.last().header("authorization"), Some("Bearer ya29.federated-1"));
@@ -878,7 +879,10 @@ async fn external_account_failures_are_clean_errors() {
     let (status, body) = gw.post("/endpoints/missing/invocations", &hi(false)).await;
     assert_eq!(status, 500, "{body}");
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.starts_with(&format!("Vertex AI: cannot read the subject token file '{}'", missing.display())), "{detail}");
+    assert!(
+        detail.starts_with(&format!("Vertex AI: cannot read the subject token file '{}'", missing.display())),
+        "{detail}"
+    );
 
     let (status, body) = gw.post("/endpoints/refused/invocations", &hi(false)).await;
     assert_eq!(status, 502, "{body}");
@@ -893,7 +897,11 @@ async fn external_account_failures_are_clean_errors() {
     let (status, body) = gw.post("/endpoints/denied/invocations", &hi(false)).await;
     assert_eq!(status, 502, "{body}");
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains("refused the federated token (HTTP 403: Permission 'iam.serviceAccounts.getAccessToken' denied"), "{detail}");
+    assert!(
+        detail
+            .contains("refused the federated token (HTTP 403: Permission 'iam.serviceAccounts.getAccessToken' denied"),
+        "{detail}"
+    );
 
     let (status, body) = gw.post("/endpoints/url/invocations", &hi(false)).await;
     assert_eq!(status, 502, "{body}");
@@ -1076,13 +1084,19 @@ fn configuration_errors() {
         (json!("/etc/no/such/sa.json"), "not JSON and names no file"),
         (json!("$VERTEX_UNSET_VAR"), "Environment variable 'VERTEX_UNSET_VAR' is not set"),
         (
-            json!(json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
-                         "credential_source": {"executable": {"command": "/bin/get-token"}}}).to_string()),
+            json!(
+                json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                         "credential_source": {"executable": {"command": "/bin/get-token"}}})
+                .to_string()
+            ),
             "'executable' (subject tokens from a program) is not supported",
         ),
         (
-            json!(json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
-                         "credential_source": {"environment_id": "aws1"}}).to_string()),
+            json!(
+                json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                         "credential_source": {"environment_id": "aws1"}})
+                .to_string()
+            ),
             "'environment_id' (subject tokens from AWS) is not supported",
         ),
     ];
