@@ -10,12 +10,15 @@
 //! * `{aws_access_key_id, aws_secret_access_key, aws_session_token?, aws_region?}`;
 //! * `{aws_region?}`: the default chain, resolved at first use (not at load): the environment
 //!   (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`), then
-//!   `AWS_BEARER_TOKEN_BEDROCK`, then the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`
-//!   or `~/.aws/credentials`, profile `AWS_PROFILE` or `default`). Instance (IMDS), container
-//!   (ECS/EKS), web-identity, SSO and `credential_process` sources are not supported.
+//!   `AWS_BEARER_TOKEN_BEDROCK`, then the AWS SDK's default chain (`aws-config`: profiles in the
+//!   shared config and credentials files with `source_profile`/`role_arn`, `credential_process`
+//!   and SSO; web identity; the ECS/EKS container endpoint; IMDSv2), its calls sent through
+//!   aigw's upstream client ([`super::aws_http`]) and its credentials renewed in the background
+//!   (docs/credentials.md).
 //!
 //! Secret values go through [`ConfigMap::secret`], so `$VAR`, `${VAR}` and files work.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::Region;
@@ -24,7 +27,6 @@ use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -253,56 +255,67 @@ impl Auth {
 /// config and credentials files with profiles (`source_profile`/`role_arn` chains,
 /// `credential_process`, SSO with its cached token), web identity (IRSA), the ECS/EKS container
 /// endpoint and the EC2 instance metadata service (IMDSv2). Resolved at first use, never at
-/// load; what it finds is kept in a [`TokenCache`] and renewed before it expires, by one call
-/// at a time while other requests are served the current credentials.
+/// load; what it finds is kept in a [`TokenCache`] and renewed before it expires in a
+/// background task, while requests are served the current credentials.
 #[derive(Debug)]
 pub struct ChainProvider {
     region: Option<String>,
-    cache: TokenCache<Resolved>,
+    cache: Arc<TokenCache<Resolved>>,
 }
 
 impl ChainProvider {
     /// A chain for an endpoint in `region` (the SDK looks for one itself when `None`).
     pub fn new(region: Option<String>) -> Self {
-        ChainProvider { region, cache: TokenCache::new("Amazon Bedrock", "default-chain credentials") }
+        ChainProvider { region, cache: Arc::new(TokenCache::new("Amazon Bedrock", "default-chain credentials")) }
     }
 
-    /// The chain's credentials, from the cache or a fresh resolution.
+    /// The chain's credentials: from the cache (renewed in the background when due), or
+    /// resolved while the caller waits when there are none yet or they are no longer usable.
     pub async fn resolve(&self, http: &Upstreams) -> Result<Resolved, GatewayError> {
-        self.cache.get(http.route_timeout, |timeout| self.fetch(http, timeout)).await
+        if let Some(fresh) = self.cache.fresh() {
+            return Ok(fresh);
+        }
+        let (region, http) = (self.region.clone(), http.clone());
+        let route_timeout = http.route_timeout;
+        self.cache.get_renewing_in_background(route_timeout, move |timeout| chain_fetch(region, http, timeout)).await
     }
+}
 
-    async fn fetch(&self, http: &Upstreams, timeout: Duration) -> Result<Fresh<Resolved>, GatewayError> {
-        if let Some(found) = from_env(&|k| std::env::var(k).ok())? {
-            return Ok(Fresh { value: found, lifetime: RECHECK });
-        }
-        // Built afresh for each resolution (a few per hour at most): rotated files and a
-        // changed SSO cache are read again, as the old hand-written chain did.
-        let mut conf = ProviderConfig::without_region().with_http_client(AwsHttp::new(http.clone()));
-        let mut chain = DefaultCredentialsChain::builder();
-        if let Some(r) = &self.region {
-            conf = conf.with_region(Some(Region::new(r.clone())));
-            chain = chain.region(Region::new(r.clone()));
-        }
-        let chain = chain.configure(conf).build().await;
-        let started = SystemTime::now();
-        let creds = match tokio::time::timeout(timeout, chain.provide_credentials()).await {
-            Err(_) => {
-                return Err(GatewayError::timeout(format!(
-                    "AWS credentials for Amazon Bedrock: the default credential chain found none within {} s",
-                    timeout.as_secs_f64()
-                )));
-            }
-            Ok(Err(e)) => return Err(chain_error(&e)),
-            Ok(Ok(c)) => c,
-        };
-        let lifetime = match creds.expiry() {
-            // Already expired: serves this request, replaced on the next.
-            Some(t) => t.duration_since(started).unwrap_or_default(),
-            None => RECHECK,
-        };
-        Ok(Fresh { value: Resolved::Keys(creds), lifetime })
+/// One resolution of the chain (owned arguments: it may run in a background task).
+async fn chain_fetch(
+    region: Option<String>,
+    http: Upstreams,
+    timeout: Duration,
+) -> Result<Fresh<Resolved>, GatewayError> {
+    if let Some(found) = from_env(&|k| std::env::var(k).ok())? {
+        return Ok(Fresh { value: found, lifetime: RECHECK });
     }
+    // Built afresh for each resolution (a few per hour at most): rotated files and a
+    // changed SSO cache are read again, as the old hand-written chain did.
+    let mut conf = ProviderConfig::without_region().with_http_client(AwsHttp::new(http));
+    let mut chain = DefaultCredentialsChain::builder();
+    if let Some(r) = &region {
+        conf = conf.with_region(Some(Region::new(r.clone())));
+        chain = chain.region(Region::new(r.clone()));
+    }
+    let chain = chain.configure(conf).build().await;
+    let started = SystemTime::now();
+    let creds = match tokio::time::timeout(timeout, chain.provide_credentials()).await {
+        Err(_) => {
+            return Err(GatewayError::timeout(format!(
+                "AWS credentials for Amazon Bedrock: the default credential chain found none within {} s",
+                timeout.as_secs_f64()
+            )));
+        }
+        Ok(Err(e)) => return Err(chain_error(&e)),
+        Ok(Ok(c)) => c,
+    };
+    let lifetime = match creds.expiry() {
+        // Already expired: serves this request, replaced on the next.
+        Some(t) => t.duration_since(started).unwrap_or_default(),
+        None => RECHECK,
+    };
+    Ok(Fresh { value: Resolved::Keys(creds), lifetime })
 }
 
 /// The SDK chain's failure as the gateway's: none found is the usual 500 naming the sources;
@@ -315,7 +328,19 @@ fn chain_error(e: &CredentialsError) -> GatewayError {
             GatewayError::timeout("AWS credentials for Amazon Bedrock: a source of the default chain timed out")
         }
         _ => {
-            let mut why = DisplayErrorContext(e).to_string();
+            // The error and its causes, each once.
+            let mut why = String::new();
+            let mut next: Option<&dyn std::error::Error> = Some(e);
+            while let Some(err) = next {
+                let text = err.to_string();
+                if !why.contains(&text) {
+                    if !why.is_empty() {
+                        why.push_str(": ");
+                    }
+                    why.push_str(&text);
+                }
+                next = err.source();
+            }
             if why.len() > 600 {
                 let mut cut = 600;
                 while !why.is_char_boundary(cut) {
