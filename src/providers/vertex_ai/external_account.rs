@@ -99,6 +99,11 @@ impl ExternalAccount {
                         credential_source"
                 .into());
         }
+        if text(doc, "workforce_pool_user_project")?.is_some() {
+            return Err("'workforce_pool_user_project' (workforce identity federation, for people signing \
+                        in) is not supported; use a workload identity pool"
+                .into());
+        }
         let token_url = url(required("token_url")?, "token_url")?;
         let format = match source.get("format") {
             None | Some(Value::Null) => Format::Text,
@@ -367,6 +372,9 @@ mod tests {
         let mut d = doc(json!({"file": "/a"}));
         d.as_object_mut().unwrap().remove("audience");
         assert!(e(d).contains("'audience'"));
+        let mut d = doc(json!({"file": "/a"}));
+        d["workforce_pool_user_project"] = json!("p");
+        assert!(e(d).contains("'workforce_pool_user_project'"));
         let mut d = doc(json!({"file": "/a"}));
         d["service_account_impersonation"] = json!({"token_lifetime_seconds": 5});
         assert!(e(d).contains("token_lifetime_seconds"));
