@@ -12,11 +12,11 @@
 //! Credentials: STS AssumeRole (cached, single flight, refreshed before expiry), the default
 //! credential chain (aws-config's, resolved at first use through aigw's upstream client) against
 //! local mocks of every source it reads: environment keys, the bearer token, profiles in the
-//! shared files, `credential_process`, `source_profile`/`role_arn` chains, web identity (IRSA)
-//! at a mock STS, the ECS/EKS container endpoint with its token file, and IMDSv2; renewal
-//! before expiry without holding up other requests; `$VAR` secrets, bearer tokens for every call
-//! type, endpoint overrides from the environment, partial `aws_config` rejected at load, and a
-//! 2 MiB body signed correctly.
+//! shared files, `credential_process`, SSO (the cached token at a mock portal),
+//! `source_profile`/`role_arn` chains, web identity (IRSA) at a mock STS, the ECS/EKS container
+//! endpoint with its token file, and IMDSv2; renewal before expiry in the background, no request
+//! waiting for it; `$VAR` secrets, bearer tokens for every call type, endpoint overrides from
+//! the environment, partial `aws_config` rejected at load, and a 2 MiB body signed correctly.
 //!
 //! Error paths: upstream errors in Bedrock's shape (`{"message"}` with `x-amzn-errortype`)
 //! relayed with their status and message, exceptions and damaged frames inside a ConverseStream
