@@ -1,5 +1,6 @@
 //! One cache for credentials that expire: Databricks OAuth M2M tokens, Vertex AI OAuth access
-//! tokens and Bedrock's STS role credentials all go through [`TokenCache`].
+//! tokens, Bedrock's STS role credentials and what AWS's default chain finds all go through
+//! [`TokenCache`].
 //!
 //! The rules, the same for every credential (each was the strictest sensible one of the three
 //! implementations this replaces):
@@ -20,13 +21,18 @@
 //! * **Failure.** A failed refresh serves the current value while it is still usable (and
 //!   logs a warning); after that the error goes to the caller. Failures are not cached: the
 //!   next caller that needs a value tries again.
+//! * **In the background** ([`TokenCache::get_renewing_in_background`], for a cache held in an
+//!   `Arc`): a caller that finds the value due but still usable gets it at once, and the
+//!   refresh runs in a spawned task (one such task at a time) under the same rules, so no
+//!   request waits for a renewal; only a missing or no longer usable value is fetched while
+//!   the caller waits.
 //!
 //! The clock is injectable ([`Clock`]; [`SystemClock`] by default), so the tests check expiry,
 //! early refresh, single flight and failures at chosen instants without sleeping.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -97,6 +103,8 @@ pub struct TokenCache<T, C = SystemClock> {
     flight: tokio::sync::Mutex<Option<Outcome>>,
     /// Refreshes finished (changed with `flight` held).
     finished: AtomicU64,
+    /// A background refresh task is running.
+    renewing: AtomicBool,
 }
 
 impl<T, C> std::fmt::Debug for TokenCache<T, C> {
@@ -122,6 +130,7 @@ impl<T: Clone + Send + Sync, C: Clock> TokenCache<T, C> {
             current: ArcSwapOption::empty(),
             flight: tokio::sync::Mutex::new(None),
             finished: AtomicU64::new(0),
+            renewing: AtomicBool::new(false),
         }
     }
 
@@ -189,6 +198,13 @@ impl<T: Clone + Send + Sync, C: Clock> TokenCache<T, C> {
         }
     }
 
+    /// The value while it is fresh (not yet due for renewal), without waiting: the fast path of
+    /// a caller that builds its fetch only when one is needed.
+    pub fn fresh(&self) -> Option<T> {
+        let now = self.clock.now();
+        self.current.load().as_ref().filter(|e| now < e.refresh_at).map(|e| e.value.clone())
+    }
+
     /// After a failed refresh: the current value while it is usable, else the error.
     fn fallback(&self, error: GatewayError, now: Instant) -> Result<T, GatewayError> {
         match self.current.load().as_ref() {
@@ -204,6 +220,45 @@ impl<T: Clone + Send + Sync, C: Clock> TokenCache<T, C> {
             }
             _ => Err(error),
         }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, C: Clock + 'static> TokenCache<T, C> {
+    /// Like [`TokenCache::get`], with the renewal off the caller's path: a value that is due
+    /// but still usable is returned at once while `fetch` runs in a spawned task (one at a
+    /// time; its failure is logged and the next caller tries again). A missing or unusable
+    /// value is fetched while the caller waits, as with `get`.
+    pub async fn get_renewing_in_background<F, Fut>(
+        self: &Arc<Self>,
+        route_timeout: Duration,
+        fetch: F,
+    ) -> Result<T, GatewayError>
+    where
+        F: FnOnce(Duration) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fresh<T>, GatewayError>> + Send + 'static,
+    {
+        let now = self.clock.now();
+        let usable = match self.current.load().as_ref() {
+            Some(e) if now < e.refresh_at => return Ok(e.value.clone()),
+            Some(e) if now < e.usable_until => e.value.clone(),
+            _ => return self.get(route_timeout, fetch).await,
+        };
+        if !self.renewing.swap(true, Ordering::AcqRel) {
+            /// Clears `renewing` when the task ends, however it ends.
+            struct Done<T: Clone + Send + Sync, C: Clock>(Arc<TokenCache<T, C>>);
+            impl<T: Clone + Send + Sync, C: Clock> Drop for Done<T, C> {
+                fn drop(&mut self) {
+                    self.0.renewing.store(false, Ordering::Release);
+                }
+            }
+            let done = Done(self.clone());
+            tokio::spawn(async move {
+                // A failure is logged by `get`'s fallback while the current value is usable.
+                let _ = done.0.get(route_timeout, fetch).await;
+                drop(done);
+            });
+        }
+        Ok(usable)
     }
 }
 
@@ -261,6 +316,47 @@ mod tests {
         let answer =
             answer.map(|(v, lifetime)| Fresh { value: v.to_owned(), lifetime }).map_err(GatewayError::bad_gateway);
         move |_| std::future::ready(answer)
+    }
+
+    /// Due but usable: served at once, renewed by one background task; unusable: waited for.
+    #[tokio::test]
+    async fn renewal_in_the_background() {
+        let clock = ManualClock::new();
+        let cache = Arc::new(TokenCache::with_clock("test", "token", clock.clone()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let counted = |value: &'static str, calls: &Arc<AtomicUsize>, gate: &tokio::sync::watch::Receiver<bool>| {
+            let (calls, mut gate) = (calls.clone(), gate.clone());
+            move |_: Duration| async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let _ = gate.wait_for(|open| *open).await;
+                Ok(Fresh { value: value.to_owned(), lifetime: HOUR })
+            }
+        };
+        release.send(true).unwrap();
+        assert_eq!(cache.get_renewing_in_background(ROUTE, counted("a", &calls, &gate)).await.unwrap(), "a");
+        release.send(false).unwrap();
+        // Due (5 minutes before expiry), still usable: "a" at once, however many callers; one
+        // renewal runs, held at the gate.
+        clock.advance(HOUR - Duration::from_secs(200));
+        for _ in 0..5 {
+            assert_eq!(cache.get_renewing_in_background(ROUTE, counted("b", &calls, &gate)).await.unwrap(), "a");
+        }
+        assert_eq!(cache.fresh(), None);
+        tokio::task::yield_now().await;
+        release.send(true).unwrap();
+        for _ in 0..100 {
+            if cache.fresh().is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cache.fresh().as_deref(), Some("b"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one background renewal");
+        // Past usable: the caller waits for the fetch.
+        clock.advance(HOUR);
+        assert_eq!(cache.get_renewing_in_background(ROUTE, counted("c", &calls, &gate)).await.unwrap(), "c");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@
 //!   server may have read and acted on it). Retrying is the endpoint's `retry` policy's
 //!   decision, made in the open.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,10 +52,13 @@ pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The shared upstream client: connection pool, TLS, resolver, timeouts.
+/// The shared upstream client: connection pool, TLS, resolver, timeouts. A clone shares the
+/// pool and the DNS cache (what a client that outlives one call, such as the AWS credential
+/// chain's, holds).
+#[derive(Clone)]
 pub struct Upstreams {
-    connector: TransportConnector,
-    resolver: Resolver,
+    connector: Arc<TransportConnector>,
+    resolver: Arc<Resolver>,
     /// Total time allowed for one upstream call, streams included.
     pub route_timeout: Duration,
 }
@@ -64,8 +68,8 @@ impl Upstreams {
     /// the system store, which honours `SSL_CERT_FILE`).
     pub fn new(server_conf: &ServerConf, route_timeout: Duration) -> Self {
         Upstreams {
-            connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(server_conf))),
-            resolver: Resolver::default(),
+            connector: Arc::new(TransportConnector::new(Some(ConnectorOptions::from_server_conf(server_conf)))),
+            resolver: Arc::new(Resolver::default()),
             route_timeout,
         }
     }
@@ -307,6 +311,11 @@ impl UpstreamResponse {
         self.header("content-type")
             .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .unwrap_or_default()
+    }
+
+    /// Every response header, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&http::HeaderName, &http::HeaderValue)> {
+        self.session.resp_header().into_iter().flat_map(|h| h.headers.iter())
     }
 
     /// The full `Content-Type` header, for messages.

@@ -10,20 +10,28 @@
 //! * `{aws_access_key_id, aws_secret_access_key, aws_session_token?, aws_region?}`;
 //! * `{aws_region?}`: the default chain, resolved at first use (not at load): the environment
 //!   (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`), then
-//!   `AWS_BEARER_TOKEN_BEDROCK`, then the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`
-//!   or `~/.aws/credentials`, profile `AWS_PROFILE` or `default`). Instance (IMDS), container
-//!   (ECS/EKS), web-identity, SSO and `credential_process` sources are not supported.
+//!   `AWS_BEARER_TOKEN_BEDROCK`, then the AWS SDK's default chain (`aws-config`: profiles in the
+//!   shared config and credentials files with `source_profile`/`role_arn`, `credential_process`
+//!   and SSO; web identity; the ECS/EKS container endpoint; IMDSv2), its calls sent through
+//!   aigw's upstream client ([`super::aws_http`]) and its credentials renewed in the background
+//!   (docs/credentials.md).
 //!
 //! Secret values go through [`ConfigMap::secret`], so `$VAR`, `${VAR}` and files work.
 
-use std::sync::Mutex as StdMutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use aws_config::Region;
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::aws_http::AwsHttp;
 use super::sigv4;
 use crate::config::BaseUrl;
 use crate::config::url::encode_unreserved;
@@ -36,8 +44,9 @@ use crate::upstream::{UpstreamRequest, Upstreams, secret_header};
 pub const DEFAULT_SESSION_SECONDS: u64 = 900;
 /// The session name MLflow uses for AssumeRole.
 pub const ROLE_SESSION_NAME: &str = "ai-gateway-bedrock";
-/// Credentials read from the shared credentials file are read again after this long.
-const FILE_RECHECK: Duration = Duration::from_secs(300);
+/// Credentials that carry no expiry (keys in the environment or a file) are looked up again
+/// after this long, so rotated files are picked up.
+const RECHECK: Duration = Duration::from_secs(600);
 
 const KNOWN_KEYS: &[&str] = &[
     "aws_region",
@@ -220,12 +229,12 @@ impl Auth {
             AuthConfig::Role { arn, session_seconds } => Auth::Role(Box::new(RoleProvider {
                 arn,
                 session_seconds,
+                base: ChainProvider::new(region.clone()),
                 region,
                 sts,
-                base: ChainProvider::default(),
                 cache: TokenCache::new("Amazon Bedrock", "role credentials"),
             })),
-            AuthConfig::Chain => Auth::Chain(ChainProvider::default()),
+            AuthConfig::Chain => Auth::Chain(ChainProvider::new(region)),
         })
     }
 
@@ -233,7 +242,7 @@ impl Auth {
     pub async fn resolve(&self, http: &Upstreams) -> Result<Resolved, GatewayError> {
         match self {
             Auth::Fixed(r) => Ok(r.clone()),
-            Auth::Chain(c) => c.resolve(),
+            Auth::Chain(c) => c.resolve(http).await,
             Auth::Role(r) => r.credentials(http).await.map(Resolved::Keys),
         }
     }
@@ -241,33 +250,108 @@ impl Auth {
 
 // ---- the default chain ----
 
-/// The default credential chain, resolved at first use and cached.
-#[derive(Debug, Default)]
+/// The default credential chain: aigw's own first steps (the environment's keys, then
+/// `AWS_BEARER_TOKEN_BEDROCK`), then the AWS SDK's default chain (`aws-config`): the shared
+/// config and credentials files with profiles (`source_profile`/`role_arn` chains,
+/// `credential_process`, SSO with its cached token), web identity (IRSA), the ECS/EKS container
+/// endpoint and the EC2 instance metadata service (IMDSv2). Resolved at first use, never at
+/// load; what it finds is kept in a [`TokenCache`] and renewed before it expires in a
+/// background task, while requests are served the current credentials.
+#[derive(Debug)]
 pub struct ChainProvider {
-    cache: StdMutex<Option<(Resolved, Option<Instant>)>>,
+    region: Option<String>,
+    cache: Arc<TokenCache<Resolved>>,
 }
 
 impl ChainProvider {
-    /// The chain's credentials (environment, bearer token, shared credentials file).
-    pub fn resolve(&self) -> Result<Resolved, GatewayError> {
-        let now = Instant::now();
-        if let Ok(cache) = self.cache.lock()
-            && let Some((r, until)) = cache.as_ref()
-            && until.is_none_or(|u| now < u)
-        {
-            return Ok(r.clone());
+    /// A chain for an endpoint in `region` (the SDK looks for one itself when `None`).
+    pub fn new(region: Option<String>) -> Self {
+        ChainProvider { region, cache: Arc::new(TokenCache::new("Amazon Bedrock", "default-chain credentials")) }
+    }
+
+    /// The chain's credentials: from the cache (renewed in the background when due), or
+    /// resolved while the caller waits when there are none yet or they are no longer usable.
+    pub async fn resolve(&self, http: &Upstreams) -> Result<Resolved, GatewayError> {
+        if let Some(fresh) = self.cache.fresh() {
+            return Ok(fresh);
         }
-        let (resolved, from_file) = resolve_chain(&|k| std::env::var(k).ok(), home_credentials_file)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((resolved.clone(), from_file.then(|| now + FILE_RECHECK)));
-        }
-        Ok(resolved)
+        let (region, http) = (self.region.clone(), http.clone());
+        let route_timeout = http.route_timeout;
+        self.cache.get_renewing_in_background(route_timeout, move |timeout| chain_fetch(region, http, timeout)).await
     }
 }
 
-fn home_credentials_file() -> Option<String> {
-    let home = std::env::var_os("HOME")?;
-    std::fs::read_to_string(std::path::Path::new(&home).join(".aws").join("credentials")).ok()
+/// One resolution of the chain (owned arguments: it may run in a background task).
+async fn chain_fetch(
+    region: Option<String>,
+    http: Upstreams,
+    timeout: Duration,
+) -> Result<Fresh<Resolved>, GatewayError> {
+    if let Some(found) = from_env(&|k| std::env::var(k).ok())? {
+        return Ok(Fresh { value: found, lifetime: RECHECK });
+    }
+    // Built afresh for each resolution (a few per hour at most): rotated files and a
+    // changed SSO cache are read again, as the old hand-written chain did.
+    let mut conf = ProviderConfig::without_region().with_http_client(AwsHttp::new(http));
+    let mut chain = DefaultCredentialsChain::builder();
+    if let Some(r) = &region {
+        conf = conf.with_region(Some(Region::new(r.clone())));
+        chain = chain.region(Region::new(r.clone()));
+    }
+    let chain = chain.configure(conf).build().await;
+    let started = SystemTime::now();
+    let creds = match tokio::time::timeout(timeout, chain.provide_credentials()).await {
+        Err(_) => {
+            return Err(GatewayError::timeout(format!(
+                "AWS credentials for Amazon Bedrock: the default credential chain found none within {} s",
+                timeout.as_secs_f64()
+            )));
+        }
+        Ok(Err(e)) => return Err(chain_error(&e)),
+        Ok(Ok(c)) => c,
+    };
+    let lifetime = match creds.expiry() {
+        // Already expired: serves this request, replaced on the next.
+        Some(t) => t.duration_since(started).unwrap_or_default(),
+        None => RECHECK,
+    };
+    Ok(Fresh { value: Resolved::Keys(creds), lifetime })
+}
+
+/// The SDK chain's failure as the gateway's: none found is the usual 500 naming the sources;
+/// a source that failed is a 502 with its reason (the SDK's messages name files, hosts and
+/// statuses, never a secret; capped in length).
+fn chain_error(e: &CredentialsError) -> GatewayError {
+    match e {
+        CredentialsError::CredentialsNotLoaded(_) => no_credentials(),
+        CredentialsError::ProviderTimedOut(_) => {
+            GatewayError::timeout("AWS credentials for Amazon Bedrock: a source of the default chain timed out")
+        }
+        _ => {
+            // The error and its causes, each once.
+            let mut why = String::new();
+            let mut next: Option<&dyn std::error::Error> = Some(e);
+            while let Some(err) = next {
+                let text = err.to_string();
+                if !why.contains(&text) {
+                    if !why.is_empty() {
+                        why.push_str(": ");
+                    }
+                    why.push_str(&text);
+                }
+                next = err.source();
+            }
+            if why.len() > 600 {
+                let mut cut = 600;
+                while !why.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                why.truncate(cut);
+                why.push('…');
+            }
+            GatewayError::bad_gateway(format!("AWS credentials for Amazon Bedrock could not be loaded: {why}"))
+        }
+    }
 }
 
 fn no_credentials() -> GatewayError {
@@ -276,72 +360,28 @@ fn no_credentials() -> GatewayError {
         ErrorKind::Internal,
         "no AWS credentials found for Amazon Bedrock: set model.config.aws_config, or \
          AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK, or a profile in \
-         the shared credentials file (~/.aws/credentials, AWS_PROFILE)",
+         the shared config or credentials file (~/.aws/config, ~/.aws/credentials, AWS_PROFILE), or \
+         web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN), or run where the ECS/EKS \
+         container endpoint or the EC2 instance metadata service gives a role",
     )
 }
 
-/// Resolve the chain from an environment lookup; `home_file` reads `~/.aws/credentials`.
-/// Returns the credentials and whether they came from a file.
-fn resolve_chain(
-    env: &dyn Fn(&str) -> Option<String>,
-    home_file: fn() -> Option<String>,
-) -> Result<(Resolved, bool), GatewayError> {
+/// aigw's own first steps of the chain, from an environment lookup: the keys
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`), then
+/// `AWS_BEARER_TOKEN_BEDROCK`; `None` when neither is set (the SDK's chain goes on).
+fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Resolved>, GatewayError> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         let creds = Credentials::new(id, secret, var("AWS_SESSION_TOKEN"), None, "environment");
-        return Ok((Resolved::Keys(creds), false));
+        return Ok(Some(Resolved::Keys(creds)));
     }
     if let Some(token) = var("AWS_BEARER_TOKEN_BEDROCK") {
         let header = bearer_header(&token).ok_or_else(|| {
             GatewayError::internal("AWS_BEARER_TOKEN_BEDROCK contains characters not allowed in an HTTP header")
         })?;
-        return Ok((Resolved::Bearer(header), false));
+        return Ok(Some(Resolved::Bearer(header)));
     }
-    let text = match var("AWS_SHARED_CREDENTIALS_FILE") {
-        Some(path) => std::fs::read_to_string(&path).ok(),
-        None => home_file(),
-    };
-    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
-    if let Some(text) = text
-        && let Some((id, secret, token)) = profile_keys(&text, &profile)
-    {
-        return Ok((Resolved::Keys(Credentials::new(id, secret, token, None, "shared-credentials-file")), true));
-    }
-    Err(no_credentials())
-}
-
-/// The keys of `profile` in a shared credentials file (INI).
-fn profile_keys(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
-    let mut in_profile = false;
-    let (mut id, mut secret, mut token) = (None, None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let section = section.trim();
-            let section = section.strip_prefix("profile ").map(str::trim).unwrap_or(section);
-            in_profile = section == profile;
-            continue;
-        }
-        if !in_profile {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            let v = v.trim().to_owned();
-            match k.trim().to_ascii_lowercase().as_str() {
-                "aws_access_key_id" => id = Some(v),
-                "aws_secret_access_key" => secret = Some(v),
-                "aws_session_token" => token = Some(v),
-                _ => {}
-            }
-        }
-    }
-    match (id, secret) {
-        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() => Some((i, s, token.filter(|t| !t.is_empty()))),
-        _ => None,
-    }
+    Ok(None)
 }
 
 // ---- STS AssumeRole ----
@@ -365,7 +405,7 @@ impl RoleProvider {
     }
 
     async fn assume(&self, http: &Upstreams, timeout: Duration) -> Result<Fresh<Credentials>, GatewayError> {
-        let base = match self.base.resolve()? {
+        let base = match self.base.resolve(http).await? {
             Resolved::Keys(k) => k,
             Resolved::Bearer(_) => {
                 return Err(GatewayError::internal(
@@ -535,69 +575,47 @@ mod tests {
         assert_eq!(e.field, "model.config.aws_config");
     }
 
-    fn no_file() -> Option<String> {
-        None
-    }
-
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
 
+    /// aigw's first steps: the keys, then the bearer token, then (None) the SDK's chain.
     #[test]
-    fn chain_order() {
+    fn environment_steps_come_first() {
         let env = env_of(&[
             ("AWS_ACCESS_KEY_ID", "AKID"),
             ("AWS_SECRET_ACCESS_KEY", "SK"),
             ("AWS_SESSION_TOKEN", "ST"),
             ("AWS_BEARER_TOKEN_BEDROCK", "BT"),
         ]);
-        let (r, file) = resolve_chain(&env, no_file).unwrap();
-        let Resolved::Keys(k) = r else { panic!("keys first") };
+        let Some(Resolved::Keys(k)) = from_env(&env).unwrap() else { panic!("keys first") };
         assert_eq!((k.access_key_id(), k.secret_access_key(), k.session_token()), ("AKID", "SK", Some("ST")));
-        assert!(!file);
 
         let env = env_of(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_BEARER_TOKEN_BEDROCK", "BT")]);
-        let (r, _) = resolve_chain(&env, no_file).unwrap();
-        let Resolved::Bearer(h) = r else { panic!("then the bearer token") };
+        let Some(Resolved::Bearer(h)) = from_env(&env).unwrap() else { panic!("then the bearer token") };
         assert_eq!(h.to_str().unwrap(), "Bearer BT");
         assert!(h.is_sensitive());
 
-        let dir = tempfile_dir();
-        let path = dir.join("credentials");
-        std::fs::write(
-            &path,
-            "# comment\n[default]\naws_access_key_id = D1\naws_secret_access_key = D2\n\n[work]\n\
-             aws_access_key_id=W1\naws_secret_access_key=W2\naws_session_token = W3\n",
-        )
-        .unwrap();
-        let p = path.to_str().unwrap().to_owned();
-        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p)]);
-        let (r, file) = resolve_chain(&env, no_file).unwrap();
-        let Resolved::Keys(k) = r else { panic!() };
-        assert_eq!(k.access_key_id(), "D1");
-        assert!(file);
-        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p), ("AWS_PROFILE", "work")]);
-        let (r, _) = resolve_chain(&env, no_file).unwrap();
-        let Resolved::Keys(k) = r else { panic!() };
-        assert_eq!((k.access_key_id(), k.session_token()), ("W1", Some("W3")));
-        let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", &p), ("AWS_PROFILE", "nope")]);
-        let e = resolve_chain(&env, no_file).unwrap_err();
-        assert!(e.message().contains("no AWS credentials found"));
-
-        let e = resolve_chain(&env_of(&[]), no_file).unwrap_err();
-        assert_eq!(e.status, 500);
-        let (r, _) =
-            resolve_chain(&env_of(&[]), || Some("[default]\naws_access_key_id=H1\naws_secret_access_key=H2\n".into()))
-                .unwrap();
-        assert!(matches!(r, Resolved::Keys(k) if k.access_key_id() == "H1"));
-        let _ = std::fs::remove_dir_all(dir);
+        let env =
+            env_of(&[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "SK"), ("AWS_BEARER_TOKEN_BEDROCK", "")]);
+        assert!(from_env(&env).unwrap().is_none(), "empty variables count as unset");
+        assert!(from_env(&env_of(&[("AWS_BEARER_TOKEN_BEDROCK", "a\nb")])).is_err());
     }
 
-    fn tempfile_dir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("aigw-bedrock-test-{}-{:?}", std::process::id(), Instant::now()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// The SDK's errors: none found is the 500 naming every source; a failing source a 502.
+    #[test]
+    fn chain_errors() {
+        let e = chain_error(&CredentialsError::not_loaded("no providers in chain provided credentials"));
+        assert_eq!(e.status, 500);
+        assert!(
+            e.message().starts_with("no AWS credentials found") && e.message().contains("AWS_WEB_IDENTITY_TOKEN_FILE")
+        );
+        let e = chain_error(&CredentialsError::provider_error("the container endpoint answered 500"));
+        assert_eq!(e.status, 502);
+        assert!(e.message().contains("AWS credentials") && e.message().contains("answered 500"), "{}", e.message());
+        let e = chain_error(&CredentialsError::provider_error("\u{e9}".repeat(700)));
+        assert!(e.message().len() < 800);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! `AWS_DEFAULT_REGION`. The model id is percent-encoded as one path segment (`:` → `%3A`), as
 //! the AWS SDKs send it.
 
+pub mod aws_http;
 pub mod converse;
 pub mod credentials;
 pub mod invoke;

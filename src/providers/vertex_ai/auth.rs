@@ -15,7 +15,10 @@
 //! * service account: the OAuth 2.0 JWT bearer grant — an RS256-signed JWT (`iss` = client
 //!   email, `scope` = cloud-platform, `aud` = token URI, one hour) POSTed to `token_uri`;
 //! * authorized user: the refresh-token grant POSTed to `token_uri`;
-//! * metadata server: `GET /computeMetadata/v1/instance/service-accounts/default/token`.
+//! * metadata server: `GET /computeMetadata/v1/instance/service-accounts/default/token`;
+//! * external account (workload identity federation, from either source above): a subject
+//!   token exchanged at Google's STS, then optionally a service account impersonated
+//!   ([`super::external_account`]).
 //!
 //! Files are read and keys parsed when the configuration loads, so a broken credential is a
 //! configuration error naming `vertex_credentials`; no message ever contains key material.
@@ -29,6 +32,7 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::external_account::ExternalAccount;
 use crate::config::BaseUrl;
 use crate::config::Secret;
 use crate::config::url::encode_unreserved;
@@ -56,6 +60,8 @@ pub(crate) enum Credentials {
     AuthorizedUser(AuthorizedUser),
     /// The metadata server of a Google Cloud machine.
     Metadata(BaseUrl),
+    /// Workload identity federation: a subject token exchanged at Google's STS.
+    External(Box<ExternalAccount>),
 }
 
 /// A parsed service-account key.
@@ -89,12 +95,13 @@ impl fmt::Debug for Credentials {
                 .field("token_uri", &u.token_url.to_string())
                 .finish_non_exhaustive(),
             Credentials::Metadata(base) => f.debug_tuple("Metadata").field(&base.to_string()).finish(),
+            Credentials::External(a) => a.fmt(f),
         }
     }
 }
 
 impl Credentials {
-    /// Parse a credentials JSON document (`service_account` or `authorized_user`). Errors
+    /// Parse a credentials JSON document (`service_account`, `authorized_user` or `external_account`). Errors
     /// name what is missing or malformed, never a value.
     pub(crate) fn from_json(text: &str) -> Result<Credentials, String> {
         let doc: Value = serde_json::from_str(text.trim()).map_err(|e| format!("it is not valid JSON ({e})"))?;
@@ -136,8 +143,10 @@ impl Credentials {
                 let token_url = token_url(field("token_uri")?.unwrap_or(DEFAULT_TOKEN_URI))?;
                 Ok(Credentials::AuthorizedUser(AuthorizedUser { client_id, client_secret, refresh_token, token_url }))
             }
+            Some("external_account") => Ok(Credentials::External(Box::new(ExternalAccount::from_json(&doc)?))),
             Some(other) => Err(format!(
-                "credentials of type '{}' are not supported (use a 'service_account' or 'authorized_user' JSON)",
+                "credentials of type '{}' are not supported (use a 'service_account', 'authorized_user' or \
+                 'external_account' JSON)",
                 other.chars().take(40).collect::<String>()
             )),
         }
@@ -178,6 +187,7 @@ impl Credentials {
             Credentials::ServiceAccount(sa) => format!("service account {}", sa.client_email),
             Credentials::AuthorizedUser(_) => "authorized user credentials".to_owned(),
             Credentials::Metadata(base) => format!("the metadata server at {}", base.origin.authority),
+            Credentials::External(a) => a.describe(),
         }
     }
 
@@ -198,6 +208,9 @@ impl Credentials {
                     encode_unreserved(u.refresh_token.expose()),
                 );
                 Ok(form_post(&u.token_url, body))
+            }
+            Credentials::External(_) => {
+                Err(GatewayError::internal("Vertex AI: federated credentials make their own token requests"))
             }
             Credentials::Metadata(base) => {
                 let target = base.target_with_query(
@@ -322,6 +335,11 @@ impl TokenSource {
     }
 
     async fn fetch(&self, http: &Upstreams, timeout: Duration) -> Result<Fresh<http::HeaderValue>, GatewayError> {
+        if let Credentials::External(account) = &self.credentials {
+            let fresh = account.fetch(http, timeout).await?;
+            log::debug!("vertex_ai: new access token for {}, valid {} s", account.describe(), fresh.lifetime.as_secs());
+            return Ok(fresh);
+        }
         let req = self.credentials.token_request()?;
         let (status, body) = http.fetch(&req, timeout).await.map_err(|e| {
             let mut err = GatewayError::new(
@@ -357,6 +375,26 @@ impl TokenSource {
 /// A token endpoint's refusal as a 502 whose message carries the OAuth error code and
 /// description (never the request, which holds the signed assertion or the refresh token).
 fn token_refused(credentials: &Credentials, req: &UpstreamRequest, status: u16, body: &[u8]) -> GatewayError {
+    let detail = refusal_detail(body);
+    log::warn!(
+        "vertex_ai: the token endpoint {} refused {} with HTTP {status}: {detail}",
+        req.origin.authority,
+        credentials.describe()
+    );
+    let mut message =
+        format!("Vertex AI: the token endpoint {} refused the credentials (HTTP {status}", req.origin.authority);
+    if !detail.is_empty() {
+        message.push_str(": ");
+        message.push_str(&detail);
+    }
+    message.push(')');
+    GatewayError::new(502, ErrorKind::BadGateway, message)
+}
+
+/// The error code and description of a token endpoint's refusal (OAuth's `error` and
+/// `error_description`, or Google's API error `{"error": {"message"}}`), at most 300
+/// characters; empty when the body says neither.
+pub(super) fn refusal_detail(body: &[u8]) -> String {
     let detail = serde_json::from_slice::<TokenError>(body)
         .ok()
         .map(|e| {
@@ -374,20 +412,7 @@ fn token_refused(credentials: &Credentials, req: &UpstreamRequest, status: u16, 
             }
         })
         .unwrap_or_default();
-    let detail: String = detail.chars().take(300).collect();
-    log::warn!(
-        "vertex_ai: the token endpoint {} refused {} with HTTP {status}: {detail}",
-        req.origin.authority,
-        credentials.describe()
-    );
-    let mut message =
-        format!("Vertex AI: the token endpoint {} refused the credentials (HTTP {status}", req.origin.authority);
-    if !detail.is_empty() {
-        message.push_str(": ");
-        message.push_str(&detail);
-    }
-    message.push(')');
-    GatewayError::new(502, ErrorKind::BadGateway, message)
+    detail.chars().take(300).collect()
 }
 
 #[cfg(test)]
@@ -490,7 +515,8 @@ pub(crate) mod tests {
             ("[1]", "not a JSON object"),
             (r#"{"type":"service_account","private_key":"x"}"#, "no 'client_email'"),
             (r#"{"type":"service_account","client_email":"a@b"}"#, "no 'private_key'"),
-            (r#"{"type":"external_account"}"#, "'external_account' are not supported"),
+            (r#"{"type":"external_account"}"#, "the external_account JSON has no 'audience'"),
+            (r#"{"type":"identity_pool_user"}"#, "'identity_pool_user' are not supported"),
             (r#"{"type":"authorized_user","client_id":"c","client_secret":"s"}"#, "no 'refresh_token'"),
         ];
         for (doc, want) in cases {

@@ -33,6 +33,7 @@
 //! `vertex_anthropic_betas` (list, or comma-separated string), `vertex_api_base`.
 
 mod auth;
+mod external_account;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

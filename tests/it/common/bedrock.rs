@@ -287,9 +287,15 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 /// An STS AssumeRole answer.
 pub fn sts_answer(akid: &str, secret: &str, token: &str, expires: SystemTime) -> Reply {
+    sts_answer_for("AssumeRole", akid, secret, token, expires)
+}
+
+/// An STS answer to `action` (`AssumeRole`, `AssumeRoleWithWebIdentity`) carrying these
+/// credentials.
+pub fn sts_answer_for(action: &str, akid: &str, secret: &str, token: &str, expires: SystemTime) -> Reply {
     let xml = format!(
-        r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleResult>
+        r#"<{action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <{action}Result>
     <AssumedRoleUser>
       <Arn>arn:aws:sts::123456789012:assumed-role/bedrock/ai-gateway-bedrock</Arn>
       <AssumedRoleId>AROA:ai-gateway-bedrock</AssumedRoleId>
@@ -300,30 +306,55 @@ pub fn sts_answer(akid: &str, secret: &str, token: &str, expires: SystemTime) ->
       <SessionToken>{token}</SessionToken>
       <Expiration>{}</Expiration>
     </Credentials>
-  </AssumeRoleResult>
+  </{action}Result>
   <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
-</AssumeRoleResponse>"#,
+</{action}Response>"#,
         rfc3339(expires)
     );
     Reply::body(200, "text/xml", xml)
 }
 
-/// Environment that hides any real AWS credentials of the machine from the gateway.
+/// The form fields of an STS (AWS query protocol) request body, decoded.
+pub fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// One form field of an STS request body, decoded.
+pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+    form_fields(body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// Environment that hides any real AWS credentials of the machine from the gateway, and keeps
+/// the default chain away from the real metadata services. A variable given as "" is removed
+/// from the gateway's environment by [`start`] (aws-config, unlike aigw, takes an empty
+/// variable for a set one).
 pub const NO_AMBIENT_AWS: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", ""),
     ("AWS_SECRET_ACCESS_KEY", ""),
     ("AWS_SESSION_TOKEN", ""),
     ("AWS_BEARER_TOKEN_BEDROCK", ""),
     ("AWS_PROFILE", ""),
+    ("AWS_DEFAULT_PROFILE", ""),
     ("AWS_REGION", ""),
     ("AWS_DEFAULT_REGION", ""),
     ("AWS_ENDPOINT_URL", ""),
     ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", ""),
     ("AWS_ENDPOINT_URL_STS", ""),
+    ("AWS_ENDPOINT_URL_SSO", ""),
     ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aigw-test-credentials"),
+    ("AWS_CONFIG_FILE", "/nonexistent/aigw-test-config"),
+    ("AWS_WEB_IDENTITY_TOKEN_FILE", ""),
+    ("AWS_ROLE_ARN", ""),
+    ("AWS_ROLE_SESSION_NAME", ""),
+    ("AWS_CONTAINER_CREDENTIALS_FULL_URI", ""),
+    ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", ""),
+    ("AWS_CONTAINER_AUTHORIZATION_TOKEN", ""),
+    ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", ""),
+    ("AWS_EC2_METADATA_SERVICE_ENDPOINT", ""),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-/// [`NO_AMBIENT_AWS`] with some variables set.
+/// [`NO_AMBIENT_AWS`] with some variables set ("" to remove one).
 pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = NO_AMBIENT_AWS
         .iter()
@@ -334,8 +365,11 @@ pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     out
 }
 
-/// Start a gateway with owned environment pairs.
+/// Start a gateway with owned environment pairs; a pair with an empty value removes the
+/// variable.
 pub async fn start(yaml: &str, env: &[(String, String)]) -> Gateway {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Gateway::start_with(yaml, &env, &[]).await
+    let set: Vec<(&str, &str)> =
+        env.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let unset: Vec<&str> = env.iter().filter(|(_, v)| v.is_empty()).map(|(k, _)| k.as_str()).collect();
+    Gateway::start_with_unset(yaml, &set, &unset, &[]).await
 }

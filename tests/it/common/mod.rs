@@ -100,6 +100,13 @@ impl Gateway {
 
     /// Start on `yaml` with extra environment variables and command-line arguments.
     pub async fn start_with(yaml: &str, envs: &[(&str, &str)], args: &[&str]) -> Gateway {
+        Self::start_with_unset(yaml, envs, &[], args).await
+    }
+
+    /// Start on `yaml` with extra environment variables, without the variables named in
+    /// `unset` (for readers such as aws-config, to which a variable set to "" is set), and
+    /// with command-line arguments.
+    pub async fn start_with_unset(yaml: &str, envs: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
@@ -108,7 +115,7 @@ impl Gateway {
         // A port taken by someone else between `free_port` and the gateway's bind: try another.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = spawn(&config_path, &log_path, port, envs, args);
+            let mut child = spawn(&config_path, &log_path, port, envs, unset, args);
             if wait_ready(&mut child, port, &log_path, &client).await {
                 return Gateway { child, port, dir, config_path, log_path, client };
             }
@@ -305,7 +312,7 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_aigw")
 }
 
-fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&str]) -> Child {
+fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Child {
     let out = std::fs::File::create(log).expect("log file");
     let err = out.try_clone().expect("log file");
     let mut cmd = Command::new(binary());
@@ -320,9 +327,15 @@ fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], args: &[&s
         .env_remove("MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI")
         .env("RUST_LOG", "info")
         .env(aigw::limits::TEST_NOW_ENV, LIMITS_NOW.to_string())
+        // No test gateway asks a real EC2 metadata service for AWS credentials (a test that
+        // plays one sets AWS_EC2_METADATA_SERVICE_ENDPOINT and this back to false).
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
+    for k in unset {
+        cmd.env_remove(k);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -10,9 +10,13 @@
 //!   replayed split at random byte positions.
 //!
 //! Credentials: STS AssumeRole (cached, single flight, refreshed before expiry), the default
-//! credential chain resolved at first use, `$VAR` secrets, bearer tokens for every call type,
-//! endpoint overrides from the environment, partial `aws_config` rejected at load, and a 2 MiB
-//! body signed correctly.
+//! credential chain (aws-config's, resolved at first use through aigw's upstream client) against
+//! local mocks of every source it reads: environment keys, the bearer token, profiles in the
+//! shared files, `credential_process`, SSO (the cached token at a mock portal),
+//! `source_profile`/`role_arn` chains, web identity (IRSA) at a mock STS, the ECS/EKS container
+//! endpoint with its token file, and IMDSv2; renewal before expiry in the background, no request
+//! waiting for it; `$VAR` secrets, bearer tokens for every call type, endpoint overrides from
+//! the environment, partial `aws_config` rejected at load, and a 2 MiB body signed correctly.
 //!
 //! Error paths: upstream errors in Bedrock's shape (`{"message"}` with `x-amzn-errortype`)
 //! relayed with their status and message, exceptions and damaged frames inside a ConverseStream
@@ -26,7 +30,8 @@ use std::time::{Duration, SystemTime};
 use crate::common;
 use crate::common::bedrock::{
     chat, check_fixture_sigv4, config, converse_ok, endpoint, env_with, event_frame, event_stream_reply,
-    exception_frame, parse_authorization, start, stream_fixture_reply, sts_answer, verify_sigv4, wire_path,
+    exception_frame, form_field, parse_authorization, rfc3339, start, stream_fixture_reply, sts_answer, sts_answer_for,
+    verify_sigv4, wire_path,
 };
 use crate::common::replay::{Case, point_at, replay_tests};
 use crate::common::upstream::{MockUpstream, Recorded, Reply};
@@ -618,6 +623,448 @@ async fn bearer_tokens_serve_streams_and_embeddings() {
     assert_eq!(r.target, "/model/amazon.titan-embed-text-v2%3A0/invoke");
     assert_eq!(r.header("authorization"), Some("Bearer key-from-env"));
     assert_eq!(r.json(), json!({"inputText": "one"}));
+}
+
+// ---- the default chain: aws-config's providers against local mocks ----
+
+/// An endpoint using the default chain (`aws_config` with only the region).
+fn chain_config(base: &str) -> String {
+    config(&[endpoint(
+        "chat",
+        "llm/v1/chat",
+        MODEL,
+        json!({"aws_config": {"aws_region": "us-east-1"}, "bedrock_api_base": base}),
+    )])
+}
+
+/// Check a Bedrock request is signed with these temporary credentials.
+#[track_caller]
+fn signed_with(r: &Recorded, akid: &str, secret: &str, token: &str) {
+    let auth = verify_sigv4(r, secret, "us-east-1", "bedrock");
+    assert_eq!(auth.akid, akid);
+    assert_eq!(r.header("x-amz-security-token"), Some(token));
+}
+
+/// Nothing secret in the gateway's log or answers: none of `secrets` appears.
+#[track_caller]
+fn log_is_clean(gw: &Gateway, secrets: &[&str]) {
+    let logs = gw.logs();
+    for s in secrets {
+        assert!(!logs.contains(s), "{s} in the log:\n{logs}");
+    }
+}
+
+/// The JSON credentials document of IMDS and the container endpoints.
+fn json_credentials(akid: &str, secret: &str, token: &str, expires: SystemTime) -> Value {
+    json!({"Code": "Success", "LastUpdated": rfc3339(SystemTime::now()), "Type": "AWS-HMAC",
+           "AccessKeyId": akid, "SecretAccessKey": secret, "Token": token, "Expiration": rfc3339(expires)})
+}
+
+const IMDS_TOKEN: &str = "imds-session-token-0123";
+
+/// A mock EC2 instance metadata service (IMDSv2): `PUT /latest/api/token` with a TTL header
+/// gives a session token (TTL echoed); every GET must carry it (401 otherwise). The role is
+/// `bedrock-role`; its n-th credentials are `ASIAIMDS<n>` / `imdssecret<n>` / `imdstoken<n>`,
+/// valid for `valid`; `slow` delays credentials after the first.
+fn imds_mock(mock: &MockUpstream, valid: Duration, slow: Duration) -> Arc<AtomicUsize> {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    mock.handle(move |r| {
+        if r.method == "PUT" && r.target == "/latest/api/token" {
+            let Some(ttl) = r.header("x-aws-ec2-metadata-token-ttl-seconds") else {
+                return Reply::body(400, "text/plain", "missing TTL");
+            };
+            return Reply::Raw {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "text/plain".into()),
+                    ("x-aws-ec2-metadata-token-ttl-seconds".into(), ttl.to_owned()),
+                ],
+                pieces: vec![(IMDS_TOKEN.as_bytes().to_vec(), Duration::ZERO)],
+                chunked: false,
+            };
+        }
+        if r.header("x-aws-ec2-metadata-token") != Some(IMDS_TOKEN) {
+            return Reply::body(401, "text/plain", "Unauthorized");
+        }
+        match (r.method.as_str(), r.target.as_str()) {
+            ("GET", "/latest/meta-data/iam/security-credentials/") => Reply::body(200, "text/plain", "bedrock-role"),
+            ("GET", "/latest/meta-data/iam/security-credentials/bedrock-role") => {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let creds = json_credentials(
+                    &format!("ASIAIMDS{n}"),
+                    &format!("imdssecret{n}"),
+                    &format!("imdstoken{n}"),
+                    SystemTime::now() + valid,
+                );
+                let reply = Reply::Json(200, creds);
+                if n > 1 && !slow.is_zero() { Reply::Delay(slow, Box::new(reply)) } else { reply }
+            }
+            _ => Reply::body(404, "text/plain", "Not Found"),
+        }
+    });
+    issued
+}
+
+fn imds_env(imds: &MockUpstream) -> Vec<(String, String)> {
+    env_with(&[("AWS_EC2_METADATA_DISABLED", "false"), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())])
+}
+
+/// EC2 instance metadata (IMDSv2): a session token first, then the role's credentials with
+/// the token; Bedrock is signed with them; they are fetched once for many calls.
+#[tokio::test]
+async fn default_chain_ec2_instance_metadata() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let imds = MockUpstream::start().await;
+    let issued = imds_mock(&imds, Duration::from_secs(6 * 3600), Duration::ZERO);
+    let gw = start(&chain_config(&bedrock.url()), &imds_env(&imds)).await;
+    assert!(imds.requests().is_empty(), "nothing is fetched at load");
+
+    let bodies: Vec<Value> = (0..6).map(|i| chat(&format!("hi {i}"))).collect();
+    let calls = bodies.iter().map(|b| gw.post(CHAT, b));
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(gw.post(CHAT, &chat("again")).await.0, 200);
+    assert_eq!(issued.load(Ordering::SeqCst), 1, "one fetch for concurrent and later calls");
+    for r in bedrock.requests() {
+        signed_with(&r, "ASIAIMDS1", "imdssecret1", "imdstoken1");
+    }
+    let requests = imds.requests();
+    assert_eq!(requests[0].method, "PUT", "the session token comes first");
+    assert_eq!(requests[0].target, "/latest/api/token");
+    let ttl: u64 = requests[0].header("x-aws-ec2-metadata-token-ttl-seconds").unwrap().parse().unwrap();
+    assert!(ttl > 0);
+    for r in &requests[1..] {
+        assert_eq!((r.method.as_str(), r.header("x-aws-ec2-metadata-token")), ("GET", Some(IMDS_TOKEN)), "{r:?}");
+    }
+    log_is_clean(&gw, &["imdssecret1", "imdstoken1", IMDS_TOKEN]);
+    gw.assert_alive().await;
+}
+
+/// Credentials are renewed before they expire (at half their life when it is short), off the
+/// request path: the request that finds them due and every request while the renewal is held
+/// up at the metadata service are served the current credentials (none waits for the new
+/// ones); one renewal runs, and later requests get its credentials.
+#[tokio::test]
+async fn default_chain_credentials_are_renewed_before_they_expire() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let imds = MockUpstream::start().await;
+    // Valid 6 s (whole seconds: 5 to 6 s when they arrive), so due after about 3 s; the
+    // renewal is held up 1.8 s at the metadata service (the SDK gives IMDS 1 s to connect and
+    // 1 s to answer).
+    let issued = imds_mock(&imds, Duration::from_secs(6), Duration::from_millis(1800));
+    let gw = start(&chain_config(&bedrock.url()), &imds_env(&imds)).await;
+    assert_eq!(gw.post(CHAT, &chat("first")).await.0, 200);
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    // The subject: real time passing (the credential cache reads the system clock).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(gw.post(CHAT, &chat("due")).await.0, 200);
+    common::wait_until(Duration::from_secs(5), "the renewal to start", || issued.load(Ordering::SeqCst) == 2).await;
+    let meanwhile = chat("meanwhile");
+    for (status, body) in futures_util::future::join_all((0..3).map(|_| gw.post(CHAT, &meanwhile))).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let akids = || -> Vec<String> {
+        bedrock.requests().iter().map(|r| parse_authorization(r.header("authorization").unwrap()).akid).collect()
+    };
+    assert_eq!(akids(), ["ASIAIMDS1"; 5], "served the current credentials, none waited for the renewal");
+    // Then the renewed ones (polled: the renewal ends when the metadata service answers).
+    for _ in 0..100 {
+        assert_eq!(gw.post(CHAT, &chat("after")).await.0, 200);
+        if akids().last().map(String::as_str) == Some("ASIAIMDS2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(akids().last().map(String::as_str), Some("ASIAIMDS2"));
+    assert_eq!(issued.load(Ordering::SeqCst), 2, "one renewal");
+}
+
+/// ECS and EKS Pod Identity: the container credentials endpoint
+/// (AWS_CONTAINER_CREDENTIALS_FULL_URI) with the authorization token read from
+/// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE at each fetch.
+#[tokio::test]
+async fn default_chain_container_credentials_endpoint() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let agent = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("eks-pod-identity-token");
+    std::fs::write(&token_file, "pod-identity-token-1").unwrap();
+    agent.handle(|r| {
+        if r.target != "/v1/credentials" {
+            return Reply::Json(404, json!({"message": "not found"}));
+        }
+        if r.header("authorization") != Some("pod-identity-token-1") {
+            return Reply::Json(401, json!({"message": "invalid token"}));
+        }
+        Reply::Json(
+            200,
+            json_credentials("ASIAPOD1", "podsecret1", "podtoken1", SystemTime::now() + Duration::from_secs(3600)),
+        )
+    });
+    let env = env_with(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}/v1/credentials", agent.url())),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.to_str().unwrap()),
+    ]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    let (status, body) = gw.post(CHAT, &chat("hi")).await;
+    assert_eq!(status, 200, "{body}");
+    signed_with(&bedrock.last(), "ASIAPOD1", "podsecret1", "podtoken1");
+    let r = agent.last();
+    assert_eq!((r.method.as_str(), r.header("authorization")), ("GET", Some("pod-identity-token-1")));
+    log_is_clean(&gw, &["podsecret1", "podtoken1", "pod-identity-token-1"]);
+}
+
+const IRSA_ROLE: &str = "arn:aws:iam::123456789012:role/irsa-bedrock";
+const WEB_IDENTITY_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YWk6YWlndyJ9.c2ln";
+
+/// Web identity (EKS IRSA): the token file and AWS_ROLE_ARN, exchanged at STS with
+/// AssumeRoleWithWebIdentity (unsigned), at AWS_ENDPOINT_URL_STS.
+#[tokio::test]
+async fn default_chain_web_identity_irsa() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let sts = MockUpstream::start().await;
+    sts.handle(|r| {
+        if form_field(&r.body, "Action").as_deref() != Some("AssumeRoleWithWebIdentity") {
+            return Reply::body(
+                400,
+                "text/xml",
+                "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>",
+            );
+        }
+        sts_answer_for(
+            "AssumeRoleWithWebIdentity",
+            "ASIAIRSA1",
+            "irsasecret1",
+            "irsatoken1",
+            SystemTime::now() + Duration::from_secs(3600),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, WEB_IDENTITY_TOKEN).unwrap();
+    let env = env_with(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", IRSA_ROLE),
+        ("AWS_ROLE_SESSION_NAME", "aigw-irsa"),
+        ("AWS_ENDPOINT_URL_STS", &sts.url()),
+    ]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    for _ in 0..2 {
+        let (status, body) = gw.post(CHAT, &chat("hi")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for r in bedrock.requests() {
+        signed_with(&r, "ASIAIRSA1", "irsasecret1", "irsatoken1");
+    }
+    let calls = sts.requests();
+    assert_eq!(calls.len(), 1, "cached");
+    let r = &calls[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(form_field(&r.body, "RoleArn").as_deref(), Some(IRSA_ROLE));
+    assert_eq!(form_field(&r.body, "RoleSessionName").as_deref(), Some("aigw-irsa"));
+    assert_eq!(form_field(&r.body, "WebIdentityToken").as_deref(), Some(WEB_IDENTITY_TOKEN));
+    assert_eq!(r.header("authorization"), None, "AssumeRoleWithWebIdentity is not signed");
+    log_is_clean(&gw, &["irsasecret1", "irsatoken1", WEB_IDENTITY_TOKEN]);
+}
+
+/// A profile whose credentials come from `credential_process` (a program aigw runs).
+#[tokio::test]
+async fn default_chain_credential_process_profile() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("creds.sh");
+    let runs = dir.path().join("runs");
+    let expires = rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho run >> '{}'\ncat <<'EOF'\n{{\"Version\": 1, \"AccessKeyId\": \"ASIAPROC1\", \
+             \"SecretAccessKey\": \"procsecret1\", \"SessionToken\": \"proctoken1\", \"Expiration\": \"{expires}\"}}\nEOF\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_file = dir.path().join("config");
+    std::fs::write(&config_file, format!("[profile tooling]\ncredential_process = {}\n", script.display())).unwrap();
+    let env = env_with(&[("AWS_CONFIG_FILE", config_file.to_str().unwrap()), ("AWS_PROFILE", "tooling")]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    for _ in 0..3 {
+        let (status, body) = gw.post(CHAT, &chat("hi")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for r in bedrock.requests() {
+        signed_with(&r, "ASIAPROC1", "procsecret1", "proctoken1");
+    }
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1, "run once, then cached");
+    log_is_clean(&gw, &["procsecret1", "proctoken1"]);
+}
+
+const SSO_START_URL: &str = "https://d-92671207e4.awsapps.com/start";
+/// The SSO cache file name of [`SSO_START_URL`]: the SHA-1 of the start URL, hex.
+const SSO_CACHE_FILE: &str = "13f9d35043871d073ab260e020f0ffde092cb14b.json";
+const SSO_ACCESS_TOKEN: &str = "sso-portal-access-token-0123";
+
+/// An SSO profile (what `aws configure sso` writes): the access token `aws sso login` cached
+/// under ~/.aws/sso/cache is traded at the SSO portal (GetRoleCredentials, at
+/// AWS_ENDPOINT_URL_SSO) for the role's credentials.
+#[tokio::test]
+async fn default_chain_sso_cached_token() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let portal = MockUpstream::start().await;
+    let expires_ms = (SystemTime::now() + Duration::from_secs(3600)).duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    let expires_ms = expires_ms.as_millis() as u64;
+    portal.handle(move |r| {
+        let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
+        let mut q: Vec<&str> = query.split('&').collect();
+        q.sort_unstable();
+        if r.method != "GET"
+            || path != "/federation/credentials"
+            || q != ["account_id=123456789012", "role_name=BedrockUser"]
+            || r.header("x-amz-sso_bearer_token") != Some(SSO_ACCESS_TOKEN)
+        {
+            return Reply::Json(401, json!({"message": "Session token not found or invalid"}));
+        }
+        Reply::Json(
+            200,
+            json!({"roleCredentials": {"accessKeyId": "ASIASSO1", "secretAccessKey": "ssosecret1",
+                                       "sessionToken": "ssotoken1", "expiration": expires_ms}}),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join(".aws").join("sso").join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(
+        cache.join(SSO_CACHE_FILE),
+        json!({"startUrl": SSO_START_URL, "region": "us-east-1", "accessToken": SSO_ACCESS_TOKEN,
+               "expiresAt": rfc3339(SystemTime::now() + Duration::from_secs(8 * 3600))})
+        .to_string(),
+    )
+    .unwrap();
+    let config_file = home.path().join("config");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[profile dev]\nsso_start_url = {SSO_START_URL}\nsso_region = us-east-1\n\
+             sso_account_id = 123456789012\nsso_role_name = BedrockUser\n"
+        ),
+    )
+    .unwrap();
+    let env = env_with(&[
+        ("HOME", home.path().to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config_file.to_str().unwrap()),
+        ("AWS_PROFILE", "dev"),
+        ("AWS_ENDPOINT_URL_SSO", &portal.url()),
+    ]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    for _ in 0..2 {
+        let (status, body) = gw.post(CHAT, &chat("hi")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for r in bedrock.requests() {
+        signed_with(&r, "ASIASSO1", "ssosecret1", "ssotoken1");
+    }
+    assert_eq!(portal.requests().len(), 1, "cached");
+    log_is_clean(&gw, &["ssosecret1", "ssotoken1", SSO_ACCESS_TOKEN]);
+}
+
+/// A profile that assumes a role (`role_arn`) with the keys of another profile
+/// (`source_profile`): STS AssumeRole signed with the source keys, Bedrock with the role's.
+#[tokio::test]
+async fn default_chain_source_profile_role_chain() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("ok"));
+    let sts = MockUpstream::start().await;
+    sts.handle(|r| {
+        if form_field(&r.body, "Action").as_deref() != Some("AssumeRole") {
+            return Reply::body(
+                400,
+                "text/xml",
+                "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>",
+            );
+        }
+        sts_answer("ASIACHAIN1", "chainsecret1", "chaintoken1", SystemTime::now() + Duration::from_secs(3600))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&credentials, "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = basesecret\n").unwrap();
+    let config_file = dir.path().join("config");
+    std::fs::write(
+        &config_file,
+        format!("[profile bedrock]\nrole_arn = {ROLE}\nsource_profile = base\nrole_session_name = aigw-chain\n"),
+    )
+    .unwrap();
+    let env = env_with(&[
+        ("AWS_CONFIG_FILE", config_file.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+        ("AWS_PROFILE", "bedrock"),
+        ("AWS_ENDPOINT_URL_STS", &sts.url()),
+    ]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    let (status, body) = gw.post(CHAT, &chat("hi")).await;
+    assert_eq!(status, 200, "{body}");
+    signed_with(&bedrock.last(), "ASIACHAIN1", "chainsecret1", "chaintoken1");
+    let r = sts.last();
+    assert_eq!(form_field(&r.body, "RoleArn").as_deref(), Some(ROLE));
+    assert_eq!(form_field(&r.body, "RoleSessionName").as_deref(), Some("aigw-chain"));
+    let auth = verify_sigv4(&r, "basesecret", "us-east-1", "sts");
+    assert_eq!(auth.akid, "AKIDBASE");
+    log_is_clean(&gw, &["basesecret", "chainsecret1", "chaintoken1"]);
+}
+
+/// `aws_role_arn` on top of a chain that finds temporary credentials (here IMDS): the
+/// AssumeRole call is signed with them, session token included.
+#[tokio::test]
+async fn role_on_top_of_instance_credentials() {
+    let upstream = MockUpstream::start().await;
+    let sts_calls = role_upstream(&upstream, Duration::from_secs(3600));
+    let imds = MockUpstream::start().await;
+    imds_mock(&imds, Duration::from_secs(3600), Duration::ZERO);
+    let mut env = imds_env(&imds);
+    env.push(("AWS_ENDPOINT_URL_STS".into(), upstream.url()));
+    let gw = start(&role_config(&upstream.url(), 900), &env).await;
+    let (status, body) = gw.post(CHAT, &chat("hi")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sts_calls.load(Ordering::SeqCst), 1);
+    let sts = upstream.requests().into_iter().find(is_sts).unwrap();
+    assert_eq!(verify_sigv4(&sts, "imdssecret1", "us-east-1", "sts").akid, "ASIAIMDS1");
+    assert_eq!(sts.header("x-amz-security-token"), Some("imdstoken1"));
+    signed_with_role(&bedrock_requests(&upstream)[0], 1);
+}
+
+/// A source that fails (the metadata service refusing its token) is a clean 502 naming the
+/// failure, never a secret; no Bedrock call is made.
+#[tokio::test]
+async fn default_chain_failures_are_clean_errors() {
+    let bedrock = MockUpstream::start().await;
+    bedrock.always_json(200, converse_ok("never"));
+    let agent = MockUpstream::start().await;
+    agent.always_json(500, json!({"message": "agent unavailable"}));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "pod-identity-token-secret").unwrap();
+    let env = env_with(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}/v1/credentials", agent.url())),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.to_str().unwrap()),
+    ]);
+    let gw = start(&chain_config(&bedrock.url()), &env).await;
+    let (status, body) = gw.post(CHAT, &chat("hi")).await;
+    assert_eq!(status, 502, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("AWS credentials") && detail.contains("500"), "the source's failure: {detail}");
+    assert!(!detail.contains("pod-identity-token-secret"), "{detail}");
+    assert!(bedrock.requests().is_empty());
+    log_is_clean(&gw, &["pod-identity-token-secret"]);
+    gw.assert_alive().await;
 }
 
 // ---- error paths ----

@@ -7,8 +7,10 @@
 //! upstream body and client answer adjusted for Vertex
 //! (docs/mlflow-compat.md#provider-translations) where noted. On top:
 //! the signed JWT the token endpoint receives, the bearer token on every Vertex call, token
-//! caching and renewal, Application Default Credentials, token and Vertex failures, 501s and
-//! configuration errors.
+//! caching and renewal, Application Default Credentials, workload identity federation
+//! (`external_account`: file- and URL-sourced subject tokens exchanged at a mock STS, with and
+//! without service account impersonation at a mock IAM Credentials endpoint), token and Vertex
+//! failures, 501s and configuration errors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -714,6 +716,300 @@ async fn authorized_user_credentials_from_a_path_in_a_variable() {
     assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.token-1"));
 }
 
+// ---- workload identity federation (external_account) ----
+
+const AUDIENCE: &str = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/aigw/providers/k8s";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const SUBJECT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YWlndyJ9.c3ViamVjdA";
+const SA: &str = "vertex-caller@my-project.iam.gserviceaccount.com";
+
+/// The form fields of a token exchange request.
+fn form(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// Google's STS (`POST /v1/token`, the RFC 8693 token exchange): the n-th exchange of
+/// `subject` gives `ya29.federated-<n>`; any other subject token is refused.
+struct Sts {
+    mock: MockUpstream,
+    exchanged: Arc<AtomicUsize>,
+}
+
+impl Sts {
+    async fn start(subject: &'static str) -> Sts {
+        let mock = MockUpstream::start().await;
+        let exchanged = Arc::new(AtomicUsize::new(0));
+        let n = exchanged.clone();
+        mock.handle(move |r| {
+            let f = form(&r.body);
+            if r.target != "/v1/token" || f.get("subject_token").map(String::as_str) != Some(subject) {
+                return Reply::Json(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "The subject token could not be verified."}),
+                );
+            }
+            let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::Json(
+                200,
+                json!({"access_token": format!("ya29.federated-{i}"), "token_type": "Bearer", "expires_in": 3599,
+                       "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}),
+            )
+        });
+        Sts { mock, exchanged }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/v1/token", self.mock.url())
+    }
+
+    fn exchanged(&self) -> usize {
+        self.exchanged.load(Ordering::SeqCst)
+    }
+}
+
+/// IAM Credentials' `generateAccessToken` for [`SA`]: with `Bearer ya29.federated-<n>`, answers
+/// `ya29.impersonated-<n>`; anything else is 403 in Google's error shape.
+async fn impersonation_mock() -> (MockUpstream, String) {
+    let mock = MockUpstream::start().await;
+    mock.handle(|r| {
+        let path = format!("/v1/projects/-/serviceAccounts/{SA}:generateAccessToken");
+        match r.header("authorization").and_then(|a| a.strip_prefix("Bearer ya29.federated-")) {
+            Some(n) if r.target == path && r.method == "POST" => {
+                let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                let expire_time = expires.format(&time::format_description::well_known::Rfc3339).unwrap();
+                Reply::Json(200, json!({"accessToken": format!("ya29.impersonated-{n}"), "expireTime": expire_time}))
+            }
+            _ => Reply::Json(
+                403,
+                json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+                       "message": "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."}}),
+            ),
+        }
+    });
+    let url = format!("{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken", mock.url());
+    (mock, url)
+}
+
+/// An `external_account` document (what `gcloud iam workload-identity-pools create-cred-config`
+/// writes).
+fn external_account(token_url: &str, source: Value, impersonation_url: Option<&str>) -> String {
+    let mut doc = json!({
+        "universe_domain": "googleapis.com",
+        "type": "external_account",
+        "audience": AUDIENCE,
+        "subject_token_type": JWT_TYPE,
+        "token_url": token_url,
+        "credential_source": source,
+    });
+    if let Some(url) = impersonation_url {
+        doc["service_account_impersonation_url"] = json!(url);
+    }
+    doc.to_string()
+}
+
+/// Check a token exchange request: RFC 8693's grant for the cloud-platform scope.
+#[track_caller]
+fn check_exchange(r: &Recorded, subject: &str) {
+    assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/v1/token"));
+    assert_eq!(r.header("content-type"), Some("application/x-www-form-urlencoded"));
+    let f = form(&r.body);
+    let field = |k: &str| f.get(k).map(String::as_str);
+    assert_eq!(field("grant_type"), Some("urn:ietf:params:oauth:grant-type:token-exchange"));
+    assert_eq!(field("audience"), Some(AUDIENCE));
+    assert_eq!(field("scope"), Some("https://www.googleapis.com/auth/cloud-platform"));
+    assert_eq!(field("requested_token_type"), Some("urn:ietf:params:oauth:token-type:access_token"));
+    assert_eq!(field("subject_token_type"), Some(JWT_TYPE));
+    assert_eq!(field("subject_token"), Some(subject));
+}
+
+/// A file-sourced subject token (a Kubernetes projected service-account token, say) exchanged
+/// at the STS; the federated token is used as it is, cached; the file is read again only when
+/// the token is renewed.
+#[tokio::test]
+async fn external_account_file_sourced_token_exchange() {
+    let sts = Sts::start(SUBJECT).await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{SUBJECT}\n")).unwrap();
+    let creds = external_account(&sts.url(), json!({"file": token_file.to_str().unwrap()}), None);
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({"vertex_credentials": creds}));
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    for _ in 0..3 {
+        let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(sts.exchanged(), 1, "cached");
+    check_exchange(&sts.mock.last(), SUBJECT);
+    assert_eq!(sts.mock.last().header("authorization"), None);
+    assert!(vertex.requests().iter().all(|r| r.header("authorization") == Some("Bearer ya29.federated-1")));
+    assert!(!gw.logs().contains(SUBJECT), "the subject token is never logged");
+}
+
+/// A file-sourced subject token in a JSON document, exchanged, then traded for a service
+/// account's token (impersonation): Vertex gets the service account's token.
+#[tokio::test]
+async fn external_account_file_sourced_with_impersonation() {
+    let sts = Sts::start(SUBJECT).await;
+    let (iam, impersonation_url) = impersonation_mock().await;
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token.json");
+    std::fs::write(&token_file, json!({"id_token": SUBJECT, "expires_on": 1}).to_string()).unwrap();
+    let source = json!({"file": token_file.to_str().unwrap(),
+                        "format": {"type": "json", "subject_token_field_name": "id_token"}});
+    let creds = external_account(&sts.url(), source, Some(&impersonation_url));
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({"vertex_credentials": creds}));
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    for _ in 0..2 {
+        let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    check_exchange(&sts.mock.last(), SUBJECT);
+    let r = iam.last();
+    assert_eq!(iam.requests().len(), 1, "cached");
+    assert_eq!(r.header("authorization"), Some("Bearer ya29.federated-1"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json(), json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "3600s"}));
+    assert!(vertex.requests().iter().all(|r| r.header("authorization") == Some("Bearer ya29.impersonated-1")));
+    let logs = gw.logs();
+    assert!(!logs.contains(SUBJECT) && !logs.contains("ya29.federated-1"), "{logs}");
+}
+
+/// A URL-sourced subject token (an identity endpoint such as Azure's instance metadata, with its
+/// headers), as text, found through GOOGLE_APPLICATION_CREDENTIALS (Application Default
+/// Credentials); no impersonation.
+#[tokio::test]
+async fn external_account_url_sourced_through_adc() {
+    let sts = Sts::start(SUBJECT).await;
+    let idp = MockUpstream::start().await;
+    idp.handle(|r| {
+        if r.target == "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api%3A%2F%2Faigw"
+            && r.header("metadata") == Some("True")
+        {
+            Reply::body(200, "text/plain", SUBJECT)
+        } else {
+            Reply::Json(400, json!({"error": "bad request"}))
+        }
+    });
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let source = json!({"url": format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api%3A%2F%2Faigw", idp.url()),
+                        "headers": {"Metadata": "True"}});
+    let dir = tempfile::tempdir().unwrap();
+    let adc = dir.path().join("wif.json");
+    std::fs::write(&adc, external_account(&sts.url(), source, None)).unwrap();
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({}));
+    let gw = Gateway::start_with(
+        &yaml(&json!({ "endpoints": [ep] })),
+        &[("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap())],
+        &[],
+    )
+    .await;
+    let (status, body) = gw.post("/endpoints/g/invocations", &hi(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(idp.requests().len(), 1);
+    assert_eq!(idp.last().method, "GET");
+    check_exchange(&sts.mock.last(), SUBJECT);
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.federated-1"));
+}
+
+/// A URL-sourced subject token read from a JSON answer, with impersonation.
+#[tokio::test]
+async fn external_account_url_sourced_json_with_impersonation() {
+    let sts = Sts::start(SUBJECT).await;
+    let (iam, impersonation_url) = impersonation_mock().await;
+    let idp = MockUpstream::start().await;
+    idp.always_json(200, json!({"access_token": SUBJECT, "expires_in": "3599", "token_type": "Bearer"}));
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("ok"));
+    let source = json!({"url": format!("{}/token", idp.url()),
+                        "format": {"type": "json", "subject_token_field_name": "access_token"}});
+    let creds = external_account(&sts.url(), source, Some(&impersonation_url));
+    let ep = endpoint("g", "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({"vertex_credentials": creds}));
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [ep] }))).await;
+    let (status, body) =
+        gw.post("/v1/chat/completions", &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(status, 200, "{body}");
+    check_exchange(&sts.mock.last(), SUBJECT);
+    assert_eq!(iam.last().header("authorization"), Some("Bearer ya29.federated-1"));
+    assert_eq!(vertex.last().header("authorization"), Some("Bearer ya29.impersonated-1"));
+}
+
+/// Each step's failure is a clean error naming the step, before any Vertex call, never showing
+/// a token: the subject token file missing (500), the STS refusing the subject token (502 with
+/// the OAuth error), impersonation refused (502 with Google's message), the subject token URL
+/// failing (502).
+#[tokio::test]
+async fn external_account_failures_are_clean_errors() {
+    let sts = Sts::start(SUBJECT).await;
+    let (_iam, impersonation_url) = impersonation_mock().await;
+    let idp = MockUpstream::start().await;
+    idp.always_json(503, json!({"error": "unavailable"}));
+    let vertex = MockUpstream::start().await;
+    vertex.always_json(200, gemini_answer("never"));
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "eyJ.wrong-subject-token.sig").unwrap();
+    let right = dir.path().join("right");
+    std::fs::write(&right, SUBJECT).unwrap();
+    let missing = dir.path().join("missing");
+    let ep = |name: &str, creds: String| {
+        endpoint(name, "llm/v1/chat", "gemini-2.0-flash", &vertex.url(), json!({"vertex_credentials": creds}))
+    };
+    // The impersonation endpoint refuses whatever it is given when the federated token is not
+    // one of the STS mock's (here: an STS that is the impersonation mock itself).
+    let (denying, denying_url) = impersonation_mock().await;
+    denying.always_json(403, json!({"error": {"code": 403, "message": "Permission 'iam.serviceAccounts.getAccessToken' denied", "status": "PERMISSION_DENIED"}}));
+    let gw = Gateway::start(&yaml(&json!({ "endpoints": [
+        ep("missing", external_account(&sts.url(), json!({"file": missing.to_str().unwrap()}), None)),
+        ep("refused", external_account(&sts.url(), json!({"file": wrong.to_str().unwrap()}), None)),
+        ep("denied", external_account(&sts.url(), json!({"file": right.to_str().unwrap()}), Some(&denying_url))),
+        ep("url", external_account(&sts.url(), json!({"url": format!("{}/token", idp.url())}), Some(&impersonation_url))),
+    ]})))
+    .await;
+
+    let (status, body) = gw.post("/endpoints/missing/invocations", &hi(false)).await;
+    assert_eq!(status, 500, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("Vertex AI: cannot read the subject token file '{}'", missing.display())),
+        "{detail}"
+    );
+
+    let (status, body) = gw.post("/endpoints/refused/invocations", &hi(false)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["detail"],
+        json!(format!(
+            "Vertex AI: the token endpoint {} refused the subject token (HTTP 400: invalid_grant: The subject token could not be verified.)",
+            sts.mock.addr
+        ))
+    );
+
+    let (status, body) = gw.post("/endpoints/denied/invocations", &hi(false)).await;
+    assert_eq!(status, 502, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail
+            .contains("refused the federated token (HTTP 403: Permission 'iam.serviceAccounts.getAccessToken' denied"),
+        "{detail}"
+    );
+
+    let (status, body) = gw.post("/endpoints/url/invocations", &hi(false)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["detail"], json!(format!("Vertex AI: the subject token URL {} answered HTTP 503", idp.addr)));
+
+    assert!(vertex.requests().is_empty(), "no Vertex call without a token");
+    let logs = gw.logs();
+    for secret in [SUBJECT, "eyJ.wrong-subject-token.sig", "ya29.federated-"] {
+        assert!(!logs.contains(secret), "{secret} in the log");
+    }
+    gw.assert_alive().await;
+}
+
 // ---- Vertex answers, 501s, betas ----
 
 /// Vertex's error answers keep their status and message; 501s answer before any call.
@@ -915,6 +1211,22 @@ fn configuration_errors() {
         (json!(broken_key), "'private_key' is not a usable RSA private key"),
         (json!("/etc/no/such/sa.json"), "not JSON and names no file"),
         (json!("$VERTEX_UNSET_VAR"), "Environment variable 'VERTEX_UNSET_VAR' is not set"),
+        (
+            json!(
+                json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                         "credential_source": {"executable": {"command": "/bin/get-token"}}})
+                .to_string()
+            ),
+            "'executable' (subject tokens from a program) is not supported",
+        ),
+        (
+            json!(
+                json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                         "credential_source": {"environment_id": "aws1"}})
+                .to_string()
+            ),
+            "'environment_id' (subject tokens from AWS) is not supported",
+        ),
     ];
     for (value, want) in bad {
         let (ok, out) = check_config(json!({"vertex_project": "p", "vertex_credentials": value}), &[]);
