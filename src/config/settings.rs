@@ -26,6 +26,11 @@
 //!     on_unavailable: deny            # or allow
 //!   budgets:
 //!     - {name: team-a, usd: 500, renewal_period: month, keys: [team-a], endpoints: [chat]}
+//!   egress:                           # outbound connections (config/egress.rs)
+//!     proxy: $CORP_PROXY              # default: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
+//!     no_proxy: [.corp.example]       # default: NO_PROXY
+//!     deny_private: true              # the egress guard (default false)
+//!     allow: [10.20.0.0/16]
 //! ```
 
 use std::fmt;
@@ -34,6 +39,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::egress::Egress;
 use super::fields::{ConfigMap, FieldError};
 use super::secret::{self, Secret};
 
@@ -66,6 +72,9 @@ pub struct Settings {
     pub shared_state: Option<SharedState>,
     /// Dollar budgets (`aigw.budgets`).
     pub budgets: Vec<Budget>,
+    /// Outbound connections: the forward proxy and the egress guard (`aigw.egress`, with the
+    /// environment's proxy variables).
+    pub egress: Egress,
 }
 
 /// Environment variable MLflow reads for its rate-limit storage; a `redis://` or `rediss://`
@@ -167,6 +176,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             shared_state: None,
             budgets: Vec::new(),
+            egress: Egress::default(),
         }
     }
 }
@@ -388,6 +398,9 @@ impl Settings {
                 return Err(m.error("shared_state", "expected a mapping {url, prefix, timeout_ms, on_unavailable}"));
             };
             s.shared_state = Some(parse_shared_state(o)?);
+        }
+        if let Some(e) = m.map("egress")? {
+            s.egress = Egress::parse(e)?;
         }
         match m.value("budgets") {
             None => {}
