@@ -102,12 +102,20 @@ impl L4Connect for Tunnel {
                 Err(_) => Err(self.failure("the tunnel is not a TCP stream")),
             },
             Ok(Err(e)) => {
-                let refused = e.cause.as_ref().and_then(|c| c.downcast_ref::<ConnectProxyError>());
+                // Pingora boxes its ConnectProxyError once more on the way into the cause.
+                let refused = e.cause.as_ref().and_then(|c| {
+                    c.downcast_ref::<Box<ConnectProxyError>>()
+                        .map(AsRef::as_ref)
+                        .or_else(|| c.downcast_ref::<ConnectProxyError>())
+                });
                 Err(match refused {
                     Some(refused) => {
                         let status = refused.response.status;
-                        let hint = match status.as_u16() {
-                            407 => " (the proxy wants credentials: http://user:password@host:port)",
+                        // 407 asks for credentials; some proxies (tinyproxy) answer wrong ones
+                        // with 401.
+                        let hint = match (status.as_u16(), self.proxy.authorization.is_some()) {
+                            (407, false) => " (the proxy wants credentials: http://user:password@host:port)",
+                            (401 | 407, true) => " (the proxy refused its credentials)",
                             _ => "",
                         };
                         self.failure(format!("refused CONNECT {}:{} with {status}{hint}", self.host, self.port))

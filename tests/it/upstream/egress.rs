@@ -122,27 +122,30 @@ async fn https_goes_through_an_authenticating_proxy_in_a_tunnel_per_target() {
         assert!(!gw.logs().contains(secret), "{}", gw.logs());
     }
 
-    // Wrong credentials: the proxy answers 407; a 502 naming the proxy, never the password.
+    // No credentials: the proxy answers 407; wrong ones: tinyproxy answers 401. Either is a
+    // 502 naming the proxy (never the password) on every route.
     let wrong = "Wr0ng-proxy-pw-31337";
-    let gw = Gateway::start_with(
-        &cfg,
-        &[("SSL_CERT_FILE", ca.to_str().unwrap()), ("HTTPS_PROXY", &proxy.url_with(PROXY_USER, wrong))],
-        &[],
-    )
-    .await;
-    let (status, _, text) = gw.post_text(NATIVE, &chat(false)).await;
-    assert_eq!(status, 502, "{text}");
-    let body: Value = serde_json::from_str(&text).unwrap();
-    assert!(detail(&body).contains(&format!("proxy {}", proxy.url())), "{body}");
-    assert!(detail(&body).contains("407"), "{body}");
-    let (status, text) = raw_route(&gw).await;
-    assert_eq!(status, 502, "{text}");
-    assert!(text.contains(&format!("proxy {}", proxy.url())) && text.contains("407"), "{text}");
-    for seen in [text, gw.logs()] {
-        assert!(!seen.contains(wrong) && !seen.contains(PROXY_PASSWORD), "{seen}");
+    for (url, said) in [
+        (proxy.url(), "with 407 Proxy Authentication Required (the proxy wants credentials"),
+        (proxy.url_with(PROXY_USER, wrong), "with 401 Unauthorized (the proxy refused its credentials)"),
+    ] {
+        let gw = Gateway::start_with(&cfg, &[("SSL_CERT_FILE", ca.to_str().unwrap()), ("HTTPS_PROXY", &url)], &[])
+            .await;
+        let (status, _, text) = gw.post_text(NATIVE, &chat(false)).await;
+        assert_eq!(status, 502, "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        let named = format!("upstream {target}: proxy {}: refused CONNECT {target} {said}", proxy.url());
+        assert!(detail(&body).contains(&named), "{body}");
+        let (status, raw) = raw_route(&gw).await;
+        assert_eq!(status, 502, "{raw}");
+        let raw: Value = serde_json::from_str(&raw).unwrap();
+        assert!(raw.to_string().contains(&format!("proxy {}: refused CONNECT {target} {said}", proxy.url())), "{raw}");
+        for seen in [text, raw.to_string(), gw.logs()] {
+            assert!(!seen.contains(wrong) && !seen.contains(PROXY_PASSWORD), "{seen}");
+        }
+        gw.assert_alive().await;
     }
     assert_eq!(upstream.requests().len(), 5, "nothing reached the provider");
-    gw.assert_alive().await;
 }
 
 /// `aigw.egress.proxy` (per gateway, a secret: `$VAR` works) at an address nothing listens on:
