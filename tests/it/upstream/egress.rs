@@ -51,7 +51,8 @@ fn openai(name: &str, base: &str) -> Value {
 
 /// POST through the raw proxy route to `chat`'s `chat/completions`.
 async fn raw_route(gw: &Gateway) -> (u16, String) {
-    let r = gw.client.post(gw.url("/gateway/proxy/chat/chat/completions")).json(&v1_chat(false)).send().await.unwrap();
+    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client.post(gw.url("/gateway/proxy/chat/chat/completions")).json(&v1_chat(false)).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -387,4 +388,35 @@ async fn the_guard_checks_proxied_targets_too() {
     .await;
     assert_eq!(gw.post(NATIVE, &chat(false)).await.0, 200);
     assert_eq!(proxy.connects().len(), 1);
+}
+
+/// An upstream's redirect is never followed, on any route: the host it points to receives
+/// nothing (an allowed public host cannot bounce a call to an internal one).
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    let internal = MockUpstream::start().await;
+    internal.always_json(200, chat_ok());
+    let upstream = MockUpstream::start().await;
+    let location = format!("{}/v1/chat/completions", internal.url());
+    let redirect = move |_: &crate::common::upstream::Recorded| crate::common::upstream::Reply::Raw {
+        status: 307,
+        headers: vec![("location".into(), location.clone()), ("content-type".into(), "text/plain".into())],
+        pieces: vec![(b"moved".to_vec(), std::time::Duration::ZERO)],
+        chunked: false,
+    };
+    upstream.handle(redirect);
+    let cfg = yaml(&json!({"endpoints": [openai("chat", &format!("http://localhost:{}/v1", upstream.addr.port()))],
+                           "aigw": {"egress": {"deny_private": true, "allow": ["127.0.0.1/32", "::1/128"]}}}));
+    let gw = Gateway::start(&cfg).await;
+    let (status, body) = gw.post(NATIVE, &chat(false)).await;
+    assert_eq!(status, 502, "the provider's failed answer: {body}");
+    let (status, body) = gw.post(V1, &v1_chat(false)).await;
+    assert_eq!((status, &body["error"]["type"]), (502, &json!("upstream_error")), "{body}");
+    // The raw proxy route relays the provider's answer as it is, Location and all.
+    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client.post(gw.url("/gateway/proxy/chat/chat/completions")).json(&v1_chat(false)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("{}/v1/chat/completions", internal.url()));
+    assert_eq!(upstream.requests().len(), 3);
+    assert!(internal.requests().is_empty(), "the redirect was followed");
 }
