@@ -95,7 +95,7 @@ async fn https_goes_through_an_authenticating_proxy_in_a_tunnel_per_target() {
     let (status, body) = gw.post(V1, &v1_chat(false)).await;
     assert_eq!(status, 200, "{body}");
     let target = format!("{name}:{port}");
-    assert_eq!(proxy.connects(), [target.clone()], "one tunnel, pooled and reused:\n{}", proxy.log());
+    assert_eq!(proxy.connects(), std::slice::from_ref(&target), "one tunnel, pooled and reused:\n{}", proxy.log());
     assert_eq!(upstream.connections(), 1);
     let requests = upstream.requests();
     assert_eq!(requests.len(), 4);
@@ -130,8 +130,8 @@ async fn https_goes_through_an_authenticating_proxy_in_a_tunnel_per_target() {
         (proxy.url(), "with 407 Proxy Authentication Required (the proxy wants credentials"),
         (proxy.url_with(PROXY_USER, wrong), "with 401 Unauthorized (the proxy refused its credentials)"),
     ] {
-        let gw = Gateway::start_with(&cfg, &[("SSL_CERT_FILE", ca.to_str().unwrap()), ("HTTPS_PROXY", &url)], &[])
-            .await;
+        let gw =
+            Gateway::start_with(&cfg, &[("SSL_CERT_FILE", ca.to_str().unwrap()), ("HTTPS_PROXY", &url)], &[]).await;
         let (status, _, text) = gw.post_text(NATIVE, &chat(false)).await;
         assert_eq!(status, 502, "{text}");
         let body: Value = serde_json::from_str(&text).unwrap();
