@@ -399,8 +399,11 @@ impl Egress {
     pub fn parse(map: &Map<String, Value>) -> Result<Egress, FieldError> {
         let mut m = ConfigMap::new(map, "aigw.egress");
         let mut egress = Egress::default();
-        if let Some(url) = m.secret("proxy")? {
-            let proxy = Arc::new(ProxyServer::parse(url.expose()).map_err(|e| m.error("proxy", e))?);
+        if let Some(url) = m.string("proxy")? {
+            // Secret rules for the reference; of the URL, only the credentials are secret
+            // (`ProxyServer::parse` registers them): the host and port name the proxy in errors.
+            let url = secret::resolve_url(&url).map_err(|e| m.error("proxy", e))?;
+            let proxy = Arc::new(ProxyServer::parse(&url).map_err(|e| m.error("proxy", e))?);
             egress.http_proxy = Some(proxy.clone());
             egress.https_proxy = Some(proxy);
             egress.from_yaml.0 = true;
@@ -617,6 +620,14 @@ mod tests {
         assert!(e.no_proxy.matches("x.a.example", 1));
         assert!(e.is_active());
         assert!(!format!("{e:?}").contains("pw-0123456789"));
+        // Of the proxy URL only the credentials are secrets: the host and port name the proxy
+        // in errors, which are scrubbed of the configuration's secrets.
+        let (plain, secrets) = secret::collect(|| egress(json!({"proxy": "http://proxy.corp:3128"})).unwrap());
+        assert!(secrets.is_empty(), "{secrets:?}");
+        assert_eq!(plain.https_proxy.unwrap().display, "http://proxy.corp:3128");
+        let (_, secrets) = secret::collect(|| egress(json!({"proxy": "http://u:pw-9876543210@proxy.corp:3128"})));
+        assert!(secrets.iter().any(|s| s == "pw-9876543210"), "{secrets:?}");
+        assert!(secrets.iter().all(|s| !s.contains("proxy.corp")), "{secrets:?}");
         // The YAML wins over the environment, setting by setting.
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())

@@ -176,6 +176,14 @@ async fn an_unreachable_proxy_is_a_502_naming_it() {
     assert!(upstream.requests().is_empty());
     assert!(!gw.logs().contains(PROXY_PASSWORD), "{}", gw.logs());
     gw.assert_alive().await;
+
+    // Without credentials, written in the YAML: named all the same (the URL is not a secret).
+    let cfg = yaml(&json!({"endpoints": [openai("chat", &format!("http://{name}:{}/v1", upstream.addr.port()))],
+                           "aigw": {"egress": {"proxy": format!("http://127.0.0.1:{port}")}}}));
+    let gw = Gateway::start(&cfg).await;
+    let (status, body) = gw.post(NATIVE, &chat(false)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(detail(&body).contains(&named), "{body}");
 }
 
 /// Token endpoints go through the proxy like every other call (here Vertex AI's OAuth
