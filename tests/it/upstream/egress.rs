@@ -8,6 +8,7 @@
 use std::net::{IpAddr, ToSocketAddrs};
 
 use super::{NATIVE, V1, chat, chat_ok, config, one_worker, tls_acceptor, v1_chat};
+use crate::common::bedrock;
 use crate::common::tinyproxy::Tinyproxy;
 use crate::common::upstream::MockUpstream;
 use crate::common::{Gateway, free_port, yaml};
@@ -186,8 +187,9 @@ async fn an_unreachable_proxy_is_a_502_naming_it() {
     assert!(detail(&body).contains(&named), "{body}");
 }
 
-/// Token endpoints go through the proxy like every other call (here Vertex AI's OAuth
-/// refresh-token exchange, then the call itself, both plain HTTP: CONNECT to non-443 ports).
+/// Token endpoints go through the proxy like every other call (Vertex AI's OAuth refresh-token
+/// exchange, Bedrock's STS AssumeRole, then the call itself; all plain HTTP here: CONNECT to
+/// non-443 ports).
 #[tokio::test]
 async fn token_endpoints_go_through_the_proxy() {
     let name = loopback_name();
@@ -204,6 +206,38 @@ async fn token_endpoints_go_through_the_proxy() {
     assert_eq!(proxy.connects(), [token_target, api_target], "the token call, then the model call");
     assert_eq!(tokens.requests().len(), 1);
     assert_eq!(api.last().header("authorization"), Some("Bearer ya29.proxied"));
+
+    // Bedrock's STS AssumeRole, then the signed call.
+    let sts = MockUpstream::start().await;
+    sts.push(bedrock::sts_answer("ASIAPROXIED", "proxied-secret", "proxied-token", expires()));
+    let runtime = MockUpstream::start().await;
+    runtime.always_json(200, bedrock::converse_ok("ok"));
+    let proxy = Tinyproxy::start();
+    let (sts_target, runtime_target) =
+        (format!("{name}:{}", sts.addr.port()), format!("{name}:{}", runtime.addr.port()));
+    let cfg = bedrock::config(&[bedrock::endpoint(
+        "b",
+        "llm/v1/chat",
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        json!({"aws_config": {"aws_role_arn": "arn:aws:iam::123456789012:role/bedrock", "aws_region": "us-east-1"},
+               "bedrock_api_base": format!("http://{runtime_target}")}),
+    )]);
+    let sts_url = format!("http://{sts_target}");
+    let env = bedrock::env_with(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDBASE"),
+        ("AWS_SECRET_ACCESS_KEY", "basesecret"),
+        ("AWS_ENDPOINT_URL_STS", &sts_url),
+        ("HTTP_PROXY", &proxy.url()),
+    ]);
+    let gw = bedrock::start(&cfg, &env).await;
+    let (status, body) = gw.post("/endpoints/b/invocations", &chat(false)).await;
+    assert_eq!(status, 200, "{body}\n{}", proxy.log());
+    assert_eq!(proxy.connects(), [sts_target, runtime_target], "STS, then Bedrock");
+    assert_eq!(runtime.last().header("x-amz-security-token"), Some("proxied-token"));
+}
+
+fn expires() -> std::time::SystemTime {
+    std::time::SystemTime::now() + std::time::Duration::from_secs(3600)
 }
 
 /// `NO_PROXY` (either case): a matching upstream is reached directly, the proxy sees nothing;
