@@ -142,7 +142,9 @@ async fn https_goes_through_an_authenticating_proxy_in_a_tunnel_per_target() {
         assert_eq!(status, 502, "{raw}");
         let raw: Value = serde_json::from_str(&raw).unwrap();
         assert!(raw.to_string().contains(&format!("proxy {}: refused CONNECT {target} {said}", proxy.url())), "{raw}");
-        for seen in [text, raw.to_string(), gw.logs()] {
+        let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("aigw_requests_total"), "{metrics}");
+        for seen in [text, raw.to_string(), gw.logs(), metrics] {
             assert!(!seen.contains(wrong) && !seen.contains(PROXY_PASSWORD), "{seen}");
         }
         gw.assert_alive().await;
