@@ -15,6 +15,7 @@ use super::free_port;
 /// A running `tinyproxy`, killed on drop.
 pub struct Tinyproxy {
     child: Child,
+    /// The loopback port it listens on.
     pub port: u16,
     dir: tempfile::TempDir,
 }
