@@ -516,3 +516,61 @@ impl UpstreamResponse {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BaseUrl;
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    /// Upstreams whose resolver answers `answers` in turn (expiring at once: every call looks
+    /// the name up again, as one whose TTL ran out).
+    fn with_answers(answers: Vec<SocketAddr>) -> Upstreams {
+        let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
+        let lookup: super::super::dns::Lookup = Box::new(move |_, _| {
+            let next = answers.lock().unwrap().pop_front();
+            Box::pin(async move { next.map(|a| vec![a]).ok_or_else(|| std::io::Error::other("no more answers")) })
+        });
+        Upstreams {
+            connector: TransportConnector::new(None),
+            resolver: Resolver::with_lookup(Duration::ZERO, lookup),
+            route_timeout: DEFAULT_ROUTE_TIMEOUT,
+            egress: ArcSwapOption::empty(),
+            egress_on: AtomicBool::new(false),
+        }
+    }
+
+    fn guard(allow: &[&str]) -> Egress {
+        let map = serde_json::json!({"deny_private": true, "allow": allow});
+        Egress::parse(map.as_object().unwrap()).unwrap()
+    }
+
+    /// DNS rebinding: a name that answered a public address, then a private one, is refused on
+    /// the call that would connect to the private one; the check is made on every call.
+    #[tokio::test]
+    async fn a_name_rebinding_to_a_private_address_is_refused_on_the_next_call() {
+        let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
+        let up = with_answers(vec![
+            public,
+            "127.0.0.1:443".parse().unwrap(),
+            "[::ffff:169.254.169.254]:443".parse().unwrap(),
+            "10.20.0.5:443".parse().unwrap(),
+        ]);
+        up.set_egress(&guard(&["10.20.0.0/16"]));
+        let origin = BaseUrl::parse("https://api.rebind.example/v1").unwrap().origin;
+        let first = up.peer_for(&origin, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(first.address().as_inet(), Some(&public));
+        for class in ["loopback", "link-local"] {
+            let e = up.peer_for(&origin, Duration::from_secs(5)).await.unwrap_err();
+            assert_eq!(e.status, 502);
+            let message = e.message();
+            assert!(message.contains("api.rebind.example resolves to") && message.contains(class), "{message}");
+        }
+        // An allowed network passes.
+        assert!(up.peer_for(&origin, Duration::from_secs(5)).await.is_ok());
+        // Off: nothing is checked.
+        let up = with_answers(vec!["127.0.0.1:443".parse().unwrap()]);
+        assert!(up.peer_for(&origin, Duration::from_secs(5)).await.is_ok());
+    }
+}
