@@ -93,6 +93,7 @@ impl Reloader {
                         self.state.limits.shared_state() != config.settings.shared_state.as_ref(),
                     )
                 };
+                self.state.upstreams.set_egress(&config.settings.egress);
                 self.state.config.store(Arc::new(snapshot));
                 metrics.generation.inc();
                 metrics.reloads.with_label_values(&["ok"]).inc();

@@ -22,6 +22,7 @@
 //!
 //! Every error names the file, the entry and the field, and never contains a secret.
 
+pub mod egress;
 pub mod fields;
 pub mod provider_name;
 pub mod secret;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use egress::{Egress, NoProxy, ProxyServer};
 pub use fields::{ConfigMap, FieldError};
 pub use provider_name::ProviderName;
 pub use secret::Secret;
@@ -496,6 +498,7 @@ impl Loader {
             Some(_) => return Err(self.err("aigw", "", NOT_A_MAPPING)),
         };
         settings.shared_state_from_env().map_err(|e| self.err("", e.field, e.message))?;
+        settings.egress.from_env(|name| std::env::var(name).ok()).map_err(|e| self.err("", e.field, e.message))?;
 
         let raw_endpoints = match root.get("endpoints") {
             Some(Value::Array(list)) => list.as_slice(),
@@ -513,7 +516,7 @@ impl Loader {
         let mut names: HashMap<String, Slot> = HashMap::new();
         let mut endpoints = Vec::with_capacity(raw_endpoints.len());
         for (i, raw) in raw_endpoints.iter().enumerate() {
-            let endpoint = self.endpoint(i, raw, build)?;
+            let endpoint = self.endpoint(i, raw, build, &settings.egress)?;
             if names.insert(endpoint.name.clone(), Slot::Endpoint(i)).is_some() {
                 return Err(self.duplicate(&format!("endpoint '{}' (endpoints[{i}])", endpoint.name)));
             }
@@ -583,7 +586,13 @@ impl Loader {
         )
     }
 
-    fn endpoint(&self, index: usize, raw: &Value, build: &mut ModelBuilder<'_>) -> Result<Endpoint, ConfigError> {
+    fn endpoint(
+        &self,
+        index: usize,
+        raw: &Value,
+        build: &mut ModelBuilder<'_>,
+        egress: &Egress,
+    ) -> Result<Endpoint, ConfigError> {
         let mut entry = format!("endpoints[{index}]");
         let Value::Object(map) = raw else {
             return Err(self.err(entry, "", NOT_A_MAPPING));
@@ -665,6 +674,11 @@ impl Loader {
         let spec = EndpointSpec { name: &name, index, endpoint_type, model_name: model_name.as_deref(), provider_name };
         let mut cfg = ConfigMap::new(config, "model.config");
         build(&spec, &mut cfg).map_err(|e| self.err(&entry, e.field, e.message))?;
+        // The egress guard refuses a provider address written as a private IP literal now,
+        // rather than on every request.
+        if let Some(e) = egress.literal_refusal(&ConfigMap::new(config, "model.config"), config) {
+            return Err(self.err(entry, e.field, e.message));
+        }
 
         // What the provider did not read: request parameters become defaults, the rest is
         // ignored with a warning (MLflow ignores unknown keys silently).

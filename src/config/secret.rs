@@ -70,13 +70,23 @@ impl fmt::Debug for Secret {
 ///
 /// Errors never contain the value itself; they name the variable or the file.
 pub fn resolve(input: &str) -> Result<Secret, String> {
+    let value = lookup(input)?;
+    remember(&value);
+    Ok(Secret(value))
+}
+
+/// Resolve a reference as [`resolve`] does, without making the whole value a secret of the
+/// configuration: for a URL whose only secret parts are its credentials, which the caller
+/// registers itself (the rest, host and port, is named in errors).
+pub fn resolve_url(input: &str) -> Result<String, String> {
+    lookup(input)
+}
+
+fn lookup(input: &str) -> Result<String, String> {
     if let Some(rest) = input.strip_prefix('$') {
         let name = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(rest);
         return match std::env::var(name) {
-            Ok(v) if !v.is_empty() => {
-                remember(&v);
-                Ok(Secret(v))
-            }
+            Ok(v) if !v.is_empty() => Ok(v),
             _ => Err(format!("Environment variable '{name}' is not set")),
         };
     }
@@ -84,14 +94,10 @@ pub fn resolve(input: &str) -> Result<Secret, String> {
     // Over-long or odd strings make `is_file` fail; like MLflow, fall through to a literal.
     if path.is_file() {
         return std::fs::read_to_string(path)
-            .map(|s| {
-                remember(s.trim());
-                Secret(s.trim().to_owned())
-            })
+            .map(|s| s.trim().to_owned())
             .map_err(|e| format!("cannot read the secret file '{input}': {e}"));
     }
-    remember(input);
-    Ok(Secret(input.to_owned()))
+    Ok(input.to_owned())
 }
 
 #[cfg(test)]

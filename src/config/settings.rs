@@ -33,6 +33,11 @@
 //!     max_age_s: 600
 //!     allow_credentials: false
 //!   allowed_hosts: [gateway.internal, "*.corp.example"]   # Host names served besides loopback
+//!   egress:                           # outbound connections (config/egress.rs)
+//!     proxy: $CORP_PROXY              # default: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
+//!     no_proxy: [.corp.example]       # default: NO_PROXY
+//!     deny_private: true              # the egress guard (default false)
+//!     allow: [10.20.0.0/16]
 //! ```
 
 use std::fmt;
@@ -41,6 +46,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::egress::Egress;
 use super::fields::{ConfigMap, FieldError};
 use super::secret::{self, Secret};
 
@@ -78,6 +84,9 @@ pub struct Settings {
     /// Host names and addresses served besides loopback ones (`aigw.allowed_hosts`: lower
     /// case, no trailing dot, IPv6 without brackets, `*.suffix` for any name under `suffix`).
     pub allowed_hosts: Vec<String>,
+    /// Outbound connections: the forward proxy and the egress guard (`aigw.egress`, with the
+    /// environment's proxy variables).
+    pub egress: Egress,
 }
 
 /// Environment variable MLflow reads for its rate-limit storage; a `redis://` or `rediss://`
@@ -181,6 +190,7 @@ impl Default for Settings {
             budgets: Vec::new(),
             cors: None,
             allowed_hosts: Vec::new(),
+            egress: Egress::default(),
         }
     }
 }
@@ -402,6 +412,9 @@ impl Settings {
                 return Err(m.error("shared_state", "expected a mapping {url, prefix, timeout_ms, on_unavailable}"));
             };
             s.shared_state = Some(parse_shared_state(o)?);
+        }
+        if let Some(e) = m.map("egress")? {
+            s.egress = Egress::parse(e)?;
         }
         match m.value("budgets") {
             None => {}

@@ -72,6 +72,7 @@ impl State {
     pub fn new(config: Snapshot, upstreams: Upstreams) -> Result<State, String> {
         let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
         let limits = Limits::new(config.config.settings.shared_state.as_ref(), metrics.shared_state_errors.clone())?;
+        upstreams.set_egress(&config.config.settings.egress);
         Ok(State {
             config: ArcSwap::from_pointee(config),
             upstreams,
@@ -322,7 +323,13 @@ impl ProxyHttp for GatewayProxy {
             self.state.metrics.client_closed.inc();
         }
         if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
-            let err = GatewayError::new(code, kind, message);
+            // A forward proxy's failure names the proxy (never its credentials).
+            let err = match (&e.etype, &e.context) {
+                (ErrorType::ConnectProxyFailure, Some(why)) if ctx.proxy.is_some() => {
+                    GatewayError::new(code, kind, format!("The upstream could not be reached: {}", why.as_str()))
+                }
+                _ => GatewayError::new(code, kind, message),
+            };
             let snapshot = ctx.snapshot.clone().unwrap_or_else(|| self.state.config.load_full());
             let _ = write::respond(session, &self.state, &snapshot, ctx, family, Response::Error(err)).await;
         }

@@ -6,7 +6,8 @@
 //!   the endpoint's limits, and plans the upstream call ([`plan`]): the provider's base URL and
 //!   credential headers (`Provider::raw_upstream`, with `Provider::authorize` for tokens), the
 //!   address from the gateway's DNS cache. It then lets the request go on (`Ok(false)`).
-//! * `upstream_peer` returns the planned peer (TLS with SNI = the host, pooled by Pingora).
+//! * `upstream_peer` returns the planned peer (TLS with SNI = the host, pooled by Pingora;
+//!   through the forward proxy's tunnel when one is configured, checked by the egress guard).
 //! * `upstream_request_filter` sets the path (the provider's base path, then the rest of the
 //!   client's path and its query), `Host`, and the provider's credentials; the client's own
 //!   credentials are removed.
@@ -17,8 +18,6 @@
 //! Client disconnects are Pingora's own downstream handling (the upstream connection is
 //! dropped). A provider whose requests are signed over their body (Bedrock's SigV4) cannot be
 //! proxied: 400.
-
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -39,8 +38,8 @@ use crate::upstream::UpstreamRequest;
 pub struct ProxyPlan {
     /// Where to connect.
     pub origin: std::sync::Arc<Origin>,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// How: the address (or the forward proxy's tunnel), checked by the egress guard.
+    pub peer: HttpPeer,
     /// The request target upstream: the provider's base path, the rest of the client's path,
     /// the query.
     pub target: String,
@@ -80,7 +79,7 @@ pub async fn plan(
     let mut template: UpstreamRequest = provider.raw_upstream()?;
     provider.authorize(&mut template, &state.upstreams).await?;
     let timeout = endpoint.timeout.unwrap_or(state.upstreams.route_timeout);
-    let addr = state.upstreams.resolve(&template.origin, timeout).await?;
+    let peer = state.upstreams.peer_for(&template.origin, timeout).await?;
     let (base_path, base_query) = match template.target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (template.target.as_str(), None),
@@ -100,12 +99,12 @@ pub async fn plan(
         return Err(GatewayError::bad_request("The proxied path may not contain spaces or control characters"));
     }
     let headers = template.headers.into_iter().filter(|(name, _)| name != http::header::CONTENT_TYPE).collect();
-    Ok(ProxyPlan { origin: template.origin, addr, target, headers })
+    Ok(ProxyPlan { origin: template.origin, peer, target, headers })
 }
 
 /// The peer of a planned call.
 pub fn peer(plan: &ProxyPlan) -> HttpPeer {
-    crate::upstream::peer(&plan.origin, plan.addr)
+    plan.peer.clone()
 }
 
 /// Rewrite the request going upstream: target, `Host`, credentials, request id.

@@ -20,8 +20,10 @@
 //!   decision, made in the open.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::Stream;
@@ -32,8 +34,8 @@ use pingora::{Error as PError, ErrorType};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
-use super::{Resolver, UpstreamRequest};
-use crate::config::Origin;
+use super::{Resolver, UpstreamRequest, egress};
+use crate::config::{Egress, Origin};
 use crate::error::GatewayError;
 
 /// `timeout_at($deadline, $future).await`, with the future pinned where it is built: handing a
@@ -49,7 +51,7 @@ macro_rules! within {
 
 /// Default total time for one upstream call (MLflow's `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`).
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(300);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The shared upstream client: connection pool, TLS, resolver, timeouts. A clone shares the
@@ -61,6 +63,11 @@ pub struct Upstreams {
     resolver: Arc<Resolver>,
     /// Total time allowed for one upstream call, streams included.
     pub route_timeout: Duration,
+    /// The forward proxy and the egress guard (`aigw.egress` and the environment), when either
+    /// is configured; `egress_on` says so without loading it. Shared by clones, so a reload
+    /// reaches the clients that hold one.
+    egress: Arc<ArcSwapOption<Egress>>,
+    egress_on: Arc<AtomicBool>,
 }
 
 impl Upstreams {
@@ -71,6 +78,20 @@ impl Upstreams {
             connector: Arc::new(TransportConnector::new(Some(ConnectorOptions::from_server_conf(server_conf)))),
             resolver: Arc::new(Resolver::default()),
             route_timeout,
+            egress: Arc::new(ArcSwapOption::empty()),
+            egress_on: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Use `egress` (the proxy and the guard) for the calls that start from now on; set at
+    /// start and by every configuration reload.
+    pub fn set_egress(&self, egress: &Egress) {
+        if egress.is_active() {
+            self.egress.store(Some(Arc::new(egress.clone())));
+            self.egress_on.store(true, Ordering::Release);
+        } else {
+            self.egress_on.store(false, Ordering::Release);
+            self.egress.store(None);
         }
     }
 
@@ -94,10 +115,17 @@ impl Upstreams {
     ) -> Result<Box<UpstreamResponse>, GatewayError> {
         let deadline = Instant::now() + timeout;
         let origin = &req.origin;
-        let addr = within!(deadline, self.resolver.resolve(&origin.host, origin.port))
-            .map_err(|_| timed_out(req, timeout))?
-            .map_err(|e| GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority)))?;
-        let peer = peer(origin, addr);
+        // The plain path written out here, not behind another async fn: one layer of future
+        // less on every call.
+        let peer = match self.active_egress() {
+            Some(egress) => Box::pin(self.egress_peer(&egress, origin, deadline, timeout)).await?,
+            None => {
+                let addr = within!(deadline, self.resolver.resolve(&origin.host, origin.port))
+                    .map_err(|_| timed_out(&origin.authority, timeout))?
+                    .map_err(|e| unresolved(origin, &e))?;
+                peer(origin, addr)
+            }
+        };
 
         // The head and a body up to MERGED_BODY leave in one write; a larger body follows in
         // a second write rather than being copied.
@@ -113,22 +141,22 @@ impl Upstreams {
         };
         // `get_stream` hands out a pooled connection only after checking it is still open.
         let (stream, reused) = within!(deadline, self.connector.get_stream(&peer))
-            .map_err(|_| timed_out(req, timeout))?
+            .map_err(|_| timed_out(&req.origin.authority, timeout))?
             .map_err(|e| failed(req, &e, timeout))?;
         // One future for writing and reading (each timeout-wrapped future is moved whole, and
         // the reading half holds Pingora's ~1.5 KB session).
         let (session, status) = match within!(deadline, round_trip(stream, &peer, &wire, rest)) {
-            Err(_) => return Err(timed_out(req, timeout)),
+            Err(_) => return Err(timed_out(&req.origin.authority, timeout)),
             Ok(Ok(answer)) => answer,
             Ok(Err(Failed::Write(e))) if reused => {
                 // The write failed: the server has not received a whole request, so it cannot
                 // have acted on it. Once more, on a new connection.
                 log::debug!("pooled connection to {} failed on write ({e}); retrying on a new one", origin.authority);
                 let stream = within!(deadline, self.connector.new_stream(&peer))
-                    .map_err(|_| timed_out(req, timeout))?
+                    .map_err(|_| timed_out(&req.origin.authority, timeout))?
                     .map_err(|e| failed(req, &e, timeout))?;
                 match within!(deadline, round_trip(stream, &peer, &wire, rest)) {
-                    Err(_) => return Err(timed_out(req, timeout)),
+                    Err(_) => return Err(timed_out(&req.origin.authority, timeout)),
                     Ok(Ok(answer)) => answer,
                     Ok(Err(Failed::Write(e) | Failed::Read(e))) => return Err(failed(req, &e, timeout)),
                 }
@@ -160,13 +188,91 @@ impl Upstreams {
         Ok((status, body))
     }
 
-    /// The address of `origin`, from the DNS cache, within `timeout`.
-    pub async fn resolve(&self, origin: &Origin, timeout: Duration) -> Result<std::net::SocketAddr, GatewayError> {
-        match tokio::time::timeout(timeout, self.resolver.resolve(&origin.host, origin.port)).await {
-            Ok(Ok(addr)) => Ok(addr),
-            Ok(Err(e)) => Err(GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority))),
-            Err(_) => Err(GatewayError::timeout(format!("upstream {}: name resolution timed out", origin.authority))),
+    /// The peer to connect to for `origin` (the raw proxy route's), within `timeout`: the
+    /// address from the DNS cache, or a tunnel through the forward proxy; a 502 when the egress
+    /// guard refuses the address. [`Upstreams::send`] does the same.
+    pub async fn peer_for(&self, origin: &Origin, timeout: Duration) -> Result<HttpPeer, GatewayError> {
+        let deadline = Instant::now() + timeout;
+        match self.active_egress() {
+            Some(egress) => Box::pin(self.egress_peer(&egress, origin, deadline, timeout)).await,
+            None => {
+                let addr = within!(deadline, self.resolver.resolve(&origin.host, origin.port))
+                    .map_err(|_| timed_out(&origin.authority, timeout))?
+                    .map_err(|e| unresolved(origin, &e))?;
+                Ok(peer(origin, addr))
+            }
         }
+    }
+
+    /// The egress settings when a proxy or the guard is configured: one atomic load otherwise.
+    /// (Boxed by the callers, so that the plain path's future stays the size it was.)
+    #[inline]
+    fn active_egress(&self) -> Option<Arc<Egress>> {
+        if self.egress_on.load(Ordering::Acquire) { self.egress.load_full() } else { None }
+    }
+
+    /// The peer for `origin` with a proxy or the guard configured.
+    ///
+    /// Without a proxy (or for an upstream `NO_PROXY` exempts), the address about to be
+    /// connected to is checked: every call resolves (through the cache) and checks, and a
+    /// pooled connection is keyed by that address, so a name that starts resolving to a
+    /// private address is refused from then on. Through a proxy, the proxy resolves the name
+    /// and connects; the guard checks what aigw can see: an IP literal, or the name as aigw's
+    /// resolver answers it (refused when that is private). A name aigw cannot resolve is left
+    /// to the proxy, whose own rules then decide.
+    async fn egress_peer(
+        &self,
+        egress: &Egress,
+        origin: &Origin,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<HttpPeer, GatewayError> {
+        match egress.proxy_for(origin.tls, &origin.host, origin.port) {
+            None => {
+                let addr = self
+                    .lookup(&origin.host, origin.port, deadline, timeout, origin)
+                    .await?
+                    .map_err(|e| unresolved(origin, &e))?;
+                egress::check(egress, origin, addr.ip())?;
+                Ok(peer(origin, addr))
+            }
+            Some(proxy) => {
+                if egress.deny_private {
+                    let seen = match origin.host.parse::<std::net::IpAddr>() {
+                        Ok(ip) => Some(ip),
+                        Err(_) => self
+                            .lookup(&origin.host, origin.port, deadline, timeout, origin)
+                            .await?
+                            .ok()
+                            .map(|a| a.ip()),
+                    };
+                    if let Some(ip) = seen {
+                        egress::check(egress, origin, ip)?;
+                    }
+                }
+                let proxy_addr =
+                    self.lookup(&proxy.host, proxy.port, deadline, timeout, origin).await?.map_err(|e| {
+                        GatewayError::bad_gateway(format!(
+                            "upstream {}: proxy {}: {e}",
+                            origin.authority, proxy.display
+                        ))
+                    })?;
+                Ok(egress::tunnel_peer(origin, proxy, proxy_addr))
+            }
+        }
+    }
+
+    /// `host:port` from the DNS cache; the outer error when `deadline` passes first (a 504 for
+    /// `origin`), the inner one when the name does not resolve.
+    async fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+        timeout: Duration,
+        origin: &Origin,
+    ) -> Result<Result<std::net::SocketAddr, String>, GatewayError> {
+        within!(deadline, self.resolver.resolve(host, port)).map_err(|_| timed_out(&origin.authority, timeout))
     }
 
     /// Return a fully read response's connection to the pool.
@@ -195,12 +301,12 @@ pub fn peer(origin: &Origin, addr: std::net::SocketAddr) -> HttpPeer {
     peer
 }
 
-fn timed_out(req: &UpstreamRequest, timeout: Duration) -> GatewayError {
-    GatewayError::timeout(format!(
-        "upstream {} did not answer within {} s",
-        req.origin.authority,
-        timeout.as_secs_f64()
-    ))
+fn unresolved(origin: &Origin, e: &str) -> GatewayError {
+    GatewayError::bad_gateway(format!("upstream {}: {e}", origin.authority))
+}
+
+fn timed_out(authority: &str, timeout: Duration) -> GatewayError {
+    GatewayError::timeout(format!("upstream {authority} did not answer within {} s", timeout.as_secs_f64()))
 }
 
 fn failed(req: &UpstreamRequest, e: &PError, timeout: Duration) -> GatewayError {
@@ -222,6 +328,11 @@ fn worker_key() -> u64 {
 
 fn transport_error(authority: &str, e: &PError, route_timeout: Duration) -> GatewayError {
     match e.etype {
+        // A failure at the forward proxy: the tunnel's own words, which name the proxy.
+        ErrorType::ConnectProxyFailure => GatewayError::bad_gateway(format!(
+            "upstream {authority}: {}",
+            e.context.as_ref().map_or("the forward proxy failed", |c| c.as_str())
+        )),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => GatewayError::timeout(
             format!("upstream {authority} did not answer within {} s", route_timeout.as_secs_f64()),
         ),
@@ -412,5 +523,63 @@ impl UpstreamResponse {
             Some(f) => f,
             None => Bytes::from(buf),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BaseUrl;
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    /// Upstreams whose resolver answers `answers` in turn (expiring at once: every call looks
+    /// the name up again, as one whose TTL ran out).
+    fn with_answers(answers: Vec<SocketAddr>) -> Upstreams {
+        let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
+        let lookup: super::super::dns::Lookup = Box::new(move |_, _| {
+            let next = answers.lock().unwrap().pop_front();
+            Box::pin(async move { next.map(|a| vec![a]).ok_or_else(|| std::io::Error::other("no more answers")) })
+        });
+        Upstreams {
+            connector: Arc::new(TransportConnector::new(None)),
+            resolver: Arc::new(Resolver::with_lookup(Duration::ZERO, lookup)),
+            route_timeout: DEFAULT_ROUTE_TIMEOUT,
+            egress: Arc::new(ArcSwapOption::empty()),
+            egress_on: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn guard(allow: &[&str]) -> Egress {
+        let map = serde_json::json!({"deny_private": true, "allow": allow});
+        Egress::parse(map.as_object().unwrap()).unwrap()
+    }
+
+    /// DNS rebinding: a name that answered a public address, then a private one, is refused on
+    /// the call that would connect to the private one; the check is made on every call.
+    #[tokio::test]
+    async fn a_name_rebinding_to_a_private_address_is_refused_on_the_next_call() {
+        let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
+        let up = with_answers(vec![
+            public,
+            "127.0.0.1:443".parse().unwrap(),
+            "[::ffff:169.254.169.254]:443".parse().unwrap(),
+            "10.20.0.5:443".parse().unwrap(),
+        ]);
+        up.set_egress(&guard(&["10.20.0.0/16"]));
+        let origin = BaseUrl::parse("https://api.rebind.example/v1").unwrap().origin;
+        let first = up.peer_for(&origin, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(first.address().as_inet(), Some(&public));
+        for class in ["loopback", "link-local"] {
+            let e = up.peer_for(&origin, Duration::from_secs(5)).await.unwrap_err();
+            assert_eq!(e.status, 502);
+            let message = e.message();
+            assert!(message.contains("api.rebind.example resolves to") && message.contains(class), "{message}");
+        }
+        // An allowed network passes.
+        assert!(up.peer_for(&origin, Duration::from_secs(5)).await.is_ok());
+        // Off: nothing is checked.
+        let up = with_answers(vec!["127.0.0.1:443".parse().unwrap()]);
+        assert!(up.peer_for(&origin, Duration::from_secs(5)).await.is_ok());
     }
 }

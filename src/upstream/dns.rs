@@ -22,7 +22,7 @@ struct Entry {
 }
 
 /// The name lookup behind the cache: the system resolver, or a stand-in in tests.
-type Lookup =
+pub(super) type Lookup =
     Box<dyn Fn(String, u16) -> futures::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> + Send + Sync>;
 
 /// A caching resolver shared by all requests.
@@ -49,7 +49,7 @@ impl Resolver {
         )
     }
 
-    fn with_lookup(ttl: Duration, lookup: Lookup) -> Self {
+    pub(super) fn with_lookup(ttl: Duration, lookup: Lookup) -> Self {
         Resolver { ttl, cache: RwLock::new(HashMap::new()), lookup }
     }
 

@@ -1,8 +1,10 @@
 //! Talking to providers: base URLs, name resolution, and the HTTP exchange itself over
-//! Pingora's pooled connector (HTTP/1.1 keep-alive, rustls with the system roots, SNI = host).
+//! Pingora's pooled connector (HTTP/1.1 keep-alive, rustls with the system roots, SNI = host),
+//! directly or through a forward proxy's CONNECT tunnel, behind the egress guard (`egress`).
 
 mod client;
 mod dns;
+mod egress;
 
 pub use client::{UpstreamResponse, Upstreams, peer};
 pub use dns::Resolver;

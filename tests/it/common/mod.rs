@@ -8,6 +8,7 @@ pub mod chromium;
 pub mod fake;
 pub mod redis;
 pub mod replay;
+pub mod tinyproxy;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -312,6 +313,48 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_aigw")
 }
 
+/// The path of `binary`, installed from Debian's package `package` when the machine lacks it
+/// (`apt-get install -y`, with `apt-get update` first if that fails; through `sudo` when not
+/// root), as `scripts/instructions.sh` does for valgrind. Callers keep the answer in a
+/// `OnceLock`, so one test process installs a package once.
+pub fn debian_binary(binary: &str, package: &str) -> PathBuf {
+    let find = || {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+    };
+    if let Some(p) = find() {
+        return p;
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = ["install", "-y", "-qq", package];
+    if !apt(&install) {
+        assert!(apt(&["update", "-qq"]), "apt-get update failed: cannot install {package}");
+        assert!(apt(&install), "apt-get install {package} failed");
+    }
+    find().unwrap_or_else(|| panic!("{package} installed but {binary} not found"))
+}
+
+/// The environment variables that point aigw at a forward proxy (or exempt hosts from it).
+pub const PROXY_VARIABLES: [&str; 8] =
+    ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
+
 fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Child {
     let out = std::fs::File::create(log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -335,6 +378,10 @@ fn spawn(config: &Path, log: &Path, port: u16, envs: &[(&str, &str)], unset: &[&
         .stderr(err);
     for k in unset {
         cmd.env_remove(k);
+    }
+    // A forward proxy in the developer's environment is not the tests' (they set their own).
+    for var in PROXY_VARIABLES {
+        cmd.env_remove(var);
     }
     for (k, v) in envs {
         cmd.env(k, v);

@@ -26,39 +26,7 @@ pub struct Redis {
 /// The `redis-server` binary, installed when missing (once per test process).
 pub fn server_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let find = || {
-            std::env::var_os("PATH")
-                .into_iter()
-                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-                .map(|d| d.join("redis-server"))
-                .find(|p| p.is_file())
-        };
-        if let Some(p) = find() {
-            return p;
-        }
-        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-        let apt = |args: &[&str]| {
-            let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
-            if !root {
-                cmd.arg("apt-get");
-            }
-            cmd.args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let install = ["install", "-y", "-qq", "redis-server"];
-        if !apt(&install) {
-            assert!(apt(&["update", "-qq"]), "apt-get update failed: cannot install redis-server");
-            assert!(apt(&install), "apt-get install redis-server failed");
-        }
-        find().expect("redis-server installed but not found")
-    })
+    BINARY.get_or_init(|| super::debian_binary("redis-server", "redis-server"))
 }
 
 impl Redis {

@@ -4,35 +4,13 @@
 //! are verified against the system roots (here a private CA via `SSL_CERT_FILE`) with SNI = host.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::{NATIVE, V1, chat, chat_ok, config, tls_acceptor, v1_chat};
 use crate::common;
 use crate::common::upstream::{MockUpstream, Reply};
-use crate::common::{Gateway, free_port, sse_data, yaml};
+use crate::common::{Gateway, free_port, sse_data};
 use serde_json::{Value, json};
-
-fn chat_ok() -> Value {
-    json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-           "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-}
-
-fn config(base: &str) -> String {
-    yaml(&json!({"endpoints": [{"name": "chat", "endpoint_type": "llm/v1/chat",
-        "model": {"provider": "openai", "name": "gpt-4o-mini", "config": {"openai_api_key": "sk-test", "openai_api_base": base}}}]}))
-}
-
-fn chat(stream: bool) -> Value {
-    json!({"messages": [{"role": "user", "content": "hi"}], "stream": stream})
-}
-
-fn v1_chat(stream: bool) -> Value {
-    json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
-}
-
-const NATIVE: &str = "/endpoints/chat/invocations";
-const V1: &str = "/v1/chat/completions";
 
 #[tokio::test]
 async fn timeouts_are_504() {
@@ -234,50 +212,10 @@ async fn keep_alive_to_the_upstream_is_reused() {
     assert_eq!(upstream.connections(), 1, "the pooled upstream connection is reused");
 }
 
-/// The server names (SNI) TLS clients asked for, in order.
-type SniLog = Arc<std::sync::Mutex<Vec<Option<String>>>>;
-
-/// Serves one certificate and records each handshake's SNI.
-#[derive(Debug)]
-struct RecordSni {
-    key: Arc<tokio_rustls::rustls::sign::CertifiedKey>,
-    seen: SniLog,
-}
-
-impl tokio_rustls::rustls::server::ResolvesServerCert for RecordSni {
-    fn resolve(
-        &self,
-        hello: tokio_rustls::rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
-        self.seen.lock().unwrap().push(hello.server_name().map(str::to_owned));
-        Some(self.key.clone())
-    }
-}
-
-/// A TLS acceptor for `localhost` (its CA file written into `dir`) that records SNI.
-fn tls_acceptor(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf, SniLog) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, cert.cert.pem()).unwrap();
-    let certs = vec![cert.cert.der().clone()];
-    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-    let signing = tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
-    let seen = SniLog::default();
-    let resolver =
-        RecordSni { key: Arc::new(tokio_rustls::rustls::sign::CertifiedKey::new(certs, signing)), seen: seen.clone() };
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    (tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca_path, seen)
-}
-
 #[tokio::test]
 async fn https_upstream_with_system_roots_and_sni() {
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca, sni) = tls_acceptor(dir.path());
+    let (acceptor, ca, sni) = tls_acceptor(dir.path(), &["localhost"]);
     let upstream = MockUpstream::start_tls(acceptor).await;
     upstream.always_json(200, chat_ok());
     let port = upstream.addr.port();
@@ -349,7 +287,7 @@ async fn stream_events_are_relayed_while_the_upstream_is_still_sending() {
 async fn a_request_the_upstream_read_is_never_sent_twice() {
     let upstream = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let pingora_conf = one_worker(dir.path());
+    let pingora_conf = super::one_worker(dir.path());
     let gw =
         Gateway::start_with(&config(&format!("{}/v1", upstream.url())), &[], &["-c", pingora_conf.to_str().unwrap()])
             .await;
@@ -383,14 +321,6 @@ async fn a_request_the_upstream_read_is_never_sent_twice() {
     gw.assert_alive().await;
 }
 
-/// A Pingora configuration with one worker thread (written into `dir`): upstream connections
-/// are pooled per worker, and a test of the pool needs every request to see the same one.
-fn one_worker(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("pingora.yaml");
-    std::fs::write(&path, "---\nversion: 1\nthreads: 1\n").unwrap();
-    path
-}
-
 /// Wait until the mock upstream has closed `n` connections and its FIN has reached the gateway's
 /// socket (no socket is ESTABLISHED to the upstream any more).
 async fn until_closed(upstream: &MockUpstream, n: usize) {
@@ -408,10 +338,10 @@ async fn until_closed(upstream: &MockUpstream, n: usize) {
 async fn a_pooled_connection_closed_while_idle_is_not_used() {
     let plain = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca, _) = tls_acceptor(dir.path());
+    let (acceptor, ca, _) = tls_acceptor(dir.path(), &["localhost"]);
     let tls = MockUpstream::start_tls(acceptor).await;
     let ca = ca.to_str().unwrap();
-    let pingora_conf = one_worker(dir.path());
+    let pingora_conf = super::one_worker(dir.path());
     let pingora_conf = pingora_conf.to_str().unwrap();
     for (upstream, base) in
         [(&plain, format!("{}/v1", plain.url())), (&tls, format!("https://localhost:{}/v1", tls.addr.port()))]
