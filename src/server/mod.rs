@@ -331,6 +331,9 @@ impl ProxyHttp for GatewayProxy {
                 _ => GatewayError::new(code, kind, message),
             };
             let snapshot = ctx.snapshot.clone().unwrap_or_else(|| self.state.config.load_full());
+            // The connection is not reused after this (below): the answer says so
+            // (`Connection: close`), or a client would send its next request on it and see a reset.
+            session.set_keepalive(None);
             let _ = write::respond(session, &self.state, &snapshot, ctx, family, Response::Error(err)).await;
         }
         FailToProxy { error_code: code, can_reuse_downstream: false }

@@ -170,8 +170,12 @@ async fn upstream_failures_are_json_errors() {
     let upstream = MockUpstream::start().await;
     upstream.push(Reply::Close);
     let (gw, _audit) = start(&upstream, json!({})).await;
-    let (status, body) = gw.post("/gateway/proxy/chat/anything", &json!({})).await;
-    assert_eq!(status, 502, "{body}");
+    let r = gw.client.post(gw.url("/gateway/proxy/chat/anything")).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    // aigw closes the connection after a failed proxy call, and says so: a client that sent its
+    // next request on it would see a reset.
+    assert_eq!(r.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
+    let body: Value = r.json().await.unwrap();
     assert!(body["detail"].is_string(), "MLflow's shape: {body}");
     // A reset in the middle of the answer: the client's body ends short (a chunked body
     // without its last chunk), and the gateway keeps serving.
