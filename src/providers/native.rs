@@ -484,7 +484,8 @@ mod tests {
         assert!(err.is_none(), "{err:?}");
         assert_eq!(text, format!("{first}{last}"), "each event's JSON, for the client API's encoder to frame");
         let usage = usage.unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (Some(4), Some(2), Some(9)));
+        // Output counts the thoughts too (candidates 2 + thoughts 3), as MLflow 3.18 does.
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (Some(4), Some(5), Some(9)));
 
         let (_, err, _) =
             run(relay(NativeApi::GeminiGenerateContent, true, "gemini"), &[&format!("data: {first}\n\n")]);

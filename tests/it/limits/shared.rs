@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 /// `aigw.shared_state` for `redis`: a generous `timeout_ms` (tests run in parallel on a busy
 /// machine) unless `extra` sets one.
 fn shared_state(redis: &Redis, extra: Value) -> Value {
-    let mut s = json!({"url": redis.url(), "timeout_ms": 2000});
+    let mut s = json!({"url": redis.url(), "timeout_ms": 10000});
     if let Value::Object(o) = extra {
         for (k, v) in o {
             s[k] = v;
