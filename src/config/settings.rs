@@ -463,8 +463,8 @@ impl Settings {
             return Ok(());
         }
         if let Some(url) = std::env::var(STORAGE_URI_ENV).ok().filter(|u| is_redis_url(u.trim())) {
-            let url = secret::resolve(url.trim()).map_err(|e| FieldError::new(STORAGE_URI_ENV, e))?;
-            self.shared_state = Some(shared_state_defaults(url, STORAGE_URI_ENV)?);
+            let url = secret::resolve_url(url.trim()).map_err(|e| FieldError::new(STORAGE_URI_ENV, e))?;
+            self.shared_state = Some(shared_state_defaults(Secret::new(url), STORAGE_URI_ENV)?);
         }
         Ok(())
     }
@@ -494,8 +494,13 @@ fn shared_state_defaults(url: Secret, field: &str) -> Result<SharedState, FieldE
     if !is_redis_url(url.expose()) {
         return Err(FieldError::new(field, "expected a redis:// or rediss:// URL"));
     }
+    // Only the URL's credentials (and its query, which may carry them) are secrets: the rest,
+    // scheme, host, port and database, is what messages name (`display`).
     if let Some(password) = url_password(url.expose()) {
         secret::register(password);
+    }
+    if let Some((_, query)) = url.expose().split_once('?').filter(|(_, q)| !q.is_empty()) {
+        secret::register(query);
     }
     Ok(SharedState {
         display: display_url(url.expose()),
@@ -508,10 +513,10 @@ fn shared_state_defaults(url: Secret, field: &str) -> Result<SharedState, FieldE
 
 fn parse_shared_state(map: &Map<String, Value>) -> Result<SharedState, FieldError> {
     let mut m = ConfigMap::new(map, "aigw.shared_state");
-    let url = match m.secret("url")? {
-        Some(url) => url,
+    let url = match m.string("url")? {
+        Some(url) => Secret::new(secret::resolve_url(&url).map_err(|e| m.error("url", e))?),
         None => match std::env::var(STORAGE_URI_ENV).ok().filter(|u| is_redis_url(u.trim())) {
-            Some(url) => secret::resolve(url.trim()).map_err(|e| m.error("url", e))?,
+            Some(url) => Secret::new(secret::resolve_url(url.trim()).map_err(|e| m.error("url", e))?),
             None => {
                 return Err(
                     m.error("url", format!("Field required (a redis:// or rediss:// URL, or {STORAGE_URI_ENV})"))
@@ -941,6 +946,22 @@ mod tests {
         assert_eq!(display_url("rediss://user:p%40ss@cache.internal:6380/2?x=1"), "rediss://cache.internal:6380/2");
         assert_eq!(url_password("redis://user:pw@h"), Some("pw"));
         assert_eq!(url_password("redis://h:1"), None);
+    }
+
+    /// Only a Redis URL's password (and query) become secrets to scrub: the host and port stay
+    /// readable in messages that name the shared state.
+    #[test]
+    fn redis_urls_keep_their_host_readable() {
+        let (s, secrets) = secret::collect(|| {
+            parse(json!({"shared_state": {"url": "redis://:sekrit-redis-pass@127.0.0.1:6379/0?tok=abc"}})).unwrap()
+        });
+        assert_eq!(s.shared_state.unwrap().display, "redis://127.0.0.1:6379/0");
+        assert!(secrets.iter().any(|v| v == "sekrit-redis-pass"), "{secrets:?}");
+        assert!(secrets.iter().any(|v| v == "tok=abc"), "{secrets:?}");
+        assert!(!secrets.iter().any(|v| v.contains("127.0.0.1")), "the host is not a secret: {secrets:?}");
+        let (_, secrets) =
+            secret::collect(|| parse(json!({"shared_state": {"url": "redis://cache.internal:6379"}})).unwrap());
+        assert!(secrets.is_empty(), "{secrets:?}");
     }
 
     #[test]
