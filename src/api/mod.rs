@@ -81,3 +81,22 @@ impl Reply {
         }
     }
 }
+
+/// A unified `{"type": "text", "text": …}` content part (the client APIs' request parsers build
+/// unified messages from their own parts).
+pub(crate) fn text_part(text: &str) -> Value {
+    let mut part = Map::with_capacity(2);
+    part.insert("type".into(), Value::from("text"));
+    part.insert("text".into(), Value::from(text));
+    Value::Object(part)
+}
+
+/// A unified message; `content` none leaves the key out.
+pub(crate) fn message(role: &str, content: Option<Value>) -> Map<String, Value> {
+    let mut m = Map::with_capacity(3);
+    m.insert("role".into(), Value::from(role));
+    if let Some(c) = content {
+        m.insert("content".into(), c);
+    }
+    m
+}

@@ -208,13 +208,19 @@ pub(crate) mod tests {
             h.extend_from_slice(&(v.len() as u16).to_be_bytes());
             h.extend_from_slice(v.as_bytes());
         }
+        frame(&h, payload)
+    }
+
+    /// One message around an already encoded header block `h` (any header types, or a broken
+    /// block) and `payload`, with both CRCs.
+    fn frame(h: &[u8], payload: &[u8]) -> Vec<u8> {
         let total = PRELUDE + h.len() + payload.len() + 4;
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&(total as u32).to_be_bytes());
         out.extend_from_slice(&(h.len() as u32).to_be_bytes());
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_be_bytes());
-        out.extend_from_slice(&h);
+        out.extend_from_slice(h);
         out.extend_from_slice(payload);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -279,15 +285,7 @@ pub(crate) mod tests {
         h.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
         name(&mut h, "u", 9);
         h.extend_from_slice(&[9u8; 16]);
-        let total = PRELUDE + h.len() + 4;
-        let mut msg = Vec::new();
-        msg.extend_from_slice(&(total as u32).to_be_bytes());
-        msg.extend_from_slice(&(h.len() as u32).to_be_bytes());
-        let crc = crc32fast::hash(&msg);
-        msg.extend_from_slice(&crc.to_be_bytes());
-        msg.extend_from_slice(&h);
-        let crc = crc32fast::hash(&msg);
-        msg.extend_from_slice(&crc.to_be_bytes());
+        let msg = frame(&h, &[]);
 
         let mut d = FrameDecoder::new();
         d.push(&msg);
@@ -349,15 +347,7 @@ pub(crate) mod tests {
     fn truncated_header_block_is_an_error() {
         // A string header claiming 100 bytes inside a 10-byte block.
         let h = [1u8, b'k', 7, 0, 100, b'a', b'b', b'c', b'd', b'e'];
-        let total = PRELUDE + h.len() + 4;
-        let mut msg = Vec::new();
-        msg.extend_from_slice(&(total as u32).to_be_bytes());
-        msg.extend_from_slice(&(h.len() as u32).to_be_bytes());
-        let crc = crc32fast::hash(&msg);
-        msg.extend_from_slice(&crc.to_be_bytes());
-        msg.extend_from_slice(&h);
-        let crc = crc32fast::hash(&msg);
-        msg.extend_from_slice(&crc.to_be_bytes());
+        let msg = frame(&h, &[]);
         let mut d = FrameDecoder::new();
         d.push(&msg);
         assert!(d.next_message().unwrap_err().0.contains("truncated"));

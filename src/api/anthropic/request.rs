@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::{Parsed, call_id};
+use crate::api::{Parsed, call_id, message, text_part};
 use crate::error::GatewayError;
 use crate::schema::{self, EndpointType, Extensions, SignedThinking};
 
@@ -138,24 +138,6 @@ fn integer(value: &Value, loc: &Loc<'_>, min: u64) -> Result<u64, GatewayError> 
         },
         _ => Err(invalid(loc, "Input should be a valid integer")),
     }
-}
-
-/// A `{"type": "text", "text": …}` part.
-fn text_part(text: &str) -> Value {
-    let mut part = Map::with_capacity(2);
-    part.insert("type".into(), Value::from("text"));
-    part.insert("text".into(), Value::from(text));
-    Value::Object(part)
-}
-
-/// A unified message; `content` none leaves the key out.
-fn message(role: &'static str, content: Option<Value>) -> Map<String, Value> {
-    let mut m = Map::with_capacity(3);
-    m.insert("role".into(), Value::from(role));
-    if let Some(c) = content {
-        m.insert("content".into(), c);
-    }
-    m
 }
 
 /// Content parts as unified content: one text part is a plain string; none is no content.

@@ -13,7 +13,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::INCLUDE_THOUGHTS;
-use crate::api::Parsed;
+use crate::api::{Parsed, message, text_part};
 use crate::error::GatewayError;
 use crate::schema::{self, EndpointType, Extensions, SignedThinking};
 
@@ -178,24 +178,6 @@ fn integer(value: &Value, loc: &Loc<'_>) -> Result<i64, GatewayError> {
         _ => None,
     };
     n.ok_or_else(|| invalid(loc, "expected an integer"))
-}
-
-/// A `{"type": "text", "text": …}` part.
-fn text_part(text: &str) -> Value {
-    let mut part = Map::with_capacity(2);
-    part.insert("type".into(), Value::from("text"));
-    part.insert("text".into(), Value::from(text));
-    Value::Object(part)
-}
-
-/// A unified message; `content` none leaves the key out.
-fn message(role: &'static str, content: Option<Value>) -> Map<String, Value> {
-    let mut m = Map::with_capacity(3);
-    m.insert("role".into(), Value::from(role));
-    if let Some(c) = content {
-        m.insert("content".into(), c);
-    }
-    m
 }
 
 /// One part of a `Content`, as far as the translation is concerned.

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::{Parsed, call_id};
+use crate::api::{self, Parsed, call_id, text_part};
 use crate::error::GatewayError;
 use crate::schema::{EndpointType, Extensions, Request, SignedThinking, request_from_value};
 
@@ -672,17 +672,7 @@ enum Parts {
 }
 
 fn message(role: &str, content: Value) -> Value {
-    let mut m = Map::with_capacity(2);
-    m.insert("role".into(), Value::from(role));
-    m.insert("content".into(), content);
-    Value::Object(m)
-}
-
-fn text_part(text: &str) -> Value {
-    let mut m = Map::with_capacity(2);
-    m.insert("type".into(), Value::from("text"));
-    m.insert("text".into(), Value::from(text));
-    Value::Object(m)
+    Value::Object(api::message(role, Some(content)))
 }
 
 fn has(o: &Map<String, Value>, key: &str) -> bool {
